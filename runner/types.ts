@@ -1,0 +1,172 @@
+// The stage contract and the shapes the runner passes around. Stages depend on this file only;
+// everything else in runner/ is the runner's business (caching, atomicity, logging, placement).
+
+/** What an artifact holds; input ports are typed by it and the validator checks that kinds match. */
+export type ArtifactKind =
+  | 'host' // provision: where stages run
+  | 'files' // raw files: fetch-kaggle, images, synth-images, command (default)
+  | 'dataset' // split: train/valid/sample/test folders, one per class, plus split.json
+  | 'model' // finetune: model.json + weights, classes.json, history.json, preprocess.json
+  | 'evaluation' // evaluate: predictions.csv, metrics.json, analysis.json, submission.csv
+  | 'report' // report: index.html, report.md, metrics.json
+  | 'any'; // a port that takes any kind (command stage inputs, report extras)
+
+export const ARTIFACT_KINDS: readonly ArtifactKind[] = [
+  'host',
+  'files',
+  'dataset',
+  'model',
+  'evaluation',
+  'report',
+  'any',
+];
+
+/** True when an upstream artifact of kind `produced` may feed a port that expects `port`. */
+export function kindFits(port: ArtifactKind, produced: ArtifactKind): boolean {
+  return port === 'any' || produced === 'any' || port === produced;
+}
+
+/** A JSON Schema (draft-07 subset that ajv understands); `default`s are applied before `run`. */
+export type JsonSchema = Record<string, unknown>;
+
+export interface InputPort {
+  readonly kind: ArtifactKind;
+  readonly required?: boolean; // default true
+  readonly description?: string;
+}
+
+/** One file of an artifact, as listed in its manifest. */
+export interface ManifestEntry {
+  readonly path: string; // relative, '/'-separated
+  readonly size: number;
+  readonly sha256: string;
+}
+
+/** What meta.json holds: how an artifact was made. Never secrets. */
+export interface ArtifactMeta {
+  readonly key: string;
+  readonly contentHash: string;
+  readonly stage: string; // stage id in the pipeline, e.g. "finetune"
+  readonly uses: string; // built-in stage name, e.g. "finetune-vgg16"
+  readonly version: number;
+  readonly params: Record<string, unknown>;
+  readonly inputs: Record<string, string>; // port -> content hash
+  readonly createdAt: string;
+  readonly durationMs: number;
+  readonly runId: string;
+  readonly host: string;
+  readonly metrics?: Record<string, number>;
+  /** Whatever the stage returned in StageResult.meta (backend, engine, counts...). */
+  readonly info?: Record<string, unknown>;
+}
+
+/** A committed, immutable artifact in the cache. */
+export interface Artifact {
+  readonly kind: ArtifactKind;
+  readonly key: string;
+  readonly contentHash: string;
+  /** Absolute path of the artifact's files (read-only for consumers). */
+  readonly dir: string;
+  readonly meta: ArtifactMeta;
+}
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  debug(message: string): void;
+}
+
+/** Progress of one long piece of work: a bar on a TTY, periodic plain lines otherwise. */
+export interface Progress {
+  /** Advance by n units (default 1); `status` is a short suffix such as "loss 0.31". */
+  tick(n?: number, status?: string): void;
+  /** Set the absolute position. */
+  update(done: number, status?: string): void;
+  /** Change the total once it is known (e.g. from a Content-Length). */
+  setTotal(total: number): void;
+  done(status?: string): void;
+}
+
+/** One upstream stage of the stage being run (transitively), for stages that summarise a run. */
+export interface LineageEntry {
+  readonly stage: string;
+  readonly uses: string;
+  readonly artifact: Artifact;
+}
+
+export interface StageContext<P> {
+  /** Resolved `with:` params, defaults applied, `${...}` substituted. */
+  readonly params: P;
+  readonly inputs: Readonly<Record<string, Artifact>>;
+  /** The stage's id in the pipeline ("finetune"). */
+  readonly stageId: string;
+  readonly pipelineName: string;
+  /** Directory of the pipeline file: relative paths in params resolve against it. */
+  readonly pipelineDir: string;
+  /** Write the artifact's files here and only here. Starts empty. */
+  readonly outDir: string;
+  /**
+   * A directory that survives an interrupted or failed attempt of this same stage key (same
+   * params and inputs) and is deleted once the artifact is committed: checkpoints, partial
+   * downloads.
+   */
+  readonly workDir: string;
+  readonly log: Logger;
+  progress(label: string, total?: number): Progress;
+  readonly signal: AbortSignal;
+  /**
+   * A content-addressed sub-artifact owned by the runner's cache (e.g. cached frozen-layer
+   * features, downloaded weight files): `build` fills `dir` once per distinct `key`; later calls
+   * with an equal key return the committed directory without building. Atomic like artifacts.
+   */
+  derived(name: string, key: unknown, build: (dir: string) => Promise<void>): Promise<string>;
+  /** Every upstream stage, transitively, in dependency order. */
+  readonly lineage: readonly LineageEntry[];
+  readonly runId: string;
+}
+
+export interface StageResult {
+  /** Headline numbers (accuracy, log_loss ...): go to meta.json and the run record. */
+  readonly metrics?: Record<string, number>;
+  /** Extra facts for meta.json: backend, engine, counts. Never secrets. */
+  readonly meta?: Record<string, unknown>;
+  /** One line shown after the stage finishes. */
+  readonly summary?: string;
+}
+
+export interface Stage<P = Record<string, unknown>> {
+  readonly name: string;
+  /** Bump when the stage's output changes for the same params and inputs. */
+  readonly version: number;
+  readonly description: string;
+  /** Schema of `with:`; must set additionalProperties: false and document every property. */
+  readonly params: JsonSchema;
+  readonly inputs: Readonly<Record<string, InputPort>>;
+  /** Output kind, or a function of the (resolved) params for stages like `command`. */
+  readonly output: ArtifactKind | ((params: P) => ArtifactKind);
+  /** 'never': run every time (provision re-checks the real world). Default 'content'. */
+  readonly cache?: 'content' | 'never';
+  /**
+   * Param names whose values are placement or secrets, not data: left out of the cache key.
+   * (e.g. fetch-kaggle's endpoint: a mirror serves the same bytes.)
+   */
+  readonly keyExclude?: readonly string[];
+  /**
+   * Extra material for the cache key that params alone do not capture: e.g. the content
+   * hash of a local folder named by a param, or of the `deps` files of a command stage.
+   * Must be cheap on a no-op run (use the stat cache in runner/hash-files.ts).
+   */
+  keyExtra?(params: P, pipelineDir: string): Promise<unknown>;
+  run(ctx: StageContext<P>): Promise<StageResult | void>;
+}
+
+/** Thrown by stages for expected failures: printed as one clean line, no stack trace. */
+export class StageError extends Error {
+  override readonly name = 'StageError';
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,107 @@
+// `uses: command`: run any external program as a stage, like DVC's `cmd`. Whatever it writes
+// under its working directory (the stage's output dir) is the artifact.
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import path from 'node:path';
+import type { ArtifactKind, Stage } from '../runner/types.js';
+import { ARTIFACT_KINDS, StageError } from '../runner/types.js';
+import { hashFiles } from '../runner/hash-files.js';
+
+export interface CommandParams {
+  run: string | string[];
+  deps: string[];
+  env: Record<string, string>;
+  kind: ArtifactKind;
+}
+
+export const commandStage: Stage<CommandParams> = {
+  name: 'command',
+  version: 1,
+  description:
+    'Runs an external program (through the shell when `run` is a string, directly when it is a list). ' +
+    'Its working directory is the output dir; stdout and stderr are saved to log.txt there.',
+  params: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['run'],
+    properties: {
+      run: {
+        description: 'Shell command line, or an argv list run without a shell.',
+        oneOf: [
+          { type: 'string', minLength: 1 },
+          { type: 'array', minItems: 1, items: { type: 'string' } },
+        ],
+      },
+      deps: {
+        description: 'Globs of project files (relative to the pipeline file) whose content goes into the cache key.',
+        type: 'array',
+        items: { type: 'string', minLength: 1 },
+        default: [],
+      },
+      env: {
+        description: 'Extra environment variables.',
+        type: 'object',
+        additionalProperties: { type: 'string' },
+        default: {},
+      },
+      kind: {
+        description: 'Artifact kind of the output, so it can feed typed ports.',
+        enum: ARTIFACT_KINDS.filter((k) => k !== 'any'),
+        default: 'files',
+      },
+    },
+  },
+  inputs: {},
+  output: (p) => p.kind,
+  async keyExtra(params, pipelineDir) {
+    if (params.deps.length === 0) return undefined;
+    return hashFiles(pipelineDir, params.deps);
+  },
+  async run(ctx) {
+    const { execa } = await import('execa');
+    const { run, env } = ctx.params;
+    const logPath = path.join(ctx.outDir, 'log.txt');
+    const logFile = createWriteStream(logPath);
+    const inputsEnv: Record<string, string> = {};
+    for (const [port, artifact] of Object.entries(ctx.inputs)) {
+      inputsEnv[`PIPE_IN_${port.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = artifact.dir;
+    }
+    const childEnv = {
+      ...env,
+      ...inputsEnv,
+      PIPE_OUT: ctx.outDir,
+      PIPE_PARAMS: JSON.stringify(ctx.params),
+      PIPE_PIPELINE_DIR: ctx.pipelineDir,
+    };
+    const options = {
+      cwd: ctx.outDir,
+      env: childEnv,
+      cancelSignal: ctx.signal,
+      reject: false,
+      all: true,
+      buffer: false,
+      stdin: 'ignore' as const,
+      // Give the program a moment to clean up on Ctrl-C before it is killed.
+      forceKillAfterDelay: 3000,
+    };
+    const child = typeof run === 'string' ? execa(run, { ...options, shell: true }) : execa(run[0]!, run.slice(1), options);
+    let pending = '';
+    child.all?.on('data', (chunk: Buffer) => {
+      logFile.write(chunk);
+      pending += chunk.toString('utf8');
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) ctx.log.info(line);
+    });
+    const result = await child;
+    if (pending) ctx.log.info(pending);
+    logFile.end();
+    await once(logFile, 'close');
+    if (ctx.signal.aborted) throw new StageError('interrupted');
+    if (result.failed) {
+      const why = result.exitCode !== undefined ? `exit code ${result.exitCode}` : (result.signal ?? result.shortMessage);
+      throw new StageError(`command failed (${why})`);
+    }
+    return {};
+  },
+};

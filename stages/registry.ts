@@ -1,0 +1,17 @@
+// The stage registry: the single source of truth for what `uses:` may name. The pipeline JSON
+// Schema, the README's parameter reference and the validator are all generated from it.
+// Stage modules stay light at import time (no TensorFlow.js, ONNX Runtime, sharp or h5wasm at
+// the top level) so that `pipe validate`, `status` and `graph` start fast.
+import type { Stage } from '../runner/types.js';
+import { commandStage } from './command.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyStage = Stage<any>;
+
+const stages: readonly AnyStage[] = [commandStage];
+
+export const registry: ReadonlyMap<string, AnyStage> = new Map(stages.map((s) => [s.name, s]));
+
+export function getStage(name: string): AnyStage | undefined {
+  return registry.get(name);
+}
