@@ -142,6 +142,11 @@ export interface Stage<P = Record<string, unknown>> {
   /** Schema of `with:`; must set additionalProperties: false and document every property. */
   readonly params: JsonSchema;
   readonly inputs: Readonly<Record<string, InputPort>>;
+  /**
+   * Ports that `inputs` may name beyond the declared ones (the command stage takes any port
+   * name, of any kind). Undeclared ports are an error when this is not set.
+   */
+  readonly extraInputs?: InputPort;
   /** Output kind, or a function of the (resolved) params for stages like `command`. */
   readonly output: ArtifactKind | ((params: P) => ArtifactKind);
   /** 'never': run every time (provision re-checks the real world). Default 'content'. */

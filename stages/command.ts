@@ -52,6 +52,7 @@ export const commandStage: Stage<CommandParams> = {
     },
   },
   inputs: {},
+  extraInputs: { kind: 'any', required: false, description: 'any upstream artifact; its path is in PIPE_IN_<PORT>' },
   output: (p) => p.kind,
   async keyExtra(params, pipelineDir) {
     if (params.deps.length === 0) return undefined;

@@ -4,11 +4,12 @@
 // the top level) so that `pipe validate`, `status` and `graph` start fast.
 import type { Stage } from '../runner/types.js';
 import { commandStage } from './command.js';
+import { reportStage } from './report.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyStage = Stage<any>;
 
-const stages: readonly AnyStage[] = [commandStage];
+const stages: readonly AnyStage[] = [commandStage, reportStage];
 
 export const registry: ReadonlyMap<string, AnyStage> = new Map(stages.map((s) => [s.name, s]));
 

@@ -1,0 +1,121 @@
+// The `pipe` command line. Each sub-command's module is imported only when it runs, so
+// `validate`, `status` and `graph` never load TensorFlow.js. One top-level catch maps
+// ExitError to its exit code; anything else is an internal error.
+import { Command, CommanderError, Option } from 'commander';
+import { ExitError, EXIT } from './errors.js';
+import { pipeVersion } from './version.js';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+function pipelineOptions(cmd: Command): Command {
+  return cmd
+    .option('--set <path=value>', 'override any value, e.g. stages.split.with.valid=500 (repeatable)', collect)
+    .option('-p, --param <key=value>', 'override a pipeline param, e.g. -p seed=7 (repeatable)', collect)
+    .option('--params-file <file>', 'YAML mapping merged over the pipeline params')
+    .option('--cache-dir <dir>', 'cache location (default: .pipe next to the pipeline file; env PIPE_CACHE_DIR)');
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('pipe')
+    .description('Reproducible deep-learning pipelines from YAML, with a content-addressed stage cache.')
+    .version(pipeVersion(), '-V, --version')
+    .showSuggestionAfterError()
+    .exitOverride();
+
+  pipelineOptions(
+    program
+      .command('run')
+      .description('run a pipeline: stages in dependency order, unchanged ones from the cache')
+      .argument('<file>', 'pipeline YAML')
+      .option('--only <stage...>', 'run only these stages (their upstream must be cached)')
+      .option('--from <stage>', 'run this stage and everything downstream of it')
+      .option('--until <stage>', 'run this stage and everything it needs')
+      .option('--force', 'ignore the cache for the selected stages')
+      .option('--dry-run', 'print the plan and why each stage would run, run nothing')
+      .option('-k, --keep-going', 'after a failure, go on with stages that do not depend on it')
+      .option('-j, --jobs <n>', 'stages to run at once (default: number of cores)'),
+  ).action(async (file: string, flags) => {
+    const { runCommand } = await import('./commands/run.js');
+    process.exitCode = await runCommand(file, flags);
+  });
+
+  program
+    .command('validate')
+    .description('check pipelines against the schema and the graph rules; report every problem, located')
+    .argument('<files...>', 'pipeline YAML files')
+    .option('--set <path=value>', 'override a value before validating (repeatable)', collect)
+    .option('-p, --param <key=value>', 'override a pipeline param (repeatable)', collect)
+    .option('--params-file <file>', 'YAML mapping merged over the pipeline params')
+    .action(async (files: string[], flags) => {
+      const { validateCommand } = await import('./commands/validate.js');
+      process.exitCode = await validateCommand(files, flags);
+    });
+
+  pipelineOptions(
+    program.command('status').description('one line per stage: cached, would run (and why), or waiting on upstream').argument('<file>', 'pipeline YAML').option('--json', 'machine-readable output'),
+  ).action(async (file: string, flags) => {
+    const { statusCommand } = await import('./commands/status.js');
+    process.exitCode = await statusCommand(file, flags);
+  });
+
+  pipelineOptions(
+    program
+      .command('graph')
+      .description('print the stage graph')
+      .argument('<file>', 'pipeline YAML')
+      .addOption(new Option('--format <format>', 'output format').choices(['text', 'mermaid', 'dot']).default('text')),
+  ).action(async (file: string, flags) => {
+    const { graphCommand } = await import('./commands/graph.js');
+    process.exitCode = await graphCommand(file, flags);
+  });
+
+  pipelineOptions(
+    program
+      .command('verify')
+      .description("re-hash cached artifacts against their manifests and report corruption (exit 1 if any)")
+      .argument('<file>', 'pipeline YAML')
+      .option('--all', 'every entry in the cache, not only this pipeline\'s latest artifacts')
+      .option('--remove', 'remove corrupt entries so the next run recomputes them')
+      .option('--json', 'machine-readable output'),
+  ).action(async (file: string, flags) => {
+    const { verifyCommand } = await import('./commands/verify.js');
+    process.exitCode = await verifyCommand(file, flags);
+  });
+
+  program
+    .command('gc')
+    .description('remove cache entries not referenced by the latest run of any pipeline')
+    .argument('[file]', 'a pipeline whose cache to clean (default: ./.pipe)')
+    .option('--dry-run', 'list what would be removed')
+    .option('--cache-dir <dir>', 'cache location')
+    .action(async (file: string | undefined, flags) => {
+      const { gcCommand } = await import('./commands/gc.js');
+      process.exitCode = await gcCommand(file, flags);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version exit 0; usage errors were already printed by commander.
+      process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return;
+    }
+    if (e instanceof ExitError) {
+      if (e.message) process.stderr.write(`${e.message}\n`);
+      process.exitCode = e.code;
+      return;
+    }
+    const err = e as Error;
+    process.stderr.write(`pipe: internal error: ${err?.message ?? String(e)}\nThis is a bug in pipe; please report it${process.env.PIPE_DEBUG ? '' : ' (set PIPE_DEBUG=1 for the stack trace)'}.\n`);
+    if (process.env.PIPE_DEBUG) process.stderr.write(`${err?.stack ?? ''}\n`);
+    process.exitCode = EXIT.failed;
+  }
+}

@@ -1,0 +1,44 @@
+// `pipe gc`: remove cache entries that no pipeline's latest run points at, the derived
+// sub-artifacts only they used, and temp dirs of dead runs.
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Cache } from '../cache.js';
+import { cacheRoot, openPipeline } from '../open.js';
+import { Output } from '../output.js';
+import { EXIT, ExitError } from '../errors.js';
+
+export async function gcCommand(file: string | undefined, flags: { dryRun?: boolean; cacheDir?: string }): Promise<number> {
+  let root: string;
+  if (file) root = cacheRoot((await openPipeline(file, {})).pipeline, flags.cacheDir);
+  else if (flags.cacheDir || process.env.PIPE_CACHE_DIR) root = path.resolve(flags.cacheDir ?? process.env.PIPE_CACHE_DIR!);
+  else root = path.resolve('.pipe');
+  const cache = new Cache(root);
+  const keys = await cache.listKeys();
+  if (keys.length === 0 && !(await readdir(root).catch(() => undefined))) throw new ExitError(EXIT.usage, `no pipe cache at ${root}`);
+  const keep = await cache.referencedKeys();
+  const keptDerived = new Set<string>();
+  for (const k of keep) {
+    const a = await cache.lookup(k);
+    for (const d of (a?.meta.info?.derived as string[] | undefined) ?? []) keptDerived.add(d);
+  }
+  const out = new Output({ stream: process.stdout, live: false });
+  let freed = 0;
+  let removed = 0;
+  for (const k of keys) {
+    if (keep.has(k)) continue;
+    const size = await cache.sizeOf(k);
+    freed += size;
+    removed++;
+    out.line(`${flags.dryRun ? 'would remove' : 'remove'} ${k.slice(0, 12)} (${(size / 1e6).toFixed(1)} MB)`);
+    if (!flags.dryRun) await cache.removeEntry(k);
+  }
+  for (const d of await readdir(cache.derivedRoot).catch(() => [] as string[])) {
+    if (keptDerived.has(d)) continue;
+    removed++;
+    out.line(`${flags.dryRun ? 'would remove' : 'remove'} derived/${d}`);
+    if (!flags.dryRun) await rm(path.join(cache.derivedRoot, d), { recursive: true, force: true });
+  }
+  if (!flags.dryRun) await cache.sweepTemp();
+  out.line(`${flags.dryRun ? 'would remove' : 'removed'} ${removed} entr${removed === 1 ? 'y' : 'ies'}, ${(freed / 1e6).toFixed(1)} MB; kept ${keep.size}`);
+  return EXIT.ok;
+}

@@ -1,0 +1,163 @@
+// `pipe run FILE`: plan the selection, then execute it with caching, a run record and live output.
+import { execFileSync } from 'node:child_process';
+import { rmSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openPipeline, type PipelineOptions } from '../open.js';
+import { selectStages, upstreamOf, type Graph } from '../graph.js';
+import { EventBus, newRunId, runRecordWriter } from '../events.js';
+import { Output, formatDuration } from '../output.js';
+import { execute, type StageOutcome } from '../execute.js';
+import { planStages } from '../plan.js';
+import { ExitError, EXIT } from '../errors.js';
+import { useStatCache, saveStatCache } from '../hash-files.js';
+import { pipeVersion } from '../version.js';
+import { printPlan } from './status.js';
+
+export interface RunFlags extends PipelineOptions {
+  only?: string[];
+  from?: string;
+  until?: string;
+  force?: boolean;
+  dryRun?: boolean;
+  keepGoing?: boolean;
+  jobs?: string;
+}
+
+export function neededStages(graph: Graph, selected: readonly string[]): string[] {
+  const needed = new Set<string>();
+  for (const id of selected) {
+    needed.add(id);
+    for (const up of upstreamOf(graph, id)) needed.add(up);
+  }
+  return graph.order.filter((id) => needed.has(id));
+}
+
+export function checkStageNames(graph: Graph, names: readonly string[], flag: string): void {
+  const unknown = names.filter((n) => !graph.order.includes(n));
+  if (unknown.length > 0) {
+    throw new ExitError(EXIT.usage, `${flag}: no stage named ${unknown.join(', ')} (stages: ${graph.order.join(', ')})`);
+  }
+}
+
+function gitInfo(dir: string): { commit: string; dirty: boolean } | undefined {
+  try {
+    const opts = { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] as ('ignore' | 'pipe')[], timeout: 3000 };
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], opts).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], opts).toString().trim().length > 0;
+    return { commit, dirty };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function runCommand(file: string, flags: RunFlags): Promise<number> {
+  const { pipeline, graph, cache } = await openPipeline(file, flags);
+  for (const [flag, names] of [
+    ['--only', flags.only ?? []],
+    ['--from', flags.from ? [flags.from] : []],
+    ['--until', flags.until ? [flags.until] : []],
+  ] as const) {
+    checkStageNames(graph, names, flag);
+  }
+  const selected = selectStages(graph, {
+    ...(flags.only?.length ? { only: flags.only } : {}),
+    ...(flags.from ? { from: flags.from } : {}),
+    ...(flags.until ? { until: flags.until } : {}),
+  });
+  const needed = neededStages(graph, selected);
+  const jobs = flags.jobs ? Number(flags.jobs) : os.availableParallelism();
+  if (!Number.isInteger(jobs) || jobs < 1) throw new ExitError(EXIT.usage, `-j: expected a positive integer, got ${flags.jobs}`);
+
+  const output = new Output();
+  if (flags.dryRun) {
+    const plan = await planStages(pipeline, graph, cache, needed, { force: new Set(flags.force ? selected : []) });
+    printPlan(plan, output, new Set(selected));
+    return EXIT.ok;
+  }
+
+  await cache.init();
+  await cache.sweepTemp();
+  useStatCache(path.join(cache.root, 'stat-cache.json'));
+  const runId = newRunId();
+  const bus = new EventBus();
+  bus.on(runRecordWriter(path.join(cache.runsDir, `${runId}.jsonl`)));
+  bus.on(output.onEvent);
+
+  // Ctrl-C: running stages get an abort signal and their temp dirs are removed; a second
+  // Ctrl-C exits at once after removing this process's temp dirs.
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts++;
+    if (interrupts === 1) {
+      output.line('interrupting: waiting for running stages to stop (Ctrl-C again to exit now)');
+      controller.abort();
+      return;
+    }
+    removeOwnTemp(cache.tmpRoot);
+    process.exit(EXIT.interrupted);
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+
+  const started = Date.now();
+  bus.emit({
+    type: 'run-start',
+    runId,
+    pipeline: pipeline.name,
+    file: path.relative(cache.root, pipeline.file),
+    params: { ...pipeline.params },
+    stages: Object.fromEntries([...pipeline.stages].map(([id, s]) => [id, { uses: s.uses, with: s.with }])),
+    selected,
+    argv: process.argv.slice(2),
+    ...(gitInfo(pipeline.dir) ? { git: gitInfo(pipeline.dir)! } : {}),
+    host: os.hostname(),
+    version: pipeVersion(),
+  });
+  let result;
+  try {
+    result = await execute(pipeline, graph, cache, bus, output, {
+      runId,
+      jobs,
+      selected: new Set(selected),
+      needed,
+      force: Boolean(flags.force),
+      keepGoing: Boolean(flags.keepGoing),
+      signal: controller.signal,
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+    await saveStatCache().catch(() => undefined);
+  }
+  const status = result.interrupted ? 'interrupted' : result.failed ? 'failed' : 'ok';
+  bus.emit({ type: 'run-end', status, durationMs: Date.now() - started });
+  output.line(summaryLine(result.outcomes, Date.now() - started, output));
+  for (const [id, o] of result.outcomes) {
+    if ((o.status === 'ran' || o.status === 'cached') && o.artifact.kind === 'report') {
+      const link = path.join(cache.latestRoot, pipeline.name, id, 'index.html');
+      output.line(`report: ${path.relative(process.cwd(), link) || link}`);
+    }
+  }
+  if (result.interrupted) return EXIT.interrupted;
+  return result.failed ? EXIT.failed : EXIT.ok;
+}
+
+function summaryLine(outcomes: ReadonlyMap<string, StageOutcome>, ms: number, output: Output): string {
+  const count = (s: StageOutcome['status']): number => [...outcomes.values()].filter((o) => o.status === s).length;
+  const parts = [`${count('ran')} ran`, `${count('cached')} cached`];
+  if (count('failed')) parts.push(output.colors.red(`${count('failed')} failed`));
+  if (count('skipped')) parts.push(output.colors.yellow(`${count('skipped')} skipped`));
+  return `${outcomes.size} stage${outcomes.size === 1 ? '' : 's'}: ${parts.join(', ')} in ${formatDuration(ms)}`;
+}
+
+function removeOwnTemp(tmpRoot: string): void {
+  try {
+    for (const name of readdirSync(tmpRoot)) {
+      if (name.startsWith(`${process.pid}-`)) rmSync(path.join(tmpRoot, name), { recursive: true, force: true });
+    }
+  } catch {
+    // nothing to remove
+  }
+}

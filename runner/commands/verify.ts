@@ -1,0 +1,37 @@
+// `pipe verify FILE`: re-hash cached artifacts against their manifests.
+import path from 'node:path';
+import { openPipeline, type PipelineOptions } from '../open.js';
+import { Output } from '../output.js';
+import { EXIT } from '../errors.js';
+
+export async function verifyCommand(file: string, flags: PipelineOptions & { all?: boolean; remove?: boolean; json?: boolean }): Promise<number> {
+  const { pipeline, graph, cache } = await openPipeline(file, flags);
+  const keys = new Map<string, string>(); // key -> label
+  if (flags.all) {
+    for (const k of await cache.listKeys()) keys.set(k, k.slice(0, 12));
+  } else {
+    for (const id of graph.order) {
+      const k = await cache.latestKey(pipeline.name, id);
+      if (k) keys.set(k, id);
+    }
+  }
+  const out = new Output({ stream: process.stdout, live: false });
+  const c = out.colors;
+  const report: { key: string; label: string; problems: { path: string; problem: string }[] }[] = [];
+  for (const [key, label] of keys) {
+    const problems = await cache.verify(key);
+    report.push({ key, label, problems });
+    if (flags.json) continue;
+    if (problems.length === 0) out.line(`${c.green('ok     ')} ${label} ${c.dim(key.slice(0, 12))}`);
+    else {
+      out.line(`${c.red('CORRUPT')} ${label} ${c.dim(path.join(path.relative(process.cwd(), cache.entryDir(key))))}`);
+      for (const p of problems.slice(0, 20)) out.line(`        ${p.path}: ${p.problem}`);
+      if (problems.length > 20) out.line(`        ... and ${problems.length - 20} more`);
+    }
+    if (problems.length > 0 && flags.remove) await cache.removeEntry(key);
+  }
+  const corrupt = report.filter((r) => r.problems.length > 0).length;
+  if (flags.json) process.stdout.write(`${JSON.stringify({ verified: report.length, corrupt, entries: report }, null, 2)}\n`);
+  else out.line(`${report.length} artifact${report.length === 1 ? '' : 's'} verified, ${corrupt} corrupt${corrupt && flags.remove ? ' (removed: the next run recomputes them)' : ''}`);
+  return corrupt > 0 ? EXIT.failed : EXIT.ok;
+}

@@ -1,0 +1,1 @@
+export { formatDiagnostic } from './front/diagnostics.js';

@@ -1,0 +1,40 @@
+// What happens during a run, as a union of events. The run record (.pipe/runs/<id>.jsonl, one
+// JSON object per line) and the terminal reporter both consume the same events.
+import { appendFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+export type RunEvent =
+  | { type: 'run-start'; runId: string; pipeline: string; file: string; params: Record<string, unknown>; stages: Record<string, Record<string, unknown>>; selected: string[]; argv: string[]; git?: { commit: string; dirty: boolean }; host: string; version: string }
+  | { type: 'stage-plan'; stage: string; action: 'run' | 'cached' | 'skip'; reason: string }
+  | { type: 'stage-start'; stage: string; key: string; reason: string }
+  | { type: 'stage-cached'; stage: string; key: string; contentHash: string; durationMs: number }
+  | { type: 'stage-finish'; stage: string; key: string; contentHash: string; durationMs: number; metrics?: Record<string, number>; summary?: string; reused: boolean }
+  | { type: 'stage-failed'; stage: string; error: string; durationMs: number; log?: string }
+  | { type: 'stage-skipped'; stage: string; reason: string }
+  | { type: 'run-end'; status: 'ok' | 'failed' | 'interrupted'; durationMs: number };
+
+export type TimedEvent = RunEvent & { time: string };
+
+export type Listener = (event: TimedEvent) => void;
+
+export class EventBus {
+  private readonly listeners: Listener[] = [];
+  on(listener: Listener): void {
+    this.listeners.push(listener);
+  }
+  emit(event: RunEvent): void {
+    const timed = { time: new Date().toISOString(), ...event } as TimedEvent;
+    for (const l of this.listeners) l(timed);
+  }
+}
+
+/** Appends each event as one line; synchronous so a crash loses at most the line in flight. */
+export function runRecordWriter(file: string): Listener {
+  mkdirSync(path.dirname(file), { recursive: true });
+  return (event) => appendFileSync(file, `${JSON.stringify(event)}\n`);
+}
+
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return `${stamp}-${Math.random().toString(36).slice(2, 6)}`;
+}

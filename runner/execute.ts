@@ -1,0 +1,254 @@
+// The scheduler: stages run in dependency order, independent ones concurrently (up to `jobs`),
+// each exactly once per run (memoised), in the order: dependencies, key, cache hit?, run, commit.
+// A failure skips what depends on it; without --keep-going nothing new starts after it.
+import { mkdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Artifact, LineageEntry, Stage, StageResult } from './types.js';
+import { StageError } from './types.js';
+import type { Pipeline } from './pipeline.js';
+import type { Graph } from './graph.js';
+import { upstreamOf } from './graph.js';
+import type { Cache } from './cache.js';
+import type { EventBus } from './events.js';
+import type { Output } from './output.js';
+import { keyMaterial, keyOf } from './fingerprint.js';
+import { hashOf } from './canonical.js';
+import { explainRun } from './plan.js';
+import { getStage } from '../stages/registry.js';
+
+export interface ExecuteOptions {
+  readonly runId: string;
+  readonly jobs: number;
+  /** Stages the user asked to run; the others in `needed` must come from the cache. */
+  readonly selected: ReadonlySet<string>;
+  /** Selected stages plus the upstream they need, in topological order. */
+  readonly needed: readonly string[];
+  readonly force: boolean;
+  readonly keepGoing: boolean;
+  readonly signal: AbortSignal;
+}
+
+export type StageOutcome =
+  | { readonly status: 'cached' | 'ran'; readonly artifact: Artifact }
+  | { readonly status: 'failed'; readonly error: string }
+  | { readonly status: 'skipped'; readonly reason: string };
+
+export interface ExecuteResult {
+  readonly outcomes: ReadonlyMap<string, StageOutcome>;
+  readonly failed: boolean;
+  readonly interrupted: boolean;
+}
+
+class Semaphore {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((r) => this.waiting.push(r));
+    return () => {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
+export async function execute(
+  pipeline: Pipeline,
+  graph: Graph,
+  cache: Cache,
+  bus: EventBus,
+  output: Output,
+  options: ExecuteOptions,
+): Promise<ExecuteResult> {
+  const outcomes = new Map<string, StageOutcome>();
+  const running = new Map<string, Promise<StageOutcome>>();
+  const slots = new Semaphore(Math.max(1, options.jobs));
+  const needed = new Set(options.needed);
+  let stopStarting = false;
+
+  const outcomeOf = (id: string): Promise<StageOutcome> => {
+    let p = running.get(id);
+    if (!p) {
+      p = runOne(id).then((o) => {
+        outcomes.set(id, o);
+        if (o.status === 'failed' && !options.keepGoing) stopStarting = true;
+        return o;
+      });
+      running.set(id, p);
+    }
+    return p;
+  };
+
+  const runOne = async (id: string): Promise<StageOutcome> => {
+    const spec = pipeline.stages.get(id);
+    if (!spec) return { status: 'failed', error: `unknown stage ${id}` };
+    const stage = getStage(spec.uses);
+    if (!stage) return { status: 'failed', error: `unknown stage type ${spec.uses}` };
+
+    const deps = (graph.deps.get(id) ?? []).filter((d) => needed.has(d));
+    const depOutcomes = await Promise.all(deps.map(async (d) => [d, await outcomeOf(d)] as const));
+    for (const [d, o] of depOutcomes) {
+      if (o.status === 'failed' || o.status === 'skipped') {
+        const reason = o.status === 'failed' ? `upstream ${d} failed` : `upstream ${d} did not run`;
+        bus.emit({ type: 'stage-skipped', stage: id, reason });
+        return { status: 'skipped', reason };
+      }
+    }
+    const inputs: Record<string, Artifact> = {};
+    for (const [port, upstream] of Object.entries(spec.inputs)) {
+      const o = outcomes.get(upstream);
+      if (o && (o.status === 'cached' || o.status === 'ran')) inputs[port] = o.artifact;
+    }
+
+    const material = await keyMaterial(stage, spec, inputs, pipeline.dir);
+    const key = stage.cache === 'never' ? hashOf([keyOf(material), options.runId]) : keyOf(material);
+    const selected = options.selected.has(id);
+
+    if (!(selected && options.force)) {
+      const hit = await cache.lookup(key);
+      if (hit) return cached(id, hit);
+    }
+    if (!selected) {
+      const reason = `not selected and not in the cache for its current inputs (${await explainRun(cache, pipeline.name, id, material)}); run it too or drop --only`;
+      bus.emit({ type: 'stage-failed', stage: id, error: reason, durationMs: 0 });
+      return { status: 'failed', error: reason };
+    }
+    if (stopStarting || options.signal.aborted) {
+      const reason = options.signal.aborted ? 'interrupted' : 'run stopped after a failure (use --keep-going to go on)';
+      bus.emit({ type: 'stage-skipped', stage: id, reason });
+      return { status: 'skipped', reason };
+    }
+
+    const release = await slots.acquire();
+    try {
+      return await compute(id, stage, key, material, inputs);
+    } finally {
+      release();
+    }
+  };
+
+  const cached = async (id: string, artifact: Artifact): Promise<StageOutcome> => {
+    await cache.setLatest(pipeline.name, id, artifact.key);
+    bus.emit({ type: 'stage-cached', stage: id, key: artifact.key, contentHash: artifact.contentHash, durationMs: artifact.meta.durationMs });
+    return { status: 'cached', artifact };
+  };
+
+  const compute = async (
+    id: string,
+    stage: Stage<any>,
+    key: string,
+    material: Awaited<ReturnType<typeof keyMaterial>>,
+    inputs: Record<string, Artifact>,
+  ): Promise<StageOutcome> => {
+    const spec = pipeline.stages.get(id)!;
+    const release = await cache.lockKey(key, options.signal).catch(() => undefined);
+    if (!release) {
+      bus.emit({ type: 'stage-skipped', stage: id, reason: 'interrupted' });
+      return { status: 'skipped', reason: 'interrupted' };
+    }
+    let tmp: string | undefined;
+    const started = Date.now();
+    const logFile = path.join(cache.logsRoot, options.runId, `${id}.log`);
+    try {
+      // Another run may have committed this key while we waited for its lock.
+      if (!options.force || stage.cache === 'never') {
+        const hit = await cache.lookup(key);
+        if (hit) return await cached(id, hit);
+      }
+      const reason = options.force ? 'forced' : await explainRun(cache, pipeline.name, id, material);
+      const previousKey = await cache.latestKey(pipeline.name, id);
+      const previous = previousKey ? await cache.lookup(previousKey) : undefined;
+      bus.emit({ type: 'stage-start', stage: id, key, reason });
+      await mkdir(path.dirname(logFile), { recursive: true });
+      tmp = await cache.makeTemp(id);
+      const workDir = cache.workDirFor(key);
+      await mkdir(workDir, { recursive: true });
+      const lineage: LineageEntry[] = [];
+      for (const up of upstreamOf(graph, id)) {
+        const o = outcomes.get(up);
+        const upSpec = pipeline.stages.get(up);
+        if (o && upSpec && (o.status === 'cached' || o.status === 'ran')) lineage.push({ stage: up, uses: upSpec.uses, artifact: o.artifact });
+      }
+      const derivedUsed: string[] = [];
+      const result: StageResult | void = await stage.run({
+        params: spec.with,
+        inputs,
+        stageId: id,
+        pipelineName: pipeline.name,
+        pipelineDir: pipeline.dir,
+        outDir: path.join(tmp, 'data'),
+        workDir,
+        log: output.stageLogger(id, logFile),
+        progress: (label, total) => output.progress(id, label, total),
+        signal: options.signal,
+        derived: async (name, dkey, build) => {
+          const dir = await cache.derived(name, dkey, build, options.signal);
+          derivedUsed.push(path.basename(dir));
+          return dir;
+        },
+        lineage,
+        runId: options.runId,
+      });
+      if (options.signal.aborted) throw new StageError('interrupted');
+      const kind = typeof stage.output === 'function' ? stage.output(spec.with) : stage.output;
+      const durationMs = Date.now() - started;
+      const artifact = await cache.commit(tmp, {
+        kind,
+        key,
+        stage: id,
+        uses: stage.name,
+        version: stage.version,
+        params: spec.with as Record<string, unknown>,
+        inputs: material.inputs,
+        ...(material.extra === undefined ? {} : { extra: material.extra }),
+        createdAt: new Date(started).toISOString(),
+        durationMs,
+        runId: options.runId,
+        host: os.hostname(),
+        ...(result?.metrics ? { metrics: result.metrics } : {}),
+        info: { ...(result?.meta ?? {}), ...(derivedUsed.length ? { derived: derivedUsed } : {}) },
+      });
+      tmp = undefined;
+      await rm(workDir, { recursive: true, force: true });
+      await cache.setLatest(pipeline.name, id, key);
+      bus.emit({
+        type: 'stage-finish',
+        stage: id,
+        key,
+        contentHash: artifact.contentHash,
+        durationMs,
+        ...(result?.metrics ? { metrics: result.metrics } : {}),
+        ...(result?.summary ? { summary: result.summary } : {}),
+        reused: previous !== undefined && previous.key !== key && previous.contentHash === artifact.contentHash,
+      });
+      return { status: 'ran', artifact };
+    } catch (e) {
+      const aborted = options.signal.aborted;
+      const message = aborted ? 'interrupted' : describeError(e);
+      if (!aborted && !(e instanceof StageError)) output.stageLogger(id, logFile).debug((e as Error)?.stack ?? String(e));
+      bus.emit({ type: 'stage-failed', stage: id, error: message, durationMs: Date.now() - started, log: path.relative(process.cwd(), logFile) });
+      return { status: 'failed', error: message };
+    } finally {
+      if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      await release().catch(() => undefined);
+    }
+  };
+
+  await Promise.all(options.needed.map((id) => outcomeOf(id)));
+  await output.closeLogs();
+  const failed = [...outcomes.values()].some((o) => o.status === 'failed' || o.status === 'skipped');
+  return { outcomes, failed, interrupted: options.signal.aborted };
+}
+
+/** One line for a stage failure: the message of an expected error, the class + message else. */
+export function describeError(e: unknown): string {
+  if (e instanceof StageError) return e.hint ? `${e.message} (${e.hint})` : e.message;
+  if (e instanceof Error) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC') return `no space left on device (${e.message})`;
+    return `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}`;
+  }
+  return String(e);
+}

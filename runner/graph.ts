@@ -1,0 +1,1 @@
+export { buildGraph, selectStages, upstreamOf, downstreamOf, type Graph, type Selection } from './front/graph.js';

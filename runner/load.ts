@@ -1,0 +1,1 @@
+export { loadPipeline, type LoadOptions } from './front/load.js';

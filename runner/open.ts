@@ -1,0 +1,54 @@
+// Shared by the commands: load + validate a pipeline (printing located diagnostics and exiting
+// 2 when invalid), build its graph, and open its cache.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Pipeline } from './pipeline.js';
+import type { Graph } from './graph.js';
+import { ExitError, EXIT } from './errors.js';
+import { Cache } from './cache.js';
+
+export interface PipelineOptions {
+  set?: string[];
+  param?: string[];
+  paramsFile?: string;
+  cacheDir?: string;
+}
+
+export interface Opened {
+  pipeline: Pipeline;
+  graph: Graph;
+  cache: Cache;
+}
+
+export async function openPipeline(file: string, options: PipelineOptions): Promise<Opened> {
+  const { loadPipeline } = await import('./load.js');
+  const { formatDiagnostic } = await import('./diagnostics.js');
+  const { buildGraph } = await import('./graph.js');
+  const loaded = await loadPipeline(file, {
+    ...(options.set ? { set: options.set } : {}),
+    ...(options.param ? { params: options.param } : {}),
+    ...(options.paramsFile ? { paramsFile: options.paramsFile } : {}),
+  });
+  const color = !('NO_COLOR' in process.env) && Boolean(process.stderr.isTTY);
+  if (!loaded.ok) {
+    const sources = new Map<string, string | undefined>();
+    for (const d of loaded.errors) if (!sources.has(d.file)) sources.set(d.file, await readFile(d.file, 'utf8').catch(() => undefined));
+    const text = loaded.errors.map((d) => formatDiagnostic(d, sources.get(d.file), color)).join('\n');
+    throw new ExitError(EXIT.usage, `${text}\n${loaded.errors.length} problem${loaded.errors.length === 1 ? '' : 's'} in ${file}`);
+  }
+  const pipeline = loaded.value;
+  const graph = buildGraph(pipeline.stages);
+  if (!graph.ok) {
+    const text = graph.errors.map((d) => formatDiagnostic(d, pipeline.source, color)).join('\n');
+    throw new ExitError(EXIT.usage, text);
+  }
+  return { pipeline, graph: graph.value, cache: new Cache(cacheRoot(pipeline, options.cacheDir)) };
+}
+
+/** `.pipe/` next to the pipeline file, unless --cache-dir, PIPE_CACHE_DIR or `cache.dir` say otherwise. */
+export function cacheRoot(pipeline: Pipeline, flag?: string): string {
+  if (flag) return path.resolve(flag);
+  if (process.env.PIPE_CACHE_DIR) return path.resolve(process.env.PIPE_CACHE_DIR);
+  if (pipeline.cache?.dir) return path.resolve(pipeline.dir, pipeline.cache.dir);
+  return path.join(pipeline.dir, '.pipe');
+}

@@ -1,0 +1,88 @@
+// Why a stage would run, and the plan of a whole pipeline without running anything (for
+// `pipe status` and `pipe run --dry-run`). Keys are computed from upstream artifacts that are
+// already cached; a stage below one that must run is "waiting on upstream".
+import type { Artifact } from './types.js';
+import type { Pipeline } from './pipeline.js';
+import type { Graph } from './graph.js';
+import type { Cache, StoredMeta } from './cache.js';
+import { keyMaterial, keyOf, type KeyMaterial } from './fingerprint.js';
+import { canonicalJson } from './canonical.js';
+import { getStage } from '../stages/registry.js';
+
+/** Compare what the stage would be keyed on with the artifact it made last time. */
+export async function explainRun(cache: Cache, pipeline: string, stageId: string, material: KeyMaterial): Promise<string> {
+  const latest = await cache.latestKey(pipeline, stageId);
+  const prev = latest ? await cache.lookup(latest) : undefined;
+  if (!prev) return 'new';
+  const meta = prev.meta as StoredMeta & { extra?: string };
+  if (meta.uses !== material.stage) return `stage type changed (${meta.uses} -> ${material.stage})`;
+  if (meta.version !== material.version) return `stage version changed (v${meta.version} -> v${material.version})`;
+  const changedParams = diffKeys(meta.params ?? {}, material.params);
+  // Params recorded in meta include excluded ones; only keyed params count.
+  const keyed = changedParams.filter((k) => k in material.params || k in (meta.params ?? {}));
+  if (keyed.length > 0) return `params changed: ${keyed.join(', ')}`;
+  const changedInputs = diffKeys(meta.inputs ?? {}, material.inputs);
+  if (changedInputs.length > 0) return `input changed: ${changedInputs.join(', ')}`;
+  if ((meta.extra ?? undefined) !== (material.extra ?? undefined)) return 'dependency files changed';
+  return 'not in the cache';
+}
+
+function diffKeys(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).sort();
+}
+
+export type PlanState = 'cached' | 'run' | 'blocked';
+
+export interface PlanEntry {
+  readonly stage: string;
+  readonly uses: string;
+  readonly state: PlanState;
+  /** For 'run': why. For 'blocked': which upstream must run first. For 'cached': since when. */
+  readonly reason: string;
+  readonly key?: string;
+  readonly artifact?: Artifact;
+}
+
+export interface PlanOptions {
+  readonly force?: ReadonlySet<string>;
+}
+
+/** What `pipe run` would do for the given stages (topological order), read from the cache only. */
+export async function planStages(pipeline: Pipeline, graph: Graph, cache: Cache, stages: readonly string[], options: PlanOptions = {}): Promise<PlanEntry[]> {
+  const artifacts = new Map<string, Artifact>();
+  const out: PlanEntry[] = [];
+  for (const id of stages) {
+    const spec = pipeline.stages.get(id);
+    const stage = spec ? getStage(spec.uses) : undefined;
+    if (!spec || !stage) continue;
+    const pending = (graph.deps.get(id) ?? []).filter((d) => stages.includes(d) && !artifacts.has(d));
+    if (pending.length > 0) {
+      out.push({ stage: id, uses: spec.uses, state: 'blocked', reason: `after ${pending.join(', ')} (its output decides)` });
+      continue;
+    }
+    const inputs: Record<string, Artifact> = {};
+    for (const [port, up] of Object.entries(spec.inputs)) {
+      const a = artifacts.get(up);
+      if (a) inputs[port] = a;
+    }
+    const material = await keyMaterial(stage, spec, inputs, pipeline.dir);
+    if (stage.cache === 'never') {
+      out.push({ stage: id, uses: spec.uses, state: 'run', reason: 'runs every time (checks the real world)' });
+      const latest = await cache.latestKey(pipeline.name, id);
+      const prev = latest ? await cache.lookup(latest) : undefined;
+      if (prev) artifacts.set(id, prev);
+      continue;
+    }
+    const key = keyOf(material);
+    const hit = await cache.lookup(key);
+    if (hit && !options.force?.has(id)) {
+      artifacts.set(id, hit);
+      out.push({ stage: id, uses: spec.uses, state: 'cached', reason: `made ${hit.meta.createdAt} in ${hit.meta.runId}`, key, artifact: hit });
+    } else {
+      const reason = options.force?.has(id) ? 'forced' : await explainRun(cache, pipeline.name, id, material);
+      out.push({ stage: id, uses: spec.uses, state: 'run', reason, key });
+    }
+  }
+  return out;
+}

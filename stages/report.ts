@@ -1,0 +1,246 @@
+// `uses: report`: the pay-off of a run, something a person looks at. Reads the evaluation (and the
+// model and dataset it came from) and writes a self-contained index.html, report.md for CI
+// summaries, and metrics.json. Rendering lives in stages/report/; this file wires inputs to it.
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Artifact, ArtifactKind, Stage, StageContext } from '../runner/types.js';
+import { StageError } from '../runner/types.js';
+import { renderHtml } from './report/html.js';
+import { renderMarkdown } from './report/markdown.js';
+import {
+  available,
+  mostWrong,
+  readAnalysis,
+  readHistory,
+  readMetrics,
+  readObjectFile,
+  readPredictions,
+  unavailable,
+  type Analysis,
+  type Available,
+  type EvalMetrics,
+  type Prediction,
+  type ReportData,
+  type StageRow,
+} from './report/model.js';
+import { makeThumbnails, resolveInside, type ThumbnailResult } from './report/thumbnails.js';
+
+export interface ReportParams {
+  title?: string;
+  thumbnails: number;
+  max_per_view: number;
+}
+
+/** How many of the most confidently wrong files report.md lists. */
+const MOST_WRONG = 10;
+
+export const reportStage: Stage<ReportParams> = {
+  name: 'report',
+  version: 1,
+  description:
+    'Writes a self-contained index.html (headline metrics, learning curves, confusion matrix, picture grids of the ' +
+    "evaluation's views, parameters and timings of every upstream stage), report.md for CI summaries, and metrics.json.",
+  params: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      title: {
+        description: 'Page title. Default: "<pipeline name> report".',
+        type: 'string',
+        minLength: 1,
+      },
+      thumbnails: {
+        description: 'Longest side of the embedded thumbnails, in pixels (JPEG, quality 70).',
+        type: 'integer',
+        minimum: 32,
+        maximum: 512,
+        default: 160,
+      },
+      max_per_view: {
+        description: 'Most pictures shown for each view of analysis.json (most confident correct, wrong, uncertain...).',
+        type: 'integer',
+        minimum: 0,
+        maximum: 100,
+        default: 8,
+      },
+    },
+  },
+  inputs: {
+    evaluation: { kind: 'evaluation', description: 'An evaluate stage: metrics.json, analysis.json, predictions.csv.' },
+    model: { kind: 'model', required: false, description: 'The finetune stage, for learning curves and training details. Default: the one the evaluation used.' },
+    dataset: { kind: 'dataset', required: false, description: 'Where the pictures are. Default: the dataset the evaluation used.' },
+  },
+  // Any other stage may be wired in: it and its upstream stages are listed with their parameters and timings.
+  extraInputs: { kind: 'any', required: false, description: 'Another stage to list in the pipeline section (parameters, timings).' },
+  output: 'report',
+  async run(ctx) {
+    const evaluation = ctx.inputs.evaluation;
+    if (!evaluation) throw new StageError('report: the `evaluation` input is required');
+    const model = upstream(ctx, 'model', 'model');
+    const dataset = upstream(ctx, 'dataset', 'dataset');
+    const { maxPerView, size } = { maxPerView: ctx.params.max_per_view ?? 8, size: ctx.params.thumbnails ?? 160 };
+
+    const metrics = await readMetrics(evaluation.dir);
+    const analysis = await readAnalysis(evaluation.dir);
+    const predictions = await readPredictions(evaluation.dir);
+    const noModel = 'no model artifact among the inputs or upstream stages';
+    const history = model ? await readHistory(model.dir) : unavailable<never>(noModel);
+    const finetune = model ? await readObjectFile(model.dir, 'finetune.json') : unavailable<never>(noModel);
+    const preprocess = model ? await readObjectFile(model.dir, 'preprocess.json') : unavailable<never>(noModel);
+
+    const data: ReportData = {
+      title: ctx.params.title ?? `${ctx.pipelineName} report`,
+      pipelineName: ctx.pipelineName,
+      runId: ctx.runId,
+      generatedAt: new Date().toISOString(),
+      pipeVersion: await pipeVersion(),
+      metrics,
+      analysis,
+      history,
+      finetune,
+      preprocess,
+      mostWrong: wrongest(predictions, analysis),
+      stages: stageRows(ctx),
+      maxPerView,
+    };
+
+    const thumbs = await thumbnails(ctx, analysis, dataset, maxPerView, size);
+    const html = renderHtml(data, (file) => thumbs.get(file) ?? { ok: false, reason: 'image not available' });
+    await writeFile(path.join(ctx.outDir, 'index.html'), html);
+    await writeFile(path.join(ctx.outDir, 'report.md'), renderMarkdown(data));
+    await writeFile(path.join(ctx.outDir, 'metrics.json'), `${JSON.stringify(metricsJson(metrics), null, 2)}\n`);
+
+    const missing = [...thumbs.values()].filter((t) => !t.ok).length;
+    if (missing > 0) ctx.log.warn(`${missing} of ${thumbs.size} pictures could not be shown (missing or unreadable)`);
+    return {
+      metrics: { accuracy: metrics.accuracy, log_loss: metrics.logLoss },
+      meta: { pictures: thumbs.size - missing, pictures_missing: missing, html_bytes: Buffer.byteLength(html) },
+      summary: `report: .pipe/latest/${ctx.pipelineName}/${ctx.stageId}/index.html`,
+    };
+  },
+};
+
+/**
+ * The artifact of `kind` for an optional port: the one wired to it; else the one the evaluation
+ * itself consumed (its meta.inputs names it by content hash); else the nearest of that kind
+ * upstream (lineage is in dependency order, so the last one).
+ */
+function upstream(ctx: StageContext<ReportParams>, port: string, kind: ArtifactKind): Artifact | undefined {
+  const wired = ctx.inputs[port];
+  if (wired) return wired;
+  const candidates = ctx.lineage.filter((l) => l.artifact.kind === kind).map((l) => l.artifact);
+  const used = ctx.inputs.evaluation?.meta.inputs[port];
+  return candidates.find((a) => a.contentHash === used) ?? candidates[candidates.length - 1];
+}
+
+function stageRows(ctx: StageContext<ReportParams>): StageRow[] {
+  const row = (stage: string, uses: string, a: Artifact): StageRow => ({
+    stage,
+    uses,
+    kind: a.kind,
+    params: a.meta.params ?? {},
+    durationMs: a.meta.durationMs,
+    createdAt: a.meta.createdAt,
+    runId: a.meta.runId,
+    thisRun: a.meta.runId === ctx.runId,
+    host: a.meta.host,
+    metrics: a.meta.metrics ?? {},
+    info: a.meta.info ?? {},
+  });
+  const rows = ctx.lineage.map((l) => row(l.stage, l.uses, l.artifact));
+  // Inputs are in the lineage when the runner made it; a bare context (tests, tools) may not say.
+  for (const a of Object.values(ctx.inputs)) {
+    if (!rows.some((r) => r.stage === a.meta.stage)) rows.push(row(a.meta.stage, a.meta.uses, a));
+  }
+  rows.push({
+    stage: ctx.stageId,
+    uses: 'report',
+    kind: 'report',
+    params: { ...ctx.params },
+    runId: ctx.runId,
+    thisRun: true,
+    metrics: {},
+    info: {},
+  });
+  return rows;
+}
+
+function wrongest(predictions: Available<readonly Prediction[]>, analysis: Available<Analysis>): Available<readonly Prediction[]> {
+  if (predictions.ok) return available(mostWrong(predictions.value, MOST_WRONG));
+  if (!analysis.ok) return unavailable(`${predictions.reason}, nor analysis.json`);
+  // Without predictions.csv, the wrong pictures of analysis.json are the best we know.
+  const seen = new Map<string, Prediction>();
+  for (const view of analysis.value.views) {
+    for (const it of view.items) {
+      if (it.label !== it.predicted && !seen.has(it.file)) {
+        const probs = Object.keys(it.probs).length > 0 ? it.probs : { [it.predicted]: it.probability };
+        seen.set(it.file, { file: it.file, label: it.label, predicted: it.predicted, probs });
+      }
+    }
+  }
+  return available(mostWrong([...seen.values()], MOST_WRONG));
+}
+
+async function thumbnails(
+  ctx: StageContext<ReportParams>,
+  analysis: Available<Analysis>,
+  dataset: Artifact | undefined,
+  maxPerView: number,
+  size: number,
+): Promise<Map<string, ThumbnailResult>> {
+  const out = new Map<string, ThumbnailResult>();
+  if (!analysis.ok) return out;
+  const files = [...new Set(analysis.value.views.flatMap((v) => v.items.slice(0, maxPerView).map((it) => it.file)))];
+  if (files.length === 0) return out;
+  if (!dataset) {
+    ctx.log.warn('no dataset artifact among the inputs or upstream stages: the report shows no pictures');
+    for (const f of files) out.set(f, { ok: false, reason: 'no dataset artifact to read the image from' });
+    return out;
+  }
+  const resolved = new Map<string, string>();
+  for (const f of files) {
+    const abs = resolveInside(dataset.dir, f);
+    if (abs) resolved.set(f, abs);
+    else out.set(f, { ok: false, reason: 'path is outside the dataset' });
+  }
+  const progress = ctx.progress('thumbnails', resolved.size);
+  const made = await makeThumbnails([...resolved.values()], { size, signal: ctx.signal, onDone: () => progress.tick() });
+  progress.done();
+  for (const [f, abs] of resolved) out.set(f, made.get(abs) ?? { ok: false, reason: 'image not available' });
+  return out;
+}
+
+function metricsJson(m: EvalMetrics): Record<string, unknown> {
+  return {
+    on: m.on,
+    count: m.count,
+    accuracy: m.accuracy,
+    log_loss: m.logLoss,
+    classes: m.classes,
+    confusion: m.confusion,
+    per_class: m.perClass,
+    ...(m.testCount === undefined ? {} : { test_count: m.testCount }),
+  };
+}
+
+let version: Promise<string> | undefined;
+
+/** This package's version, from the package.json above this module (src or dist). */
+function pipeVersion(): Promise<string> {
+  version ??= (async () => {
+    let dir = path.dirname(fileURLToPath(import.meta.url));
+    for (;;) {
+      try {
+        const pkg = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+        if (typeof pkg.version === 'string') return pkg.version;
+      } catch {
+        // not here: keep walking up
+      }
+      const parent = path.dirname(dir);
+      if (parent === dir) return 'unknown';
+      dir = parent;
+    }
+  })();
+  return version;
+}
