@@ -95,6 +95,15 @@ export function buildProgram(): Command {
       process.exitCode = await gcCommand(file, flags);
     });
 
+  program
+    .command('exec', { hidden: true })
+    .description('run one stage job for a runner on another machine (internal)')
+    .argument('<job>', 'job.json')
+    .action(async (job: string) => {
+      const { execCommand } = await import('./commands/exec.js');
+      process.exitCode = await execCommand(job);
+    });
+
   return program;
 }
 

@@ -172,7 +172,26 @@ export async function execute(
         if (o && upSpec && (o.status === 'cached' || o.status === 'ran')) lineage.push({ stage: up, uses: upSpec.uses, artifact: o.artifact });
       }
       const derivedUsed: string[] = [];
-      const result: StageResult | void = await stage.run({
+      const log = output.stageLogger(id, logFile);
+      const placement = await placementOf(spec.runsOn ? outcomes.get(spec.runsOn) : undefined);
+      const result: StageResult | void = placement
+        ? await (await import('./hosts/remote.js')).runOnHost({
+            placement,
+            knownHosts: path.join(cache.root, 'ssh', 'known_hosts'),
+            pipelineName: pipeline.name,
+            pipelineDir: pipeline.dir,
+            stageId: id,
+            uses: stage.name,
+            params: spec.with as Record<string, unknown>,
+            inputs: Object.fromEntries(Object.entries(inputs).filter(([, a]) => a.kind !== 'host')),
+            key,
+            runId: options.runId,
+            outDir: path.join(tmp, 'data'),
+            log,
+            progress: (label, total) => output.progress(id, label, total),
+            signal: options.signal,
+          })
+        : await stage.run({
         params: spec.with,
         inputs,
         stageId: id,
@@ -180,7 +199,7 @@ export async function execute(
         pipelineDir: pipeline.dir,
         outDir: path.join(tmp, 'data'),
         workDir,
-        log: output.stageLogger(id, logFile),
+        log,
         progress: (label, total) => output.progress(id, label, total),
         signal: options.signal,
         derived: async (name, dkey, build) => {
@@ -240,6 +259,14 @@ export async function execute(
   await output.closeLogs();
   const failed = [...outcomes.values()].some((o) => o.status === 'failed' || o.status === 'skipped');
   return { outcomes, failed, interrupted: options.signal.aborted };
+}
+
+/** Where a stage with `runs_on` goes: a remote host's placement, or undefined for this machine. */
+async function placementOf(host: StageOutcome | undefined): Promise<import('./hosts/remote.js').HostPlacement | undefined> {
+  if (!host || (host.status !== 'cached' && host.status !== 'ran')) return undefined;
+  const { readPlacement, isRemote } = await import('./hosts/remote.js');
+  const placement = await readPlacement(host.artifact.dir);
+  return isRemote(placement) ? placement : undefined;
 }
 
 /** One line for a stage failure: the message of an expected error, the class + message else. */

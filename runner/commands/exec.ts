@@ -1,0 +1,94 @@
+// `pipe exec JOB.json` (internal): runs one stage on this machine for a runner elsewhere,
+// answering in JSON lines on stdout (runner/hosts/job.ts). The runner that sent the job owns
+// caching and commits; this side only fills the job's outDir, then marks it done.
+import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Progress, StageResult } from '../types.js';
+import { StageError } from '../types.js';
+import { getStage } from '../../stages/registry.js';
+import { Cache } from '../cache.js';
+import { encodeLine, type Job, type JobLine } from '../hosts/job.js';
+import { describeError } from '../execute.js';
+import { EXIT } from '../errors.js';
+
+const say = (line: JobLine): void => {
+  process.stdout.write(encodeLine(line));
+};
+
+export const DONE_FILE = 'done.json';
+
+export async function execCommand(jobFile: string): Promise<number> {
+  const job = JSON.parse(await readFile(jobFile, 'utf8')) as Job;
+  const stage = getStage(job.uses);
+  if (!stage) {
+    say({ t: 'error', message: `this host's pipe has no stage '${job.uses}' (update pipe on the host)`, expected: true });
+    return EXIT.failed;
+  }
+  const controller = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => controller.abort());
+  const cache = new Cache(job.cacheRoot);
+  await cache.init();
+  await rm(job.outDir, { recursive: true, force: true });
+  await mkdir(job.outDir, { recursive: true });
+  await mkdir(job.workDir, { recursive: true });
+  let progressIds = 0;
+  const progress = (label: string, total?: number): Progress => {
+    const id = ++progressIds;
+    const state = { done: 0, total, status: undefined as string | undefined };
+    let last = 0;
+    const send = (end = false): void => {
+      const now = Date.now();
+      if (!end && now - last < 500) return;
+      last = now;
+      say({ t: 'progress', id, label, done: state.done, ...(state.total !== undefined ? { total: state.total } : {}), ...(state.status ? { status: state.status } : {}), ...(end ? { end } : {}) });
+    };
+    return {
+      tick: (n = 1, status) => {
+        state.done += n;
+        if (status !== undefined) state.status = status;
+        send();
+      },
+      update: (done, status) => {
+        state.done = done;
+        if (status !== undefined) state.status = status;
+        send();
+      },
+      setTotal: (t) => {
+        state.total = t;
+      },
+      done: (status) => {
+        if (status !== undefined) state.status = status;
+        send(true);
+      },
+    };
+  };
+  try {
+    const result: StageResult | void = await stage.run({
+      params: job.params,
+      inputs: job.inputs,
+      stageId: job.stageId,
+      pipelineName: job.pipelineName,
+      pipelineDir: job.pipelineDir,
+      outDir: job.outDir,
+      workDir: job.workDir,
+      log: {
+        info: (msg) => say({ t: 'log', level: 'info', msg }),
+        warn: (msg) => say({ t: 'log', level: 'warn', msg }),
+        debug: (msg) => say({ t: 'log', level: 'debug', msg }),
+      },
+      progress,
+      signal: controller.signal,
+      derived: (name, key, build) => cache.derived(name, key, build, controller.signal),
+      lineage: [],
+      runId: job.runId,
+    });
+    if (controller.signal.aborted) throw new StageError('interrupted');
+    const final = result ?? {};
+    await writeFile(path.join(path.dirname(job.outDir), DONE_FILE), JSON.stringify(final));
+    say({ t: 'result', result: final });
+    return EXIT.ok;
+  } catch (e) {
+    say({ t: 'error', message: describeError(e), expected: e instanceof StageError });
+    return EXIT.failed;
+  }
+}

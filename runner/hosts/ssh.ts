@@ -1,0 +1,94 @@
+// ssh and rsync to a stage's host, through execa. Host keys are pinned in a known_hosts file of
+// the cache (accept-new: a new instance's key is learned once, a changed one is refused).
+import { execa, type ResultPromise } from 'execa';
+import path from 'node:path';
+
+export interface SshTarget {
+  readonly address: string;
+  readonly user: string;
+  readonly port: number;
+  /** Path of the private key; none: ssh's defaults and agent. */
+  readonly key?: string;
+  /** known_hosts file owned by pipe. */
+  readonly knownHosts: string;
+}
+
+export function sshOptions(t: SshTarget): string[] {
+  return [
+    '-p',
+    String(t.port),
+    ...(t.key ? ['-i', t.key, '-o', 'IdentitiesOnly=yes'] : []),
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=accept-new',
+    '-o',
+    `UserKnownHostsFile=${t.knownHosts}`,
+    '-o',
+    'LogLevel=ERROR',
+    '-o',
+    'ConnectTimeout=15',
+    '-o',
+    'ServerAliveInterval=5',
+    '-o',
+    'ServerAliveCountMax=3',
+  ];
+}
+
+export function destination(t: SshTarget): string {
+  return `${t.user}@${t.address}`;
+}
+
+/** Single-quote for the remote shell. */
+export function shq(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface RemoteRun {
+  readonly exitCode: number | undefined;
+  readonly stderr: string;
+}
+
+/** Run a command on the host, streaming stdout line by line. Exit 255 = ssh's own failure. */
+export async function sshRun(t: SshTarget, command: string, opts: { signal?: AbortSignal; onLine?: (line: string) => void } = {}): Promise<RemoteRun> {
+  const child: ResultPromise = execa('ssh', [...sshOptions(t), destination(t), command], {
+    reject: false,
+    buffer: { stdout: false, stderr: true },
+    stdin: 'ignore',
+    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
+  });
+  let pending = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    pending += chunk.toString('utf8');
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) opts.onLine?.(line);
+  });
+  const result = await child;
+  if (pending) opts.onLine?.(pending);
+  return { exitCode: result.exitCode, stderr: String(result.stderr ?? '') };
+}
+
+function rsyncShell(t: SshTarget): string {
+  return ['ssh', ...sshOptions(t)].map((a) => (/[\s'"]/.test(a) ? shq(a) : a)).join(' ');
+}
+
+/** rsync a local directory's contents into a remote directory (created as needed). */
+export async function rsyncUp(t: SshTarget, localDir: string, remoteDir: string, opts: { signal?: AbortSignal; exclude?: string[]; delete?: boolean } = {}): Promise<void> {
+  const args = ['-a', '--partial', '--mkpath', ...(opts.delete ? ['--delete'] : []), ...(opts.exclude ?? []).flatMap((e) => ['--exclude', e]), '-e', rsyncShell(t), `${path.resolve(localDir)}/`, `${destination(t)}:${remoteDir}/`];
+  await runRsync(args, opts.signal);
+}
+
+export async function rsyncDown(t: SshTarget, remoteDir: string, localDir: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  const args = ['-a', '--partial', '-e', rsyncShell(t), `${destination(t)}:${remoteDir}/`, `${path.resolve(localDir)}/`];
+  await runRsync(args, opts.signal);
+}
+
+async function runRsync(args: string[], signal?: AbortSignal): Promise<void> {
+  const r = await execa('rsync', args, { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) });
+  if (r.exitCode !== 0) {
+    const why = String(r.stderr ?? '').trim().split('\n').slice(-2).join(' ');
+    const lost = r.exitCode === 255 || r.exitCode === 12 || /connection|closed|reset|broken pipe/i.test(why);
+    throw new Error(lost ? `connection to the host lost during rsync (${why || `exit ${r.exitCode}`})` : `rsync failed (exit ${r.exitCode}): ${why}`);
+  }
+}
