@@ -22,7 +22,7 @@ const compiled = new WeakMap<object, ValidateFunction>();
 function validatorFor(stage: Stage<any>): ValidateFunction {
   let v = compiled.get(stage.params);
   if (!v) {
-    ajv ??= addFormats(new Ajv({ allErrors: true, strict: false, useDefaults: true }));
+    ajv ??= addFormats(new Ajv({ allErrors: true, strict: false, useDefaults: true, verbose: true }));
     v = ajv.compile(stage.params);
     compiled.set(stage.params, v);
   }

@@ -10,7 +10,7 @@ import { registry as defaultRegistry } from '../../stages/registry.js';
 import { parseYaml } from './parse.js';
 import { nearest, type NodePositions } from './positions.js';
 import { applyOverrides, parseOverride, type Override } from './overrides.js';
-import { interpolate, type Unresolved } from './interpolate.js';
+import { interpolate, stringPathsOf, type Unresolved } from './interpolate.js';
 import { checkStage, isMapping, type Problem } from './check-stage.js';
 import { buildGraph } from './graph.js';
 import { closest } from './suggest.js';
@@ -110,7 +110,9 @@ export async function loadPipeline(file: string, options: LoadOptions = {}): Pro
     let entry = raw;
     if (isMapping(raw) && raw.with !== undefined) {
       const unresolved: Unresolved[] = [];
-      entry = { ...raw, with: interpolate(raw.with, paramValues, `stages.${id}.with`, unresolved) };
+      const stageType = typeof raw.uses === 'string' ? registry.get(raw.uses) : undefined;
+      const wantsString = stageType ? stringPathsOf(stageType.params, `stages.${id}.with`) : undefined;
+      entry = { ...raw, with: interpolate(raw.with, paramValues, `stages.${id}.with`, unresolved, wantsString) };
       for (const u of unresolved) push({ path: u.path, message: u.message });
     }
     const checked = checkStage(id, entry, registry);

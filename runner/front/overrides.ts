@@ -4,7 +4,8 @@
 // the raw text is kept ("--set ...with.run=007" stays "007").
 import { parse } from 'yaml';
 import type { Diagnostic } from '../pipeline.js';
-import type { JsonSchema, Stage } from '../types.js';
+import type { Stage } from '../types.js';
+import { stringPathsOf } from './interpolate.js';
 
 export interface Override {
   readonly path: string[];
@@ -24,25 +25,16 @@ export function parseOverride(text: string, flag: '--set' | '-p'): Override | Di
   return { path, raw: text.slice(eq + 1), flag: where };
 }
 
-function wantsString(schema: JsonSchema | undefined): boolean {
-  if (!schema) return false;
-  if (schema.type === 'string') return true;
-  if (Array.isArray(schema.enum)) return (schema.enum as unknown[]).every((v) => typeof v === 'string');
-  return false;
-}
-
-/** The schema of the param an override targets (stages.<id>.with.<param>...), if any. */
-function targetSchema(doc: Record<string, unknown>, path: readonly string[], registry: ReadonlyMap<string, Stage<any>>): JsonSchema | undefined {
-  if (path[0] !== 'stages' || path[2] !== 'with' || path.length < 4) return undefined;
+/** Whether the stage's schema wants a string at the path an override targets. */
+function wantsStringAt(doc: Record<string, unknown>, path: readonly string[], registry: ReadonlyMap<string, Stage<any>>): boolean {
+  if (path[0] !== 'stages' || path[2] !== 'with' || path.length < 4) return false;
   const spec = (doc.stages as Record<string, { uses?: unknown }> | undefined)?.[path[1]!];
   const stage = typeof spec?.uses === 'string' ? registry.get(spec.uses) : undefined;
-  let schema: JsonSchema | undefined = stage?.params;
-  for (const seg of path.slice(3)) schema = (schema?.properties as Record<string, JsonSchema> | undefined)?.[seg];
-  return schema;
+  return stage ? stringPathsOf(stage.params, `stages.${path[1]}.with`)(path.join('.')) : false;
 }
 
-export function typedValue(raw: string, schema: JsonSchema | undefined): unknown {
-  if (wantsString(schema)) return raw;
+export function typedValue(raw: string, wantsString: boolean): unknown {
+  if (wantsString) return raw;
   try {
     return parse(raw, { maxAliasCount: 10 });
   } catch {
@@ -73,7 +65,7 @@ export function applyOverrides(doc: Record<string, unknown>, overrides: readonly
       node = node[seg] as Record<string, unknown>;
     }
     if (!ok) continue;
-    node[o.path.at(-1)!] = typedValue(o.raw, targetSchema(doc, o.path, registry));
+    node[o.path.at(-1)!] = typedValue(o.raw, wantsStringAt(doc, o.path, registry));
   }
   return errors;
 }

@@ -22,8 +22,8 @@ export function parseYaml(source: string, file: string): { ok: true; value: Pars
   for (const e of doc.errors) {
     const pos = at(e.pos[0]);
     if (e.code === 'DUPLICATE_KEY') {
-      const name = source.slice(e.pos[0], e.pos[1]).trim() || 'key';
-      errors.push({ file, pos, path: duplicatePath(doc.contents, name, e.pos[0]), message: `duplicate key '${name}'` });
+      const dup = duplicateAt(doc.contents, e.pos[0], source);
+      errors.push({ file, pos: dup.pos !== undefined ? at(dup.pos) : pos, path: dup.path, message: `duplicate key '${dup.name}'` });
     } else {
       errors.push({ file, pos, path: '', message: `YAML syntax error: ${e.message.split('\n')[0]}` });
     }
@@ -38,20 +38,30 @@ export function parseYaml(source: string, file: string): { ok: true; value: Pars
   return { ok: true, value: { value, positions: collectPositions(doc.contents as Node | null, lines) } };
 }
 
-/** The JSON path of a duplicated key, found by its offset. */
-function duplicatePath(root: unknown, name: string, offset: number): string {
-  let found = name;
+/**
+ * The duplicated key's name and path. yaml reports the error at the mapping or the pair; the
+ * key we want is the second occurrence of a name inside the node at that offset.
+ */
+function duplicateAt(root: unknown, offset: number, source: string): { name: string; path: string; pos?: number } {
+  let found: { name: string; path: string; pos?: number } | undefined;
   const walk = (node: unknown, path: string): void => {
-    if (!isMap(node)) return;
+    if (found || !isMap(node)) return;
+    const seen = new Set<string>();
+    const range = (node as Node).range;
     for (const item of node.items) {
       if (!isPair(item)) continue;
       const k = isScalar(item.key) ? String(item.key.value) : '';
-      const childPath = joinPath(path, k);
-      const range = (item.key as Node | null)?.range;
-      if (range && range[0] === offset) found = childPath;
-      walk(item.value, childPath);
+      const keyStart = (item.key as Node | null)?.range?.[0];
+      if (seen.has(k) && range && offset >= range[0] && offset <= range[2]) {
+        found = { name: k, path: joinPath(path, k), ...(keyStart !== undefined ? { pos: keyStart } : {}) };
+        return;
+      }
+      seen.add(k);
     }
+    for (const item of node.items) if (isPair(item)) walk(item.value, joinPath(path, isScalar(item.key) ? String(item.key.value) : ''));
   };
   walk(root, '');
-  return found;
+  if (found) return found;
+  const name = /^[^:\s]+/.exec(source.slice(offset))?.[0] ?? 'key';
+  return { name, path: name };
 }
