@@ -35,11 +35,45 @@ export function buildProgram(): Command {
       .option('--force', 'ignore the cache for the selected stages')
       .option('--dry-run', 'print the plan and why each stage would run, run nothing')
       .option('-k, --keep-going', 'after a failure, go on with stages that do not depend on it')
-      .option('-j, --jobs <n>', 'stages to run at once (default: number of cores)'),
+      .option('-j, --jobs <n>', 'stages to run at once (default: number of cores)')
+      .option('--sweep <path=values>', 'run once per value, e.g. stages.finetune.with.learning_rate=0.01,0.001 (repeatable: a grid)', collect)
+      .option('--sweep-parallel <n>', 'with --sweep: run up to n combinations at once'),
   ).action(async (file: string, flags) => {
+    if (flags.sweep || flags.sweepParallel) {
+      const { sweepCommand } = await import('./commands/sweep.js');
+      process.exitCode = await sweepCommand(file, flags);
+      return;
+    }
     const { runCommand } = await import('./commands/run.js');
     process.exitCode = await runCommand(file, flags);
   });
+
+  program
+    .command('runs')
+    .description('past runs, newest first: the params that differ, headline metrics, git commit, cache use')
+    .argument('[file]', 'pipeline YAML (default: every pipeline with runs in ./.pipe)')
+    .option('--json', 'machine-readable output')
+    .option('--limit <n>', 'at most n runs (default 20)')
+    .option('--pipeline <name>', 'only runs of this pipeline (without FILE)')
+    .option('--cache-dir <dir>', 'cache location')
+    .action(async (file: string | undefined, flags) => {
+      const { runsCommand } = await import('./commands/runs.js');
+      process.exitCode = await runsCommand(file, flags);
+    });
+
+  program
+    .command('diff')
+    .description('compare two runs: changed params, metrics with deltas, which stages re-ran and why (default: the last two)')
+    .argument('[runA]', 'run id or unique prefix (alone: compared with the newest run of its pipeline)')
+    .argument('[runB]', 'run id or unique prefix')
+    .option('--file <file>', 'pipeline whose runs to compare')
+    .option('--pipeline <name>', 'pipeline name, when ./.pipe holds several')
+    .option('--json', 'machine-readable output')
+    .option('--cache-dir <dir>', 'cache location')
+    .action(async (a: string | undefined, b: string | undefined, flags) => {
+      const { diffCommand } = await import('./commands/diff.js');
+      process.exitCode = await diffCommand(a, b, flags);
+    });
 
   program
     .command('validate')

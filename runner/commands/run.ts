@@ -22,6 +22,8 @@ export interface RunFlags extends PipelineOptions {
   dryRun?: boolean;
   keepGoing?: boolean;
   jobs?: string;
+  /** The command line recorded in the run record (a sweep passes each combination's own). */
+  argv?: string[];
 }
 
 export function neededStages(graph: Graph, selected: readonly string[]): string[] {
@@ -110,7 +112,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     params: { ...pipeline.params },
     stages: Object.fromEntries([...pipeline.stages].map(([id, s]) => [id, { uses: s.uses, with: s.with }])),
     selected,
-    argv: process.argv.slice(2),
+    argv: flags.argv ?? process.argv.slice(2),
     ...(gitInfo(pipeline.dir) ? { git: gitInfo(pipeline.dir)! } : {}),
     host: os.hostname(),
     version: pipeVersion(),
