@@ -129,6 +129,33 @@ export function buildProgram(): Command {
       process.exitCode = await gcCommand(file, flags);
     });
 
+  pipelineOptions(
+    program
+      .command('down')
+      .description("stop (or terminate) the EC2 instances this pipeline's provision stages started")
+      .argument('<file>', 'pipeline YAML')
+      .option('--terminate', 'terminate instead of stop (deletes their disks)')
+      .option('--region <region>', "AWS region (default: the provision stages' or the AWS chain's)")
+      .option('--endpoint <url>', 'EC2 endpoint URL (tests, mirrors)'),
+  ).action(async (file: string, flags) => {
+    const { downCommand } = await import('./commands/down.js');
+    process.exitCode = await downCommand(file, flags);
+  });
+
+  pipelineOptions(
+    program
+      .command('hosts')
+      .description('list the EC2 instances pipe made (found by tag): state, type, uptime, address')
+      .argument('[file]', "a pipeline: only its instances, in its provision stages' regions")
+      .option('--region <region>', 'AWS region (default: the AWS chain)')
+      .option('--endpoint <url>', 'EC2 endpoint URL (tests, mirrors)')
+      .option('--all', 'include terminated instances')
+      .option('--json', 'machine-readable output'),
+  ).action(async (file: string | undefined, flags) => {
+    const { hostsCommand } = await import('./commands/hosts.js');
+    process.exitCode = await hostsCommand(file, flags);
+  });
+
   program
     .command('exec', { hidden: true })
     .description('run one stage job for a runner on another machine (internal)')

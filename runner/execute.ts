@@ -110,7 +110,9 @@ export async function execute(
       const hit = await cache.lookup(key);
       if (hit) return cached(id, hit);
     }
-    if (!selected) {
+    // A stage that is never cached (provision) re-checks the real world even when only its
+    // dependents were selected: they need where to run.
+    if (!selected && stage.cache !== 'never') {
       const reason = `not selected and not in the cache for its current inputs (${await explainRun(cache, pipeline.name, id, material)}); run it too or drop --only`;
       bus.emit({ type: 'stage-failed', stage: id, error: reason, durationMs: 0 });
       return { status: 'failed', error: reason };

@@ -131,9 +131,10 @@ export class Output {
     const write = (level: string, message: string): void => {
       for (const text of message.split('\n')) {
         file?.write(`${new Date().toISOString()} ${level} ${text}\n`);
+        // Debug lines (stack traces of unexpected errors) stay in the log file only.
+        if (level === 'debug' && !process.env.PIPE_DEBUG) continue;
         tail.push(text);
         if (tail.length > 20) tail.shift();
-        if (level === 'debug' && !process.env.PIPE_DEBUG) continue;
         const prefix = this.c.dim(`${stage} | `);
         const body = level === 'warn' ? this.c.yellow(text) : text;
         this.line(`${this.stamp()}${prefix}${body}`);

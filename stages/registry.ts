@@ -5,11 +5,19 @@
 import type { Stage } from '../runner/types.js';
 import { commandStage } from './command.js';
 import { reportStage } from './report.js';
+import { fetchKaggleStage } from './fetch-kaggle.js';
+import { imagesStage } from './images.js';
+import { splitStage } from './split.js';
+import { synthImagesStage } from './synth-images.js';
+import { provisionStage } from './provision.js';
+import { finetuneVgg16Stage } from './finetune-vgg16.js';
+import { finetuneStage } from './finetune.js';
+import { evaluateStage } from './evaluate.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyStage = Stage<any>;
 
-const stages: readonly AnyStage[] = [commandStage, reportStage];
+const stages: readonly AnyStage[] = [commandStage, provisionStage, fetchKaggleStage, imagesStage, synthImagesStage, splitStage, finetuneVgg16Stage, finetuneStage, evaluateStage, reportStage];
 
 export const registry: ReadonlyMap<string, AnyStage> = new Map(stages.map((s) => [s.name, s]));
 

@@ -23,10 +23,16 @@ function pipeline(sshd: Sshd, workspace: string, opts: { slow?: boolean; remote?
   return `name: remote
 stages:
   gpu:
-    uses: command
+    uses: provision
     with:
-      kind: host
-      run: ${JSON.stringify(`printf '%s' '${JSON.stringify(host)}' > host.json`)}
+      provider: ssh
+      address: 127.0.0.1
+      ssh_user: root
+      ssh_port: ${host.sshPort}
+      ssh_key: ${host.sshKey}
+      remote_dir: ${host.workspace}
+      pipe_path: ${host.pipePath}
+      ssh_wait_seconds: 5
   data:
     uses: command
     with: { run: 'echo hello world > data.txt' }

@@ -1,0 +1,160 @@
+// `pipe hosts [FILE]`: the EC2 instances pipe made (found by their `pipe:pipeline` tag, not by
+// local state): id, pipeline, stage, state, type, uptime, public address. With FILE, only that
+// pipeline's, in the regions its provision stages use; without, every pipe instance in the
+// region of the AWS chain (or --region).
+import type { HostInstance, TagFilter } from '../../stages/aws/ec2.js';
+import type { Pipeline } from '../pipeline.js';
+import type { PipelineOptions } from '../open.js';
+import { ExitError, EXIT } from '../errors.js';
+
+export interface HostsFlags extends PipelineOptions {
+  region?: string;
+  endpoint?: string;
+  /** Include terminated and shutting-down instances. */
+  all?: boolean;
+  json?: boolean;
+}
+
+export interface HostRow {
+  readonly id: string;
+  readonly pipeline: string;
+  readonly stage: string;
+  readonly state: string;
+  readonly type: string;
+  readonly region: string;
+  readonly spot: boolean;
+  /** Milliseconds since the last start, for pending/running instances. */
+  readonly uptimeMs?: number;
+  readonly address: string;
+  readonly launchTime?: string;
+}
+
+export type Write = (text: string) => void;
+const stdout: Write = (t) => void process.stdout.write(t);
+
+/** One region + endpoint to ask, and for which pipeline (undefined: any pipe instance). */
+export interface HostQuery {
+  readonly region?: string;
+  readonly endpoint?: string;
+  readonly pipeline?: string;
+  readonly cache?: string;
+}
+
+/** Where a pipeline's ec2 provision stages live: distinct (region, endpoint) pairs; a region may be left to the AWS chain. */
+export function provisionLocations(pipeline: Pick<Pipeline, 'stages'>, override: { region?: string; endpoint?: string } = {}): { region?: string; endpoint?: string; stages: string[] }[] {
+  const out = new Map<string, { region?: string; endpoint?: string; stages: string[] }>();
+  for (const spec of pipeline.stages.values()) {
+    if (spec.uses !== 'provision' || spec.with.provider !== 'ec2') continue;
+    const region = override.region ?? (typeof spec.with.region === 'string' ? spec.with.region : undefined);
+    const endpoint = override.endpoint ?? (typeof spec.with.endpoint === 'string' ? spec.with.endpoint : undefined);
+    const k = `${region ?? ''}\0${endpoint ?? ''}`;
+    const entry = out.get(k) ?? { ...(region ? { region } : {}), ...(endpoint ? { endpoint } : {}), stages: [] };
+    entry.stages.push(spec.id);
+    out.set(k, entry);
+  }
+  return [...out.values()];
+}
+
+/** Instances matching each query, with the errors mapped to one clear line (ExitError 1). */
+export async function queryHosts(queries: readonly HostQuery[], states?: readonly string[]): Promise<{ region: string; endpoint?: string; instances: HostInstance[] }[]> {
+  const ec2 = await import('../../stages/aws/ec2.js');
+  const { describeAwsError } = await import('../../stages/aws/errors.js');
+  const results: { region: string; endpoint?: string; instances: HostInstance[] }[] = [];
+  for (const q of queries) {
+    let region = q.region;
+    const client = await (async () => {
+      try {
+        region = await ec2.resolveRegion(q.region);
+        const c = ec2.createEc2Client({ region, ...(q.endpoint ? { endpoint: q.endpoint } : {}) });
+        await ec2.assertCredentials(c, region);
+        return c;
+      } catch (e) {
+        throw failure(describeAwsError(e, { action: 'credentials', ...(region ? { region } : {}) }));
+      }
+    })();
+    try {
+      const filter: TagFilter = { ...(q.pipeline !== undefined ? { pipeline: q.pipeline } : {}), ...(q.cache !== undefined ? { cache: q.cache } : {}), ...(states ? { states } : {}) };
+      results.push({ region: region!, ...(q.endpoint ? { endpoint: q.endpoint } : {}), instances: await ec2.findInstances(client, filter) });
+    } catch (e) {
+      throw failure(describeAwsError(e, { action: 'DescribeInstances', ...(region ? { region } : {}) }));
+    } finally {
+      client.destroy();
+    }
+  }
+  return results;
+}
+
+export function failure(e: { message: string; hint?: string | undefined }): ExitError {
+  return new ExitError(EXIT.failed, `pipe: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}`);
+}
+
+export function formatUptime(ms: number): string {
+  const m = Math.floor(ms / 60_000);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${h % 24}h`;
+}
+
+export function toRows(results: readonly { region: string; instances: readonly HostInstance[] }[], now = Date.now()): HostRow[] {
+  const rows: HostRow[] = [];
+  for (const r of results) {
+    for (const i of r.instances) {
+      const up = (i.state === 'running' || i.state === 'pending') && i.launchTime ? Math.max(0, now - i.launchTime.getTime()) : undefined;
+      rows.push({
+        id: i.id,
+        pipeline: i.tags['pipe:pipeline'] ?? '',
+        stage: i.tags['pipe:stage'] ?? '',
+        state: i.state,
+        type: i.type,
+        region: r.region,
+        spot: i.spot,
+        ...(up !== undefined ? { uptimeMs: up } : {}),
+        address: i.publicDns || i.publicIp || '',
+        ...(i.launchTime ? { launchTime: i.launchTime.toISOString() } : {}),
+      });
+    }
+  }
+  return rows;
+}
+
+export function formatHosts(rows: readonly HostRow[]): string {
+  const header = ['ID', 'PIPELINE', 'STAGE', 'STATE', 'TYPE', 'UPTIME', 'ADDRESS'];
+  const table = rows.map((r) => [r.id, r.pipeline, r.stage, r.state, `${r.type}${r.spot ? ' (spot)' : ''}`, r.uptimeMs !== undefined ? formatUptime(r.uptimeMs) : '-', r.address || '-']);
+  const widths = header.map((h, c) => Math.max(h.length, ...table.map((row) => row[c]!.length)));
+  const line = (cells: readonly string[]): string => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ');
+  return [line(header), ...table.map(line)].join('\n') + '\n';
+}
+
+export async function hostsCommand(file: string | undefined, flags: HostsFlags, write: Write = stdout): Promise<number> {
+  let queries: HostQuery[];
+  let what: string;
+  if (file) {
+    const { openPipeline } = await import('../open.js');
+    const { pipeline } = await openPipeline(file, flags);
+    const locations = provisionLocations(pipeline, { ...(flags.region ? { region: flags.region } : {}), ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
+    if (locations.length === 0) {
+      write(`${pipeline.name} has no \`provider: ec2\` provision stage: no hosts to list\n`);
+      return EXIT.ok;
+    }
+    queries = locations.map((l) => ({ ...l, pipeline: pipeline.name }));
+    what = `pipeline ${pipeline.name}`;
+  } else {
+    queries = [{ ...(flags.region ? { region: flags.region } : {}), ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) }];
+    what = 'pipe';
+  }
+  const states = flags.all ? ['pending', 'running', 'stopping', 'stopped', 'shutting-down', 'terminated'] : undefined;
+  const rows = toRows(await queryHosts(queries, states));
+  if (flags.json) {
+    write(`${JSON.stringify(rows, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  if (rows.length === 0) {
+    write(`no ${what} instances${flags.all ? '' : ' (pending, running, stopping or stopped)'}\n`);
+    return EXIT.ok;
+  }
+  write(formatHosts(rows));
+  const running = rows.filter((r) => r.state === 'running' || r.state === 'pending').length;
+  if (running) write(`${running} running: \`pipe down FILE\` stops them (\`--terminate\` removes them)\n`);
+  return EXIT.ok;
+}

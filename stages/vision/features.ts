@@ -1,0 +1,257 @@
+// The frozen-output cache. Without augmentation, the frozen part's output for an image never
+// changes, so it is computed once per image through a FrozenEngine and streamed to disk as a
+// raw float32 file (rows in file-list order) plus index.json, in a runner-owned derived entry
+// keyed by what determines it: the frozen layers' configs and weights, the cut, the images
+// (the dataset artifact's content hash and the split's file list) and the preprocessing.
+// Epochs, re-runs with other head parameters, and evaluate all read the same entry.
+import { createHash } from 'node:crypto';
+import { open, readFile, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type * as TF from '@tensorflow/tfjs';
+import type { Progress } from '../../runner/types.js';
+import type { FrozenEngine } from './frozen.js';
+import { loadBatches, type Fit, type PreprocessMode } from './images.js';
+import type { DerivedFn } from './tfjs-engine.js';
+
+/** Bump when the feature file layout or its computation changes. */
+const FEATURES_VERSION = 1;
+
+export interface SplitJson {
+  readonly version: number;
+  readonly classes: readonly string[];
+  readonly files: Readonly<Record<string, readonly string[]>>;
+  readonly seed?: number;
+  readonly counts?: unknown;
+}
+
+/** The dataset artifact's split.json. */
+export async function readSplit(datasetDir: string): Promise<SplitJson> {
+  const file = path.join(datasetDir, 'split.json');
+  let json: SplitJson;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8')) as SplitJson;
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(json.classes) || json.classes.length < 2) throw new Error(`${file}: 'classes' must list at least two classes`);
+  if (typeof json.files !== 'object' || json.files === null) throw new Error(`${file}: no 'files'`);
+  return json;
+}
+
+/** The class index of a dataset-relative file (its folder), or -1 (e.g. test/unknown). */
+export function labelOf(rel: string, classes: readonly string[]): number {
+  const parts = rel.split('/');
+  const folder = parts.length >= 2 ? parts[parts.length - 2]! : '';
+  return classes.indexOf(folder);
+}
+
+export function splitFiles(split: SplitJson, name: string): readonly string[] {
+  return split.files[name] ?? [];
+}
+
+export interface PreprocessSpec {
+  readonly mode: PreprocessMode;
+  /** [height, width] */
+  readonly size: readonly [number, number];
+  readonly fit: Fit;
+}
+
+function numericsConfig(config: Record<string, unknown>): Record<string, unknown> {
+  // Names, trainability and initialisers do not change what a layer computes from its weights.
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (k === 'name' || k === 'trainable' || /initializer|regularizer|constraint/i.test(k)) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+/** The layers `cutLayer`'s output depends on, in model order. */
+export function frozenLayers(model: TF.LayersModel, cutLayer: string): TF.layers.Layer[] {
+  const seen = new Set<TF.layers.Layer>();
+  const stack = [model.getLayer(cutLayer)];
+  while (stack.length) {
+    const layer = stack.pop()!;
+    if (seen.has(layer)) continue;
+    seen.add(layer);
+    for (const node of layer.inboundNodes) for (const l of node.inboundLayers) stack.push(l);
+  }
+  return model.layers.filter((l) => seen.has(l));
+}
+
+/** sha256 over the frozen layers' classes, configs and weights: what the features depend on. */
+export function frozenFingerprint(model: TF.LayersModel, cutLayer: string): string {
+  const hash = createHash('sha256');
+  hash.update(`pipe-frozen:${FEATURES_VERSION}\n`);
+  for (const layer of frozenLayers(model, cutLayer)) {
+    hash.update(JSON.stringify({ class: layer.getClassName(), config: numericsConfig(layer.getConfig() as Record<string, unknown>) }));
+    for (const w of layer.weights) {
+      const data = w.read().dataSync() as Float32Array;
+      hash.update(`\n${w.shape.join('x')}\n`);
+      hash.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
+  }
+  return hash.digest('hex');
+}
+
+export interface FeatureIndex {
+  readonly version: number;
+  readonly count: number;
+  /** Per image, without the batch dimension. */
+  readonly shape: readonly number[];
+  readonly dtype: 'float32';
+  readonly files: readonly string[];
+  readonly engine: Readonly<Record<string, unknown>>;
+  readonly seconds: number;
+}
+
+export interface FeatureRequest {
+  readonly derived: DerivedFn;
+  /** What the outputs depend on besides the images (see featureKey). */
+  readonly frozen: string;
+  readonly cut: string;
+  readonly architecture: string;
+  /** The dataset artifact's content hash. */
+  readonly datasetHash: string;
+  readonly datasetDir: string;
+  /** Name of the split in split.json ('train', 'valid', 'sample/train', 'test'...). */
+  readonly split: string;
+  /** Dataset-relative files, in row order. */
+  readonly files: readonly string[];
+  readonly preprocess: PreprocessSpec;
+  /** Opened only when the outputs must be computed; the caller disposes it. */
+  readonly engine: () => Promise<FrozenEngine>;
+  readonly batchSize: number;
+  readonly concurrency?: number;
+  readonly progress: (label: string, total?: number) => Progress;
+  readonly log: (message: string) => void;
+  readonly signal: AbortSignal;
+}
+
+export function featureKey(r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architecture' | 'datasetHash' | 'split' | 'files' | 'preprocess'>): unknown {
+  const files = createHash('sha256').update(r.files.join('\n')).digest('hex');
+  return {
+    version: FEATURES_VERSION,
+    frozen: r.frozen,
+    cut: r.cut,
+    architecture: r.architecture,
+    dataset: r.datasetHash,
+    split: r.split,
+    files,
+    preprocess: { mode: r.preprocess.mode, size: [...r.preprocess.size], fit: r.preprocess.fit },
+  };
+}
+
+export interface FeatureSet {
+  readonly dir: string;
+  readonly index: FeatureIndex;
+  /** Whether this call computed them (false: reused). */
+  readonly built: boolean;
+}
+
+/** The frozen outputs of `files`, from the derived cache or computed and streamed into it. */
+export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
+  let built = false;
+  const dir = await r.derived('features', featureKey(r), async (out) => {
+    built = true;
+    const t0 = performance.now();
+    const engine = await r.engine();
+    const bar = r.progress(`frozen outputs: ${r.split}`, r.files.length);
+    const fh = await open(path.join(out, 'features.f32'), 'w');
+    let done = 0;
+    try {
+      const abs = r.files.map((f) => path.join(r.datasetDir, f));
+      for await (const batch of loadBatches(abs, {
+        size: r.preprocess.size,
+        fit: r.preprocess.fit,
+        preprocess: r.preprocess.mode,
+        batchSize: r.batchSize,
+        concurrency: r.concurrency ?? 4,
+        signal: r.signal,
+      })) {
+        const y = await engine.run(batch.data, batch.count);
+        await fh.write(new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
+        done += batch.count;
+        const secs = (performance.now() - t0) / 1000;
+        bar.update(done, `${(done / secs).toFixed(1)} img/s`);
+      }
+    } finally {
+      await fh.close();
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const index: FeatureIndex = {
+      version: FEATURES_VERSION,
+      count: r.files.length,
+      shape: engine.outputShape,
+      dtype: 'float32',
+      files: r.files,
+      engine: { name: engine.name, ...engine.detail },
+      seconds,
+    };
+    await writeFile(path.join(out, 'index.json'), JSON.stringify(index));
+    bar.done(`${r.files.length} images, ${seconds.toFixed(1)} s`);
+  });
+  const index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as FeatureIndex;
+  if (!built) r.log(`frozen outputs: ${r.split}: ${index.count} images from the cache`);
+  return { dir, index, built };
+}
+
+/** Above this the rows are read from disk per batch instead of held in memory. */
+const IN_MEMORY_BYTES = 256 * 1024 * 1024;
+
+/** Random access to the rows of a feature file. */
+export class FeatureReader {
+  private constructor(
+    readonly index: FeatureIndex,
+    readonly rowFloats: number,
+    private readonly memory: Float32Array | null,
+    private readonly fh: FileHandle | null,
+  ) {}
+
+  static async open(set: FeatureSet, inMemoryBytes = IN_MEMORY_BYTES): Promise<FeatureReader> {
+    const file = path.join(set.dir, 'features.f32');
+    const rowFloats = set.index.shape.reduce((a, b) => a * b, 1);
+    const expected = set.index.count * rowFloats * 4;
+    const size = (await stat(file)).size;
+    if (size !== expected) throw new Error(`${file}: ${size} bytes, index.json says ${expected}`);
+    if (size <= inMemoryBytes) {
+      const buf = await readFile(file);
+      const floats = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+      return new FeatureReader(set.index, rowFloats, floats, null);
+    }
+    return new FeatureReader(set.index, rowFloats, null, await open(file, 'r'));
+  }
+
+  get count(): number {
+    return this.index.count;
+  }
+
+  /** The rows at `indices`, in that order, concatenated. */
+  async rows(indices: readonly number[]): Promise<Float32Array> {
+    const n = this.rowFloats;
+    const out = new Float32Array(indices.length * n);
+    if (this.memory) {
+      indices.forEach((r, i) => out.set(this.memory!.subarray(r * n, (r + 1) * n), i * n));
+      return out;
+    }
+    // Read runs of consecutive rows with one call each.
+    const order = indices.map((r, i) => [r, i] as const).sort((a, b) => a[0] - b[0]);
+    const bytes = new Uint8Array(out.buffer);
+    for (let k = 0; k < order.length; ) {
+      let end = k + 1;
+      while (end < order.length && order[end]![0] === order[end - 1]![0] + 1) end++;
+      const first = order[k]![0];
+      const runRows = end - k;
+      const tmp = new Uint8Array(runRows * n * 4);
+      const { bytesRead } = await this.fh!.read(tmp, 0, tmp.byteLength, first * n * 4);
+      if (bytesRead !== tmp.byteLength) throw new Error('feature file truncated');
+      for (let j = 0; j < runRows; j++) bytes.set(tmp.subarray(j * n * 4, (j + 1) * n * 4), order[k + j]![1] * n * 4);
+      k = end;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.fh?.close();
+  }
+}

@@ -1,0 +1,324 @@
+// The trainable part ("head") of a network trains in tfjs on cached frozen outputs (or on
+// images when nothing is frozen): a seeded custom loop, so that progress is reported per batch,
+// the run can be aborted between batches, and a checkpoint after each epoch (weights, optimizer
+// state, history) lets an interrupted run resume from the last finished epoch.
+import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
+import path from 'node:path';
+import type * as TF from '@tensorflow/tfjs';
+import type { Progress } from '../../runner/types.js';
+import type { Tf } from './backend.js';
+import { cutOutputShape } from './tfjs-engine.js';
+import { loadTensors, saveTensors } from './model-io.js';
+
+export type OptimizerName = 'adam' | 'sgd';
+
+/** Rows of training data: cached frozen outputs, or decoded images. */
+export interface DataSource {
+  readonly count: number;
+  /** Per example, without the batch dimension. */
+  readonly shape: readonly number[];
+  /** Class index per row. */
+  readonly labels: Int32Array;
+  rows(indices: readonly number[]): Promise<Float32Array>;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  val_loss?: number;
+  val_accuracy?: number;
+  /** Training time of the epoch. */
+  seconds: number;
+  /** Validation time of the epoch (when validated). */
+  val_seconds?: number;
+}
+
+export interface History {
+  epochs: EpochRecord[];
+}
+
+export interface TrainOptions {
+  readonly tf: Tf;
+  readonly head: TF.LayersModel;
+  readonly train: DataSource;
+  readonly valid: DataSource | null;
+  readonly classes: number;
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly learningRate: number;
+  readonly optimizer: OptimizerName;
+  readonly seed: number;
+  readonly validateEveryEpoch: boolean;
+  /** Checkpoints live here (ctx.workDir). */
+  readonly checkpointDir: string;
+  /** Identifies the training setup; a checkpoint made for another one is ignored. */
+  readonly checkpointKey: string;
+  readonly signal: AbortSignal;
+  readonly progress: (label: string, total?: number) => Progress;
+  readonly log: (message: string) => void;
+}
+
+export interface TrainResult {
+  readonly history: History;
+  readonly resumedFrom: number;
+  readonly trainSeconds: number;
+  readonly validSeconds: number;
+}
+
+/** mulberry32: a small seeded PRNG (shuffles must not depend on Math.random). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function shuffled(n: number, seed: number): number[] {
+  const rand = prng(seed);
+  const out = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/**
+ * A model of the layers after `cutLayer` (which must form a chain up to the model's output),
+ * taking the cut's output as input. It shares the layer objects, so training it trains `model`.
+ */
+export function headModel(tf: Tf, model: TF.LayersModel, cutLayer: string): TF.LayersModel {
+  const layers = model.layers;
+  const at = layers.findIndex((l) => l.name === cutLayer);
+  if (at < 0) throw new Error(`layer '${cutLayer}' not found`);
+  const input = tf.input({ shape: cutOutputShape(model, cutLayer), name: `${cutLayer}_features` });
+  let x: TF.SymbolicTensor = input;
+  let prev = layers[at]!;
+  const after = layers.slice(at + 1);
+  if (after.length === 0) throw new Error(`nothing after '${cutLayer}' to train`);
+  for (const layer of after) {
+    const inbound = layer.inboundNodes[0]?.inboundLayers ?? [];
+    if (inbound.length !== 1 || inbound[0] !== prev) {
+      throw new Error(`the layers after '${cutLayer}' must form a chain; '${layer.name}' does not follow '${prev.name}'`);
+    }
+    x = layer.apply(x) as TF.SymbolicTensor;
+    prev = layer;
+  }
+  if (!model.outputLayers.includes(prev)) throw new Error(`the chain after '${cutLayer}' ends at '${prev.name}', not at the model's output`);
+  return tf.model({ inputs: input, outputs: x, name: `head_after_${cutLayer}` });
+}
+
+function makeOptimizer(tf: Tf, name: OptimizerName, lr: number): TF.Optimizer {
+  switch (name) {
+    case 'adam':
+      return tf.train.adam(lr);
+    case 'sgd':
+      return tf.train.momentum(lr, 0.9);
+    default: {
+      const never: never = name;
+      throw new Error(`unknown optimizer ${String(never)}`);
+    }
+  }
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : Object.assign(new Error('interrupted'), { name: 'AbortError' });
+}
+
+/** Mean cross-entropy and accuracy of `model` on `source`. */
+export async function evaluateSource(tf: Tf, model: TF.LayersModel, source: DataSource, batchSize: number, signal?: AbortSignal): Promise<{ loss: number; accuracy: number }> {
+  let lossSum = 0;
+  let correct = 0;
+  for (let s = 0; s < source.count; s += batchSize) {
+    if (signal?.aborted) throw abortError(signal);
+    const idx = Array.from({ length: Math.min(batchSize, source.count - s) }, (_, i) => s + i);
+    const x = await source.rows(idx);
+    const probs = await predictRows(tf, model, x, idx.length, source.shape);
+    const k = probs.length / idx.length;
+    idx.forEach((row, i) => {
+      const label = source.labels[row]!;
+      const p = probs.subarray(i * k, (i + 1) * k);
+      lossSum += -Math.log(Math.min(1 - 1e-7, Math.max(1e-7, p[label]!)));
+      if (argmax(p) === label) correct++;
+    });
+  }
+  return { loss: lossSum / source.count, accuracy: correct / source.count };
+}
+
+export function argmax(p: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
+  return best;
+}
+
+/** Softmax outputs of `model` for `count` rows of shape `shape`, flat. */
+export async function predictRows(tf: Tf, model: TF.LayersModel, x: Float32Array, count: number, shape: readonly number[]): Promise<Float32Array> {
+  const y = tf.tidy(() => model.predict(tf.tensor(x, [count, ...shape], 'float32')) as TF.Tensor);
+  try {
+    return (await y.data()) as Float32Array;
+  } finally {
+    y.dispose();
+  }
+}
+
+interface CheckpointState {
+  key: string;
+  epoch: number;
+  history: History;
+}
+
+async function readCheckpoint(dir: string, key: string): Promise<CheckpointState | null> {
+  try {
+    const state = JSON.parse(await readFile(path.join(dir, 'state.json'), 'utf8')) as CheckpointState;
+    return state.key === key ? state : null;
+  } catch {
+    return null;
+  }
+}
+
+async function writeCheckpoint(tf: Tf, dir: string, state: CheckpointState, head: TF.LayersModel, optimizer: TF.Optimizer): Promise<void> {
+  const epochDir = path.join(dir, `epoch-${state.epoch}`);
+  await rm(epochDir, { recursive: true, force: true });
+  await saveTensors(epochDir, 'weights', head.weights.map((w) => ({ name: w.name, tensor: w.read() })));
+  const opt = await optimizer.getWeights();
+  await saveTensors(epochDir, 'optimizer', opt);
+  // getWeights returns the optimizer's live variables, plus a fresh scalar for the step count.
+  tf.dispose(opt.filter((o) => o.name === 'iter').map((o) => o.tensor));
+  const tmp = path.join(dir, `state.json.tmp-${process.pid}`);
+  await writeFile(tmp, JSON.stringify(state));
+  await rename(tmp, path.join(dir, 'state.json')); // the checkpoint counts from here on
+  if (state.epoch > 1) await rm(path.join(dir, `epoch-${state.epoch - 1}`), { recursive: true, force: true });
+}
+
+async function restoreCheckpoint(tf: Tf, dir: string, state: CheckpointState, head: TF.LayersModel, optimizer: TF.Optimizer): Promise<void> {
+  const epochDir = path.join(dir, `epoch-${state.epoch}`);
+  const weights = await loadTensors(tf, epochDir, 'weights');
+  if (weights.length !== head.weights.length) throw new Error(`checkpoint has ${weights.length} weights, the head ${head.weights.length}`);
+  head.setWeights(weights.map((w) => w.tensor));
+  tf.dispose(weights.map((w) => w.tensor));
+  const opt = await loadTensors(tf, epochDir, 'optimizer');
+  await optimizer.setWeights(opt); // takes ownership of the tensors
+}
+
+/**
+ * Training on softmax probabilities saturates: cross-entropy clips p at 1e-7 and a confidently
+ * wrong start (large frozen features, e.g. random weights on caffe-range pixels) gets zero
+ * gradient. Like Keras, train on the logits instead: run the head with its final Dense layer's
+ * softmax bypassed for the forward pass, and use softmax cross-entropy on the logits.
+ * Returns null when the head does not end in a softmax Dense layer.
+ */
+function softmaxLogits(head: TF.LayersModel): ((x: TF.Tensor) => TF.Tensor) | null {
+  const last = head.layers[head.layers.length - 1] as (TF.layers.Layer & { activation?: { apply(x: TF.Tensor): TF.Tensor; getClassName?(): string } }) | undefined;
+  if (!last || last.getClassName() !== 'Dense' || !last.activation) return null;
+  const cfg = last.getConfig() as { activation?: unknown };
+  if (cfg.activation !== 'softmax') return null;
+  const softmax = last.activation;
+  const identity = { apply: (t: TF.Tensor) => t, getClassName: () => 'Linear' };
+  return (x) => {
+    last.activation = identity;
+    try {
+      return head.apply(x, { training: true }) as TF.Tensor;
+    } finally {
+      last.activation = softmax;
+    }
+  };
+}
+
+/** Train `head`; returns the history (epochs restored from a checkpoint included). */
+export async function trainHead(o: TrainOptions): Promise<TrainResult> {
+  const { tf, head, train, valid, signal } = o;
+  if (train.count === 0) throw new Error('no training examples');
+  const optimizer = makeOptimizer(tf, o.optimizer, o.learningRate);
+  const vars = head.trainableWeights.map((w) => w.read() as TF.Variable);
+  if (vars.length === 0) throw new Error('nothing to train: the head has no trainable weights');
+  const dropouts = head.layers.filter((l) => l.getClassName() === 'Dropout');
+  const logitsOf = softmaxLogits(head);
+  await mkdir(o.checkpointDir, { recursive: true });
+
+  let history: History = { epochs: [] };
+  let start = 1;
+  const state = await readCheckpoint(o.checkpointDir, o.checkpointKey);
+  if (state && state.epoch >= 1 && state.epoch <= o.epochs) {
+    await restoreCheckpoint(tf, o.checkpointDir, state, head, optimizer);
+    history = state.history;
+    start = state.epoch + 1;
+    o.log(`resuming from the checkpoint of epoch ${state.epoch}/${o.epochs}`);
+  }
+
+  let trainSeconds = 0;
+  let validSeconds = 0;
+  const batches = Math.ceil(train.count / o.batchSize);
+  for (let epoch = start; epoch <= o.epochs; epoch++) {
+    const t0 = performance.now();
+    const order = shuffled(train.count, (o.seed * 7919 + epoch) >>> 0);
+    const bar = o.progress(`epoch ${epoch}/${o.epochs}`, train.count);
+    let lossSum = 0;
+    let correct = 0;
+    let seen = 0;
+    const batchIdx = (b: number) => order.slice(b * o.batchSize, (b + 1) * o.batchSize);
+    let next = train.rows(batchIdx(0));
+    for (let b = 0; b < batches; b++) {
+      if (signal.aborted) {
+        next.catch(() => undefined);
+        throw abortError(signal);
+      }
+      const idx = batchIdx(b);
+      const xData = await next;
+      if (b + 1 < batches) next = train.rows(batchIdx(b + 1)); // read ahead while this batch trains
+      // Dropout with a fixed seed would drop the same units every step: vary it per step, seeded.
+      dropouts.forEach((l, i) => ((l as unknown as { seed?: number }).seed = (o.seed * 1_000_003 + epoch * 10_007 + b * 101 + i) >>> 0));
+      const kept: { probs?: TF.Tensor } = {};
+      const lossT = tf.tidy((): TF.Scalar => {
+        const x = tf.tensor(xData, [idx.length, ...train.shape], 'float32');
+        const y = tf.oneHot(tf.tensor1d(idx.map((r) => train.labels[r]!), 'int32'), o.classes);
+        return optimizer.minimize(() => {
+          if (logitsOf) {
+            const logits = logitsOf(x);
+            kept.probs = tf.keep(tf.softmax(logits));
+            return tf.losses.softmaxCrossEntropy(y, logits) as TF.Scalar;
+          }
+          const p = head.apply(x, { training: true }) as TF.Tensor;
+          kept.probs = tf.keep(p);
+          return tf.metrics.categoricalCrossentropy(y, p).mean() as TF.Scalar;
+        }, true, vars) as TF.Scalar;
+      });
+      const loss = (await lossT.data())[0]!;
+      const pData = (await kept.probs!.data()) as Float32Array;
+      tf.dispose([lossT, kept.probs!]);
+      idx.forEach((row, i) => {
+        if (argmax(pData.subarray(i * o.classes, (i + 1) * o.classes)) === train.labels[row]) correct++;
+      });
+      lossSum += loss * idx.length;
+      seen += idx.length;
+      const secs = (performance.now() - t0) / 1000;
+      const rate = seen / secs;
+      bar.update(seen, `loss ${(lossSum / seen).toFixed(4)} acc ${(correct / seen).toFixed(3)} ${rate.toFixed(0)} img/s eta ${Math.ceil((train.count - seen) / rate)}s`);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    trainSeconds += seconds;
+    const record: EpochRecord = { epoch, loss: lossSum / seen, accuracy: correct / seen, seconds };
+    bar.done(`loss ${record.loss.toFixed(4)} acc ${record.accuracy.toFixed(3)}`);
+    if (valid && valid.count > 0 && (o.validateEveryEpoch || epoch === o.epochs)) {
+      const v0 = performance.now();
+      const v = await evaluateSource(tf, head, valid, Math.max(o.batchSize, 64), signal);
+      record.val_loss = v.loss;
+      record.val_accuracy = v.accuracy;
+      record.val_seconds = (performance.now() - v0) / 1000;
+      validSeconds += record.val_seconds;
+    }
+    history = { epochs: [...history.epochs, record] };
+    o.log(
+      `epoch ${epoch}/${o.epochs}: loss ${record.loss.toFixed(4)} acc ${record.accuracy.toFixed(4)}` +
+        (record.val_loss !== undefined ? ` val_loss ${record.val_loss.toFixed(4)} val_acc ${record.val_accuracy!.toFixed(4)}` : '') +
+        ` (${seconds.toFixed(1)} s)`,
+    );
+    await writeCheckpoint(tf, o.checkpointDir, { key: o.checkpointKey, epoch, history }, head, optimizer);
+  }
+  optimizer.dispose();
+  return { history, resumedFrom: start - 1, trainSeconds, validSeconds };
+}

@@ -1,0 +1,283 @@
+// Pretrained weights: Keras HDF5 files (read with h5wasm, matched to layers by name) and tfjs
+// layers models (copied layer by layer), fetched from a URL into a derived cache entry once.
+// Keras files come in two layouts (DESIGN.md section 6): Keras 1 style datasets
+// `block1_conv1/block1_conv1_W_1:0` (the official VGG16 file) and Keras 2 style
+// `block1_conv1/block1_conv1/kernel:0`; names are fixed- or variable-length strings; a layer
+// without weights may carry an empty float64 `weight_names`. Both weight orders are Keras' own
+// ([kernel, bias], BatchNorm [gamma, beta, mean, variance]), which is also tfjs' order.
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync } from 'node:fs';
+import { open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type * as TF from '@tensorflow/tfjs';
+import type { Progress } from '../../runner/types.js';
+import type { Tf } from './backend.js';
+
+export const VGG16_WEIGHTS_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5';
+export const VGG16_WEIGHTS_MD5 = '64373286793e3c8b2b4e3219cbf3544b';
+export const VGG16_WEIGHTS_BYTES = 553_467_096;
+
+/** A problem with a weights file the user can act on (the stage maps it to StageError). */
+export class WeightsError extends Error {
+  override readonly name = 'WeightsError';
+}
+
+export interface H5Weight {
+  /** The dataset's name as stored (`block1_conv1_W_1:0`, `block1_conv1/kernel:0`). */
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+export type H5Style = 'keras1' | 'keras2';
+
+interface H5Group {
+  attrs: Record<string, unknown>;
+  get_attribute(name: string, json: true): unknown;
+  get(name: string): unknown;
+}
+
+type H5Module = typeof import('h5wasm');
+let h5Module: Promise<H5Module> | undefined;
+
+export async function loadH5wasm(): Promise<H5Module> {
+  h5Module ??= (async () => {
+    const m = (await import('h5wasm/node')) as unknown as H5Module & { default?: H5Module };
+    const h5 = (m.default ?? m) as H5Module;
+    await h5.ready;
+    return h5;
+  })();
+  return h5Module;
+}
+
+/** Strings from an HDF5 attribute, whatever its encoding (fixed/vlen, scalar/array, bytes). */
+export function attrStrings(value: unknown): string[] {
+  if (value === null || value === undefined) return [];
+  if (typeof value === 'string') return [clean(value)];
+  if (value instanceof Uint8Array) return [clean(new TextDecoder().decode(value))];
+  if (ArrayBuffer.isView(value)) return []; // an empty float64 array stands for "no weights"
+  if (Array.isArray(value)) return value.flatMap((v) => attrStrings(v));
+  return [clean(String(value))];
+}
+
+function clean(s: string): string {
+  // Fixed-length strings come back NUL- or space-padded.
+  return s.replace(/[\0\s]+$/u, '');
+}
+
+function readAttr(group: H5Group, name: string): string[] {
+  if (!(name in group.attrs)) return [];
+  return attrStrings(group.get_attribute(name, true));
+}
+
+/**
+ * Visit each layer's weights of a Keras HDF5 file in file order, one layer at a time (so the
+ * 553 MB VGG16 file is never all in JS memory at once).
+ */
+export async function readKerasH5(
+  file: string,
+  visit: (layer: string, weights: readonly H5Weight[]) => void,
+): Promise<{ style: H5Style; layers: string[] }> {
+  // h5wasm does not throw on a missing file (file_id -1): check first.
+  if (!existsSync(file)) throw new WeightsError(`weights file not found: ${file}`);
+  if (!(await hasHdf5Signature(file))) throw new WeightsError(`${file}: not an HDF5 file`);
+  const h5 = await loadH5wasm();
+  const f = new h5.File(file, 'r');
+  try {
+    if (f.file_id < 0n) throw new WeightsError(`${file}: cannot open as HDF5`);
+    // Whole-model files (model.save) keep the weights under model_weights/.
+    const rootEntity = f.get('model_weights');
+    const root = (rootEntity instanceof h5.Group ? rootEntity : f) as unknown as H5Group;
+    const layers = readAttr(root, 'layer_names');
+    if (layers.length === 0) throw new WeightsError(`${file}: no 'layer_names' attribute: not a Keras weights file`);
+    let style: H5Style = 'keras1';
+    for (const layer of layers) {
+      const group = root.get(layer) as H5Group | null;
+      if (!group) throw new WeightsError(`${file}: layer '${layer}' is listed in layer_names but has no group`);
+      const names = readAttr(group, 'weight_names');
+      const weights: H5Weight[] = names.map((wn) => {
+        if (wn.includes('/')) style = 'keras2';
+        const ds = group.get(wn) as { shape: number[] | null; value: unknown } | null;
+        if (!ds) throw new WeightsError(`${file}: dataset '${layer}/${wn}' is missing`);
+        const v = ds.value;
+        const data = v instanceof Float32Array ? v : ArrayBuffer.isView(v) ? Float32Array.from(v as unknown as ArrayLike<number>) : null;
+        if (!data) throw new WeightsError(`${file}: dataset '${layer}/${wn}' is not numeric`);
+        return { name: wn, shape: ds.shape ?? [], data };
+      });
+      visit(layer, weights);
+    }
+    return { style, layers };
+  } finally {
+    f.close();
+  }
+}
+
+const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** HDF5's superblock signature sits at 0, 512, 1024, 2048... (after an optional user block). */
+async function hasHdf5Signature(file: string): Promise<boolean> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(8);
+    for (const at of [0, 512, 1024, 2048, 4096]) {
+      const { bytesRead } = await fh.read(buf, 0, 8, at);
+      if (bytesRead < 8) return false;
+      if (buf.equals(HDF5_SIGNATURE)) return true;
+    }
+    return false;
+  } finally {
+    await fh.close();
+  }
+}
+
+export interface LoadReport {
+  /** Model layers whose weights were set. */
+  readonly loaded: string[];
+  /** Layers in the source that the model does not have, or that were excluded. */
+  readonly ignored: string[];
+  readonly style?: H5Style;
+}
+
+function shapeStr(s: readonly (number | null)[]): string {
+  return `[${s.join(', ')}]`;
+}
+
+function weightLabel(originalName: string): string {
+  return originalName.slice(originalName.lastIndexOf('/') + 1).replace(/_\d+$/, '');
+}
+
+function setLayerWeights(tf: Tf, layer: TF.layers.Layer, source: string, values: readonly { shape: readonly number[]; data: Float32Array }[]): void {
+  const targets = layer.weights;
+  if (targets.length !== values.length) {
+    throw new WeightsError(`${source}: layer '${layer.name}' has ${values.length} weight arrays, the model's layer has ${targets.length}`);
+  }
+  targets.forEach((t, i) => {
+    const v = values[i]!;
+    if (t.shape.length !== v.shape.length || t.shape.some((d, j) => d !== v.shape[j])) {
+      throw new WeightsError(
+        `${source}: shape mismatch in layer '${layer.name}' (${weightLabel(t.originalName)}): the file has ${shapeStr(v.shape)}, the model expects ${shapeStr(t.shape)}`,
+      );
+    }
+  });
+  const tensors = values.map((v) => tf.tensor(v.data, [...v.shape], 'float32'));
+  try {
+    layer.setWeights(tensors);
+  } finally {
+    tf.dispose(tensors);
+  }
+}
+
+/**
+ * Set `model`'s weights from a Keras HDF5 file by layer name. Every model layer with weights
+ * must be in the file unless `exclude`d (e.g. a new `predictions` top); file layers the model
+ * lacks are ignored and reported.
+ */
+export async function loadKerasWeights(tf: Tf, model: TF.LayersModel, file: string, exclude: readonly string[] = []): Promise<LoadReport> {
+  const wanted = new Map(model.layers.filter((l) => l.weights.length > 0 && !exclude.includes(l.name)).map((l) => [l.name, l]));
+  const loaded: string[] = [];
+  const ignored: string[] = [];
+  const { style, layers } = await readKerasH5(file, (name, weights) => {
+    const layer = wanted.get(name);
+    if (!layer) {
+      if (weights.length > 0) ignored.push(name);
+      return;
+    }
+    setLayerWeights(tf, layer, path.basename(file), weights);
+    loaded.push(name);
+    wanted.delete(name);
+  });
+  if (wanted.size > 0) {
+    const missing = [...wanted.keys()];
+    throw new WeightsError(
+      `${path.basename(file)}: no weights for layer${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')} (the file has: ${layers.join(', ')})`,
+    );
+  }
+  return { loaded, ignored, style };
+}
+
+/** Copy weights by layer name from `source` (e.g. a tfjs model.json) into `model`. */
+export function copyWeights(tf: Tf, source: TF.LayersModel, model: TF.LayersModel, label: string, exclude: readonly string[] = []): LoadReport {
+  const byName = new Map(source.layers.map((l) => [l.name, l]));
+  const loaded: string[] = [];
+  const missing: string[] = [];
+  for (const layer of model.layers) {
+    if (layer.weights.length === 0 || exclude.includes(layer.name)) continue;
+    const src = byName.get(layer.name);
+    if (!src || src.weights.length === 0) {
+      missing.push(layer.name);
+      continue;
+    }
+    const values = src.weights.map((w) => ({ shape: w.shape as number[], data: w.read().dataSync() as Float32Array }));
+    setLayerWeights(tf, layer, label, values);
+    loaded.push(layer.name);
+  }
+  if (missing.length > 0) throw new WeightsError(`${label}: no weights for layer${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`);
+  const mine = new Set(model.layers.map((l) => l.name));
+  return { loaded, ignored: source.layers.filter((l) => l.weights.length > 0 && !mine.has(l.name)).map((l) => l.name) };
+}
+
+export interface DownloadOptions {
+  /** Expected md5 (hex): checked after the download; a mismatch deletes the file. */
+  readonly md5?: string;
+  readonly progress?: Progress;
+  readonly signal?: AbortSignal;
+}
+
+/** Stream `url` to `dest` (via a .part file), hashing as it goes. Returns the md5 and size. */
+export async function download(url: string, dest: string, options: DownloadOptions = {}): Promise<{ md5: string; bytes: number }> {
+  const part = `${dest}.part`;
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: options.signal });
+  } catch (e) {
+    if (options.signal?.aborted) throw e;
+    throw new WeightsError(`cannot download ${url}: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause: Error }).cause.message})` : ''}`);
+  }
+  if (!res.ok || !res.body) throw new WeightsError(`cannot download ${url}: HTTP ${res.status} ${res.statusText}`);
+  const total = Number(res.headers.get('content-length') ?? 0);
+  if (total > 0) options.progress?.setTotal(total);
+  const hash = createHash('md5');
+  let bytes = 0;
+  const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  body.on('data', (chunk: Buffer) => {
+    hash.update(chunk);
+    bytes += chunk.length;
+    options.progress?.update(bytes, `${(bytes / 1e6).toFixed(1)} MB`);
+  });
+  try {
+    await pipeline(body, createWriteStream(part), { signal: options.signal });
+  } catch (e) {
+    await rm(part, { force: true });
+    throw e;
+  }
+  const md5 = hash.digest('hex');
+  if (options.md5 && md5 !== options.md5.toLowerCase()) {
+    await rm(part, { force: true });
+    throw new WeightsError(`md5 mismatch for ${url}: got ${md5}, expected ${options.md5} (${bytes} bytes downloaded)`);
+  }
+  await rename(part, dest);
+  options.progress?.done(`${(bytes / 1e6).toFixed(1)} MB, md5 ${md5}`);
+  return { md5, bytes };
+}
+
+/** sha256 of a file (for keying local weight files by content). */
+export async function fileSha256(file: string): Promise<string> {
+  const { createReadStream } = await import('node:fs');
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export function isUrl(s: string): boolean {
+  return /^https?:\/\//i.test(s);
+}
+
+export async function fileExists(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,292 @@
+// finetune-vgg16 and finetune on a tiny VGG-shaped net and a few dozen generated images (wasm
+// backend): weights served from a local HTTP server, the frozen-output cache reused across runs,
+// resume after an interrupted epoch. The real-photo transfer-learning check (darknet-tiny on
+// oxford-pets-730) runs when ../shared exists; see the last test.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { link, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StageError, type Artifact } from '../runner/types.js';
+import { finetuneVgg16Stage, type FinetuneVgg16Params } from '../stages/finetune-vgg16.js';
+import { finetuneStage, type FinetuneParams } from '../stages/finetune.js';
+import { selectBackend } from '../stages/vision/backend.js';
+import { saveModel } from '../stages/vision/model-io.js';
+import type { History } from '../stages/vision/train.js';
+import { artifactFromDir, makeTestContext, type TestContext, type TestContextOptions } from './helpers/stage-context.js';
+import { writeSyntheticSplit, writeTinyVggH5 } from './helpers/tiny-vgg.js';
+
+let root: string;
+let dataset: Artifact;
+let server: Server;
+let weightsUrl: string;
+let weightsMd5: string;
+let requests = 0;
+
+before(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'pipe-finetune-'));
+  const dsDir = path.join(root, 'dataset');
+  await writeSyntheticSplit(dsDir, { train: 32, valid: 16, test: 4, sample: { train: 6, valid: 3 } });
+  dataset = artifactFromDir(dsDir, 'dataset', 'split');
+  const h5 = path.join(root, 'tiny.h5');
+  await writeTinyVggH5(h5, { inputSize: 32, classes: 1000, seed: 5 });
+  const bytes = await readFile(h5);
+  weightsMd5 = createHash('md5').update(bytes).digest('hex');
+  server = createServer((req, res) => {
+    requests++;
+    res.writeHead(200, { 'content-length': bytes.length });
+    res.end(bytes);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  weightsUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/vgg16_tiny.h5`;
+});
+after(async () => {
+  server.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+function vggParams(over: Partial<FinetuneVgg16Params> = {}): FinetuneVgg16Params {
+  return {
+    weights: 'imagenet',
+    weights_url: weightsUrl,
+    weights_md5: weightsMd5,
+    architecture: 'tiny-vgg',
+    input_size: 32,
+    trainable: 'predictions',
+    fit: 'fill',
+    use_sample: false,
+    epochs: 8,
+    batch_size: 8,
+    learning_rate: 0.01,
+    optimizer: 'adam',
+    seed: 1,
+    validate_every_epoch: true,
+    backend: 'wasm',
+    engine: 'tfjs',
+    ...over,
+  };
+}
+
+async function runVgg(params: FinetuneVgg16Params, options: TestContextOptions = {}) {
+  const ctx = await makeTestContext(params, { inputs: { dataset }, ...options });
+  const result = await finetuneVgg16Stage.run(ctx);
+  return { ctx, result: result ?? {} };
+}
+
+const readJson = async <T>(ctx: TestContext<unknown>, name: string) => JSON.parse(await readFile(path.join(ctx.outDir, name), 'utf8')) as T;
+
+test('finetune-vgg16: downloads the weights once, trains the new top well above chance, writes the model artifact', async (t) => {
+  const derivedRoot = path.join(root, 'derived-a');
+  await mkdir(derivedRoot);
+  const { ctx, result } = await runVgg(vggParams(), { derivedRoot });
+  try {
+    t.diagnostic(`val_accuracy ${result.metrics!['val_accuracy']}, val_loss ${result.metrics!['val_loss']}`);
+    // Well above chance: at least 24 of the 32 validation images (p < 0.004 by chance).
+    assert.ok(result.metrics!['val_accuracy']! >= 0.75, `val_accuracy ${result.metrics!['val_accuracy']}`);
+    assert.equal(ctx.builds.get('weights'), 1);
+    assert.equal(ctx.builds.get('features'), 2); // train + valid
+    assert.equal(requests, 1);
+    const out = await readdir(ctx.outDir);
+    for (const f of ['model.json', 'classes.json', 'history.json', 'preprocess.json', 'finetune.json']) assert.ok(out.includes(f), f);
+    assert.ok(out.some((f) => f.endsWith('.bin')));
+    assert.deepEqual(await readJson(ctx, 'classes.json'), ['cat', 'dog']);
+    assert.deepEqual(await readJson(ctx, 'preprocess.json'), { mode: 'caffe', size: [32, 32], fit: 'fill' });
+    const ft = await readJson<Record<string, unknown>>(ctx, 'finetune.json');
+    assert.equal(ft['architecture'], 'tiny-vgg');
+    assert.equal(ft['cut'], 'fc2');
+    assert.equal(ft['trainable'], 'predictions');
+    assert.equal(ft['backend'], 'wasm');
+    assert.equal(ft['engine'], 'tfjs');
+    assert.match(String(ft['weights']), /^imagenet \(http:\/\/127\.0\.0\.1/);
+    const history = await readJson<History>(ctx, 'history.json');
+    assert.deepEqual(history.epochs.map((e) => e.epoch), [1, 2, 3, 4, 5, 6, 7, 8]);
+    for (const e of history.epochs) for (const k of ['loss', 'accuracy', 'val_loss', 'val_accuracy', 'seconds'] as const) assert.equal(typeof e[k], 'number', k);
+    assert.equal(result.meta!['backend'], 'wasm');
+    assert.equal(result.meta!['engine'], 'tfjs');
+    // The model.json is self-contained: only the top trained; block1 equals the file's weights.
+    const topology = JSON.stringify((await readJson<{ modelTopology: unknown }>(ctx, 'model.json')).modelTopology);
+    assert.match(topology, /"name":"predictions"/);
+
+    // Another learning rate and optimizer: features and weights come from the cache.
+    const second = await runVgg(vggParams({ learning_rate: 0.003, optimizer: 'sgd' }), { derivedRoot });
+    try {
+      assert.equal(second.ctx.builds.get('features'), undefined);
+      assert.equal(second.ctx.builds.get('weights'), undefined);
+      assert.equal(requests, 1);
+      assert.ok(second.ctx.logs.some((l) => /frozen outputs: train: 64 images from the cache/.test(l)), second.ctx.logs.join('\n'));
+      assert.ok(second.result.metrics!['val_accuracy']! > 0.6);
+    } finally {
+      await second.ctx.cleanup();
+    }
+  } finally {
+    await ctx.cleanup();
+  }
+});
+
+test('finetune-vgg16: an interrupted run resumes from the last finished epoch', async () => {
+  const derivedRoot = path.join(root, 'derived-b');
+  await mkdir(derivedRoot);
+  const workDir = path.join(root, 'work-b');
+  await mkdir(workDir);
+  const params = vggParams({ epochs: 3, weights: 'none' });
+  const controller = new AbortController();
+  const ctx1 = await makeTestContext(params, { inputs: { dataset }, derivedRoot, workDir, signal: controller.signal });
+  const aborting = { ...ctx1, log: { ...ctx1.log, info: (m: string) => (ctx1.log.info(m), /^epoch 1\/3:/.test(m) && controller.abort()) } };
+  await assert.rejects(finetuneVgg16Stage.run(aborting), (e: Error) => e.name === 'AbortError' || /interrupt|abort/i.test(e.message));
+  assert.ok(ctx1.logs.some((l) => /^epoch 1\/3:/.test(l)));
+  assert.ok(!ctx1.logs.some((l) => /^epoch 2\/3:/.test(l)));
+  assert.ok(existsSync(path.join(workDir, 'checkpoint', 'state.json')));
+
+  const resumed = await runVgg(params, { derivedRoot, workDir });
+  const fresh = await runVgg(params, { derivedRoot });
+  try {
+    assert.ok(resumed.ctx.logs.some((l) => l.includes('resuming from the checkpoint of epoch 1/3')), resumed.ctx.logs.join('\n'));
+    assert.equal(resumed.result.meta!['resumed_from_epoch'], 1);
+    const h1 = await readJson<History>(resumed.ctx, 'history.json');
+    const h2 = await readJson<History>(fresh.ctx, 'history.json');
+    assert.equal(h1.epochs.length, 3);
+    // Same seed, same shuffles, optimizer state restored: the resumed run matches an uninterrupted one.
+    h1.epochs.forEach((e, i) => {
+      assert.ok(Math.abs(e.loss - h2.epochs[i]!.loss) < 1e-4, `epoch ${i + 1} loss ${e.loss} vs ${h2.epochs[i]!.loss}`);
+      assert.ok(Math.abs(e.val_loss! - h2.epochs[i]!.val_loss!) < 1e-4, `epoch ${i + 1} val_loss`);
+    });
+  } finally {
+    await resumed.ctx.cleanup();
+    await fresh.ctx.cleanup();
+    await ctx1.cleanup();
+  }
+});
+
+test('finetune-vgg16: trainable dense on the sample, ONNX engine where it loads; bad weights name the layer', async () => {
+  const { ctx, result } = await runVgg(vggParams({ trainable: 'dense', use_sample: true, engine: 'auto', epochs: 1, validate_every_epoch: false }));
+  try {
+    const ft = await readJson<Record<string, unknown>>(ctx, 'finetune.json');
+    assert.equal(ft['cut'], 'block5_pool');
+    assert.ok(['onnx', 'tfjs'].includes(String(result.meta!['engine'])));
+    const history = await readJson<History>(ctx, 'history.json');
+    assert.equal(history.epochs.length, 1);
+    assert.equal((ft['input'] as Record<string, unknown>)['train_count'], 12);
+  } finally {
+    await ctx.cleanup();
+  }
+  const bad = path.join(root, 'bad.h5');
+  await writeTinyVggH5(bad, { inputSize: 64 }); // fc1 is [128, 256] there, [32, 256] at 32x32
+  await assert.rejects(runVgg(vggParams({ weights: bad })), (e: Error) => {
+    assert.ok(e instanceof StageError, String(e));
+    assert.match(e.message, /layer 'fc1'.*\[128, 256\].*\[32, 256\]/);
+    return true;
+  });
+});
+
+test('finetune-vgg16: trainable all trains from the images (cpu backend)', async () => {
+  const { ctx, result } = await runVgg(vggParams({ trainable: 'all', weights: 'none', backend: 'cpu', use_sample: true, epochs: 1 }));
+  try {
+    assert.equal((await readJson<Record<string, unknown>>(ctx, 'finetune.json'))['cut'], null);
+    assert.equal(ctx.builds.get('features'), undefined);
+    assert.equal(typeof result.metrics!['val_accuracy'], 'number');
+  } finally {
+    await ctx.cleanup();
+    await selectBackend('wasm');
+  }
+});
+
+function finetuneParams(over: Partial<FinetuneParams> & Pick<FinetuneParams, 'backbone' | 'cut' | 'preprocess'>): FinetuneParams {
+  return {
+    fit: 'fill',
+    pooling: 'avg',
+    dropout: 0.2,
+    use_sample: false,
+    epochs: 8,
+    batch_size: 8,
+    learning_rate: 0.01,
+    optimizer: 'adam',
+    seed: 3,
+    validate_every_epoch: true,
+    backend: 'wasm',
+    engine: 'tfjs',
+    ...over,
+  };
+}
+
+test('finetune: any tfjs layers backbone, cut at a named layer, new pooled head', async (t) => {
+  // A darknet-shaped backbone: conv (no bias) + batch norm + leaky relu + max pool.
+  const { tf } = await selectBackend('wasm');
+  const input = tf.input({ shape: [32, 32, 3], name: 'input_1' });
+  let x = input as ReturnType<typeof tf.input>;
+  for (const [i, f] of [8, 16].entries()) {
+    x = tf.layers.conv2d({ name: `conv2d_${i + 1}`, filters: f, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: tf.initializers.glorotUniform({ seed: i }) }).apply(x) as typeof x;
+    x = tf.layers.batchNormalization({ name: `batch_normalization_${i + 1}` }).apply(x) as typeof x;
+    x = tf.layers.leakyReLU({ name: `leaky_re_lu_${i + 1}`, alpha: 0.1 }).apply(x) as typeof x;
+    x = tf.layers.maxPooling2d({ name: `max_pooling2d_${i + 1}`, poolSize: 2, strides: 2 }).apply(x) as typeof x;
+  }
+  const top = tf.layers.conv2d({ name: 'conv2d_top', filters: 10, kernelSize: 1 }).apply(x) as typeof x;
+  const out = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(top) as typeof x;
+  const backbone = tf.model({ inputs: input, outputs: out });
+  const dir = path.join(root, 'backbone');
+  await saveModel(backbone, dir);
+  backbone.dispose();
+
+  const params = finetuneParams({ backbone: 'backbone/model.json', cut: 'max_pooling2d_2', preprocess: 'unit' });
+  const ctx = await makeTestContext(params, { inputs: { dataset }, pipelineDir: root });
+  try {
+    const result = (await finetuneStage.run(ctx)) ?? {};
+    t.diagnostic(`val_accuracy ${result.metrics!['val_accuracy']}, val_loss ${result.metrics!['val_loss']}`);
+    assert.ok(result.metrics!['val_accuracy']! >= 0.8, `val_accuracy ${result.metrics!['val_accuracy']}`);
+    const ft = await readJson<Record<string, unknown>>(ctx, 'finetune.json');
+    assert.equal(ft['cut'], 'max_pooling2d_2');
+    assert.deepEqual(ft['head'], { pooling: 'avg', dropout: 0.2 });
+    assert.deepEqual(await readJson(ctx, 'preprocess.json'), { mode: 'unit', size: [32, 32], fit: 'fill' });
+    const topology = JSON.stringify((await readJson<{ modelTopology: unknown }>(ctx, 'model.json')).modelTopology);
+    assert.match(topology, /finetune_predictions/);
+    assert.doesNotMatch(topology, /conv2d_top/); // the backbone's old top is gone
+    const key = await finetuneStage.keyExtra!(params, root);
+    assert.ok(JSON.stringify(key).length > 64);
+  } finally {
+    await ctx.cleanup();
+  }
+  const missing = await makeTestContext(finetuneParams({ backbone: 'backbone/model.json', cut: 'nope', preprocess: 'unit' }), { inputs: { dataset }, pipelineDir: root });
+  await assert.rejects(finetuneStage.run(missing), /has no layer 'nope'/);
+  await missing.cleanup();
+});
+
+// Transfer learning on real photos: Tiny Darknet (ImageNet-trained) frozen up to its last
+// leaky ReLU (7x7x128), a new head (global average pooling, dropout, Dense(2)), oxford-pets-730
+// split 584/146. About 10 s on 2 cores with the ONNX engine (~50 s if it falls back to tfjs
+// wasm), so it runs whenever ../shared is there, and skips with a message otherwise.
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const SHARED = path.resolve(REPO, '../shared');
+const PETS = path.join(SHARED, 'datasets/oxford-pets-730');
+const DARKNET = path.join(SHARED, 'models/darknet-tiny/model.json');
+const realSkip = !existsSync(PETS) || !existsSync(DARKNET) ? `${path.relative(REPO, SHARED)}/datasets/oxford-pets-730 or models/darknet-tiny is absent` : false;
+
+test('finetune: darknet-tiny transfers to real cat/dog photos', { skip: realSkip, timeout: 600_000 }, async (t) => {
+  const dir = path.join(root, 'pets');
+  const files: Record<string, string[]> = { train: [], valid: [], 'sample/train': [], 'sample/valid': [], test: [] };
+  for (const cls of ['cat', 'dog']) {
+    const names = (await readdir(path.join(PETS, cls))).filter((n) => /\.jpe?g$/i.test(n)).sort();
+    // Every 5th image goes to valid: 584 train / 146 valid.
+    for (const [i, name] of names.entries()) {
+      const split = i % 5 === 2 ? 'valid' : 'train';
+      const rel = `${split}/${cls}/${name}`;
+      await mkdir(path.join(dir, split, cls), { recursive: true });
+      await link(path.join(PETS, cls, name), path.join(dir, rel)).catch(async () => writeFile(path.join(dir, rel), await readFile(path.join(PETS, cls, name))));
+      files[split]!.push(rel);
+    }
+  }
+  await writeFile(path.join(dir, 'split.json'), JSON.stringify({ version: 1, classes: ['cat', 'dog'], seed: 0, counts: {}, files, excluded: [] }));
+  const params = finetuneParams({ backbone: DARKNET, cut: 'leaky_re_lu_15', preprocess: 'unit', engine: 'auto', backend: 'auto', epochs: 8, batch_size: 32, learning_rate: 0.003 });
+  const ctx = await makeTestContext(params, { inputs: { dataset: artifactFromDir(dir, 'dataset', 'split') } });
+  try {
+    const result = (await finetuneStage.run(ctx)) ?? {};
+    const acc = result.metrics!['val_accuracy']!;
+    t.diagnostic(`darknet-tiny on oxford-pets-730: ${files['train']!.length} train / ${files['valid']!.length} valid, val_accuracy ${acc.toFixed(4)}, val_loss ${result.metrics!['val_loss']!.toFixed(4)}, backend ${String(result.meta!['backend'])}, engine ${String(result.meta!['engine'])}, timings ${JSON.stringify(result.meta!['timings'])}`);
+    assert.ok(acc >= 0.85, `val_accuracy ${acc}`);
+  } finally {
+    await ctx.cleanup();
+  }
+});
