@@ -16,6 +16,8 @@ import { keyMaterial, keyOf } from './fingerprint.js';
 import { hashOf } from './canonical.js';
 import { explainRun } from './plan.js';
 import { getStage } from '../stages/registry.js';
+import type { RemoteResolver } from './remote/index.js';
+import { isStub } from './remote/stub.js';
 
 export interface ExecuteOptions {
   readonly runId: string;
@@ -27,6 +29,8 @@ export interface ExecuteOptions {
   readonly force: boolean;
   readonly keepGoing: boolean;
   readonly signal: AbortSignal;
+  /** --pull: artifacts missing here are taken from the remote cache. */
+  readonly remote?: RemoteResolver;
 }
 
 export type StageOutcome =
@@ -112,6 +116,17 @@ export async function execute(
     }
     // A stage that is never cached (provision) re-checks the real world even when only its
     // dependents were selected: they need where to run.
+    if (!selected && stage.cache !== 'never' && options.remote) {
+      // --pull: only its content hash is needed, unless a stage that runs reads its files
+      // (compute pulls them then): a stub from the remote's meta.json.
+      try {
+        const stub = await options.remote.peek(key);
+        if (stub) return await cached(id, stub);
+      } catch (e) {
+        bus.emit({ type: 'stage-failed', stage: id, error: describeError(e), durationMs: 0 });
+        return { status: 'failed', error: describeError(e) };
+      }
+    }
     if (!selected && stage.cache !== 'never') {
       const reason = `not selected and not in the cache for its current inputs (${await explainRun(cache, pipeline.name, id, material)}); run it too or drop --only`;
       bus.emit({ type: 'stage-failed', stage: id, error: reason, durationMs: 0 });
@@ -132,9 +147,22 @@ export async function execute(
   };
 
   const cached = async (id: string, artifact: Artifact): Promise<StageOutcome> => {
-    await cache.setLatest(pipeline.name, id, artifact.key);
-    bus.emit({ type: 'stage-cached', stage: id, key: artifact.key, contentHash: artifact.contentHash, durationMs: artifact.meta.durationMs });
+    if (!isStub(artifact)) await cache.setLatest(pipeline.name, id, artifact.key);
+    const o = options.remote?.origin(artifact.key);
+    const remote = o ? { url: o.remote, downloaded: o.downloaded, ...(o.files === undefined ? {} : { files: o.files, bytes: o.bytes ?? 0, durationMs: o.durationMs ?? 0 }) } : undefined;
+    bus.emit({ type: 'stage-cached', stage: id, key: artifact.key, contentHash: artifact.contentHash, durationMs: artifact.meta.durationMs, ...(remote ? { remote } : {}) });
     return { status: 'cached', artifact };
+  };
+
+  /** Download a remote artifact (a stage's own key, or a stub that a running stage reads). */
+  const pulled = async (id: string, key: string, locked: boolean): Promise<Artifact | undefined> => {
+    const a = await options.remote!.fetch(key, id, locked);
+    const o = options.remote!.origin(key);
+    if (a && o?.downloaded) {
+      await cache.setLatest(pipeline.name, id, key);
+      bus.emit({ type: 'stage-pulled', stage: id, key, remote: o.remote, files: o.files ?? 0, bytes: o.bytes ?? 0, durationMs: o.durationMs ?? 0 });
+    }
+    return a;
   };
 
   const compute = async (
@@ -158,6 +186,18 @@ export async function execute(
       if (!options.force || stage.cache === 'never') {
         const hit = await cache.lookup(key);
         if (hit) return await cached(id, hit);
+      }
+      if (options.remote && !options.force && stage.cache !== 'never') {
+        const fromRemote = await pulled(id, key, true);
+        if (fromRemote) return await cached(id, fromRemote);
+      }
+      // Inputs known only by their remote meta are downloaded now that a stage reads them.
+      for (const [port, a] of Object.entries(inputs)) {
+        if (!isStub(a)) continue;
+        const up = spec.inputs[port] ?? a.meta.stage;
+        const local = await pulled(up, a.key, false);
+        if (!local) throw new StageError(`input ${port}: ${up} (${a.key.slice(0, 12)}) is no longer on ${options.remote?.url}`);
+        inputs[port] = local;
       }
       const reason = options.force ? 'forced' : await explainRun(cache, pipeline.name, id, material);
       const previousKey = await cache.latestKey(pipeline.name, id);

@@ -84,8 +84,13 @@ export class Output {
         if (!this.live) this.line(`${this.stamp()}${c.cyan('▶')} ${e.stage} ${c.dim(`running (${e.reason})`)}`);
         this.ensureTimer();
         break;
-      case 'stage-cached':
-        this.line(`${this.stamp()}${c.green('✓')} ${e.stage} ${c.dim('cached')}`);
+      case 'stage-cached': {
+        const from = e.remote ? (e.remote.downloaded ? ` (pulled from ${e.remote.url})` : ` on ${e.remote.url}`) : '';
+        this.line(`${this.stamp()}${c.green('✓')} ${e.stage} ${c.dim(`cached${from}`)}`);
+        break;
+      }
+      case 'stage-pulled':
+        this.line(`${this.stamp()}${c.green('⇣')} ${e.stage} ${c.dim(`pulled ${e.files} file${e.files === 1 ? '' : 's'} (${formatCount(e.bytes)}B) in ${formatDuration(e.durationMs)}`)}`);
         break;
       case 'stage-finish': {
         this.active.delete(e.stage);

@@ -22,6 +22,9 @@ export interface RunFlags extends PipelineOptions {
   dryRun?: boolean;
   keepGoing?: boolean;
   jobs?: string;
+  /** Take missing artifacts from the remote cache (--remote, PIPE_REMOTE or cache.remote). */
+  pull?: boolean;
+  remote?: string;
   /** The command line recorded in the run record (a sweep passes each combination's own). */
   argv?: string[];
 }
@@ -86,6 +89,11 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   bus.on(runRecordWriter(path.join(cache.runsDir, `${runId}.jsonl`)));
   bus.on(output.onEvent);
 
+  // --pull: the remote module loads the AWS SDK, so only then.
+  const remoteModule = flags.pull ? await import('../remote/index.js') : undefined;
+  const remoteCache = remoteModule?.remoteFor(pipeline, process.env, flags.remote);
+  if (remoteModule && !remoteCache) throw remoteModule.noRemoteError('run --pull');
+
   // Ctrl-C: running stages get an abort signal and their temp dirs are removed; a second
   // Ctrl-C exits at once after removing this process's temp dirs.
   const controller = new AbortController();
@@ -102,6 +110,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
+  const remote = remoteModule && remoteCache ? new remoteModule.RemoteResolver(remoteCache, cache, output, controller.signal) : undefined;
 
   const started = Date.now();
   bus.emit({
@@ -127,6 +136,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       force: Boolean(flags.force),
       keepGoing: Boolean(flags.keepGoing),
       signal: controller.signal,
+      ...(remote ? { remote } : {}),
     });
   } finally {
     process.off('SIGINT', onSigint);

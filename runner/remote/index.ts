@@ -1,0 +1,170 @@
+// The remote cache as the runner sees it: which remote a pipeline uses, and the two calls the
+// executor makes under `pipe run --pull`:
+//   peek(key)          an artifact the remote holds, as a stub: its meta (content hash) is known,
+//                      its files are not local. Enough to compute downstream keys, so the raw
+//                      data under a cached split is never downloaded when nothing reads it.
+//   materialize(a)     the real local artifact: pulls a stub (verified, committed) before a stage
+//                      that reads it runs.
+//   fetch(key)         pull a stage's own key (a stage that would run, found on the remote).
+// This module loads the AWS SDK: import it lazily, only when a remote is in use; the executor
+// can import ./stub.js (isStub) statically.
+import path from 'node:path';
+import type { Pipeline } from '../pipeline.js';
+import type { Cache } from '../cache.js';
+import type { Artifact, Progress } from '../types.js';
+import type { Output } from '../output.js';
+import { ExitError, EXIT } from '../errors.js';
+import { RemoteCache } from './remote-cache.js';
+import { RemoteError, S3Store, type S3StoreOptions } from './s3-store.js';
+import { isStub, makeStub, pulledInfo, type PulledInfo } from './stub.js';
+
+export { RemoteCache, RemoteError, isStub, pulledInfo };
+export type { PulledInfo };
+
+/** Where a pipeline's remote is configured: --remote, then PIPE_REMOTE, then `cache.remote` in the YAML. */
+export function remoteUrlFor(pipeline: Pipeline, env: NodeJS.ProcessEnv = process.env, flag?: string): string | undefined {
+  const url = flag ?? (env.PIPE_REMOTE?.trim() || undefined) ?? pipeline.cache?.remote;
+  return url?.trim() ? url.trim() : undefined;
+}
+
+/** The pipeline's remote cache, or undefined when none is configured. A malformed URL is a usage error (exit 2). */
+export function remoteFor(pipeline: Pipeline, env: NodeJS.ProcessEnv = process.env, flag?: string, options: S3StoreOptions = {}): RemoteCache | undefined {
+  const url = remoteUrlFor(pipeline, env, flag);
+  if (!url) return undefined;
+  try {
+    return new RemoteCache(S3Store.create(url, { env, ...options }));
+  } catch (e) {
+    if (e instanceof RemoteError) throw new ExitError(EXIT.usage, e.message);
+    throw e;
+  }
+}
+
+/** The "no remote configured" usage error, worded the same by every command. */
+export function noRemoteError(command: string): ExitError {
+  return new ExitError(EXIT.usage, `${command}: no remote cache configured: add \`cache: { remote: s3://bucket/prefix }\` to the pipeline or set PIPE_REMOTE=s3://bucket/prefix`);
+}
+
+/** A remote failure as the one line a user sees (the commands exit 1 with it). */
+export function remoteFailure(e: unknown): ExitError | undefined {
+  return e instanceof RemoteError ? new ExitError(EXIT.failed, e.message) : undefined;
+}
+
+/**
+ * Pull one artifact by key into the cache (verified, atomic). Undefined when the remote does not
+ * have it. Throws RemoteError for remote trouble (credentials, bucket, a corrupt object).
+ * Pass `locked` when the caller holds cache.lockKey(key) (proper-lockfile is not re-entrant).
+ */
+export async function tryPull(
+  remote: RemoteCache,
+  cache: Cache,
+  key: string,
+  output: Output,
+  options: { stage?: string; signal?: AbortSignal; locked?: boolean } = {},
+): Promise<Artifact | undefined> {
+  const label = options.stage ?? key.slice(0, 12);
+  const progress = lazyProgress(() => output.progress(label, 'pulling'));
+  const result = await remote.pull(cache, key, {
+    progress,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.locked ? { locked: true } : {}),
+    onStart: ({ files, bytes, toDownload }) => {
+      if (toDownload > 0) output.line(`⇣ ${label}: pulling ${files} file${files === 1 ? '' : 's'} (${formatBytes(bytes)}${toDownload < bytes ? `, ${formatBytes(toDownload)} left` : ''}) from ${remote.url}`);
+    },
+  });
+  return result?.artifact;
+}
+
+/** How the remote took part in this run for one key (for the run record). */
+export interface RemoteOrigin {
+  readonly remote: string;
+  /** false: only its meta.json was read (a stub nothing needed the files of). */
+  readonly downloaded: boolean;
+  readonly files?: number;
+  readonly bytes?: number;
+  readonly durationMs?: number;
+}
+
+/** The executor's view of the remote for one run (memoised per key). */
+export class RemoteResolver {
+  private readonly peeks = new Map<string, Promise<Artifact | undefined>>();
+  private readonly pulls = new Map<string, Promise<Artifact | undefined>>();
+  private readonly origins = new Map<string, RemoteOrigin>();
+
+  constructor(
+    readonly remote: RemoteCache,
+    private readonly cache: Cache,
+    private readonly output: Output,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  get url(): string {
+    return this.remote.url;
+  }
+
+  /** A stub for a key the remote holds, from its meta.json alone (one small GET). */
+  peek(key: string): Promise<Artifact | undefined> {
+    let p = this.peeks.get(key);
+    if (!p) {
+      p = this.remote.meta(key, this.signal).then((meta) => {
+        if (!meta) return undefined;
+        if (!this.origins.has(key)) this.origins.set(key, { remote: this.url, downloaded: false });
+        return makeStub(meta, path.join(this.cache.entryDir(meta.key), 'data'), this.url);
+      });
+      this.peeks.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * Pull a key into the local cache (once per run); undefined when the remote lacks it.
+   * `locked`: the caller holds cache.lockKey(key) (the executor's compute does).
+   */
+  fetch(key: string, stage?: string, locked = false): Promise<Artifact | undefined> {
+    let p = this.pulls.get(key);
+    if (!p) {
+      p = (async () => {
+        const local = await this.cache.lookup(key);
+        if (local) return local;
+        const pulled = await tryPull(this.remote, this.cache, key, this.output, { ...(stage ? { stage } : {}), ...(this.signal ? { signal: this.signal } : {}), locked });
+        const info = pulled ? pulledInfo(pulled) : undefined;
+        if (info) this.origins.set(key, { remote: this.url, downloaded: true, files: info.files, bytes: info.downloadedBytes, durationMs: info.durationMs });
+        return pulled;
+      })();
+      this.pulls.set(key, p);
+    }
+    return p;
+  }
+
+  /** The local artifact for `a`: `a` itself unless it is a stub, which is pulled (once). */
+  async materialize(a: Artifact, stage?: string): Promise<Artifact> {
+    if (!isStub(a)) return a;
+    const pulled = await this.fetch(a.key, stage);
+    if (!pulled) throw new RemoteError('other', `${a.meta.stage} (${a.key.slice(0, 12)}) disappeared from ${this.url} during the run`);
+    return pulled;
+  }
+
+  /** Whether (and how) this run took the artifact of `key` from the remote. */
+  origin(key: string): RemoteOrigin | undefined {
+    return this.origins.get(key);
+  }
+}
+
+/** A progress bar that appears only once there is something to count (no "0/0" lines). */
+export function lazyProgress(make: () => Progress): Progress {
+  let bar: Progress | undefined;
+  return {
+    setTotal: (t) => {
+      if (t > 0) (bar ??= make()).setTotal(t);
+    },
+    tick: (n, status) => bar?.tick(n, status),
+    update: (done, status) => bar?.update(done, status),
+    done: (status) => bar?.done(status),
+  };
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${n} B`;
+}

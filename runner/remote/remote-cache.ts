@@ -1,0 +1,406 @@
+// The shared remote cache: artifacts in S3, content-addressed like the local store.
+//   <prefix>/blobs/<sha[0:2]>/<sha256>            file contents, once per distinct content
+//   <prefix>/entries/<key>/manifest.json          the artifact's manifest (path, size, sha256)
+//   <prefix>/entries/<key>/meta.json              its meta; written LAST: an entry exists iff this does
+//   <prefix>/pipelines/<name>/latest.json         stage -> key of the last push (what `pull --latest` takes)
+// Blobs are keyed by content, so a file shared by two artifacts (split's hard links into the
+// data, a model re-trained to the same weights) is uploaded once. A push that dies leaves blobs
+// but no meta.json, so nothing looks complete; the next push re-uses the blobs it finds.
+// A pull downloads into a resumable staging dir (work/pull-<key>/), checks every file's sha256 against the
+// manifest (refusing a corrupt object by name), then commits through Cache.commit, which
+// re-derives the content hash: it must equal the remote's, or the entry is refused.
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline as pipe, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Cache, MetaDraft, StoredMeta } from '../cache.js';
+import type { Artifact, ManifestEntry, Progress } from '../types.js';
+import { contentHashOf, listFiles } from '../manifest.js';
+import { MULTIPART_THRESHOLD, RemoteError, type S3Store } from './s3-store.js';
+import type { PulledInfo, PulledMeta } from './stub.js';
+import { both, forEachLimit, hasSize, positive, safeRelPath, sha256 } from './util.js';
+
+export { forEachLimit, safeRelPath };
+
+/** Requests in flight at once for small objects (latency-bound: S3 answers in tens of ms). PIPE_REMOTE_JOBS overrides. */
+export const PARALLEL = positive(process.env.PIPE_REMOTE_JOBS) ?? 32;
+/** Large files in flight at once (each a multipart upload or a streamed download). */
+const PARALLEL_LARGE = 2;
+/** Up to this many candidate blobs are checked with HEAD; more, by listing their shards. */
+const HEAD_LIMIT = 256;
+
+export type { PulledInfo, PulledMeta };
+
+export interface PushStats {
+  readonly entries: number;
+  readonly entriesPresent: number;
+  readonly uploadedFiles: number;
+  readonly uploadedBytes: number;
+  readonly presentFiles: number;
+  readonly presentBytes: number;
+  /** Keys whose entry the remote already had (nothing uploaded for them). */
+  readonly present: readonly string[];
+  /** Keys the remote already had with a different content hash (a non-deterministic stage): the remote's was kept. */
+  readonly differing: readonly string[];
+  readonly durationMs: number;
+}
+
+export interface PullResult {
+  readonly artifact: Artifact;
+  readonly info: PulledInfo;
+}
+
+export interface PushOptions {
+  /** Bytes; its total is set once the missing blobs are known. */
+  readonly progress?: Progress;
+  readonly signal?: AbortSignal;
+}
+
+export interface PullOptions {
+  readonly progress?: Progress;
+  readonly signal?: AbortSignal;
+  /** The caller holds cache.lockKey(key) already (the executor's compute does). */
+  readonly locked?: boolean;
+  /** Called once the remote entry is found, before downloading. */
+  readonly onStart?: (plan: { files: number; bytes: number; toDownload: number }) => void;
+}
+
+export interface RemoteIndexEntry {
+  readonly key: string;
+  readonly contentHash: string;
+  readonly kind: string;
+  readonly createdAt: string;
+  readonly host: string;
+  readonly pushedAt: string;
+}
+
+export interface RemoteIndex {
+  readonly pipeline: string;
+  readonly updatedAt: string;
+  readonly stages: Readonly<Record<string, RemoteIndexEntry>>;
+}
+
+export const blobPath = (sha: string): string => `blobs/${sha.slice(0, 2)}/${sha}`;
+export const entryPath = (key: string, file: 'meta.json' | 'manifest.json'): string => `entries/${key}/${file}`;
+export const indexPath = (pipeline: string): string => `pipelines/${encodeURIComponent(pipeline)}/latest.json`;
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+export class RemoteCache {
+  constructor(readonly store: S3Store) {}
+
+  get url(): string {
+    return this.store.url;
+  }
+
+  /** Credentials and bucket, checked once; throws RemoteError. */
+  ready(): Promise<void> {
+    return this.store.ready();
+  }
+
+  /** The remote's meta for a key, or undefined when the entry is not (completely) there. */
+  async meta(key: string, signal?: AbortSignal): Promise<StoredMeta | undefined> {
+    checkKey(key);
+    await this.ready();
+    const buf = await this.store.getBuffer(entryPath(key, 'meta.json'), signal);
+    if (!buf) return undefined;
+    let meta: StoredMeta;
+    try {
+      meta = JSON.parse(buf.toString('utf8')) as StoredMeta;
+    } catch {
+      throw new RemoteError('corrupt', `remote entry ${key} has an unreadable meta.json (${this.url}/${entryPath(key, 'meta.json')})`);
+    }
+    if (meta?.key !== key || typeof meta.contentHash !== 'string' || !HEX64.test(meta.contentHash) || typeof meta.kind !== 'string') {
+      throw new RemoteError('corrupt', `remote entry ${key} has a meta.json for another key or without a content hash`);
+    }
+    return meta;
+  }
+
+  /** The manifest of a present entry, checked: safe paths, and its hash is the meta's content hash. */
+  async manifest(meta: StoredMeta, signal?: AbortSignal): Promise<ManifestEntry[]> {
+    const buf = await this.store.getBuffer(entryPath(meta.key, 'manifest.json'), signal);
+    if (!buf) throw new RemoteError('corrupt', `remote entry ${meta.key} (${meta.stage}) has meta.json but no manifest.json`);
+    let manifest: ManifestEntry[];
+    try {
+      manifest = JSON.parse(buf.toString('utf8')) as ManifestEntry[];
+    } catch {
+      throw new RemoteError('corrupt', `remote entry ${meta.key} (${meta.stage}) has an unreadable manifest.json`);
+    }
+    if (!Array.isArray(manifest)) throw new RemoteError('corrupt', `remote entry ${meta.key}: manifest.json is not a list`);
+    const seen = new Set<string>();
+    for (const m of manifest) {
+      if (!m || typeof m.path !== 'string' || !safeRelPath(m.path) || seen.has(m.path) || !Number.isSafeInteger(m.size) || m.size < 0 || typeof m.sha256 !== 'string' || !HEX64.test(m.sha256)) {
+        throw new RemoteError('corrupt', `remote entry ${meta.key}: manifest.json has an invalid entry ${JSON.stringify(m)?.slice(0, 200)}`);
+      }
+      seen.add(m.path);
+    }
+    if (contentHashOf(manifest) !== meta.contentHash) {
+      throw new RemoteError('corrupt', `remote entry ${meta.key} (${meta.stage}): manifest.json does not match the content hash in meta.json`);
+    }
+    return manifest;
+  }
+
+  /** Upload the given committed artifacts, skipping entries and blobs the remote already has. */
+  async push(cache: Cache, keys: readonly string[], options: PushOptions = {}): Promise<PushStats> {
+    const started = Date.now();
+    const { signal } = options;
+    await this.ready();
+    const unique = [...new Set(keys)];
+    for (const k of unique) checkKey(k);
+    const differing: string[] = [];
+    const presentKeys: string[] = [];
+    const todo: { meta: StoredMeta; manifest: ManifestEntry[]; dir: string }[] = [];
+    await forEachLimit(unique, PARALLEL, async (key) => {
+      const local = await cache.lookup(key);
+      if (!local) throw new RemoteError('other', `artifact ${key} is not in the local cache (${cache.cacheDir})`);
+      const remote = await this.meta(key, signal);
+      if (remote) {
+        presentKeys.push(key);
+        if (remote.contentHash !== local.contentHash) differing.push(key);
+        return;
+      }
+      todo.push({ meta: local.meta as StoredMeta, manifest: await cache.readManifest(key), dir: local.dir });
+    });
+
+    // Distinct blobs of the entries to publish, each with one local file that holds it.
+    const blobs = new Map<string, { size: number; file: string; label: string }>();
+    for (const e of todo) {
+      for (const m of e.manifest) if (!blobs.has(m.sha256)) blobs.set(m.sha256, { size: m.size, file: path.join(e.dir, m.path), label: `${e.meta.stage}/${m.path}` });
+    }
+    const present = await this.presentBlobs(new Map([...blobs].map(([sha, b]) => [sha, b.size])), signal);
+    const missing = [...blobs].filter(([sha]) => !present.has(sha));
+    const uploadBytes = missing.reduce((n, [, b]) => n + b.size, 0);
+    options.progress?.setTotal(uploadBytes);
+    let uploadedFiles = 0;
+    const upload = async ([sha, b]: (typeof missing)[number]): Promise<void> => {
+      if (signal?.aborted) throw new RemoteError('other', 'push interrupted');
+      await this.uploadBlob(sha, b, options.progress, signal);
+      uploadedFiles++;
+      if (b.size < MULTIPART_THRESHOLD) options.progress?.tick(b.size, `${uploadedFiles}/${missing.length} files`);
+    };
+    await both(
+      forEachLimit(missing.filter(([, b]) => b.size >= MULTIPART_THRESHOLD), PARALLEL_LARGE, upload),
+      forEachLimit(missing.filter(([, b]) => b.size < MULTIPART_THRESHOLD), PARALLEL, upload),
+    );
+
+    // Every blob is there: publish manifests, then metas (the "entry exists" marker) last.
+    await forEachLimit(todo, PARALLEL, async (e) => {
+      await this.store.putBuffer(entryPath(e.meta.key, 'manifest.json'), JSON.stringify(e.manifest), 'application/json', signal);
+    });
+    await forEachLimit(todo, PARALLEL, async (e) => {
+      const { pulled: _pulled, ...meta } = e.meta as PulledMeta;
+      await this.store.putBuffer(entryPath(e.meta.key, 'meta.json'), JSON.stringify(meta, null, 2), 'application/json', signal);
+    });
+    options.progress?.done();
+    const presentBytes = [...present].reduce((n, sha) => n + (blobs.get(sha)?.size ?? 0), 0);
+    return {
+      entries: todo.length,
+      entriesPresent: unique.length - todo.length,
+      uploadedFiles,
+      uploadedBytes: uploadBytes,
+      presentFiles: present.size,
+      presentBytes,
+      present: presentKeys,
+      differing,
+      durationMs: Date.now() - started,
+    };
+  }
+
+  /** Which of these blobs the remote holds with the expected size (a truncated object is not "held"). */
+  private async presentBlobs(wanted: ReadonlyMap<string, number>, signal?: AbortSignal): Promise<Set<string>> {
+    const present = new Set<string>();
+    if (wanted.size <= HEAD_LIMIT) {
+      await forEachLimit([...wanted], PARALLEL * 2, async ([sha, size]) => {
+        const info = await this.store.head(blobPath(sha), signal);
+        if (info && info.size === size) present.add(sha);
+      });
+      return present;
+    }
+    const shards = [...new Set([...wanted.keys()].map((sha) => sha.slice(0, 2)))];
+    await forEachLimit(shards, PARALLEL, async (shard) => {
+      for await (const o of this.store.list(`blobs/${shard}/`, signal)) {
+        const sha = o.key.slice(o.key.lastIndexOf('/') + 1);
+        if (wanted.get(sha) === o.size) present.add(sha);
+      }
+    });
+    return present;
+  }
+
+  private async uploadBlob(sha: string, b: { size: number; file: string; label: string }, progress: Progress | undefined, signal?: AbortSignal): Promise<void> {
+    const refuse = (): RemoteError =>
+      new RemoteError('corrupt', `local file ${b.label} no longer matches its manifest (sha256); run \`pipe verify\` and re-run the stage before pushing`);
+    if (b.size < MULTIPART_THRESHOLD) {
+      const buf = await readFile(b.file);
+      if (buf.length !== b.size || sha256(buf) !== sha) throw refuse();
+      await this.store.putBuffer(blobPath(sha), buf, 'application/octet-stream', signal);
+      return;
+    }
+    const hash = createHash('sha256');
+    let size = 0;
+    const hasher = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    const body = pipe(createReadStream(b.file, { highWaterMark: 2 ** 20 }), hasher, () => undefined);
+    let reported = 0;
+    await this.store.putLarge(
+      blobPath(sha),
+      body,
+      (loaded) => {
+        progress?.tick(loaded - reported);
+        reported = loaded;
+      },
+      signal,
+    );
+    if (reported < b.size) progress?.tick(b.size - reported);
+    if (size !== b.size || hash.digest('hex') !== sha) {
+      await this.store.delete(blobPath(sha)).catch(() => undefined);
+      throw refuse();
+    }
+  }
+
+  /**
+   * Download an entry into the local cache and commit it. Undefined when the remote lacks it.
+   * Resumable: verified files stay in work/pull-<key>/ until the commit.
+   */
+  async pull(cache: Cache, key: string, options: PullOptions = {}): Promise<PullResult | undefined> {
+    const started = Date.now();
+    const { signal } = options;
+    const meta = await this.meta(key, signal);
+    if (!meta) return undefined;
+    const manifest = await this.manifest(meta, signal);
+    await cache.init();
+    const release = options.locked ? undefined : await cache.lockKey(key, signal);
+    try {
+      const local = await cache.lookup(key);
+      if (local) return { artifact: local, info: this.info(0, 0, 0, started) };
+      const staging = cache.workDirFor(`pull-${key}`);
+      const data = path.join(staging, 'data');
+      await mkdir(data, { recursive: true });
+
+      // One download per distinct content; duplicates are copied locally afterwards.
+      const first = new Map<string, ManifestEntry>();
+      for (const m of manifest) if (!first.has(m.sha256)) first.set(m.sha256, m);
+      const todo: ManifestEntry[] = [];
+      for (const m of first.values()) if (!(await hasSize(path.join(data, m.path), m.size))) todo.push(m);
+      const toDownload = todo.reduce((n, m) => n + m.size, 0);
+      const totalBytes = manifest.reduce((n, m) => n + m.size, 0);
+      options.onStart?.({ files: manifest.length, bytes: totalBytes, toDownload });
+      options.progress?.setTotal(toDownload);
+      let done = 0;
+      const download = async (m: ManifestEntry): Promise<void> => {
+        if (signal?.aborted) throw new RemoteError('other', 'pull interrupted');
+        await this.download(meta, m, path.join(data, m.path), path.join(staging, 'parts', m.sha256), options.progress, signal);
+        done++;
+        options.progress?.tick(0, `${done}/${todo.length} files`);
+      };
+      await both(
+        forEachLimit(todo.filter((m) => m.size >= MULTIPART_THRESHOLD), PARALLEL_LARGE, download),
+        forEachLimit(todo.filter((m) => m.size < MULTIPART_THRESHOLD), PARALLEL, download),
+      );
+      for (const m of manifest) {
+        const src = first.get(m.sha256)!;
+        if (src.path === m.path) continue;
+        const dest = path.join(data, m.path);
+        if (await hasSize(dest, m.size)) continue;
+        await mkdir(path.dirname(dest), { recursive: true });
+        await copyFile(path.join(data, src.path), dest);
+      }
+      // Anything else in data/ (an earlier attempt at another manifest?) would change the content hash.
+      const listed = new Set(manifest.map((m) => m.path));
+      for (const f of await listFiles(data)) if (!listed.has(f)) await rm(path.join(data, f), { force: true });
+      options.progress?.done();
+
+      const info = this.info(manifest.length, totalBytes, toDownload, started);
+      const tmp = await cache.makeTemp(`pull-${key.slice(0, 12)}`);
+      let artifact: Artifact;
+      try {
+        await rm(path.join(tmp, 'data'), { recursive: true, force: true });
+        await rename(data, path.join(tmp, 'data'));
+        const { contentHash: _hash, pulled: _pulled, ...rest } = meta as PulledMeta;
+        const draft: MetaDraft & { pulled: PulledInfo } = { ...rest, pulled: info };
+        artifact = await cache.commit(tmp, draft);
+      } catch (e) {
+        await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+        throw e;
+      }
+      await rm(staging, { recursive: true, force: true });
+      if (artifact.contentHash !== meta.contentHash) {
+        await cache.removeEntry(key).catch(() => undefined);
+        throw new RemoteError('corrupt', `pulled ${meta.stage} (${key}) hashes to ${artifact.contentHash}, the remote says ${meta.contentHash}: refused`);
+      }
+      return { artifact, info };
+    } finally {
+      await release?.().catch(() => undefined);
+    }
+  }
+
+  private info(files: number, bytes: number, downloadedBytes: number, started: number): PulledInfo {
+    return { remote: this.url, at: new Date().toISOString(), files, bytes, downloadedBytes, durationMs: Date.now() - started };
+  }
+
+  private async download(meta: StoredMeta, m: ManifestEntry, dest: string, part: string, progress: Progress | undefined, signal?: AbortSignal): Promise<void> {
+    const where = `${meta.stage}/${m.path} (${this.url}/${blobPath(m.sha256)})`;
+    const got = await this.store.getStream(blobPath(m.sha256), signal);
+    if (!got) throw new RemoteError('corrupt', `remote entry ${meta.key} is incomplete: ${where} is missing`);
+    await mkdir(path.dirname(dest), { recursive: true });
+    await mkdir(path.dirname(part), { recursive: true });
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      await pipeline(
+        got.body,
+        new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            hash.update(chunk);
+            size += chunk.length;
+            progress?.tick(chunk.length);
+            cb(null, chunk);
+          },
+        }),
+        createWriteStream(part),
+      );
+    } catch (e) {
+      await rm(part, { force: true });
+      throw this.store.explain(e, `downloading ${where}`);
+    }
+    const actual = hash.digest('hex');
+    if (size !== m.size || actual !== m.sha256) {
+      await rm(part, { force: true });
+      throw new RemoteError(
+        'corrupt',
+        `remote file ${where} is corrupt: ${size !== m.size ? `${size} bytes, the manifest says ${m.size}` : `sha256 ${actual.slice(0, 16)}…, the manifest says ${m.sha256.slice(0, 16)}…`}; refused (nothing was committed)`,
+      );
+    }
+    await rename(part, dest);
+  }
+
+  async readIndex(pipeline: string, signal?: AbortSignal): Promise<RemoteIndex | undefined> {
+    await this.ready();
+    const buf = await this.store.getBuffer(indexPath(pipeline), signal);
+    if (!buf) return undefined;
+    try {
+      const index = JSON.parse(buf.toString('utf8')) as RemoteIndex;
+      return index && typeof index.stages === 'object' ? index : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Merge stage -> key entries into the pipeline's index (last writer wins per stage). */
+  async updateIndex(pipeline: string, stages: Readonly<Record<string, RemoteIndexEntry>>, signal?: AbortSignal): Promise<RemoteIndex> {
+    const previous = await this.readIndex(pipeline, signal);
+    const index: RemoteIndex = { pipeline, updatedAt: new Date().toISOString(), stages: { ...(previous?.stages ?? {}), ...stages } };
+    await this.store.putBuffer(indexPath(pipeline), JSON.stringify(index, null, 2), 'application/json', signal);
+    return index;
+  }
+}
+
+function checkKey(key: string): void {
+  if (!HEX64.test(key)) throw new RemoteError('other', `not a cache key: ${key}`);
+}
