@@ -11,6 +11,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   loader: async () => (await import('./loader.js')).benchLoader,
   model: async () => (await import('./model.js')).benchModel,
   engines: async () => (await import('./engines.js')).benchEngines,
+  remote: async () => (await import('./remote.js')).benchRemote,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -45,7 +45,7 @@ async function bare(files: readonly string[]): Promise<Run> {
 async function loader(files: readonly string[]): Promise<Run> {
   return timed(files, async () => {
     let n = 0;
-    for await (const b of loadBatches(files, { size: SIZE, fit: 'fill', preprocess: 'caffe', batchSize: 32, concurrency: IN_FLIGHT })) n += b.count;
+    for await (const b of loadBatches(files, { size: SIZE, fit: 'fill', preprocess: 'caffe', batchSize: 32, concurrency: IN_FLIGHT, reuseBuffers: true })) n += b.count;
     if (n !== files.length) throw new Error('loader lost images');
   });
 }

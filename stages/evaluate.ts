@@ -64,7 +64,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
         items: { type: 'number', minimum: 0, maximum: 1 },
         minItems: 2,
         maxItems: 2,
-        default: [0.02, 0.98],
+        default: [0.05, 0.95],
         description: 'Clip the submitted probabilities to [low, high]: log loss punishes confident mistakes.',
       },
       top_n: { type: 'integer', minimum: 1, default: 4, description: 'Images per view in analysis.json.' },
@@ -162,6 +162,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
           progress: (l, t) => ctx.progress(l, t),
           log: (m) => ctx.log.info(m),
           signal: ctx.signal,
+          resumeDir: path.join(ctx.workDir, 'features'),
         }).catch(asStageError);
         engineName = String(set.index.engine['name'] ?? engineName);
         const head = headModel(tf, model, cut);
@@ -179,7 +180,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
         const bar = ctx.progress(`predict: ${name}`, list.length);
         const batches = loadBatches(
           list.map((f) => path.join(dataset.dir, f)),
-          { size, fit: pre.fit, preprocess: pre.mode, batchSize: frozenBatchSize(size), signal: ctx.signal },
+          { size, fit: pre.fit, preprocess: pre.mode, batchSize: frozenBatchSize(size), signal: ctx.signal, reuseBuffers: true },
         );
         try {
           for await (const b of batches) {

@@ -75,6 +75,13 @@ export function frozenBatchSize(size: readonly [number, number]): number {
 export function asStageError(e: unknown): never {
   const name = (e as Error)?.name;
   if (name === 'WeightsError' || name === 'ImageDecodeError') throw new StageError((e as Error).message);
+  const kernel = /Kernel '(\w+)' not registered for backend '(\w+)'/.exec(String((e as Error)?.message));
+  if (kernel) {
+    throw new StageError(
+      `the ${kernel[2]} backend cannot run ${kernel[1]}, which training these layers needs`,
+      'train fewer layers (trainable: predictions or dense), or pick another backend (backend: cpu is slow but complete)',
+    );
+  }
   throw e;
 }
 
@@ -159,6 +166,7 @@ export async function runFinetune<P extends TrainParams>(
           progress: (l, t) => ctx.progress(l, t),
           log: (m) => ctx.log.info(m),
           signal: ctx.signal,
+          resumeDir: path.join(ctx.workDir, 'features'),
         }).catch(asStageError);
       const trainSet = await request(trainName, trainFiles);
       const validSet = validFiles.length ? await request(validName, validFiles) : null;

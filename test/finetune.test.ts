@@ -18,6 +18,7 @@ import { finetuneStage, type FinetuneParams } from '../stages/finetune.js';
 import { selectBackend } from '../stages/vision/backend.js';
 import { saveModel } from '../stages/vision/model-io.js';
 import type { History } from '../stages/vision/train.js';
+import type { FrozenEngine } from '../stages/vision/frozen.js';
 import { artifactFromDir, makeTestContext, type TestContext, type TestContextOptions } from './helpers/stage-context.js';
 import { writeSyntheticSplit, writeTinyVggH5 } from './helpers/tiny-vgg.js';
 
@@ -192,6 +193,78 @@ test('finetune-vgg16: trainable all trains from the images (cpu backend)', async
   } finally {
     await ctx.cleanup();
     await selectBackend('wasm');
+  }
+});
+
+test('frozen outputs: streamed to disk, and an interrupted computation resumes where it stopped', async () => {
+  const { cachedFeatures, FeatureReader } = await import('../stages/vision/features.js');
+  const files = [...(JSON.parse(await readFile(path.join(dataset.dir, 'split.json'), 'utf8')) as { files: { train: string[] } }).files.train];
+  let images = 0;
+  // A stand-in engine: per image, its mean pixel and two constants.
+  const engine = async (): Promise<FrozenEngine> => ({
+    name: 'tfjs',
+    detail: {},
+    inputShape: [8, 8, 3],
+    outputShape: [3],
+    async run(batch, count) {
+      images += count;
+      const out = new Float32Array(count * 3);
+      for (let i = 0; i < count; i++) {
+        let sum = 0;
+        for (let k = 0; k < 192; k++) sum += batch[i * 192 + k]!;
+        out.set([sum / 192, 1, 2], i * 3);
+      }
+      return out;
+    },
+    async dispose() {},
+  });
+  const controller = new AbortController();
+  const ctx = await makeTestContext({});
+  const resumeDir = path.join(ctx.workDir, 'features');
+  const request = (signal: AbortSignal, progress = ctx.progress) => ({
+    derived: ctx.derived.bind(ctx),
+    frozen: 'f',
+    cut: 'c',
+    architecture: 'a',
+    datasetHash: dataset.contentHash,
+    datasetDir: dataset.dir,
+    split: 'train',
+    files,
+    preprocess: { mode: 'unit' as const, size: [8, 8] as [number, number], fit: 'fill' as const },
+    engine,
+    batchSize: 8,
+    progress,
+    log: (m: string) => ctx.logs.push(m),
+    signal,
+    resumeDir,
+  });
+  try {
+    const stopping = (label: string) => ({ ...ctx.progress(label), update: (done: number) => void (done >= 24 && controller.abort()) });
+    await assert.rejects(cachedFeatures(request(controller.signal, stopping)));
+    const partial = images;
+    assert.ok(partial >= 24 && partial < 64, `${partial} images before the abort`);
+    const resumed = await cachedFeatures(request(new AbortController().signal));
+    assert.ok(ctx.logs.some((l) => l.startsWith(`frozen outputs: train: resuming after ${partial} of 64 images`)), ctx.logs.join('\n'));
+    assert.equal(images, 64); // the rest only
+    assert.equal(ctx.builds.get('features'), 1);
+    assert.deepEqual(await readdir(resumeDir), []); // moved into the derived entry
+    // Same rows as one uninterrupted pass.
+    const other = await makeTestContext({});
+    const fresh = await cachedFeatures({ ...request(new AbortController().signal), derived: other.derived.bind(other), resumeDir: undefined });
+    const a = await FeatureReader.open(resumed);
+    const b = await FeatureReader.open(fresh);
+    const all = Array.from({ length: 64 }, (_, i) => i);
+    assert.deepEqual(await a.rows(all), await b.rows(all));
+    // Disk reads (above the in-memory limit) give the same rows, in any order.
+    const onDisk = await FeatureReader.open(resumed, 0);
+    const order = [5, 4, 63, 0, 1, 2, 40];
+    const expected = await a.rows(order);
+    assert.deepEqual(await onDisk.rows(order), expected);
+    for (const r of [a, b, onDisk]) await r.close();
+    assert.equal(resumed.index.count, 64);
+    await other.cleanup();
+  } finally {
+    await ctx.cleanup();
   }
 });
 

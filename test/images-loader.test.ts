@@ -130,3 +130,19 @@ test('loadBatches stops on abort and on an early break; a bad file fails the bat
     /text\.jpg: cannot decode image/,
   );
 });
+
+test('loadBatches with reuseBuffers: a batch stays intact until two more are taken', async () => {
+  const opts = { size: [8, 8] as [number, number], fit: 'fill' as const, preprocess: 'unit' as const, batchSize: 2 };
+  const fresh: Float32Array[] = [];
+  for await (const b of loadBatches(files, opts)) fresh.push(b.data);
+  const held: Float32Array[] = [];
+  let k = 0;
+  for await (const b of loadBatches(files, { ...opts, reuseBuffers: true })) {
+    held.push(b.data);
+    assert.deepEqual(b.data, fresh[k]);
+    if (k >= 1) assert.deepEqual(held[k - 1], fresh[k - 1], `batch ${k - 1} still intact while ${k} is held`);
+    k++;
+  }
+  assert.equal(k, 5);
+  assert.equal(new Set(held.map((d) => d.buffer)).size, 4); // ahead (2) + 2 buffers recycled
+});

@@ -1,6 +1,7 @@
 // Small JPEG thumbnails embedded as data: URIs, so the report is one file that opens anywhere.
 // sharp is imported lazily: stage modules stay light for `pipe validate`.
 import path from 'node:path';
+import { mapLimit } from '../../runner/hash-files.js';
 
 export interface Thumbnail {
   readonly dataUri: string;
@@ -32,19 +33,6 @@ export function resolveInside(root: string, file: string): string | undefined {
   return abs;
 }
 
-/** Run `fn` over `items` with at most `limit` in flight; results in input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
-  return results;
-}
 
 /**
  * Thumbnails for absolute image paths (deduplicated by the caller or not: equal paths are made

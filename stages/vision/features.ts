@@ -5,7 +5,7 @@
 // (the dataset artifact's content hash and the split's file list) and the preprocessing.
 // Epochs, re-runs with other head parameters, and evaluate all read the same entry.
 import { createHash } from 'node:crypto';
-import { open, readFile, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import type { Progress } from '../../runner/types.js';
@@ -126,6 +126,8 @@ export interface FeatureRequest {
   readonly progress: (label: string, total?: number) => Progress;
   readonly log: (message: string) => void;
   readonly signal: AbortSignal;
+  /** Keep partial outputs here (ctx.workDir) so an interrupted computation resumes. */
+  readonly resumeDir?: string;
 }
 
 export function featureKey(r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architecture' | 'datasetHash' | 'split' | 'files' | 'preprocess'>): unknown {
@@ -149,18 +151,36 @@ export interface FeatureSet {
   readonly built: boolean;
 }
 
-/** The frozen outputs of `files`, from the derived cache or computed and streamed into it. */
+/**
+ * The frozen outputs of `files`, from the derived cache or computed and streamed into it. With
+ * `resumeDir` (the stage's workDir, which survives an interrupted attempt) the rows are written
+ * there first, so an interrupted computation continues where it stopped on the next run.
+ */
 export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
   let built = false;
-  const dir = await r.derived('features', featureKey(r), async (out) => {
+  const key = featureKey(r);
+  const dir = await r.derived('features', key, async (out) => {
     built = true;
     const t0 = performance.now();
     const engine = await r.engine();
-    const bar = r.progress(`frozen outputs: ${r.split}`, r.files.length);
-    const fh = await open(path.join(out, 'features.f32'), 'w');
+    const rowBytes = engine.outputShape.reduce((a, b) => a * b, 1) * 4;
+    const target = path.join(out, 'features.f32');
+    const file = r.resumeDir ? path.join(r.resumeDir, `features-${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 24)}.f32`) : target;
     let done = 0;
+    if (r.resumeDir) {
+      await mkdir(r.resumeDir, { recursive: true });
+      const size = await stat(file).then((st) => st.size, () => 0);
+      done = Math.min(r.files.length, Math.floor(size / rowBytes));
+      await writeFile(file, '', { flag: 'a' });
+      await truncate(file, done * rowBytes); // drop a half-written row
+      if (done > 0) r.log(`frozen outputs: ${r.split}: resuming after ${done} of ${r.files.length} images`);
+    }
+    const bar = r.progress(`frozen outputs: ${r.split}`, r.files.length);
+    bar.update(done);
+    const fh = await open(file, r.resumeDir ? 'a' : 'w');
+    const first = done;
     try {
-      const abs = r.files.map((f) => path.join(r.datasetDir, f));
+      const abs = r.files.slice(done).map((f) => path.join(r.datasetDir, f));
       for await (const batch of loadBatches(abs, {
         size: r.preprocess.size,
         fit: r.preprocess.fit,
@@ -168,15 +188,23 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
         batchSize: r.batchSize,
         concurrency: r.concurrency ?? 4,
         signal: r.signal,
+        reuseBuffers: true, // each batch is run through the engine before the next is taken
       })) {
         const y = await engine.run(batch.data, batch.count);
         await fh.write(new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
         done += batch.count;
         const secs = (performance.now() - t0) / 1000;
-        bar.update(done, `${(done / secs).toFixed(1)} img/s`);
+        bar.update(done, `${((done - first) / secs).toFixed(1)} img/s`);
       }
     } finally {
       await fh.close();
+    }
+    if (file !== target) {
+      await rename(file, target).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EXDEV') throw e;
+        await copyFile(file, target);
+        await rm(file, { force: true });
+      });
     }
     const seconds = (performance.now() - t0) / 1000;
     const index: FeatureIndex = {

@@ -125,6 +125,12 @@ export interface BatchOptions extends DecodeOptions {
   readonly signal?: AbortSignal;
   /** Called after each image is decoded (instrumentation, fine-grained progress). */
   readonly onDecoded?: (file: string) => void;
+  /**
+   * Recycle batch buffers instead of allocating one per batch (saves ~10% CPU at 224x224). A
+   * batch's `data` is then valid only until the consumer has taken two more batches: set this
+   * only when each batch is used up (copied into a tensor, run through an engine) in its turn.
+   */
+  readonly reuseBuffers?: boolean;
 }
 
 export interface ImageBatch {
@@ -169,11 +175,14 @@ export async function* loadBatches(files: readonly string[], options: BatchOptio
   const ahead = Math.max(1, options.ahead ?? 2);
   const nBatches = Math.ceil(files.length / batchSize);
   let stopped = false;
+  // With reuse, batch b fills buffer b % ring. Batch b starts filling when the consumer asks for
+  // batch b - ahead, so with a ring of ahead + 2 the batch it took before that stays intact too.
+  const ring = options.reuseBuffers ? Array.from({ length: Math.min(nBatches, ahead + 2) }, () => new Float32Array(batchSize * per)) : null;
 
   const fill = async (b: number): Promise<ImageBatch> => {
     const start = b * batchSize;
     const batchFiles = files.slice(start, start + batchSize);
-    const data = new Float32Array(batchFiles.length * per);
+    const data = ring ? ring[b % ring.length]!.subarray(0, batchFiles.length * per) : new Float32Array(batchFiles.length * per);
     await Promise.all(
       batchFiles.map((file, i) =>
         run(async () => {

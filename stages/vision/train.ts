@@ -297,7 +297,7 @@ export async function trainHead(o: TrainOptions): Promise<TrainResult> {
       seen += idx.length;
       const secs = (performance.now() - t0) / 1000;
       const rate = seen / secs;
-      bar.update(seen, `loss ${(lossSum / seen).toFixed(4)} acc ${(correct / seen).toFixed(3)} ${rate.toFixed(0)} img/s eta ${Math.ceil((train.count - seen) / rate)}s`);
+      bar.update(seen, `loss ${(lossSum / seen).toFixed(4)} acc ${(correct / seen).toFixed(3)} ${rate.toFixed(0)} img/s`);
     }
     const seconds = (performance.now() - t0) / 1000;
     trainSeconds += seconds;
