@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Artifact, ArtifactKind, Stage, StageContext } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
 import { renderHtml } from './report/html.js';
+import { cacheRootOf, recentRuns } from '../runner/report-history.js';
 import { renderMarkdown } from './report/markdown.js';
 import {
   available,
@@ -103,6 +104,7 @@ export const reportStage: Stage<ReportParams> = {
       mostWrong: wrongest(predictions, analysis),
       stages: stageRows(ctx),
       maxPerView,
+      ...(await earlierRuns(ctx)),
     };
 
     const thumbs = await thumbnails(ctx, analysis, dataset, maxPerView, size);
@@ -116,7 +118,7 @@ export const reportStage: Stage<ReportParams> = {
     return {
       metrics: { accuracy: metrics.accuracy, log_loss: metrics.logLoss },
       meta: { pictures: thumbs.size - missing, pictures_missing: missing, html_bytes: Buffer.byteLength(html) },
-      summary: `report: .pipe/latest/${ctx.pipelineName}/${ctx.stageId}/index.html`,
+      summary: `index.html, report.md and metrics.json (${thumbs.size - missing} pictures)`,
     };
   },
 };
@@ -243,4 +245,17 @@ function pipeVersion(): Promise<string> {
     }
   })();
   return version;
+}
+
+/** The last runs of this pipeline, for the "Earlier runs" table (only when there is more than this one). */
+async function earlierRuns(ctx: StageContext<ReportParams>): Promise<{ earlierRuns?: Awaited<ReturnType<typeof recentRuns>> }> {
+  const root = cacheRootOf(ctx.outDir);
+  if (!root) return {};
+  try {
+    const runs = await recentRuns(root, ctx.pipelineName, 6, ctx.runId);
+    return runs.runs.length > 1 ? { earlierRuns: runs } : {};
+  } catch (e) {
+    ctx.log.warn(`earlier runs not shown: ${(e as Error).message}`);
+    return {};
+  }
 }

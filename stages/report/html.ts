@@ -72,6 +72,10 @@ ${modelSection(data)}
 <h2>Pipeline</h2>
 ${pipelineSection(data)}
 </section>
+${data.earlierRuns ? html`<section id="runs">
+<h2>Earlier runs</h2>
+${runsSection(data.earlierRuns)}
+</section>` : ''}
 </main>
 <footer class="wrap">
 Made by pipe ${data.pipeVersion} in run <code>${data.runId}</code> on ${fmt.date(data.generatedAt)}.
@@ -219,4 +223,15 @@ function pipelineSection(data: ReportData): Markup {
 <p class="note">"cached": made by an earlier run and reused by this one (the run id says which); durations are the ones recorded then.</p>
 <h3>Effective parameters</h3>
 <div class="param-grid">${params}</div>`;
+}
+
+function runsSection(r: NonNullable<ReportData['earlierRuns']>): Markup {
+  const head = html`<tr><th>run</th><th>date</th><th>status</th>${r.params.map((p) => html`<th>${p.label}</th>`)}${r.metrics.map((m) => html`<th>${m.label}</th>`)}</tr>`;
+  const rows = r.runs.map(
+    (run) => html`<tr class="${run.current ? 'current' : ''}"><td><code>${run.id}</code>${run.current ? html` <span class="chip metric">this run</span>` : ''}</td><td>${fmt.date(run.date)}</td><td>${run.status}</td>${r.params.map(
+      (p) => html`<td>${p.path in run.params ? fmt.value(run.params[p.path], 40) : '–'}</td>`,
+    )}${r.metrics.map((m) => html`<td>${m.label in run.metrics ? fmt.value(run.metrics[m.label], 12) : '–'}</td>`)}</tr>`,
+  );
+  return html`<div class="table-scroll"><table class="data runs"><thead>${head}</thead><tbody>${rows}</tbody></table></div>
+<p class="note">The last runs of this pipeline, newest first, with the parameters that differ between them (<code>pipe runs</code>, <code>pipe diff</code>).</p>`;
 }

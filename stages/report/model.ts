@@ -394,4 +394,6 @@ export interface ReportData {
   readonly mostWrong: Available<readonly Prediction[]>;
   readonly stages: readonly StageRow[];
   readonly maxPerView: number;
+  /** The last runs of this pipeline (params that differ, headline metrics), when there are several. */
+  readonly earlierRuns?: import('../../runner/report-history.js').RecentRuns;
 }
