@@ -55,7 +55,7 @@ test('report: headline metrics, charts, pictures, parameters and timings in inde
   const { fixture, ctx, html, result } = await runReport(t);
   const accuracy = fixture.metrics.accuracy as number;
   assert.deepEqual(result && result.metrics, { accuracy, log_loss: 0.3127 });
-  assert.match(result?.summary ?? '', /^report: .*index\.html$/);
+  assert.match(result?.summary ?? '', /^index\.html, report\.md and metrics\.json \(\d+ pictures\)$/);
 
   assert.match(html, /^<!doctype html>/);
   assert.ok(html.includes(`${(accuracy * 100).toFixed(2)}%`), 'accuracy shown as a percentage');
