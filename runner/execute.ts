@@ -128,7 +128,7 @@ export async function execute(
       }
     }
     if (!selected && stage.cache !== 'never') {
-      const reason = `not selected and not in the cache for its current inputs (${await explainRun(cache, pipeline.name, id, material)}); run it too or drop --only`;
+      const reason = `not selected and not in the cache for its current inputs (${await explainRun(cache, pipeline.name, id, material, stage.keyExclude)}); run it too or drop --only`;
       bus.emit({ type: 'stage-failed', stage: id, error: reason, durationMs: 0 });
       return { status: 'failed', error: reason };
     }
@@ -199,7 +199,7 @@ export async function execute(
         if (!local) throw new StageError(`input ${port}: ${up} (${a.key.slice(0, 12)}) is no longer on ${options.remote?.url}`);
         inputs[port] = local;
       }
-      const reason = options.force ? 'forced' : await explainRun(cache, pipeline.name, id, material);
+      const reason = options.force ? 'forced' : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
       const previousKey = await cache.latestKey(pipeline.name, id);
       const previous = previousKey ? await cache.lookup(previousKey) : undefined;
       bus.emit({ type: 'stage-start', stage: id, key, reason });

@@ -10,16 +10,15 @@ import { canonicalJson } from './canonical.js';
 import { getStage } from '../stages/registry.js';
 
 /** Compare what the stage would be keyed on with the artifact it made last time. */
-export async function explainRun(cache: Cache, pipeline: string, stageId: string, material: KeyMaterial): Promise<string> {
+export async function explainRun(cache: Cache, pipeline: string, stageId: string, material: KeyMaterial, excluded: readonly string[] = []): Promise<string> {
   const latest = await cache.latestKey(pipeline, stageId);
   const prev = latest ? await cache.lookup(latest) : undefined;
   if (!prev) return 'new';
   const meta = prev.meta as StoredMeta & { extra?: string };
   if (meta.uses !== material.stage) return `stage type changed (${meta.uses} -> ${material.stage})`;
   if (meta.version !== material.version) return `stage version changed (v${meta.version} -> v${material.version})`;
-  const changedParams = diffKeys(meta.params ?? {}, material.params);
-  // Params recorded in meta include excluded ones; only keyed params count.
-  const keyed = changedParams.filter((k) => k in material.params || k in (meta.params ?? {}));
+  // meta.json records every param; those the stage leaves out of its key (placement) do not count.
+  const keyed = diffKeys(meta.params ?? {}, material.params).filter((k) => !excluded.includes(k));
   if (keyed.length > 0) return `params changed: ${keyed.join(', ')}`;
   const changedInputs = diffKeys(meta.inputs ?? {}, material.inputs);
   if (changedInputs.length > 0) return `input changed: ${changedInputs.join(', ')}`;
@@ -80,7 +79,7 @@ export async function planStages(pipeline: Pipeline, graph: Graph, cache: Cache,
       artifacts.set(id, hit);
       out.push({ stage: id, uses: spec.uses, state: 'cached', reason: `made ${hit.meta.createdAt} in ${hit.meta.runId}`, key, artifact: hit });
     } else {
-      const reason = options.force?.has(id) ? 'forced' : await explainRun(cache, pipeline.name, id, material);
+      const reason = options.force?.has(id) ? 'forced' : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
       out.push({ stage: id, uses: spec.uses, state: 'run', reason, key });
     }
   }
