@@ -9,6 +9,7 @@
 // and renames tmp/<id> to cache/<key>. A crash at any instant leaves nothing or a whole entry.
 import { mkdir, readFile, rename, rm, writeFile, readdir, symlink, readlink, stat, lstat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Artifact, ArtifactKind, ArtifactMeta, ManifestEntry } from './types.js';
@@ -106,14 +107,24 @@ export class Cache {
   /** Hold the lock of a key while computing it, so two runs never compute one key twice. */
   async lockKey(key: string, signal?: AbortSignal): Promise<() => Promise<void>> {
     const file = path.join(this.locksRoot, key);
+    const owner = `${file}.owner`;
     await writeFile(file, '', { flag: 'a' });
-    // Wait as long as the other run needs; abort ends the wait.
+    // Wait as long as the other run needs; abort ends the wait. A lock whose owner is a dead
+    // process on this host (kill -9) is taken over at once instead of after the stale timeout.
     for (;;) {
       try {
-        return await lockfile.lock(file, { stale: 20_000, update: 5_000, realpath: false, retries: 0 });
+        const release = await lockfile.lock(file, { stale: 20_000, update: 5_000, realpath: false, retries: 0 });
+        await writeFile(owner, `${os.hostname()} ${process.pid}`).catch(() => undefined);
+        return release;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
         if (signal?.aborted) throw new Error('interrupted');
+        const [host, pid] = (await readFile(owner, 'utf8').catch(() => '')).split(' ');
+        if (host === os.hostname() && Number(pid) > 0 && !isAlive(Number(pid))) {
+          await rm(`${file}.lock`, { recursive: true, force: true });
+          await rm(owner, { force: true });
+          continue;
+        }
         await new Promise((r) => setTimeout(r, 200));
       }
     }
@@ -206,7 +217,10 @@ export class Cache {
       const pid = Number(name.split('-')[0]);
       if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) continue;
       if (pid === process.pid) continue;
-      await rm(path.join(this.tmpRoot, name), { recursive: true, force: true });
+      const dir = path.join(this.tmpRoot, name);
+      // A stage process of a killed run may still be writing there: stop it first.
+      await killProcessesIn(dir);
+      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
       removed++;
     }
     return removed;
@@ -225,6 +239,22 @@ export class Cache {
       return manifest.reduce((n, m) => n + m.size, 0);
     } catch {
       return 0;
+    }
+  }
+}
+
+/** Kill processes whose working directory is inside `dir` (Linux /proc; elsewhere a no-op). */
+async function killProcessesIn(dir: string): Promise<void> {
+  const pids = await safeReaddir('/proc');
+  for (const p of pids) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    const cwd = await readlink(`/proc/${p}/cwd`).catch(() => undefined);
+    if (cwd && (cwd === dir || cwd.startsWith(`${dir}/`))) {
+      try {
+        process.kill(Number(p), 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
     }
   }
 }

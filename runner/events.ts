@@ -30,9 +30,19 @@ export class EventBus {
 }
 
 /** Appends each event as one line; synchronous so a crash loses at most the line in flight. */
-export function runRecordWriter(file: string): Listener {
-  mkdirSync(path.dirname(file), { recursive: true });
-  return (event) => appendFileSync(file, `${JSON.stringify(event)}\n`);
+export function runRecordWriter(file: string, onError?: (message: string) => void): Listener {
+  let broken = false;
+  return (event) => {
+    if (broken) return;
+    try {
+      mkdirSync(path.dirname(file), { recursive: true });
+      appendFileSync(file, `${JSON.stringify(event)}\n`);
+    } catch (e) {
+      // A full disk must not turn into a crash: the run goes on without its record.
+      broken = true;
+      onError?.(`cannot write the run record ${file}: ${(e as Error).message}`);
+    }
+  };
 }
 
 export function newRunId(now = new Date()): string {

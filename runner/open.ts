@@ -1,6 +1,6 @@
 // Shared by the commands: load + validate a pipeline (printing located diagnostics and exiting
 // 2 when invalid), build its graph, and open its cache.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Pipeline } from './pipeline.js';
 import type { Graph } from './graph.js';
@@ -42,7 +42,32 @@ export async function openPipeline(file: string, options: PipelineOptions): Prom
     const text = graph.errors.map((d) => formatDiagnostic(d, pipeline.source, color)).join('\n');
     throw new ExitError(EXIT.usage, text);
   }
-  return { pipeline, graph: graph.value, cache: new Cache(cacheRoot(pipeline, options.cacheDir)) };
+  const root = cacheRoot(pipeline, options.cacheDir);
+  await assertDirectoryOrAbsent(root, cacheOrigin(pipeline, options.cacheDir));
+  return { pipeline, graph: graph.value, cache: new Cache(root) };
+}
+
+/** Which setting chose the cache dir, for messages. */
+export function cacheOrigin(pipeline: Pipeline | undefined, flag?: string): string {
+  if (flag) return '--cache-dir';
+  if (process.env.PIPE_CACHE_DIR) return 'PIPE_CACHE_DIR';
+  if (pipeline?.cache?.dir) {
+    const pos = pipeline.positionOf('cache.dir');
+    return `${pipeline.displayPath}${pos ? `:${pos.line}:${pos.col}` : ''}: cache.dir`;
+  }
+  return 'the default cache dir';
+}
+
+/** The cache dir must be a directory or not exist yet (nor any of its parents be a file). */
+export async function assertDirectoryOrAbsent(dir: string, origin: string): Promise<void> {
+  for (let p = dir; ; p = path.dirname(p)) {
+    const st = await stat(p).catch(() => undefined);
+    if (st) {
+      if (!st.isDirectory()) throw new ExitError(EXIT.usage, `${origin}: ${dir} is not a directory (${p} is a file)`);
+      return;
+    }
+    if (path.dirname(p) === p) return;
+  }
 }
 
 /** `.pipe/` next to the pipeline file, unless --cache-dir, PIPE_CACHE_DIR or `cache.dir` say otherwise. */

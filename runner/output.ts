@@ -128,8 +128,13 @@ export class Output {
   stageLogger(stage: string, logFile?: string): Logger {
     let file: WriteStream | undefined;
     if (logFile) {
-      file = createWriteStream(logFile, { flags: 'a' });
-      this.logFiles.set(stage, file);
+      const stream = createWriteStream(logFile, { flags: 'a' });
+      // A log that cannot be written (disk full) is dropped, not a crash.
+      stream.on('error', () => {
+        if (file === stream) file = undefined;
+      });
+      file = stream;
+      this.logFiles.set(stage, stream);
     }
     const tail: string[] = [];
     this.tails.set(stage, tail);
@@ -153,7 +158,7 @@ export class Output {
   }
 
   async closeLogs(): Promise<void> {
-    await Promise.all([...this.logFiles.values()].map((f) => new Promise<void>((r) => f.end(r))));
+    await Promise.all([...this.logFiles.values()].map((f) => new Promise<void>((r) => (f.destroyed ? r() : f.end(() => r())))));
     this.logFiles.clear();
   }
 

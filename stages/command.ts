@@ -77,31 +77,55 @@ export const commandStage: Stage<CommandParams> = {
     const options = {
       cwd: ctx.outDir,
       env: childEnv,
-      cancelSignal: ctx.signal,
       reject: false,
       all: true,
       buffer: false,
       stdin: 'ignore' as const,
-      // Give the program a moment to clean up on Ctrl-C before it is killed.
-      forceKillAfterDelay: 3000,
+      // Its own process group, so Ctrl-C stops everything the command started (a shell's
+      // children too), not only the shell.
+      detached: true,
     };
     const child = typeof run === 'string' ? execa(run, { ...options, shell: true }) : execa(run[0]!, run.slice(1), options);
+    const killGroup = (signal: NodeJS.Signals): void => {
+      try {
+        if (child.pid) process.kill(-child.pid, signal);
+      } catch {
+        // already gone
+      }
+    };
+    const onAbort = (): void => {
+      killGroup('SIGTERM');
+      // Give the program a moment to clean up before it is killed.
+      setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const recent: string[] = [];
     let pending = '';
     child.all?.on('data', (chunk: Buffer) => {
       logFile.write(chunk);
       pending += chunk.toString('utf8');
       const lines = pending.split('\n');
       pending = lines.pop() ?? '';
-      for (const line of lines) ctx.log.info(line);
+      for (const line of lines) {
+        ctx.log.info(line);
+        recent.push(line);
+        if (recent.length > 20) recent.shift();
+      }
     });
     const result = await child;
-    if (pending) ctx.log.info(pending);
+    ctx.signal.removeEventListener('abort', onAbort);
+    if (pending) {
+      ctx.log.info(pending);
+      recent.push(pending);
+    }
     logFile.end();
     await once(logFile, 'close');
     if (ctx.signal.aborted) throw new StageError('interrupted');
     if (result.failed) {
       const why = result.exitCode !== undefined ? `exit code ${result.exitCode}` : (result.signal ?? result.shortMessage);
-      throw new StageError(`command failed (${why})`);
+      // The most common cause of a failed write deserves to be said plainly.
+      const full = recent.some((l) => /no space left on device|ENOSPC|disk quota exceeded/i.test(l));
+      throw new StageError(`command failed (${why})${full ? ': no space left on device' : ''}`);
     }
     return {};
   },

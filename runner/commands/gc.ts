@@ -3,7 +3,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Cache } from '../cache.js';
-import { cacheRoot, openPipeline } from '../open.js';
+import { assertDirectoryOrAbsent, cacheOrigin, cacheRoot, openPipeline } from '../open.js';
 import { Output } from '../output.js';
 import { EXIT, ExitError } from '../errors.js';
 
@@ -12,6 +12,7 @@ export async function gcCommand(file: string | undefined, flags: { dryRun?: bool
   if (file) root = cacheRoot((await openPipeline(file, {})).pipeline, flags.cacheDir);
   else if (flags.cacheDir || process.env.PIPE_CACHE_DIR) root = path.resolve(flags.cacheDir ?? process.env.PIPE_CACHE_DIR!);
   else root = path.resolve('.pipe');
+  await assertDirectoryOrAbsent(root, file ? cacheOrigin(undefined, flags.cacheDir) : flags.cacheDir ? '--cache-dir' : process.env.PIPE_CACHE_DIR ? 'PIPE_CACHE_DIR' : 'the default cache dir');
   const cache = new Cache(root);
   const keys = await cache.listKeys();
   if (keys.length === 0 && !(await readdir(root).catch(() => undefined))) throw new ExitError(EXIT.usage, `no pipe cache at ${root}`);

@@ -86,7 +86,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   useStatCache(path.join(cache.root, 'stat-cache.json'));
   const runId = newRunId();
   const bus = new EventBus();
-  bus.on(runRecordWriter(path.join(cache.runsDir, `${runId}.jsonl`)));
+  bus.on(runRecordWriter(path.join(cache.runsDir, `${runId}.jsonl`), (m) => output.line(`warning: ${m}`)));
   bus.on(output.onEvent);
 
   // --pull: the remote module loads the AWS SDK, so only then.
