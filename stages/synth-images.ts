@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Stage } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
 import { mapLimit } from '../runner/hash-files.js';
-import { makeRng } from './split.js';
+import { makeRng } from './random.js';
 
 export interface SynthImagesParams {
   classes: string[];
