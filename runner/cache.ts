@@ -7,11 +7,10 @@
 //   locks/                                          one lock per key being computed
 // A commit is: stage writes tmp/<id>/data, the runner writes the manifest and meta, fsyncs,
 // and renames tmp/<id> to cache/<key>. A crash at any instant leaves nothing or a whole entry.
-import { mkdir, readFile, rename, rm, writeFile, readdir, symlink, readlink, stat, lstat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile, readdir, symlink, readlink, stat, lstat, lutimes } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
 import type { Artifact, ArtifactKind, ArtifactMeta, ManifestEntry } from './types.js';
 import { buildManifest, contentHashOf, fsyncPath, fsyncTree, listFiles, verifyAgainstManifest, type VerifyProblem } from './manifest.js';
 import { hashOf } from './canonical.js';
@@ -104,25 +103,39 @@ export class Cache {
     return artifact;
   }
 
-  /** Hold the lock of a key while computing it, so two runs never compute one key twice. */
+  /**
+   * Hold the lock of a key while computing it, so two runs never compute one key twice. The lock
+   * is a symlink locks/<key>.lock -> "<pid>@<host>", made atomically with its owner in it, so a
+   * run that finds it held by a dead process of this host (kill -9, OOM) takes it over at once
+   * instead of waiting for it to go stale; a holder refreshes the link's mtime every 5 s.
+   */
   async lockKey(key: string, signal?: AbortSignal): Promise<() => Promise<void>> {
-    const file = path.join(this.locksRoot, key);
-    const owner = `${file}.owner`;
-    await writeFile(file, '', { flag: 'a' });
-    // Wait as long as the other run needs; abort ends the wait. A lock whose owner is a dead
-    // process on this host (kill -9) is taken over at once instead of after the stale timeout.
+    const file = path.join(this.locksRoot, `${key}.lock`);
+    const me = `${process.pid}@${os.hostname()}`;
+    // Wait as long as the other run needs; abort ends the wait.
     for (;;) {
       try {
-        const release = await lockfile.lock(file, { stale: 20_000, update: 5_000, realpath: false, retries: 0 });
-        await writeFile(owner, `${os.hostname()} ${process.pid}`).catch(() => undefined);
-        return release;
+        await symlink(me, file);
+        const beat = setInterval(() => {
+          const now = new Date();
+          void lutimes(file, now, now).catch(() => undefined);
+        }, 5_000);
+        beat.unref();
+        return async () => {
+          clearInterval(beat);
+          // Only our own lock: never one that another run took over meanwhile.
+          if ((await readlink(file).catch(() => undefined)) === me) await rm(file, { force: true });
+        };
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         if (signal?.aborted) throw new Error('interrupted');
-        const [host, pid] = (await readFile(owner, 'utf8').catch(() => '')).split(' ');
-        if (host === os.hostname() && Number(pid) > 0 && !isAlive(Number(pid))) {
-          await rm(`${file}.lock`, { recursive: true, force: true });
-          await rm(owner, { force: true });
+        // '' for a lock that is not a link (a directory left by the older proper-lockfile lock).
+        const holder = await readlink(file).catch((err: NodeJS.ErrnoException) => (err.code === 'EINVAL' ? '' : undefined));
+        if (holder !== undefined && (await holderGone(file, holder))) {
+          // Re-read just before removing, so that only the dead holder's link goes. Two waiters
+          // may still both take over: a key computed twice at worst, never a bad entry (the
+          // commit is atomic and the first one wins).
+          if ((await readlink(file).catch(() => '')) === holder) await rm(file, { recursive: true, force: true });
           continue;
         }
         await new Promise((r) => setTimeout(r, 200));
@@ -215,13 +228,17 @@ export class Cache {
     let removed = 0;
     for (const name of await safeReaddir(this.tmpRoot)) {
       const pid = Number(name.split('-')[0]);
-      if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) continue;
       if (pid === process.pid) continue;
+      if (Number.isInteger(pid) && isAlive(pid)) continue;
       const dir = path.join(this.tmpRoot, name);
-      // A stage process of a killed run may still be writing there: stop it first.
+      // After a kill -9 of a run its stage processes live on, still writing into this dir.
       await killProcessesIn(dir);
-      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-      removed++;
+      try {
+        await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+        removed++;
+      } catch {
+        // Still busy: a temp dir is never read as a result; the next run tries again.
+      }
     }
     return removed;
   }
@@ -243,19 +260,58 @@ export class Cache {
   }
 }
 
-/** Kill processes whose working directory is inside `dir` (Linux /proc; elsewhere a no-op). */
+/**
+ * A lock's holder is gone: a dead process of this host; or a link not refreshed for an hour
+ * (this host: its pid was reused) or for a minute (another host sharing the cache dir).
+ */
+async function holderGone(file: string, holder: string): Promise<boolean> {
+  let age: number;
+  try {
+    age = Date.now() - (await lstat(file)).mtimeMs;
+  } catch {
+    return false; // released meanwhile: try again
+  }
+  const at = holder.indexOf('@');
+  const pid = Number(holder.slice(0, at));
+  if (at > 0 && holder.slice(at + 1) === os.hostname() && Number.isInteger(pid)) return !isAlive(pid) || age > 3_600_000;
+  return age > 60_000;
+}
+
+/**
+ * Kill the processes (of a dead run) that still work in a temp dir: those with its PIPE_OUT in
+ * their environment (command stages and all they started) or their working directory in it.
+ * Linux /proc; elsewhere nothing to do. A few passes: a shell may fork while we look.
+ */
 async function killProcessesIn(dir: string): Promise<void> {
-  const pids = await safeReaddir('/proc');
-  for (const p of pids) {
-    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
-    const cwd = await readlink(`/proc/${p}/cwd`).catch(() => undefined);
-    if (cwd && (cwd === dir || cwd.startsWith(`${dir}/`))) {
+  const marker = `PIPE_OUT=${path.join(dir, 'data')}`;
+  for (let pass = 0; pass < 5; pass++) {
+    let found = 0;
+    for (const p of await safeReaddir('/proc')) {
+      if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+      let mine = false;
+      try {
+        const cwd = await readlink(`/proc/${p}/cwd`);
+        mine = cwd === dir || cwd.startsWith(`${dir}${path.sep}`);
+      } catch {
+        // gone, or not ours to look at
+      }
+      if (!mine) {
+        try {
+          mine = (await readFile(`/proc/${p}/environ`, 'latin1')).split('\0').includes(marker);
+        } catch {
+          // gone, or not ours to look at
+        }
+      }
+      if (!mine) continue;
+      found++;
       try {
         process.kill(Number(p), 'SIGKILL');
       } catch {
-        // gone meanwhile
+        // already gone
       }
     }
+    if (found === 0) return;
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

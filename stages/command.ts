@@ -1,7 +1,7 @@
 // `uses: command`: run any external program as a stage, like DVC's `cmd`. Whatever it writes
 // under its working directory (the stage's output dir) is the artifact.
 import { createWriteStream } from 'node:fs';
-import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
 import path from 'node:path';
 import type { ArtifactKind, Stage } from '../runner/types.js';
 import { ARTIFACT_KINDS, StageError } from '../runner/types.js';
@@ -63,6 +63,11 @@ export const commandStage: Stage<CommandParams> = {
     const { run, env } = ctx.params;
     const logPath = path.join(ctx.outDir, 'log.txt');
     const logFile = createWriteStream(logPath);
+    // ENOSPC on log.txt (open or write) fails the stage (below); it must not crash the runner.
+    let logError: Error | undefined;
+    logFile.on('error', (e) => {
+      logError ??= e;
+    });
     const inputsEnv: Record<string, string> = {};
     for (const [port, artifact] of Object.entries(ctx.inputs)) {
       inputsEnv[`PIPE_IN_${port.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = artifact.dir;
@@ -119,13 +124,18 @@ export const commandStage: Stage<CommandParams> = {
       recent.push(pending);
     }
     logFile.end();
-    await once(logFile, 'close');
+    // (not once(logFile, 'close'): after an error the stream may have closed long ago)
+    await finished(logFile).catch(() => undefined);
     if (ctx.signal.aborted) throw new StageError('interrupted');
     if (result.failed) {
       const why = result.exitCode !== undefined ? `exit code ${result.exitCode}` : (result.signal ?? result.shortMessage);
       // The most common cause of a failed write deserves to be said plainly.
       const full = recent.some((l) => /no space left on device|ENOSPC|disk quota exceeded/i.test(l));
       throw new StageError(`command failed (${why})${full ? ': no space left on device' : ''}`);
+    }
+    if (logError) {
+      const code = (logError as NodeJS.ErrnoException).code;
+      throw new StageError(`cannot write log.txt: ${code === 'ENOSPC' ? 'no space left on device' : logError.message}`);
     }
     return {};
   },

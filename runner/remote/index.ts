@@ -52,7 +52,7 @@ export function remoteFailure(e: unknown): ExitError | undefined {
 /**
  * Pull one artifact by key into the cache (verified, atomic). Undefined when the remote does not
  * have it. Throws RemoteError for remote trouble (credentials, bucket, a corrupt object).
- * Pass `locked` when the caller holds cache.lockKey(key) (proper-lockfile is not re-entrant).
+ * Pass `locked` when the caller holds cache.lockKey(key) (the per-key lock is not re-entrant).
  */
 export async function tryPull(
   remote: RemoteCache,
