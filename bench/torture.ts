@@ -6,7 +6,7 @@
 //   - fuzz: the YAML front end with many more cases (in-process and through the binary)
 //   - disk full: the tmpfs tests
 // Usage: node dist/bench/torture.js [--kills N] [--concurrent N] [--rounds N] [--fuzz N]
-//        [--fuzz-cli N] [--seed N] [--only crash,concurrency,kill-one,fuzz,disk-full]
+//        [--fuzz-cli N] [--seed N] [--only crash,concurrency,kill-one,fuzz,disk-full,remote]
 // Prints every seed; exit 1 when anything failed.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
@@ -234,6 +234,18 @@ async function diskFull(): Promise<{ ok: boolean; summary: string }> {
   return { ok: r.code === 0, summary: `${pass} passed, ${skipped} skipped` };
 }
 
+/** The ssh host dropping mid-stage (a real sshd on loopback), several times over. */
+async function remoteDrops(rounds: number): Promise<{ ok: boolean; summary: string }> {
+  let passed = 0;
+  for (let i = 0; i < rounds; i++) {
+    const r = await nodeTest('test/e2e/remote-host.test.js', {});
+    if (/# skipped [1-9]/.test(r.out)) return { ok: true, summary: 'skipped: no sshd here' };
+    if (r.code === 0) passed++;
+    else console.log(r.out.split('\n').filter((l) => /not ok|error/.test(l)).slice(0, 20).join('\n'));
+  }
+  return { ok: passed === rounds, summary: `${passed}/${rounds} rounds of remote runs with the host killed mid-stage` };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   console.log(`pipe torture: seed ${args.seed}, ${args.kills} kills, ${args.concurrent} concurrent runs x ${args.rounds} rounds, ${args.fuzz} + ${args.fuzzCli} fuzz cases`);
@@ -242,6 +254,7 @@ async function main(): Promise<void> {
   await section('kill-one', args, () => killOne(args));
   await section('fuzz', args, () => fuzz(args));
   await section('disk-full', args, () => diskFull());
+  await section('remote', args, () => remoteDrops(Math.max(1, args.rounds)));
   console.log('\n== summary');
   for (const r of results) console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(12)} ${r.summary}`);
   process.exitCode = results.every((r) => r.ok) ? 0 : 1;
