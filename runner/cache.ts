@@ -173,7 +173,8 @@ export class Cache {
   async referencedKeys(): Promise<Set<string>> {
     const keys = new Set<string>();
     for (const p of await safeReaddir(this.latestRoot)) {
-      for (const s of await safeReaddir(path.join(this.latestRoot, p))) {
+      // `<stage>.<pid>.tmp` links are left by a run killed while swapping a link: not references.
+      for (const s of (await safeReaddir(path.join(this.latestRoot, p))).filter((n) => !n.endsWith('.tmp'))) {
         const k = await this.latestKey(p, s);
         if (k) keys.add(k);
       }

@@ -173,10 +173,17 @@ export async function execute(
     inputs: Record<string, Artifact>,
   ): Promise<StageOutcome> => {
     const spec = pipeline.stages.get(id)!;
-    const release = await cache.lockKey(key, options.signal).catch(() => undefined);
-    if (!release) {
-      bus.emit({ type: 'stage-skipped', stage: id, reason: 'interrupted' });
-      return { status: 'skipped', reason: 'interrupted' };
+    let release: () => Promise<void>;
+    try {
+      release = await cache.lockKey(key, options.signal);
+    } catch (e) {
+      if (options.signal.aborted) {
+        bus.emit({ type: 'stage-skipped', stage: id, reason: 'interrupted' });
+        return { status: 'skipped', reason: 'interrupted' };
+      }
+      const error = `cannot lock the cache entry: ${describeError(e)}`;
+      bus.emit({ type: 'stage-failed', stage: id, error, durationMs: 0 });
+      return { status: 'failed', error };
     }
     let tmp: string | undefined;
     const started = Date.now();
