@@ -9,6 +9,7 @@ import type { Progress } from '../../runner/types.js';
 import type { Tf } from './backend.js';
 import { cutOutputShape } from './tfjs-engine.js';
 import { loadTensors, saveTensors } from './model-io.js';
+import { mulberry32 as prng } from '../random.js';
 
 export type OptimizerName = 'adam' | 'sgd';
 
@@ -66,17 +67,6 @@ export interface TrainResult {
   readonly validSeconds: number;
 }
 
-/** mulberry32: a small seeded PRNG (shuffles must not depend on Math.random). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function shuffled(n: number, seed: number): number[] {
   const rand = prng(seed);

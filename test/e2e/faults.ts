@@ -9,22 +9,14 @@ import { createReadStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PIPE_BIN, type RunResult } from './rig.js';
+import { mulberry32 } from '../../stages/random.js';
+export { mulberry32 };
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness: every campaign prints its seed; PIPE_FAULT_SEED=<n> replays one.
 
 export type Rng = () => number;
 
-export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function seedFromEnv(name = 'PIPE_FAULT_SEED'): number {
   const v = process.env[name];

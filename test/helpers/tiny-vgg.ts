@@ -3,6 +3,7 @@
 // `block1_conv1/block1_conv1/kernel:0`) and either string encoding (fixed / variable length).
 // Layers without weights are listed with an empty float64 `weight_names`, as Keras does.
 import { vggLayerSpecs, type VggArchitecture } from '../../stages/vision/vgg16.js';
+import { mulberry32 as prng } from '../../stages/random.js';
 
 export interface TinyVggH5Options {
   readonly architecture?: VggArchitecture; // default tiny-vgg
@@ -25,16 +26,6 @@ export interface TinyVggH5 {
   readonly layers: string[];
 }
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Glorot-uniform-like values, so activations stay in a sane range through the stack. */
 export function tinyVggWeights(o: TinyVggH5Options = {}): TinyVggH5 {
