@@ -10,6 +10,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { createOnnxEngine } from '../stages/vision/onnx/engine.js';
 import { registerWasmGradKernels } from '../stages/vision/wasm-grad-kernels.js';
 import { runTorchReference, type TorchResult } from './torch.js';
+import { buildVgg } from '../stages/vision/vgg16.js';
 
 /** VGG16 conv base, 224x224: 15.35 GMAC = 30.7 GFLOP per image. */
 export const VGG16_BASE_GFLOP = 30.7;
@@ -49,32 +50,9 @@ function randomFill(a: Float32Array, scale = 1, seed = 1): Float32Array {
   return a;
 }
 
-/** VGG16's conv base with Keras' layer names, random (Glorot) weights. */
-export function vgg16ConvBase(size = 224): tf.Sequential {
-  const m = tf.sequential({ name: 'vgg16_base' });
-  const blocks: [number, number][] = [
-    [2, 64],
-    [2, 128],
-    [3, 256],
-    [3, 512],
-    [3, 512],
-  ];
-  blocks.forEach(([convs, filters], b) => {
-    for (let i = 1; i <= convs; i++) {
-      m.add(
-        tf.layers.conv2d({
-          filters,
-          kernelSize: 3,
-          padding: 'same',
-          activation: 'relu',
-          name: `block${b + 1}_conv${i}`,
-          ...(b === 0 && i === 1 ? { inputShape: [size, size, 3] } : {}),
-        }),
-      );
-    }
-    m.add(tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `block${b + 1}_pool` }));
-  });
-  return m;
+/** VGG16's conv base with Keras' layer names, random (Glorot) weights: the project's own builder. */
+export function vgg16ConvBase(size = 224): tf.LayersModel {
+  return buildVgg(tf, { architecture: 'vgg16', inputSize: [size, size], classes: 2, includeTop: false });
 }
 
 function ratio(a: number | undefined, b: number | undefined): number | null {

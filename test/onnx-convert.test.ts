@@ -11,6 +11,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { convertToOnnx, UnsupportedLayerError } from '../stages/vision/onnx/convert.js';
 import { createOnnxEngine, cudaProviderInstalled, tryCreateOnnxEngine } from '../stages/vision/onnx/engine.js';
 import { fileHandler } from '../stages/vision/onnx/fs-handler.js';
+import { buildVgg } from '../stages/vision/vgg16.js';
 
 await tf.setBackend('wasm');
 await tf.ready();
@@ -153,35 +154,9 @@ test('every converted layer type matches tfjs on its own', async (t) => {
   t.diagnostic(`worst relative difference per case: ${JSON.stringify(worst)}`);
 });
 
-/** VGG16's layer names and structure, few channels, 32x32 input. */
+/** VGG16's layer names and structure, 1/16 of the channels, 32x32 input (the project's builder). */
 function tinyVgg(): tf.LayersModel {
-  const m = tf.sequential({ name: 'tiny_vgg16' });
-  const blocks: [number, number][] = [
-    [2, 4],
-    [2, 8],
-    [3, 8],
-    [3, 16],
-    [3, 16],
-  ];
-  blocks.forEach(([convs, filters], b) => {
-    for (let i = 1; i <= convs; i++) {
-      m.add(
-        tf.layers.conv2d({
-          filters,
-          kernelSize: 3,
-          padding: 'same',
-          activation: 'relu',
-          name: `block${b + 1}_conv${i}`,
-          ...(b === 0 && i === 1 ? { inputShape: [32, 32, 3] } : {}),
-        }),
-      );
-    }
-    m.add(tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `block${b + 1}_pool` }));
-  });
-  m.add(tf.layers.flatten({ name: 'flatten' }));
-  m.add(tf.layers.dense({ units: 32, activation: 'relu', name: 'fc1' }));
-  m.add(tf.layers.dense({ units: 32, activation: 'relu', name: 'fc2' }));
-  m.add(tf.layers.dense({ units: 10, activation: 'softmax', name: 'predictions' }));
+  const m = buildVgg(tf, { architecture: 'tiny-vgg', inputSize: [32, 32], classes: 10 });
   randomizeWeights(m, 11);
   return m;
 }
@@ -213,7 +188,8 @@ test('VGG16-shaped net: cut at fc2 and at block4_pool', async (t) => {
   const pred = await compare(m, 'predictions', 3);
   t.diagnostic(`fc2 ${JSON.stringify(fc2)} block4_pool ${JSON.stringify(b4)} predictions ${JSON.stringify(pred)}`);
   const e = await createOnnxEngine(m, 'block4_pool', { provider: 'cpu' });
-  assert.deepEqual([...e.outputShape], [2, 2, 16]); // channels-last, as tfjs
+  assert.deepEqual([...e.outputShape], [2, 2, 32]); // channels-last, as tfjs
+  assert.deepEqual([...e.outputShape], (m.getLayer('block4_pool').outputShape as number[]).slice(1));
   assert.equal(e.name, 'onnx');
   assert.equal(e.detail['engine'], 'onnx');
   assert.equal(e.detail['provider'], 'cpu');

@@ -19,6 +19,8 @@ export interface VggOptions {
   readonly classes: number;
   /** Seeds the initialisers, so `weights: none` is reproducible. */
   readonly seed?: number;
+  /** false: the conv base only, up to block5_pool (Keras' include_top=False). Default true. */
+  readonly includeTop?: boolean;
 }
 
 export interface VggLayerSpec {
@@ -70,6 +72,7 @@ export function vggLayerSpecs(options: VggOptions): VggLayerSpec[] {
     w = Math.floor(w / 2);
     out.push({ name: `block${b + 1}_pool`, kind: 'pool', outputShape: [h, w, channels], weightShapes: [] });
   });
+  if (options.includeTop === false) return out;
   const flat = h * w * channels;
   out.push({ name: 'flatten', kind: 'flatten', outputShape: [flat], weightShapes: [] });
   const units = Math.max(1, Math.round(4096 * width));
