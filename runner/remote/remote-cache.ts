@@ -20,6 +20,7 @@ import type { Artifact, ManifestEntry, Progress } from '../types.js';
 import { contentHashOf, listFiles } from '../manifest.js';
 import { MULTIPART_THRESHOLD, RemoteError, type S3Store } from './s3-store.js';
 import type { PulledInfo, PulledMeta } from './stub.js';
+import { readIndex, updateIndex, type RemoteIndex, type RemoteIndexEntry } from './remote-index.js';
 import { both, forEachLimit, hasSize, positive, safeRelPath, sha256 } from './util.js';
 
 export { forEachLimit, safeRelPath };
@@ -31,7 +32,7 @@ const PARALLEL_LARGE = 2;
 /** Up to this many candidate blobs are checked with HEAD; more, by listing their shards. */
 const HEAD_LIMIT = 256;
 
-export type { PulledInfo, PulledMeta };
+export type { PulledInfo, PulledMeta, RemoteIndex, RemoteIndexEntry };
 
 export interface PushStats {
   readonly entries: number;
@@ -67,24 +68,8 @@ export interface PullOptions {
   readonly onStart?: (plan: { files: number; bytes: number; toDownload: number }) => void;
 }
 
-export interface RemoteIndexEntry {
-  readonly key: string;
-  readonly contentHash: string;
-  readonly kind: string;
-  readonly createdAt: string;
-  readonly host: string;
-  readonly pushedAt: string;
-}
-
-export interface RemoteIndex {
-  readonly pipeline: string;
-  readonly updatedAt: string;
-  readonly stages: Readonly<Record<string, RemoteIndexEntry>>;
-}
-
 export const blobPath = (sha: string): string => `blobs/${sha.slice(0, 2)}/${sha}`;
 export const entryPath = (key: string, file: 'meta.json' | 'manifest.json'): string => `entries/${key}/${file}`;
-export const indexPath = (pipeline: string): string => `pipelines/${encodeURIComponent(pipeline)}/latest.json`;
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
@@ -380,24 +365,12 @@ export class RemoteCache {
     await rename(part, dest);
   }
 
-  async readIndex(pipeline: string, signal?: AbortSignal): Promise<RemoteIndex | undefined> {
-    await this.ready();
-    const buf = await this.store.getBuffer(indexPath(pipeline), signal);
-    if (!buf) return undefined;
-    try {
-      const index = JSON.parse(buf.toString('utf8')) as RemoteIndex;
-      return index && typeof index.stages === 'object' ? index : undefined;
-    } catch {
-      return undefined;
-    }
+  readIndex(pipeline: string, signal?: AbortSignal): Promise<RemoteIndex | undefined> {
+    return readIndex(this, pipeline, signal);
   }
 
-  /** Merge stage -> key entries into the pipeline's index (last writer wins per stage). */
-  async updateIndex(pipeline: string, stages: Readonly<Record<string, RemoteIndexEntry>>, signal?: AbortSignal): Promise<RemoteIndex> {
-    const previous = await this.readIndex(pipeline, signal);
-    const index: RemoteIndex = { pipeline, updatedAt: new Date().toISOString(), stages: { ...(previous?.stages ?? {}), ...stages } };
-    await this.store.putBuffer(indexPath(pipeline), JSON.stringify(index, null, 2), 'application/json', signal);
-    return index;
+  updateIndex(pipeline: string, stages: Readonly<Record<string, RemoteIndexEntry>>, signal?: AbortSignal): Promise<RemoteIndex> {
+    return updateIndex(this, pipeline, stages, signal);
   }
 }
 
