@@ -9,21 +9,14 @@
 import { createHash } from 'node:crypto';
 import type * as tf from '@tensorflow/tfjs';
 import { GraphBuilder, encodeModel, type AttrValue, type Dim } from './graph.js';
+import { UnsupportedLayerError, axisIn, type Layer, type Layout, type Shape, type Value } from './values.js';
+import { applyActivation } from './activations.js';
+
+export { UnsupportedLayerError };
 
 /** Bump when the graphs this file emits change for the same layers and weights (cache key). */
 export const CONVERTER_VERSION = 1;
 
-/** A layer this converter cannot express in ONNX: the caller falls back to the tfjs engine. */
-export class UnsupportedLayerError extends Error {
-  override readonly name = 'UnsupportedLayerError';
-  constructor(
-    readonly layer: string,
-    readonly className: string,
-    readonly reason: string,
-  ) {
-    super(`cannot convert layer '${layer}' (${className}) to ONNX: ${reason}`);
-  }
-}
 
 export interface ConvertResult {
   /** The serialised ModelProto: one input `input` [N, ...inputShape], one output `output`. */
@@ -36,16 +29,6 @@ export interface ConvertResult {
   readonly layers: readonly string[];
 }
 
-type Layer = tf.layers.Layer;
-type Shape = readonly (number | null)[];
-type Layout = 'nchw' | 'nhwc' | 'flat';
-
-interface Value {
-  readonly name: string;
-  /** Layout of the ONNX value; `shape` is always tfjs' (channels-last) shape, batch first. */
-  readonly layout: Layout;
-  readonly shape: Shape;
-}
 
 type Config = Record<string, unknown>;
 
@@ -140,12 +123,6 @@ function padAttrs(layer: Layer, padding: unknown, x: Value, k: [number, number],
   return { pads: { ints: [ph[0], pw[0], ph[1], pw[1]] } };
 }
 
-/** NHWC axis (possibly negative) -> the axis of the same dimension in `layout`. */
-function axisIn(layout: Layout, rank: number, axis: number): number {
-  const a = axis < 0 ? axis + rank : axis;
-  if (layout !== 'nchw') return a;
-  return [0, 2, 3, 1][a] ?? a;
-}
 
 class Converter {
   readonly g = new GraphBuilder();
@@ -162,47 +139,7 @@ class Converter {
 
   /** A Keras activation by its serialised name, applied to `x` (shape unchanged). */
   activation(layer: Layer, x: Value, name: unknown): Value {
-    const g = this.g;
-    const base = `${layer.name}/act`;
-    const op = (type: string, attrs: Record<string, AttrValue> = {}): Value => ({ ...x, name: g.node(type, [x.name], base, attrs) });
-    switch (name) {
-      case undefined:
-      case null:
-      case 'linear':
-        return x;
-      case 'relu':
-        return op('Relu');
-      case 'relu6':
-        return { ...x, name: g.node('Clip', [x.name, g.scalar('zero', 0), g.scalar('six', 6)], base) };
-      case 'sigmoid':
-        return op('Sigmoid');
-      case 'tanh':
-        return op('Tanh');
-      case 'softmax': // tfjs' softmax activation works on the last axis
-        return op('Softmax', { axis: { i: axisIn(x.layout, x.shape.length, -1) } });
-      case 'elu':
-        return op('Elu', { alpha: { f: 1 } });
-      case 'selu':
-        return op('Selu', { alpha: { f: 1.6732632423543772 }, gamma: { f: 1.0507009873554805 } });
-      case 'softplus':
-        return op('Softplus');
-      case 'softsign':
-        return op('Softsign');
-      case 'hardSigmoid':
-      case 'hard_sigmoid':
-        return op('HardSigmoid', { alpha: { f: 0.2 }, beta: { f: 0.5 } });
-      case 'swish': {
-        const s = g.node('Sigmoid', [x.name], base);
-        return { ...x, name: g.node('Mul', [x.name, s], base) };
-      }
-      case 'mish': {
-        const sp = g.node('Softplus', [x.name], base);
-        const t = g.node('Tanh', [sp], base);
-        return { ...x, name: g.node('Mul', [x.name, t], base) };
-      }
-      default:
-        throw new UnsupportedLayerError(layer.name, layer.getClassName(), `activation '${String(name)}'`);
-    }
+    return applyActivation(this.g, layer, x, name);
   }
 
   layer(layer: Layer, x: Value): Value {
