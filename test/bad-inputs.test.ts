@@ -10,15 +10,9 @@ import { checkImage } from '../stages/vision/decode-check.js';
 import { decodeImage } from '../stages/vision/images.js';
 import { extractZip } from '../stages/kaggle/unzip.js';
 import { zipOf } from './servers/kaggle-server.js';
+import { withTempDir } from './helpers/files.js';
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pipe-bad-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('pipe-bad-', fn);
 
 const rgb = (w: number, h: number): ReturnType<typeof sharp> => sharp({ create: { width: w, height: h, channels: 3, background: { r: 200, g: 80, b: 40 } } });
 

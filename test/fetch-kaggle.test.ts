@@ -9,6 +9,7 @@ import { fetchKaggleStage, type FetchKaggleParams } from '../stages/fetch-kaggle
 import { makeTestContext, type TestContext } from './helpers/stage-context.js';
 import { kaggleFiles } from './helpers/jpegs.js';
 import { startKaggleServer, zipOf, zipSlipOf, TEST_KEY, TEST_USER, type KaggleServer, type KaggleServerOptions } from './servers/kaggle-server.js';
+import { listAll } from './helpers/files.js';
 
 const COMP = 'dogs-vs-cats-redux-kernels-edition';
 let trainZip: Buffer;
@@ -56,15 +57,6 @@ async function withServer(opts: KaggleServerOptions, fn: (server: KaggleServer) 
   }
 }
 
-async function listAll(dir: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(path.join(dir, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...(await listAll(dir, r)));
-    else out.push(r);
-  }
-  return out.sort();
-}
 
 /** The key must not be anywhere a person or a cache could see it. */
 async function assertNoSecret(ctx: TestContext<unknown>, ...extra: unknown[]): Promise<void> {

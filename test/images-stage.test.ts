@@ -10,6 +10,7 @@ import { imagesStage, unsafeTarMember, type ImagesParams } from '../stages/image
 import { makeTestContext } from './helpers/stage-context.js';
 import { writeKaggleSet, kaggleFiles } from './helpers/jpegs.js';
 import { zipOf } from './servers/kaggle-server.js';
+import { listAll } from './helpers/files.js';
 
 let root: string; // the "pipeline folder"
 
@@ -24,15 +25,6 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-async function listAll(dir: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(path.join(dir, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...(await listAll(dir, r)));
-    else out.push(r);
-  }
-  return out.sort();
-}
 
 async function run(p: ImagesParams): Promise<{ outDir: string; cleanup: () => Promise<void>; summary?: string }> {
   const ctx = await makeTestContext<ImagesParams>(p, { pipelineDir: root });

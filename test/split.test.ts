@@ -7,6 +7,7 @@ import { StageError } from '../runner/types.js';
 import { apportion, makeRng, splitStage, type SplitFile, type SplitParams } from '../stages/split.js';
 import { artifactFromDir, makeTestContext } from './helpers/stage-context.js';
 import { jpeg, truncatedJpeg, writeKaggleSet, writeFiles } from './helpers/jpegs.js';
+import { listAll } from './helpers/files.js';
 
 let root: string;
 let kaggle: string; // train/cat.N.jpg x12, train/dog.N.jpg x8, test/N.jpg x5, plus junk
@@ -65,15 +66,6 @@ async function runSplit(input: string, p: Partial<SplitParams>): Promise<{ split
   return { split: JSON.parse(raw) as SplitFile, raw, outDir: ctx.outDir, logs: ctx.logs, cleanup: () => ctx.cleanup() };
 }
 
-async function listAll(dir: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(path.join(dir, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...(await listAll(dir, r)));
-    else out.push(r);
-  }
-  return out.sort();
-}
 
 test('the fast.ai layout, split.json in the agreed shape, hard links, corrupt files listed', async () => {
   const r = await runSplit(kaggle, { from: 'train', test: 'test', valid: 5, sample: { train: 4, valid: 2 } });

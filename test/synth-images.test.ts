@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import { synthImagesStage, synthesise, type SynthImagesParams } from '../stages/synth-images.js';
 import { makeRng, splitStage, type SplitFile, type SplitParams } from '../stages/split.js';
 import { artifactFromDir, makeTestContext, type TestContext } from './helpers/stage-context.js';
+import { listAll } from './helpers/files.js';
 
 const BASE: SynthImagesParams = { classes: ['cat', 'dog'], train_per_class: 6, test: 3, width: 64, height: 48, seed: 42, quality: 85 };
 
@@ -15,15 +16,6 @@ async function synth(p: Partial<SynthImagesParams>): Promise<TestContext<SynthIm
   return ctx;
 }
 
-async function listAll(dir: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(path.join(dir, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...(await listAll(dir, r)));
-    else out.push(r);
-  }
-  return out.sort();
-}
 
 test('Kaggle naming, the asked size, decodable JPEGs', async () => {
   const ctx = await synth({});

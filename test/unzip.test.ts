@@ -7,25 +7,10 @@ import yazl from 'yazl';
 import { StageError } from '../runner/types.js';
 import { extractZip, listZip, nestedPlacement, unsafeEntryName } from '../stages/kaggle/unzip.js';
 import { zipOf } from './servers/kaggle-server.js';
+import { listAll, withTempDir } from './helpers/files.js';
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pipe-unzip-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('pipe-unzip-', fn);
 
-async function listAll(dir: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(path.join(dir, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...(await listAll(dir, r)));
-    else out.push(r);
-  }
-  return out.sort();
-}
 
 /** yazl refuses unsafe names: build with a same-length placeholder and patch the bytes. */
 function patchName(zip: Buffer, from: string, to: string): Buffer {
