@@ -17,3 +17,11 @@ export interface FrozenEngine {
   run(batch: Float32Array, count: number): Promise<Float32Array>;
   dispose(): Promise<void>;
 }
+
+/** The argument checks every engine's run() makes, with one wording. */
+export function checkRunArgs(engine: EngineName, disposed: boolean, batch: Float32Array, count: number, inputShape: readonly number[]): void {
+  if (disposed) throw new Error(`${engine} engine used after dispose()`);
+  if (!Number.isInteger(count) || count < 1) throw new Error(`count must be a positive integer, got ${count}`);
+  const need = count * inputShape.reduce((a, b) => a * b, 1);
+  if (batch.length < need) throw new Error(`batch holds ${batch.length} floats, ${count} images of [${inputShape.join(', ')}] need ${need}`);
+}

@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import type { Tf } from './backend.js';
-import type { EngineName, FrozenEngine } from './frozen.js';
+import { checkRunArgs, type EngineName, type FrozenEngine } from './frozen.js';
 
 export type EnginePref = 'auto' | EngineName;
 export const ENGINE_PREFS: readonly EnginePref[] = ['auto', 'onnx', 'tfjs'];
@@ -48,8 +48,7 @@ export function createTfjsEngine(tf: Tf, model: TF.LayersModel, cutLayer: string
     inputShape,
     outputShape,
     async run(batch: Float32Array, count: number): Promise<Float32Array> {
-      if (disposed) throw new Error('tfjs engine used after dispose()');
-      if (batch.length < count * inSize) throw new Error(`batch holds ${batch.length} floats, ${count} images need ${count * inSize}`);
+      checkRunArgs('tfjs', disposed, batch, count, inputShape);
       const out = new Float32Array(count * outSize);
       for (let s = 0; s < count; s += maxBatch) {
         const n = Math.min(maxBatch, count - s);

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type * as Ort from 'onnxruntime-node';
-import type { FrozenEngine } from '../frozen.js';
+import { checkRunArgs, type FrozenEngine } from '../frozen.js';
 import { chainFingerprint, convertToOnnx, UnsupportedLayerError } from './convert.js';
 
 export type OnnxProvider = 'cpu' | 'cuda' | 'auto';
@@ -176,11 +176,7 @@ export async function createOnnxEngine(model: tf.LayersModel, cutLayer: string, 
     inputShape,
     outputShape,
     async run(batch: Float32Array, count: number): Promise<Float32Array> {
-      if (disposed) throw new Error('onnx engine used after dispose()');
-      if (!Number.isInteger(count) || count < 1) throw new Error(`count must be a positive integer, got ${count}`);
-      if (batch.length < count * inSize) {
-        throw new Error(`batch holds ${batch.length} floats, ${count} images of [${inputShape.join(', ')}] need ${count * inSize}`);
-      }
+      checkRunArgs('onnx', disposed, batch, count, inputShape);
       const input = new ort.Tensor('float32', batch.subarray(0, count * inSize), [count, ...inputShape]);
       const result = await session.run({ [inName]: input });
       const out = result[outName];
