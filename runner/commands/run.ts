@@ -113,6 +113,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const remote = remoteModule && remoteCache ? new remoteModule.RemoteResolver(remoteCache, cache, output, controller.signal) : undefined;
 
   const started = Date.now();
+  const git = gitInfo(pipeline.dir);
   bus.emit({
     type: 'run-start',
     runId,
@@ -122,7 +123,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     stages: Object.fromEntries([...pipeline.stages].map(([id, s]) => [id, { uses: s.uses, with: s.with }])),
     selected,
     argv: flags.argv ?? process.argv.slice(2),
-    ...(gitInfo(pipeline.dir) ? { git: gitInfo(pipeline.dir)! } : {}),
+    ...(git ? { git } : {}),
     host: os.hostname(),
     version: pipeVersion(),
   });
