@@ -70,7 +70,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
       top_n: { type: 'integer', minimum: 1, default: 4, description: 'Images per view in analysis.json.' },
       batch_size: { type: 'integer', minimum: 1, default: 64, description: 'Rows per prediction batch.' },
       backend: { enum: ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'], default: 'auto', description: 'TensorFlow.js backend (see finetune-vgg16). Not part of the cache key.' },
-      engine: { enum: ['auto', 'onnx', 'tfjs'], default: 'auto', description: 'What computes the frozen layers (see finetune-vgg16). Not part of the cache key.' },
+      engine: { enum: ['auto', 'onnx', 'tfjs'], default: 'auto', description: 'What computes the frozen layers and the trained head: ONNX Runtime where it loads and converts them (`auto`), or tfjs. Not part of the cache key.' },
     },
   },
   inputs: {
@@ -93,7 +93,8 @@ export const evaluateStage: Stage<EvaluateParams> = {
     const { readSplit, labelOf, splitFiles, frozenFingerprint, cachedFeatures, FeatureReader } = await import('./vision/features.js');
     const { selectBackend } = await import('./vision/backend.js');
     const { openFrozenEngine } = await import('./vision/tfjs-engine.js');
-    const { headModel, predictRows } = await import('./vision/train.js');
+    const { headModel } = await import('./vision/train.js');
+    const { openPredictor } = await import('./vision/learner.js');
     const { loadModel } = await import('./vision/model-io.js');
     const { loadBatches } = await import('./vision/images.js');
 
@@ -167,32 +168,37 @@ export const evaluateStage: Stage<EvaluateParams> = {
         engineName = String(set.index.engine['name'] ?? engineName);
         const head = headModel(tf, model, cut);
         const reader = await FeatureReader.open(set);
+        const predictor = await openPredictor(tf, head, set.index.shape, p.engine, (m) => ctx.log.info(m));
         try {
           for (let s = 0; s < list.length; s += p.batch_size) {
             const idx = Array.from({ length: Math.min(p.batch_size, list.length - s) }, (_, i) => s + i);
-            const probs = await predictRows(tf, head, await reader.rows(idx), idx.length, set.index.shape);
+            const probs = await predictor.predict(await reader.rows(idx), idx.length);
             out.push(...probsOf(probs, s, idx.length));
           }
         } finally {
+          await predictor.dispose();
           await reader.close();
         }
       } else {
         const bar = ctx.progress(`predict: ${name}`, list.length);
+        const predictor = await openPredictor(tf, model, [size[0], size[1], 3], p.engine, (m) => ctx.log.info(m));
         const batches = loadBatches(
           list.map((f) => path.join(dataset.dir, f)),
           { size, fit: pre.fit, preprocess: pre.mode, batchSize: frozenBatchSize(size), signal: ctx.signal, reuseBuffers: true },
         );
         try {
           for await (const b of batches) {
-            const probs = await predictRows(tf, model, b.data, b.count, [size[0], size[1], 3]);
+            const probs = await predictor.predict(b.data, b.count);
             out.push(...probsOf(probs, b.start, b.count));
             bar.update(b.start + b.count);
           }
         } catch (e) {
           asStageError(e);
+        } finally {
+          await predictor.dispose();
         }
         bar.done();
-        engineName = 'tfjs';
+        engineName = predictor.name;
       }
       return out;
     };

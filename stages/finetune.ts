@@ -43,7 +43,8 @@ export const TRAIN_PARAM_SCHEMA: Record<string, Record<string, unknown>> = {
   engine: {
     enum: ['auto', 'onnx', 'tfjs'],
     default: 'auto',
-    description: 'What computes the frozen layers: ONNX Runtime (`auto` uses it where it loads) or tfjs. Not part of the cache key.',
+    description:
+      'What computes the frozen layers and trains the rest: ONNX Runtime on every core (`auto` uses it where it loads and has the layers) or tfjs on `backend`. Not part of the cache key.',
   },
 };
 
@@ -204,11 +205,13 @@ export async function runFinetune<P extends TrainParams>(
       optimizer: p.optimizer,
       seed: p.seed,
       validateEveryEpoch: p.validate_every_epoch,
+      engine: p.engine,
       checkpointDir: path.join(ctx.workDir, 'checkpoint'),
       checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable: prepared.trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.optimizer, p.seed] }),
       signal: ctx.signal,
       progress: (l, t) => ctx.progress(l, t),
       log: (m) => ctx.log.info(m),
+      warn: (m) => ctx.log.warn(m),
     }).catch(asStageError);
 
     const s0 = performance.now();
@@ -222,6 +225,7 @@ export async function runFinetune<P extends TrainParams>(
       weights: prepared.weights,
       backend: choice.backend,
       engine: engineDetail['name'] ?? 'none',
+      train_engine: result.engine['engine'],
       frozen_fingerprint: frozenKey,
       input: { dataset: dataset.contentHash, train: trainName, valid: validName, train_count: trainFiles.length, valid_count: validFiles.length },
       ...(prepared.extra ?? {}),
@@ -247,6 +251,7 @@ export async function runFinetune<P extends TrainParams>(
         backend_detail: choice.detail,
         engine: engineDetail['name'] ?? 'none',
         engine_detail: engineDetail,
+        train_engine: result.engine,
         architecture: prepared.architecture,
         cut,
         trainable: prepared.trainable,
@@ -263,14 +268,19 @@ export async function runFinetune<P extends TrainParams>(
       },
       summary:
         last?.val_accuracy !== undefined
-          ? `val_accuracy ${last.val_accuracy.toFixed(4)}, val_loss ${last.val_loss!.toFixed(4)} after ${result.history.epochs.length} epochs (${choice.backend}, frozen part: ${String(engineDetail['name'] ?? 'none')})`
-          : `trained ${result.history.epochs.length} epochs (${choice.backend})`,
+          ? `val_accuracy ${last.val_accuracy.toFixed(4)}, val_loss ${last.val_loss!.toFixed(4)} after ${result.history.epochs.length} epochs (trained on ${trainedOn(result.engine)}, frozen part: ${String(engineDetail['name'] ?? 'none')})`
+          : `trained ${result.history.epochs.length} epochs (${trainedOn(result.engine)})`,
     };
   } finally {
     for (const r of readers) await r.close();
     await engine?.dispose();
     model.dispose();
   }
+}
+
+/** `onnx (cpu, 2 threads)` or `tfjs (wasm)`: what the summary line says trained. */
+function trainedOn(d: Record<string, unknown>): string {
+  return d['engine'] === 'onnx' ? `onnx (${String(d['provider'])}, ${String(d['threads'])} threads)` : `tfjs (${String(d['backend'])})`;
 }
 
 /** Training rows straight from images (nothing frozen: no feature cache). */

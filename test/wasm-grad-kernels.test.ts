@@ -88,7 +88,7 @@ test('conv gradients on wasm match the cpu backend', async (t) => {
   const shippedMs = await timeBackpropInput();
   const before = tf.memory().numTensors;
   const registered = registerWasmGradKernels(tf);
-  assert.deepEqual(registered.sort(), ['Conv2DBackpropFilter', 'Conv2DBackpropInput']);
+  assert.deepEqual(registered.sort(), ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad']);
   assert.deepEqual(registerWasmGradKernels(tf), [], 'idempotent');
   const diffs: Record<string, { dx: number; dw: number }> = {};
   for (const [i, c] of CASES.entries()) {
@@ -101,6 +101,35 @@ test('conv gradients on wasm match the cpu backend', async (t) => {
   assert.equal(tf.memory().numTensors, before, 'no leaked tensors');
   const oursMs = await timeBackpropInput();
   t.diagnostic(`Conv2DBackpropInput, batch 4 of [14,14,256], 3x3x256x256: shipped ${shippedMs.toFixed(0)} ms, ours ${oursMs.toFixed(0)} ms (${(shippedMs / oursMs).toFixed(1)}x)`);
+});
+
+const POOLS: { name: string; x: [number, number, number, number]; size: number; stride: number; pad: 'same' | 'valid' }[] = [
+  { name: '2x2/2 valid', x: [2, 4, 4, 3], size: 2, stride: 2, pad: 'valid' },
+  { name: '2x2/2 valid, odd size', x: [2, 7, 5, 4], size: 2, stride: 2, pad: 'valid' },
+  { name: '3x3/2 same (overlapping)', x: [1, 9, 8, 2], size: 3, stride: 2, pad: 'same' },
+  { name: 'block5_pool-like', x: [2, 14, 14, 16], size: 2, stride: 2, pad: 'valid' },
+];
+
+async function poolGrad(c: (typeof POOLS)[number]): Promise<Float32Array> {
+  const x = tf.tensor4d(randomArray(c.x.reduce((a, b) => a * b), 4), c.x);
+  const yShape = tf.tidy(() => tf.maxPool(x, c.size, c.stride, c.pad).shape);
+  const g = tf.tensor(randomArray(yShape.reduce((a, b) => a * b), 5), yShape);
+  const dx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(xx as tf.Tensor4D, c.size, c.stride, c.pad), g)))(x);
+  const out = (await dx.data()) as Float32Array;
+  tf.dispose([x, g, dx]);
+  return out;
+}
+
+test("max pooling's gradient on wasm matches the cpu backend", async () => {
+  await tf.setBackend('cpu');
+  const reference = [];
+  for (const c of POOLS) reference.push(await poolGrad(c));
+  await tf.setBackend('wasm');
+  registerWasmGradKernels(tf);
+  for (const [i, c] of POOLS.entries()) {
+    const d = relDiff(await poolGrad(c), reference[i]!);
+    assert.ok(d <= 1e-6, `${c.name}: relative max diff ${d}`);
+  }
 });
 
 test('a block5-style conv block trains on wasm on cached block4-shaped inputs', async (t) => {

@@ -118,33 +118,45 @@ export interface NamedTensor {
   readonly tensor: TF.Tensor;
 }
 
+export interface NamedArray {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly data: Float32Array | Int32Array;
+}
+
 /** Save a list of tensors (a checkpoint's weights, an optimizer's state) as `<name>.json` + `<name>.bin`. */
 export async function saveTensors(dir: string, name: string, tensors: readonly NamedTensor[]): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const specs: { name: string; shape: number[]; dtype: string }[] = [];
-  const parts: Uint8Array[] = [];
-  for (const { name: n, tensor } of tensors) {
+  const arrays = tensors.map(({ name: n, tensor }) => {
     if (tensor.dtype !== 'float32' && tensor.dtype !== 'int32') throw new Error(`saveTensors: ${n} has dtype ${tensor.dtype}`);
-    const data = tensor.dataSync() as Float32Array | Int32Array;
-    specs.push({ name: n, shape: tensor.shape, dtype: tensor.dtype });
-    parts.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice());
-  }
+    return { name: n, shape: tensor.shape, data: tensor.dataSync() as Float32Array | Int32Array };
+  });
+  await saveArrays(dir, name, arrays);
+}
+
+/** saveTensors for plain typed arrays (the ONNX trainer keeps its weights outside tfjs). */
+export async function saveArrays(dir: string, name: string, arrays: readonly NamedArray[]): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const specs = arrays.map((a) => ({ name: a.name, shape: [...a.shape], dtype: a.data instanceof Int32Array ? 'int32' : 'float32' }));
+  const parts = arrays.map(({ data }) => new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   await writeAtomic(path.join(dir, `${name}.bin`), Buffer.concat(parts));
   await writeAtomic(path.join(dir, `${name}.json`), JSON.stringify(specs));
 }
 
 export async function loadTensors(tf: Tf, dir: string, name: string): Promise<NamedTensor[]> {
+  return (await loadArrays(dir, name)).map((a) => ({ name: a.name, tensor: tf.tensor(a.data, [...a.shape], a.data instanceof Int32Array ? 'int32' : 'float32') }));
+}
+
+export async function loadArrays(dir: string, name: string): Promise<NamedArray[]> {
   const specs = JSON.parse(await readFile(path.join(dir, `${name}.json`), 'utf8')) as { name: string; shape: number[]; dtype: 'float32' | 'int32' }[];
   const bin = await readFile(path.join(dir, `${name}.bin`));
-  const out: NamedTensor[] = [];
+  const out: NamedArray[] = [];
   let offset = 0;
   for (const s of specs) {
     const n = s.shape.reduce((a, b) => a * b, 1);
     const bytes = bin.subarray(offset, offset + n * 4);
     if (bytes.byteLength !== n * 4) throw new Error(`${name}.bin is shorter than ${name}.json says`);
     const copy = new Uint8Array(bytes).buffer;
-    const values = s.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
-    out.push({ name: s.name, tensor: tf.tensor(values, s.shape, s.dtype) });
+    out.push({ name: s.name, shape: s.shape, data: s.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy) });
     offset += n * 4;
   }
   return out;

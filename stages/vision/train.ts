@@ -1,17 +1,19 @@
-// The trainable part ("head") of a network trains in tfjs on cached frozen outputs (or on
-// images when nothing is frozen): a seeded custom loop, so that progress is reported per batch,
-// the run can be aborted between batches, and a checkpoint after each epoch (weights, optimizer
-// state, history) lets an interrupted run resume from the last finished epoch.
+// The trainable part ("head") of a network trains on cached frozen outputs (or on images when
+// nothing is frozen) through a Learner (ONNX Runtime or tfjs, ./learner.ts): a seeded custom
+// loop, so that progress is reported per batch, the run can be aborted between batches, and a
+// checkpoint after each epoch (weights, optimizer state, history) lets an interrupted run resume
+// from the last finished epoch.
 import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import type { Progress } from '../../runner/types.js';
 import type { Tf } from './backend.js';
 import { cutOutputShape } from './tfjs-engine.js';
-import { loadTensors, saveTensors } from './model-io.js';
 import { mulberry32 as prng } from '../random.js';
+import { openLearner, predictRows, type Learner, type OptimizerName } from './learner.js';
+import type { EnginePref } from './tfjs-engine.js';
 
-export type OptimizerName = 'adam' | 'sgd';
+export { predictRows, type OptimizerName };
 
 /** Rows of training data: cached frozen outputs, or decoded images. */
 export interface DataSource {
@@ -51,6 +53,8 @@ export interface TrainOptions {
   readonly optimizer: OptimizerName;
   readonly seed: number;
   readonly validateEveryEpoch: boolean;
+  /** What trains: ONNX Runtime where it can (auto), or tfjs. */
+  readonly engine: EnginePref;
   /** Checkpoints live here (ctx.workDir). */
   readonly checkpointDir: string;
   /** Identifies the training setup; a checkpoint made for another one is ignored. */
@@ -58,10 +62,13 @@ export interface TrainOptions {
   readonly signal: AbortSignal;
   readonly progress: (label: string, total?: number) => Progress;
   readonly log: (message: string) => void;
+  readonly warn?: (message: string) => void;
 }
 
 export interface TrainResult {
   readonly history: History;
+  /** Which learner trained (engine, provider, threads, ...). */
+  readonly engine: Record<string, unknown>;
   readonly resumedFrom: number;
   readonly trainSeconds: number;
   readonly validSeconds: number;
@@ -103,32 +110,24 @@ export function headModel(tf: Tf, model: TF.LayersModel, cutLayer: string): TF.L
   return tf.model({ inputs: input, outputs: x, name: `head_after_${cutLayer}` });
 }
 
-function makeOptimizer(tf: Tf, name: OptimizerName, lr: number): TF.Optimizer {
-  switch (name) {
-    case 'adam':
-      return tf.train.adam(lr);
-    case 'sgd':
-      return tf.train.momentum(lr, 0.9);
-    default: {
-      const never: never = name;
-      throw new Error(`unknown optimizer ${String(never)}`);
-    }
-  }
-}
-
 function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : Object.assign(new Error('interrupted'), { name: 'AbortError' });
 }
 
-/** Mean cross-entropy and accuracy of `model` on `source`. */
-export async function evaluateSource(tf: Tf, model: TF.LayersModel, source: DataSource, batchSize: number, signal?: AbortSignal): Promise<{ loss: number; accuracy: number }> {
+/** Mean cross-entropy and accuracy on `source` of what `predict` returns (softmax rows). */
+export async function evaluateSource(
+  predict: (x: Float32Array, count: number) => Promise<Float32Array>,
+  source: DataSource,
+  batchSize: number,
+  signal?: AbortSignal,
+): Promise<{ loss: number; accuracy: number }> {
   let lossSum = 0;
   let correct = 0;
   for (let s = 0; s < source.count; s += batchSize) {
     if (signal?.aborted) throw abortError(signal);
     const idx = Array.from({ length: Math.min(batchSize, source.count - s) }, (_, i) => s + i);
     const x = await source.rows(idx);
-    const probs = await predictRows(tf, model, x, idx.length, source.shape);
+    const probs = await predict(x, idx.length);
     const k = probs.length / idx.length;
     idx.forEach((row, i) => {
       const label = source.labels[row]!;
@@ -146,20 +145,20 @@ export function argmax(p: ArrayLike<number>): number {
   return best;
 }
 
-/** Softmax outputs of `model` for `count` rows of shape `shape`, flat. */
-export async function predictRows(tf: Tf, model: TF.LayersModel, x: Float32Array, count: number, shape: readonly number[]): Promise<Float32Array> {
-  const y = tf.tidy(() => model.predict(tf.tensor(x, [count, ...shape], 'float32')) as TF.Tensor);
-  try {
-    return (await y.data()) as Float32Array;
-  } finally {
-    y.dispose();
-  }
-}
-
 interface CheckpointState {
   key: string;
   epoch: number;
   history: History;
+}
+
+async function writeCheckpoint(dir: string, state: CheckpointState, learner: Learner): Promise<void> {
+  const epochDir = path.join(dir, `epoch-${state.epoch}`);
+  await rm(epochDir, { recursive: true, force: true });
+  await learner.save(epochDir);
+  const tmp = path.join(dir, `state.json.tmp-${process.pid}`);
+  await writeFile(tmp, JSON.stringify(state));
+  await rename(tmp, path.join(dir, 'state.json')); // the checkpoint counts from here on
+  if (state.epoch > 1) await rm(path.join(dir, `epoch-${state.epoch - 1}`), { recursive: true, force: true });
 }
 
 async function readCheckpoint(dir: string, key: string): Promise<CheckpointState | null> {
@@ -171,70 +170,39 @@ async function readCheckpoint(dir: string, key: string): Promise<CheckpointState
   }
 }
 
-async function writeCheckpoint(tf: Tf, dir: string, state: CheckpointState, head: TF.LayersModel, optimizer: TF.Optimizer): Promise<void> {
-  const epochDir = path.join(dir, `epoch-${state.epoch}`);
-  await rm(epochDir, { recursive: true, force: true });
-  await saveTensors(epochDir, 'weights', head.weights.map((w) => ({ name: w.name, tensor: w.read() })));
-  const opt = await optimizer.getWeights();
-  await saveTensors(epochDir, 'optimizer', opt);
-  // getWeights returns the optimizer's live variables, plus a fresh scalar for the step count.
-  tf.dispose(opt.filter((o) => o.name === 'iter').map((o) => o.tensor));
-  const tmp = path.join(dir, `state.json.tmp-${process.pid}`);
-  await writeFile(tmp, JSON.stringify(state));
-  await rename(tmp, path.join(dir, 'state.json')); // the checkpoint counts from here on
-  if (state.epoch > 1) await rm(path.join(dir, `epoch-${state.epoch - 1}`), { recursive: true, force: true });
-}
-
-async function restoreCheckpoint(tf: Tf, dir: string, state: CheckpointState, head: TF.LayersModel, optimizer: TF.Optimizer): Promise<void> {
-  const epochDir = path.join(dir, `epoch-${state.epoch}`);
-  const weights = await loadTensors(tf, epochDir, 'weights');
-  if (weights.length !== head.weights.length) throw new Error(`checkpoint has ${weights.length} weights, the head ${head.weights.length}`);
-  head.setWeights(weights.map((w) => w.tensor));
-  tf.dispose(weights.map((w) => w.tensor));
-  const opt = await loadTensors(tf, epochDir, 'optimizer');
-  await optimizer.setWeights(opt); // takes ownership of the tensors
-}
-
-/**
- * Training on softmax probabilities saturates: cross-entropy clips p at 1e-7 and a confidently
- * wrong start (large frozen features, e.g. random weights on caffe-range pixels) gets zero
- * gradient. Like Keras, train on the logits instead: run the head with its final Dense layer's
- * softmax bypassed for the forward pass, and use softmax cross-entropy on the logits.
- * Returns null when the head does not end in a softmax Dense layer.
- */
-function softmaxLogits(head: TF.LayersModel): ((x: TF.Tensor) => TF.Tensor) | null {
-  const last = head.layers[head.layers.length - 1] as (TF.layers.Layer & { activation?: { apply(x: TF.Tensor): TF.Tensor; getClassName?(): string } }) | undefined;
-  if (!last || last.getClassName() !== 'Dense' || !last.activation) return null;
-  const cfg = last.getConfig() as { activation?: unknown };
-  if (cfg.activation !== 'softmax') return null;
-  const softmax = last.activation;
-  const identity = { apply: (t: TF.Tensor) => t, getClassName: () => 'Linear' };
-  return (x) => {
-    last.activation = identity;
-    try {
-      return head.apply(x, { training: true }) as TF.Tensor;
-    } finally {
-      last.activation = softmax;
-    }
-  };
-}
-
 /** Train `head`; returns the history (epochs restored from a checkpoint included). */
 export async function trainHead(o: TrainOptions): Promise<TrainResult> {
   const { tf, head, train, valid, signal } = o;
   if (train.count === 0) throw new Error('no training examples');
-  const optimizer = makeOptimizer(tf, o.optimizer, o.learningRate);
-  const vars = head.trainableWeights.map((w) => w.read() as TF.Variable);
-  if (vars.length === 0) throw new Error('nothing to train: the head has no trainable weights');
-  const dropouts = head.layers.filter((l) => l.getClassName() === 'Dropout');
-  const logitsOf = softmaxLogits(head);
+  if (head.trainableWeights.length === 0) throw new Error('nothing to train: the head has no trainable weights');
   await mkdir(o.checkpointDir, { recursive: true });
+  const learner = await openLearner({
+    tf,
+    head,
+    shape: train.shape,
+    classes: o.classes,
+    optimizer: o.optimizer,
+    learningRate: o.learningRate,
+    engine: o.engine,
+    log: o.log,
+    ...(o.warn ? { warn: o.warn } : {}),
+  });
+  try {
+    return await trainLoop(o, learner);
+  } finally {
+    await learner.finish();
+  }
+}
 
+async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult> {
+  const { train, valid, signal } = o;
+  // A checkpoint belongs to one learner: its format (and numerics) are its own.
+  const key = `${o.checkpointKey}|${learner.name}`;
   let history: History = { epochs: [] };
   let start = 1;
-  const state = await readCheckpoint(o.checkpointDir, o.checkpointKey);
+  const state = await readCheckpoint(o.checkpointDir, key);
   if (state && state.epoch >= 1 && state.epoch <= o.epochs) {
-    await restoreCheckpoint(tf, o.checkpointDir, state, head, optimizer);
+    await learner.restore(path.join(o.checkpointDir, `epoch-${state.epoch}`));
     history = state.history;
     start = state.epoch + 1;
     o.log(`resuming from the checkpoint of epoch ${state.epoch}/${o.epochs}`);
@@ -260,26 +228,9 @@ export async function trainHead(o: TrainOptions): Promise<TrainResult> {
       const idx = batchIdx(b);
       const xData = await next;
       if (b + 1 < batches) next = train.rows(batchIdx(b + 1)); // read ahead while this batch trains
-      // Dropout with a fixed seed would drop the same units every step: vary it per step, seeded.
-      dropouts.forEach((l, i) => ((l as unknown as { seed?: number }).seed = (o.seed * 1_000_003 + epoch * 10_007 + b * 101 + i) >>> 0));
-      const kept: { probs?: TF.Tensor } = {};
-      const lossT = tf.tidy((): TF.Scalar => {
-        const x = tf.tensor(xData, [idx.length, ...train.shape], 'float32');
-        const y = tf.oneHot(tf.tensor1d(idx.map((r) => train.labels[r]!), 'int32'), o.classes);
-        return optimizer.minimize(() => {
-          if (logitsOf) {
-            const logits = logitsOf(x);
-            kept.probs = tf.keep(tf.softmax(logits));
-            return tf.losses.softmaxCrossEntropy(y, logits) as TF.Scalar;
-          }
-          const p = head.apply(x, { training: true }) as TF.Tensor;
-          kept.probs = tf.keep(p);
-          return tf.metrics.categoricalCrossentropy(y, p).mean() as TF.Scalar;
-        }, true, vars) as TF.Scalar;
-      });
-      const loss = (await lossT.data())[0]!;
-      const pData = (await kept.probs!.data()) as Float32Array;
-      tf.dispose([lossT, kept.probs!]);
+      const labels = idx.map((r) => train.labels[r]!);
+      const stepSeed = (o.seed * 1_000_003 + epoch * 10_007 + b * 101) >>> 0;
+      const { loss, probs: pData } = await learner.step(xData, labels, idx.length, stepSeed);
       idx.forEach((row, i) => {
         if (argmax(pData.subarray(i * o.classes, (i + 1) * o.classes)) === train.labels[row]) correct++;
       });
@@ -295,7 +246,7 @@ export async function trainHead(o: TrainOptions): Promise<TrainResult> {
     bar.done(`loss ${record.loss.toFixed(4)} acc ${record.accuracy.toFixed(3)}`);
     if (valid && valid.count > 0 && (o.validateEveryEpoch || epoch === o.epochs)) {
       const v0 = performance.now();
-      const v = await evaluateSource(tf, head, valid, Math.max(o.batchSize, 64), signal);
+      const v = await evaluateSource((x, n) => learner.predict(x, n), valid, Math.max(o.batchSize, 64), signal);
       record.val_loss = v.loss;
       record.val_accuracy = v.accuracy;
       record.val_seconds = (performance.now() - v0) / 1000;
@@ -307,8 +258,7 @@ export async function trainHead(o: TrainOptions): Promise<TrainResult> {
         (record.val_loss !== undefined ? ` val_loss ${record.val_loss.toFixed(4)} val_acc ${record.val_accuracy!.toFixed(4)}` : '') +
         ` (${seconds.toFixed(1)} s)`,
     );
-    await writeCheckpoint(tf, o.checkpointDir, { key: o.checkpointKey, epoch, history }, head, optimizer);
+    await writeCheckpoint(o.checkpointDir, { key, epoch, history }, learner);
   }
-  optimizer.dispose();
-  return { history, resumedFrom: start - 1, trainSeconds, validSeconds };
+  return { history, engine: learner.detail, resumedFrom: start - 1, trainSeconds, validSeconds };
 }

@@ -6,6 +6,10 @@
 // - Conv2DBackpropInput: wasm ships one, but it is a naive loop (6.9 s of a 15.5 s VGG block5
 //   step). For stride 1, dx is a 'full' convolution of dy with the flipped, io-swapped filter;
 //   other strides keep the original kernel.
+// - MaxPoolGrad: wasm's (tfjs-backend-wasm 4.22, via its pool3d code) returns wrong gradients
+//   (max difference 0.83 against the cpu backend on a 2x2/2 pool of a [2,4,4,3] input), which
+//   silently corrupts the training of every conv layer below a max pooling. Replaced by a plain
+//   loop: each output's gradient goes to the first maximum of its window, as TensorFlow does.
 import type * as tfTypes from '@tensorflow/tfjs';
 
 type Tf = typeof tfTypes;
@@ -127,9 +131,63 @@ function backpropInput(tf: Tf, original: KernelConfig | undefined): KernelConfig
   return fn;
 }
 
+interface HeapBackend {
+  readSync(dataId: object): tfTypes.backend_util.BackendValues;
+  makeOutput(shape: number[], dtype: tfTypes.DataType): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): tfTypes.backend_util.TypedArray;
+}
+
+function maxPoolGrad(tf: Tf): KernelConfig['kernelFunc'] {
+  const fn: KernelConfig['kernelFunc'] = ({ inputs, backend, attrs: maybeAttrs }) => {
+    const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+    const attrs = maybeAttrs ?? {};
+    const b = backend as unknown as HeapBackend;
+    const info = tf.backend_util.computePool2DInfo(
+      input.shape as [number, number, number, number],
+      attrs['filterSize'] as [number, number] | number,
+      attrs['strides'] as [number, number] | number,
+      1,
+      attrs['pad'] as 'same' | 'valid' | number,
+      attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+    );
+    const x = b.readSync(input.dataId) as Float32Array;
+    const g = b.readSync(dy.dataId) as Float32Array;
+    const out = b.makeOutput([...input.shape], 'float32');
+    const dx = b.typedArrayFromHeap(out) as Float32Array; // after makeOutput: the heap may have grown
+    dx.fill(0);
+    const { batchSize, inHeight, inWidth, inChannels: ch, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
+    const top = info.padInfo.top;
+    const left = info.padInfo.left;
+    for (let n = 0; n < batchSize; n++)
+      for (let oh = 0; oh < outHeight; oh++)
+        for (let ow = 0; ow < outWidth; ow++)
+          for (let c = 0; c < ch; c++) {
+            let best = -1;
+            let max = -Infinity;
+            for (let fh = 0; fh < filterHeight; fh++) {
+              const h = oh * strideHeight - top + fh;
+              if (h < 0 || h >= inHeight) continue;
+              for (let fw = 0; fw < filterWidth; fw++) {
+                const w = ow * strideWidth - left + fw;
+                if (w < 0 || w >= inWidth) continue;
+                const at = ((n * inHeight + h) * inWidth + w) * ch + c;
+                if (x[at]! > max || best < 0) {
+                  max = x[at]!;
+                  best = at;
+                }
+              }
+            }
+            if (best >= 0) dx[best] = dx[best]! + g[((n * outHeight + oh) * outWidth + ow) * ch + c]!;
+          }
+    return out;
+  };
+  ours.add(fn);
+  return fn;
+}
+
 /**
- * Registers Conv2DBackpropFilter (missing) and a fast stride-1 Conv2DBackpropInput for the
- * 'wasm' backend. Idempotent. Call before or after `tf.setBackend('wasm')`.
+ * Registers Conv2DBackpropFilter (missing), a fast stride-1 Conv2DBackpropInput and a correct
+ * MaxPoolGrad for the 'wasm' backend. Idempotent. Call before or after `tf.setBackend('wasm')`.
  * Returns the kernels it (re)registered now.
  */
 export function registerWasmGradKernels(tf: Tf): string[] {
@@ -149,6 +207,13 @@ export function registerWasmGradKernels(tf: Tf): string[] {
     if (original?.setupFunc) config.setupFunc = original.setupFunc;
     tf.registerKernel(config);
     done.push(inputName);
+  }
+  const poolName = 'MaxPoolGrad';
+  const pool = tf.getKernel(poolName, 'wasm');
+  if (!pool || !ours.has(pool.kernelFunc)) {
+    if (pool) tf.unregisterKernel(poolName, 'wasm');
+    tf.registerKernel({ kernelName: poolName, backendName: 'wasm', kernelFunc: maxPoolGrad(tf) });
+    done.push(poolName);
   }
   return done;
 }

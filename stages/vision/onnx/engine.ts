@@ -73,9 +73,9 @@ export async function onnxModelFor(
   return { bytes: converted.bytes, key, cache: store ? 'miss' : 'none', inputShape: converted.inputShape, outputShape: converted.outputShape };
 }
 
-type OrtModule = typeof Ort;
+export type OrtModule = typeof Ort;
 
-async function loadOrt(): Promise<OrtModule> {
+export async function loadOrt(): Promise<OrtModule> {
   const mod = (await import('onnxruntime-node')) as OrtModule & { default?: OrtModule };
   return mod.default ?? mod;
 }
@@ -95,7 +95,7 @@ export function cudaProviderInstalled(): boolean {
   }
 }
 
-async function openSession(
+export async function openSession(
   ort: OrtModule,
   bytes: Uint8Array,
   provider: OnnxProvider,

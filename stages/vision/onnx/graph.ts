@@ -111,13 +111,41 @@ export class GraphBuilder {
     return output;
   }
 
+  /** Adds a node with several outputs (MaxPool's values and indices) and returns their names. */
+  nodeN(opType: string, inputs: readonly string[], outBases: readonly string[], attrs: Record<string, AttrValue> = {}): string[] {
+    const outputs = outBases.map((b) => this.fresh(b));
+    this.nodes.push({
+      opType,
+      name: this.fresh(`${outBases[0] ?? 'v'}/${opType}`),
+      input: [...inputs],
+      output: outputs,
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
+    return outputs;
+  }
+
+  /** Reserves a graph input's name (float32), so nodes can read it. */
+  input(name: string): string {
+    if (this.used.has(name)) throw new Error(`graph input '${name}' named twice`);
+    this.used.add(name);
+    return name;
+  }
+
   /** Renames the final value to `outputName` with an Identity node, and builds the model. */
   build(graphName: string, input: { name: string; dims: readonly Dim[] }, output: { value: string; name: string; dims: readonly Dim[] }): OnnxModelProto {
-    let last = output.value;
-    if (last !== output.name) {
+    return this.buildGraph(graphName, [input], [output]);
+  }
+
+  /** Builds a model with float32 inputs and outputs; each output value is renamed by an Identity. */
+  buildGraph(
+    graphName: string,
+    inputs: readonly { name: string; dims: readonly Dim[] }[],
+    outputs: readonly { value: string; name: string; dims: readonly Dim[] }[],
+  ): OnnxModelProto {
+    for (const output of outputs) {
+      if (output.value === output.name) continue;
       this.used.add(output.name);
-      this.nodes.push({ opType: 'Identity', name: this.fresh('output/Identity'), input: [last], output: [output.name] });
-      last = output.name;
+      this.nodes.push({ opType: 'Identity', name: this.fresh(`${output.name}/Identity`), input: [output.value], output: [output.name] });
     }
     return onnx.ModelProto.create({
       irVersion: IR_VERSION,
@@ -127,8 +155,8 @@ export class GraphBuilder {
         name: graphName,
         node: this.nodes,
         initializer: this.initializers,
-        input: [valueInfo(input.name, input.dims)],
-        output: [valueInfo(output.name, output.dims)],
+        input: inputs.map((i) => valueInfo(i.name, i.dims)),
+        output: outputs.map((o) => valueInfo(o.name, o.dims)),
       },
     });
   }

@@ -1,0 +1,200 @@
+// What trains the head, behind one interface: ONNX Runtime (./onnx/trainer.ts: hand-built
+// backward graphs, every core) or tfjs' optimizers on the selected backend (wasm: one core).
+// `auto` takes ONNX when the head's layers have training graphs and onnxruntime-node loads, and
+// says why not otherwise. Each learner keeps its own checkpoint format.
+import type * as TF from '@tensorflow/tfjs';
+import type { Tf } from './backend.js';
+import { loadArrays, loadTensors, saveArrays, saveTensors } from './model-io.js';
+import type { EnginePref } from './tfjs-engine.js';
+
+export type OptimizerName = 'adam' | 'sgd';
+
+export interface Learner {
+  readonly name: 'onnx' | 'tfjs';
+  readonly detail: Record<string, unknown>;
+  /** One optimizer step on `count` rows; `seed` varies dropout per step. */
+  step(x: Float32Array, labels: ArrayLike<number>, count: number, seed: number): Promise<{ loss: number; probs: Float32Array }>;
+  /** Softmax outputs with the current weights (inference: no dropout). */
+  predict(x: Float32Array, count: number): Promise<Float32Array>;
+  save(dir: string): Promise<void>;
+  restore(dir: string): Promise<void>;
+  /** Leaves the trained weights in the tf.layers model and frees what the learner holds. */
+  finish(): Promise<void>;
+}
+
+export interface LearnerOptions {
+  readonly tf: Tf;
+  readonly head: TF.LayersModel;
+  /** Per row, without the batch dimension. */
+  readonly shape: readonly number[];
+  readonly classes: number;
+  readonly optimizer: OptimizerName;
+  readonly learningRate: number;
+  readonly engine: EnginePref;
+  readonly log: (message: string) => void;
+  readonly warn?: (message: string) => void;
+}
+
+/** The learner for `o.engine`: onnx where it can train this head (auto, onnx), else tfjs. */
+export async function openLearner(o: LearnerOptions): Promise<Learner> {
+  if (o.engine !== 'tfjs') {
+    try {
+      return await onnxLearner(o);
+    } catch (e) {
+      const reason = `${((e as Error).message ?? String(e)).split('\n')[0]}`;
+      (o.engine === 'onnx' ? (o.warn ?? o.log) : o.log)(`training on onnx is not possible (${reason}); training with tfjs (${o.tf.getBackend()})`);
+    }
+  }
+  return tfjsLearner(o);
+}
+
+async function onnxLearner(o: LearnerOptions): Promise<Learner> {
+  const { createOnnxTrainer } = await import('./onnx/trainer.js');
+  const trainer = await createOnnxTrainer(o.head, { optimizer: o.optimizer, learningRate: o.learningRate, log: o.log });
+  return {
+    name: 'onnx',
+    detail: trainer.detail,
+    step: (x, labels, count, seed) => trainer.step(x, labels, count, seed),
+    predict: (x, count) => trainer.predict(x, count),
+    save: (dir) => saveArrays(dir, 'onnx-state', trainer.state()),
+    async restore(dir) {
+      trainer.restore(await loadArrays(dir, 'onnx-state'));
+    },
+    async finish() {
+      trainer.writeBack(o.tf);
+      await trainer.dispose();
+    },
+  };
+}
+
+function makeOptimizer(tf: Tf, name: OptimizerName, lr: number): TF.Optimizer {
+  switch (name) {
+    case 'adam':
+      return tf.train.adam(lr);
+    case 'sgd':
+      return tf.train.momentum(lr, 0.9);
+    default: {
+      const never: never = name;
+      throw new Error(`unknown optimizer ${String(never)}`);
+    }
+  }
+}
+
+/**
+ * Training on softmax probabilities saturates: cross-entropy clips p at 1e-7 and a confidently
+ * wrong start (large frozen features, e.g. random weights on caffe-range pixels) gets zero
+ * gradient. Like Keras, train on the logits instead: run the head with its final Dense layer's
+ * softmax bypassed for the forward pass, and use softmax cross-entropy on the logits.
+ * Returns null when the head does not end in a softmax Dense layer.
+ */
+function softmaxLogits(head: TF.LayersModel): ((x: TF.Tensor) => TF.Tensor) | null {
+  const last = head.layers[head.layers.length - 1] as (TF.layers.Layer & { activation?: { apply(x: TF.Tensor): TF.Tensor; getClassName?(): string } }) | undefined;
+  if (!last || last.getClassName() !== 'Dense' || !last.activation) return null;
+  const cfg = last.getConfig() as { activation?: unknown };
+  if (cfg.activation !== 'softmax') return null;
+  const softmax = last.activation;
+  const identity = { apply: (t: TF.Tensor) => t, getClassName: () => 'Linear' };
+  return (x) => {
+    last.activation = identity;
+    try {
+      return head.apply(x, { training: true }) as TF.Tensor;
+    } finally {
+      last.activation = softmax;
+    }
+  };
+}
+
+/** Softmax outputs of `model` for `count` rows of shape `shape`, flat. */
+export async function predictRows(tf: Tf, model: TF.LayersModel, x: Float32Array, count: number, shape: readonly number[]): Promise<Float32Array> {
+  const y = tf.tidy(() => model.predict(tf.tensor(x, [count, ...shape], 'float32')) as TF.Tensor);
+  try {
+    return (await y.data()) as Float32Array;
+  } finally {
+    y.dispose();
+  }
+}
+
+function tfjsLearner(o: LearnerOptions): Learner {
+  const { tf, head } = o;
+  const optimizer = makeOptimizer(tf, o.optimizer, o.learningRate);
+  const vars = head.trainableWeights.map((w) => w.read() as TF.Variable);
+  if (vars.length === 0) throw new Error('nothing to train: the head has no trainable weights');
+  const dropouts = head.layers.filter((l) => l.getClassName() === 'Dropout');
+  const logitsOf = softmaxLogits(head);
+  o.log(`training with tfjs (${tf.getBackend()})`);
+  return {
+    name: 'tfjs',
+    detail: { engine: 'tfjs', backend: tf.getBackend() },
+    async step(xData, labels, count, seed) {
+      // Dropout with a fixed seed would drop the same units every step: vary it per step, seeded.
+      dropouts.forEach((l, i) => ((l as unknown as { seed?: number }).seed = (seed + i) >>> 0));
+      const kept: { probs?: TF.Tensor } = {};
+      const lossT = tf.tidy((): TF.Scalar => {
+        const x = tf.tensor(xData, [count, ...o.shape], 'float32');
+        const y = tf.oneHot(tf.tensor1d(Array.from({ length: count }, (_, i) => labels[i]!), 'int32'), o.classes);
+        return optimizer.minimize(() => {
+          if (logitsOf) {
+            const logits = logitsOf(x);
+            kept.probs = tf.keep(tf.softmax(logits));
+            return tf.losses.softmaxCrossEntropy(y, logits) as TF.Scalar;
+          }
+          const p = head.apply(x, { training: true }) as TF.Tensor;
+          kept.probs = tf.keep(p);
+          return tf.metrics.categoricalCrossentropy(y, p).mean() as TF.Scalar;
+        }, true, vars) as TF.Scalar;
+      });
+      const loss = (await lossT.data())[0]!;
+      const probs = (await kept.probs!.data()) as Float32Array;
+      tf.dispose([lossT, kept.probs!]);
+      return { loss, probs };
+    },
+    predict: (x, count) => predictRows(tf, head, x, count, o.shape),
+    async save(dir) {
+      await saveTensors(dir, 'weights', head.weights.map((w) => ({ name: w.name, tensor: w.read() })));
+      const opt = await optimizer.getWeights();
+      await saveTensors(dir, 'optimizer', opt);
+      // getWeights returns the optimizer's live variables, plus a fresh scalar for the step count.
+      tf.dispose(opt.filter((w) => w.name === 'iter').map((w) => w.tensor));
+    },
+    async restore(dir) {
+      const weights = await loadTensors(tf, dir, 'weights');
+      if (weights.length !== head.weights.length) throw new Error(`checkpoint has ${weights.length} weights, the head ${head.weights.length}`);
+      head.setWeights(weights.map((w) => w.tensor));
+      tf.dispose(weights.map((w) => w.tensor));
+      await optimizer.setWeights(await loadTensors(tf, dir, 'optimizer')); // takes ownership
+    },
+    async finish() {
+      optimizer.dispose();
+    },
+  };
+}
+
+export interface Predictor {
+  readonly name: 'onnx' | 'tfjs';
+  predict(x: Float32Array, count: number): Promise<Float32Array>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * Softmax outputs of a trained model (or head) for inference: its whole graph converted to ONNX
+ * when `engine` allows and every layer converts (a block5 head is 2.8 GFLOP per image: minutes
+ * on one wasm core for a test set), else tfjs.
+ */
+export async function openPredictor(
+  tf: Tf,
+  model: TF.LayersModel,
+  shape: readonly number[],
+  engine: EnginePref,
+  log: (message: string) => void,
+): Promise<Predictor> {
+  const last = model.layers[model.layers.length - 1];
+  if (engine !== 'tfjs' && last) {
+    const { tryCreateOnnxEngine } = await import('./onnx/engine.js');
+    const got = await tryCreateOnnxEngine(model, last.name, { log });
+    if ('engine' in got) {
+      const e = got.engine;
+      return { name: 'onnx', predict: (x, count) => e.run(x, count), dispose: () => e.dispose() };
+    }
+  }
+  return { name: 'tfjs', predict: (x, count) => predictRows(tf, model, x, count, shape), dispose: async () => {} };
+}

@@ -1,0 +1,193 @@
+// Trains the trainable part of a network with ONNX Runtime: the graphs of ./train-graph.ts give
+// the loss and every weight's gradient in one run; the optimizer (tfjs' Adam or SGD with momentum,
+// same formulas and defaults) updates the weights here, in plain typed arrays. ORT's matrix
+// products use every core, where tfjs' wasm backend is single-threaded in Node.
+// At the end (and for checkpoints) the weights go back into the tf.layers variables.
+import os from 'node:os';
+import type * as tf from '@tensorflow/tfjs';
+import type * as Ort from 'onnxruntime-node';
+import { mulberry32 } from '../../random.js';
+import type { NamedArray } from '../model-io.js';
+import { loadOrt, openSession, type OnnxProvider } from './engine.js';
+import { buildTrainGraphs, convKernelToOnnx, convKernelToTf, type TrainGraphs, type TrainParam } from './train-graph.js';
+
+export type TrainOptimizer = 'adam' | 'sgd';
+
+export interface OnnxTrainerOptions {
+  readonly optimizer: TrainOptimizer;
+  readonly learningRate: number;
+  /** Intra-op threads; default every core. */
+  readonly threads?: number;
+  readonly provider?: OnnxProvider;
+  readonly log?: (message: string) => void;
+}
+
+export interface StepResult {
+  readonly loss: number;
+  /** Softmax outputs, [count, classes] flat. */
+  readonly probs: Float32Array;
+}
+
+export interface OnnxTrainer {
+  readonly detail: Record<string, unknown>;
+  readonly classes: number;
+  /** One optimizer step on `count` rows; `seed` draws the dropout masks. */
+  step(x: Float32Array, labels: ArrayLike<number>, count: number, seed: number): Promise<StepResult>;
+  /** Softmax outputs with the current weights (no dropout). */
+  predict(x: Float32Array, count: number): Promise<Float32Array>;
+  /** Copies the current weights into the tf.layers variables. */
+  writeBack(tf: typeof import('@tensorflow/tfjs')): void;
+  /** Weights and optimizer state, for a checkpoint. */
+  state(): NamedArray[];
+  /** Restores what state() returned (throws when it does not fit). */
+  restore(state: readonly NamedArray[]): void;
+  dispose(): Promise<void>;
+}
+
+// tfjs' defaults: adam(lr, 0.9, 0.999, epsilon = backend epsilon 1e-7); momentum 0.9.
+const BETA1 = 0.9;
+const BETA2 = 0.999;
+const EPSILON = 1e-7;
+const MOMENTUM = 0.9;
+
+function size(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** The weights of `p` as the graph wants them. */
+function toOnnx(p: TrainParam): Float32Array {
+  const data = p.variable.read().dataSync() as Float32Array;
+  return p.conv ? convKernelToOnnx(data, p.conv) : Float32Array.from(data);
+}
+
+/**
+ * A trainer for `head`, or throws UnsupportedLayerError (a layer the graphs cannot express) or
+ * the error of onnxruntime-node not loading; the caller then trains with tfjs.
+ */
+export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerOptions): Promise<OnnxTrainer> {
+  const graphs: TrainGraphs = buildTrainGraphs(head);
+  const log = opts.log ?? (() => {});
+  const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
+  const ort = await loadOrt();
+  const train = await openSession(ort, graphs.train, opts.provider ?? 'auto', threads, log);
+  let predictSession: Ort.InferenceSession;
+  try {
+    predictSession = (await openSession(ort, graphs.predict, train.provider, threads, log)).session;
+  } catch (e) {
+    await train.session.release();
+    throw e;
+  }
+  const { params, dropouts, classes, inputShape } = graphs;
+  const inSize = size(inputShape);
+  const weights = params.map(toOnnx);
+  const slots = params.map((p) => (opts.optimizer === 'adam' ? [new Float32Array(size(p.onnxShape)), new Float32Array(size(p.onnxShape))] : [new Float32Array(size(p.onnxShape))]));
+  let steps = 0;
+  const lr = opts.learningRate;
+
+  const weightFeeds = (): Record<string, Ort.Tensor> =>
+    Object.fromEntries(params.map((p, i) => [p.name, new ort.Tensor('float32', weights[i]!, [...p.onnxShape])]));
+  const xFeed = (x: Float32Array, count: number) => {
+    if (x.length < count * inSize) throw new Error(`onnx trainer: ${x.length} values for ${count} rows of ${inSize}`);
+    return new ort.Tensor('float32', x.subarray(0, count * inSize), [count, ...inputShape]);
+  };
+
+  const update = (i: number, g: Float32Array) => {
+    const w = weights[i]!;
+    if (opts.optimizer === 'adam') {
+      const [m, v] = slots[i] as [Float32Array, Float32Array];
+      const c1 = 1 / (1 - BETA1 ** steps);
+      const c2 = 1 / (1 - BETA2 ** steps);
+      for (let j = 0; j < w.length; j++) {
+        const gj = g[j]!;
+        const mj = BETA1 * m[j]! + (1 - BETA1) * gj;
+        const vj = BETA2 * v[j]! + (1 - BETA2) * gj * gj;
+        m[j] = mj;
+        v[j] = vj;
+        w[j] = w[j]! - (lr * (mj * c1)) / (Math.sqrt(vj * c2) + EPSILON);
+      }
+    } else {
+      const [a] = slots[i] as [Float32Array];
+      for (let j = 0; j < w.length; j++) {
+        const aj = MOMENTUM * a[j]! + g[j]!;
+        a[j] = aj;
+        w[j] = w[j]! - lr * aj;
+      }
+    }
+  };
+
+  const detail = {
+    engine: 'onnx',
+    provider: train.provider,
+    threads,
+    ortVersion: ort.env.versions?.node ?? ort.env.versions?.common ?? 'unknown',
+    layers: [...new Set(params.map((p) => p.layer))],
+    parameters: params.reduce((a, p) => a + size(p.onnxShape), 0),
+    forward_gmac_per_example: graphs.forwardMacs / 1e9,
+    ...(train.providerNote ? { providerNote: train.providerNote } : {}),
+  };
+  log(`training on onnx (${train.provider}, ${threads} threads): ${detail.layers.join(', ')} — ${detail.parameters.toLocaleString('en-US')} weights`);
+  let disposed = false;
+  const alive = () => {
+    if (disposed) throw new Error('onnx trainer used after dispose');
+  };
+
+  return {
+    detail,
+    classes,
+    async step(x, labels, count, seed) {
+      alive();
+      const y = new Float32Array(count * classes);
+      for (let i = 0; i < count; i++) y[i * classes + labels[i]!] = 1;
+      const feeds: Record<string, Ort.Tensor> = { x: xFeed(x, count), y: new ort.Tensor('float32', y, [count, classes]), ...weightFeeds() };
+      const rand = mulberry32(seed);
+      for (const d of dropouts) {
+        const mask = new Float32Array(count * d.perExample);
+        const keep = 1 / (1 - d.rate);
+        for (let j = 0; j < mask.length; j++) mask[j] = rand() >= d.rate ? keep : 0;
+        feeds[d.name] = new ort.Tensor('float32', mask, d.dims.map((v) => (v === 'N' ? count : Number(v))));
+      }
+      const out = await train.session.run(feeds);
+      steps++;
+      params.forEach((p, i) => update(i, out[`grad/${p.name}`]!.data as Float32Array));
+      return { loss: (out['loss']!.data as Float32Array)[0]!, probs: out['probs']!.data as Float32Array };
+    },
+    async predict(x, count) {
+      alive();
+      const out = await predictSession.run({ x: xFeed(x, count), ...weightFeeds() });
+      return out['probs']!.data as Float32Array;
+    },
+    writeBack(tfm) {
+      params.forEach((p, i) => {
+        const data = p.conv ? convKernelToTf(weights[i]!, p.conv) : weights[i]!;
+        p.variable.write(tfm.tensor(data, [...p.tfShape], 'float32'));
+      });
+    },
+    state() {
+      return [
+        { name: 'steps', shape: [1], data: Int32Array.of(steps) },
+        ...params.flatMap((p, i) => [{ name: p.name, shape: p.onnxShape, data: weights[i]! }, ...slots[i]!.map((s, k) => ({ name: `${p.name}#${k}`, shape: p.onnxShape, data: s }))]),
+      ];
+    },
+    restore(state) {
+      const byName = new Map(state.map((s) => [s.name, s]));
+      const get = (name: string, n: number) => {
+        const s = byName.get(name);
+        if (!s || s.data.length !== n || !(s.data instanceof Float32Array)) throw new Error(`checkpoint does not fit the trainable layers (${name})`);
+        return s.data;
+      };
+      const stepState = byName.get('steps');
+      if (!stepState || !(stepState.data instanceof Int32Array)) throw new Error('checkpoint has no step count');
+      params.forEach((p, i) => {
+        weights[i]!.set(get(p.name, weights[i]!.length));
+        slots[i]!.forEach((s, k) => s.set(get(`${p.name}#${k}`, s.length)));
+      });
+      steps = stepState.data[0]!;
+    },
+    async dispose() {
+      if (disposed) return;
+      disposed = true;
+      await train.session.release();
+      await predictSession.release();
+    },
+  };
+}

@@ -1,0 +1,212 @@
+// The ONNX training graphs checked against tfjs' own gradients on the same weights and batch:
+// one SGD step with learning rate 1 moves each weight by minus its gradient, so the step of the
+// ONNX trainer and tfjs' variableGrads must agree. Then Adam over several steps, dropout,
+// checkpoints (state/restore), write-back into the tf.layers model, and the fallback.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { registerWasmGradKernels } from '../stages/vision/wasm-grad-kernels.js';
+import { createOnnxTrainer } from '../stages/vision/onnx/trainer.js';
+import { buildTrainGraphs } from '../stages/vision/onnx/train-graph.js';
+import { UnsupportedLayerError } from '../stages/vision/onnx/values.js';
+import { mulberry32 } from '../stages/random.js';
+
+await tf.setBackend('wasm');
+await tf.ready();
+registerWasmGradKernels(tf);
+
+function randoms(n: number, seed: number, scale = 1): Float32Array {
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
+}
+
+/** Non-trivial weights everywhere (biases default to zero). */
+function randomize(model: tf.LayersModel, seed: number): void {
+  let s = seed;
+  for (const layer of model.layers) {
+    const ws = layer.getWeights().map((w) => {
+      const fanIn = w.shape.length > 1 ? w.shape.slice(0, -1).reduce((a, b) => a * b, 1) : 4;
+      return tf.tensor(randoms(w.size, s++, Math.sqrt(3 / fanIn)), w.shape);
+    });
+    if (ws.length) layer.setWeights(ws);
+    tf.dispose(ws);
+  }
+}
+
+/** A block5-like conv head on [8, 8, 6] inputs, ending in a softmax Dense. */
+function convHead(opts: { gap?: boolean; dropout?: number; valid?: boolean } = {}): tf.LayersModel {
+  const layers: tf.layers.Layer[] = [
+    tf.layers.conv2d({ filters: 5, kernelSize: 3, padding: opts.valid ? 'valid' : 'same', activation: 'relu', inputShape: [8, 8, 6], name: 'c1' }),
+    tf.layers.conv2d({ filters: 7, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c2' }),
+    tf.layers.conv2d({ filters: 4, kernelSize: 2, padding: 'same', activation: 'linear', name: 'c3' }),
+    tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: 'pool' }),
+    opts.gap ? tf.layers.globalAveragePooling2d({ name: 'gap' }) : tf.layers.flatten({ name: 'flat' }),
+  ];
+  if (opts.dropout) layers.push(tf.layers.dropout({ rate: opts.dropout, name: 'drop' }));
+  layers.push(tf.layers.dense({ units: 6, activation: 'relu', name: 'fc' }), tf.layers.dense({ units: 3, activation: 'softmax', name: 'out' }));
+  const m = tf.sequential({ layers });
+  randomize(m, 11);
+  return m;
+}
+
+/** tfjs' gradients of the mean softmax cross-entropy (on the logits, as training does). */
+function tfjsGrads(model: tf.LayersModel, x: Float32Array, labels: number[], shape: number[]): Map<string, Float32Array> {
+  const last = model.layers[model.layers.length - 1] as tf.layers.Layer & { activation: unknown };
+  const softmax = last.activation;
+  last.activation = { apply: (t: tf.Tensor) => t, getClassName: () => 'Linear' };
+  try {
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const { grads } = tf.variableGrads(() => {
+      const logits = model.apply(tf.tensor(x, [labels.length, ...shape]), { training: false }) as tf.Tensor;
+      return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(labels, 'int32'), 3), logits) as tf.Scalar;
+    }, vars);
+    const out = new Map<string, Float32Array>();
+    for (const [name, g] of Object.entries(grads)) out.set(name, g.dataSync() as Float32Array);
+    tf.dispose(Object.values(grads));
+    return out;
+  } finally {
+    last.activation = softmax;
+  }
+}
+
+function weightsOf(model: tf.LayersModel): Map<string, Float32Array> {
+  return new Map(model.trainableWeights.map((w) => [(w.read() as tf.Variable).name, Float32Array.from(w.read().dataSync() as Float32Array)]));
+}
+
+function maxRelDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]!));
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+  }
+  return diff / Math.max(scale, 1e-12);
+}
+
+for (const variant of [{}, { gap: true }, { valid: true }] as const) {
+  test(`one SGD step on onnx moves every weight by tfjs' gradient (${JSON.stringify(variant)})`, async () => {
+    const model = convHead(variant);
+    const n = 5;
+    const x = randoms(n * 8 * 8 * 6, 3);
+    const labels = [0, 1, 2, 1, 0];
+    const grads = tfjsGrads(model, x, labels, [8, 8, 6]);
+    const before = weightsOf(model);
+    const trainer = await createOnnxTrainer(model, { optimizer: 'sgd', learningRate: 1, threads: 2, provider: 'cpu' });
+    try {
+      const { loss, probs } = await trainer.step(x, labels, n, 1);
+      assert.ok(Number.isFinite(loss) && loss > 0, `loss ${loss}`);
+      assert.equal(probs.length, n * 3);
+      trainer.writeBack(tf);
+      const after = weightsOf(model);
+      assert.equal(grads.size, before.size);
+      for (const [name, g] of grads) {
+        const moved = before.get(name)!.map((w, i) => w - after.get(name)![i]!);
+        const d = maxRelDiff(moved, g);
+        assert.ok(d < 1e-4, `${name}: max relative difference ${d}`);
+        assert.ok(g.some((v) => v !== 0), `${name}: zero gradient makes the check vacuous`);
+      }
+    } finally {
+      await trainer.dispose();
+      model.dispose();
+    }
+  });
+}
+
+test('onnx predictions equal the tfjs model with the same weights', async () => {
+  const model = convHead({ dropout: 0.5 });
+  const n = 4;
+  const x = randoms(n * 8 * 8 * 6, 5);
+  const trainer = await createOnnxTrainer(model, { optimizer: 'adam', learningRate: 1e-3, threads: 2, provider: 'cpu' });
+  try {
+    const ours = await trainer.predict(x, n);
+    const theirs = tf.tidy(() => (model.predict(tf.tensor(x, [n, 8, 8, 6])) as tf.Tensor).dataSync() as Float32Array);
+    assert.ok(maxRelDiff(ours, theirs) < 1e-5);
+  } finally {
+    await trainer.dispose();
+    model.dispose();
+  }
+});
+
+test('Adam on onnx follows tfjs Adam over several steps; state/restore resumes exactly', async () => {
+  const a = convHead();
+  const b = convHead();
+  const n = 6;
+  const x = randoms(n * 8 * 8 * 6, 9);
+  const labels = [0, 1, 2, 2, 1, 0];
+  const opt = tf.train.adam(0.01);
+  const last = b.layers[b.layers.length - 1] as tf.layers.Layer & { activation: unknown };
+  const softmax = last.activation;
+  const trainer = await createOnnxTrainer(a, { optimizer: 'adam', learningRate: 0.01, threads: 2, provider: 'cpu' });
+  try {
+    for (let s = 0; s < 4; s++) {
+      await trainer.step(x, labels, n, s);
+      last.activation = { apply: (t: tf.Tensor) => t, getClassName: () => 'Linear' };
+      tf.tidy(() => {
+        opt.minimize(() => tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(labels, 'int32'), 3), b.apply(tf.tensor(x, [n, 8, 8, 6])) as tf.Tensor) as tf.Scalar, false, b.trainableWeights.map((w) => w.read() as tf.Variable));
+      });
+      last.activation = softmax;
+    }
+    trainer.writeBack(tf);
+    // Same layers in the same order (tfjs suffixes the second model's variable names).
+    const wa = [...weightsOf(a).values()];
+    const wb = [...weightsOf(b).entries()];
+    assert.equal(wa.length, wb.length);
+    wb.forEach(([name, v], i) => {
+      const d = maxRelDiff(wa[i]!, v);
+      assert.ok(d < 1e-3, `${name}: ${d}`);
+    });
+    // A checkpoint taken now and restored into a fresh trainer continues identically.
+    const saved = trainer.state().map((s) => ({ ...s, data: s.data.slice() }));
+    const next = await trainer.step(x, labels, n, 7);
+    const other = await createOnnxTrainer(a, { optimizer: 'adam', learningRate: 0.01, threads: 2, provider: 'cpu' });
+    try {
+      other.restore(saved);
+      const again = await other.step(x, labels, n, 7);
+      assert.equal(again.loss, next.loss);
+      assert.deepEqual(other.state().map((s) => Array.from(s.data.slice(0, 5))), trainer.state().map((s) => Array.from(s.data.slice(0, 5))));
+      assert.throws(() => other.restore(saved.slice(1)), /checkpoint/);
+    } finally {
+      await other.dispose();
+    }
+  } finally {
+    await trainer.dispose();
+    opt.dispose();
+    a.dispose();
+    b.dispose();
+  }
+});
+
+test('dropout masks come from the step seed and scale kept units by 1 / (1 - rate)', async () => {
+  const model = convHead({ dropout: 0.5 });
+  const n = 4;
+  const x = randoms(n * 8 * 8 * 6, 5);
+  const labels = [0, 1, 2, 0];
+  const run = async (seed: number) => {
+    const t = await createOnnxTrainer(model, { optimizer: 'sgd', learningRate: 0.1, threads: 1, provider: 'cpu' });
+    try {
+      return (await t.step(x, labels, n, seed)).loss;
+    } finally {
+      await t.dispose();
+    }
+  };
+  assert.equal(await run(1), await run(1));
+  assert.notEqual(await run(1), await run(2));
+  model.dispose();
+});
+
+test('a layer without a training graph is refused with its name (the caller falls back to tfjs)', () => {
+  const m = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, inputShape: [8, 8, 3], name: 'strided' }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 2, activation: 'softmax' }),
+    ],
+  });
+  assert.throws(() => buildTrainGraphs(m), (e: unknown) => e instanceof UnsupportedLayerError && /strided/.test(e.message) && /strides/.test(e.message));
+  const noSoftmax = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [4], name: 'plain' })] });
+  assert.throws(() => buildTrainGraphs(noSoftmax), /softmax Dense/);
+  m.dispose();
+  noSoftmax.dispose();
+});
