@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { createOnnxEngine } from '../stages/vision/onnx/engine.js';
+import { createOnnxTrainer } from '../stages/vision/onnx/trainer.js';
 import { registerWasmGradKernels } from '../stages/vision/wasm-grad-kernels.js';
 import { runTorchReference, type TorchResult } from './torch.js';
 import { buildVgg } from '../stages/vision/vgg16.js';
@@ -16,6 +17,8 @@ import { buildVgg } from '../stages/vision/vgg16.js';
 export const VGG16_BASE_GFLOP = 30.7;
 /** block5_conv1..3 on [14,14,512]: 3 x 14*14*512*512*9 MAC = 2.77 GFLOP forward per image. */
 const BLOCK5_FWD_GFLOP = (3 * 14 * 14 * 512 * 512 * 9 * 2) / 1e9;
+/** Training: forward + weight gradients of the 3 convs + input gradients of the upper 2 (the first needs none). */
+const BLOCK5_TRAIN_GFLOP = BLOCK5_FWD_GFLOP * (2 + 2 / 3);
 /** The lesson on a K80: 3 epochs of 588 s (fast.ai 2017, lesson 1). */
 const K80_LESSON_S = 3 * 588;
 const LESSON_IMAGES = { train: 23_000, valid: 2_000, test: 12_500 };
@@ -26,7 +29,8 @@ export interface BenchOptions {
   readonly batch?: number; // inference batch (8)
   readonly onnxImages?: number; // images timed on ONNX (40)
   readonly tfjsBatches?: number; // batches timed on tfjs wasm (2: ~11 s each)
-  readonly block5Steps?: number; // timed training steps of block5 (3)
+  readonly block5Steps?: number; // timed training steps of block5 on tfjs wasm (3)
+  readonly block5Batches?: readonly number[]; // batch sizes for the ONNX trainer and PyTorch ([8, 32])
   readonly headSamples?: number; // cached features for the head epoch (23,000)
   readonly threads?: number; // ONNX intra-op threads (all cores)
   readonly rss?: boolean; // measure peak RSS at batch 32 in a child process (true)
@@ -127,10 +131,8 @@ async function benchInference(o: Required<Omit<BenchOptions, 'log'>>, log: (m: s
   };
 }
 
-async function benchBlock5(o: Required<Omit<BenchOptions, 'log'>>, log: (m: string) => void): Promise<Json> {
-  log('block5 training: tfjs wasm');
-  const b = o.batch;
-  const m = tf.sequential({
+function block5Model(): tf.Sequential {
+  return tf.sequential({
     layers: [
       tf.layers.conv2d({ filters: 512, kernelSize: 3, padding: 'same', activation: 'relu', name: 'block5_conv1', inputShape: [14, 14, 512] }),
       tf.layers.conv2d({ filters: 512, kernelSize: 3, padding: 'same', activation: 'relu', name: 'block5_conv2' }),
@@ -140,6 +142,33 @@ async function benchBlock5(o: Required<Omit<BenchOptions, 'log'>>, log: (m: stri
       tf.layers.dense({ units: 2, activation: 'softmax', name: 'predictions' }),
     ],
   });
+}
+
+/** img/s of the ONNX trainer (what `engine: auto` trains with) on block5 at batch `b`. */
+async function onnxBlock5(o: Required<Omit<BenchOptions, 'log'>>, b: number): Promise<Json> {
+  const m = block5Model();
+  const trainer = await createOnnxTrainer(m, { optimizer: 'sgd', learningRate: 1e-3, threads: o.threads, provider: 'cpu' });
+  try {
+    const x = randomFill(new Float32Array(b * 14 * 14 * 512), 1, 3);
+    const labels = Array.from({ length: b }, (_, i) => i % 2);
+    // Two warm-up steps: ORT's arena and the first outputs' pages settle over the first two runs.
+    for (let i = 0; i < 2; i++) await trainer.step(x, labels, b, i);
+    const steps = Math.max(2, Math.round((o.block5Steps * 16) / b));
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) await trainer.step(x, labels, b, i);
+    const s = (performance.now() - t0) / 1000;
+    const imgS = (steps * b) / s;
+    return { batch: b, img_per_s: round(imgS, 2), step_s: round(s / steps, 3), effective_gflop_per_s: round(imgS * BLOCK5_TRAIN_GFLOP, 1), steps, threads: o.threads };
+  } finally {
+    await trainer.dispose();
+    m.dispose();
+  }
+}
+
+async function benchBlock5(o: Required<Omit<BenchOptions, 'log'>>, log: (m: string) => void): Promise<Json> {
+  log('block5 training: tfjs wasm');
+  const b = o.batch;
+  const m = block5Model();
   m.compile({ optimizer: tf.train.momentum(1e-3, 0.9), loss: 'categoricalCrossentropy' });
   const xs = tf.tensor4d(randomFill(new Float32Array(b * 14 * 14 * 512), 1, 3), [b, 14, 14, 512]);
   const ys = tf.oneHot(tf.tensor1d(Array.from({ length: b }, (_, i) => i % 2), 'int32'), 2);
@@ -151,21 +180,31 @@ async function benchBlock5(o: Required<Omit<BenchOptions, 'log'>>, log: (m: stri
   tf.dispose([xs, ys]);
   m.dispose();
 
-  log('block5 training: pytorch');
-  const torch = o.torch ? await runTorchReference('block5', { batch: b, steps: 6, threads: o.threads }) : ({ ok: false, reason: 'disabled' } as const);
-  const torchImgS = torch.ok ? Number(torch.result['img_per_s']) : undefined;
+  const onnx: Json[] = [];
+  const torch: Json[] = [];
+  const ratios: Json = {};
+  for (const batch of o.block5Batches) {
+    log(`block5 training: onnx, batch ${batch}`);
+    const ours = await onnxBlock5(o, batch);
+    onnx.push(ours);
+    log(`block5 training: pytorch, batch ${batch}`);
+    const t = o.torch ? await runTorchReference('block5', { batch, steps: Math.max(3, Math.round(48 / batch)), threads: o.threads }) : ({ ok: false, reason: 'disabled' } as const);
+    torch.push(t.ok ? t.result : { batch, skipped: t.reason });
+    ratios[`onnx_vs_pytorch_batch${batch}`] = ratio(Number(ours['img_per_s']), t.ok ? Number(t.result['img_per_s']) : undefined);
+  }
   return {
-    what: `block5_conv1..3 + block5_pool + Dense(2) on cached block4_pool outputs [14,14,512], batch ${b}, SGD momentum`,
+    what: `block5_conv1..3 + block5_pool + Dense(2) on cached block4_pool outputs [14,14,512], SGD momentum; training costs ~${round(BLOCK5_TRAIN_GFLOP, 2)} GFLOP per image`,
+    onnx,
     tfjs_wasm: {
+      batch: b,
       img_per_s: round(imgS, 2),
       step_s: round(s / o.block5Steps, 2),
-      // forward + dx + dW: about 3x the forward's 2.77 GFLOP per image
-      effective_gflop_per_s: round(imgS * 3 * BLOCK5_FWD_GFLOP, 1),
-      kernels: 'Conv2DBackpropFilter + stride-1 Conv2DBackpropInput from stages/vision/wasm-grad-kernels.ts',
+      effective_gflop_per_s: round(imgS * BLOCK5_TRAIN_GFLOP, 1),
+      kernels: 'Conv2DBackpropFilter + stride-1 Conv2DBackpropInput + MaxPoolGrad from stages/vision/wasm-grad-kernels.ts',
       threads: 1,
     },
-    pytorch: torch.ok ? torch.result : { skipped: torch.reason },
-    ratios: { tfjs_vs_pytorch: ratio(imgS, torchImgS), target: 0.8 },
+    pytorch: torch,
+    ratios: { ...ratios, onnx_vs_tfjs_wasm: ratio(Number(onnx[0]?.['img_per_s']), imgS), target: 0.8 },
   };
 }
 
@@ -213,15 +252,29 @@ async function benchHead(o: Required<Omit<BenchOptions, 'log'>>, log: (m: string
   tf.dispose([xs, ys]);
   model.dispose();
 
+  log('head training: onnx (what engine: auto trains with)');
+  const hm = tf.sequential({ layers: [tf.layers.dense({ units: 2, activation: 'softmax', inputShape: [dim] })] });
+  const trainer = await createOnnxTrainer(hm, { optimizer: 'adam', learningRate: 1e-3, threads: o.threads, provider: 'cpu' });
+  const t2 = performance.now();
+  let onnxLoss = 0;
+  for (let i = 0; i < n; i += batch) {
+    const m = Math.min(batch, n - i);
+    onnxLoss = (await trainer.step(feats.subarray(i * dim, (i + m) * dim), labels.subarray(i, i + m), m, i)).loss;
+  }
+  const onnxS = (performance.now() - t2) / 1000;
+  await trainer.dispose();
+  hm.dispose();
+
   log('head training: pytorch');
   const torch = o.torch ? await runTorchReference('head', { features: n, dim, batch, threads: o.threads }) : ({ ok: false, reason: 'disabled' } as const);
   const torchS = torch.ok ? Number(torch.result['epoch_seconds']) : undefined;
   return {
     what: `one epoch of Dense(2) softmax over ${n} cached ${dim}-float features, batch ${batch}, Adam`,
+    onnx: { epoch_s: round(onnxS, 2), samples_per_s: Math.round(n / onnxS), last_batch_loss: round(onnxLoss, 4) },
     tfjs_wasm_lean_loop: { epoch_s: round(leanS, 2), samples_per_s: Math.round(n / leanS), last_batch_loss: round(loss, 4) },
     tfjs_wasm_model_fit: { epoch_s: round(fitS, 2), samples_per_s: Math.round(n / fitS), measured_on: part },
     pytorch: torch.ok ? torch.result : { skipped: torch.reason },
-    ratios: { lean_vs_pytorch_time: ratio(leanS, torchS), target_epoch_s: 5 },
+    ratios: { onnx_vs_pytorch_time: ratio(onnxS, torchS), lean_vs_pytorch_time: ratio(leanS, torchS), target_epoch_s: 5 },
   };
 }
 
@@ -272,9 +325,10 @@ async function rssChild(batch: number, threads: number): Promise<void> {
 
 function projection(inf: Json, head: Json, block5Bench: Json): Json {
   const onnxImgS = Number((inf['onnx'] as Json)['img_per_s']);
-  const lean = head['tfjs_wasm_lean_loop'] as Json;
-  const headS = LESSON_IMAGES.train / Number(lean['samples_per_s']);
-  const block5ImgS = Number((block5Bench['tfjs_wasm'] as Json)['img_per_s']);
+  // What the stage trains with by default (engine: auto -> onnx); block5 at the largest batch measured.
+  const headS = LESSON_IMAGES.train / Number((head['onnx'] as Json)['samples_per_s']);
+  const onnxB5 = block5Bench['onnx'] as Json[];
+  const block5ImgS = Number(onnxB5[onnxB5.length - 1]!['img_per_s']);
   const all = LESSON_IMAGES.train + LESSON_IMAGES.valid + LESSON_IMAGES.test;
   const features = all / onnxImgS; // fc1/fc2 add 0.24 GFLOP/img (<1%): left out
   const decode = all / DECODE_IMG_PER_S;
@@ -312,6 +366,7 @@ export async function benchEngines(options: BenchOptions = {}): Promise<Json> {
     onnxImages: options.onnxImages ?? 40,
     tfjsBatches: options.tfjsBatches ?? 2,
     block5Steps: options.block5Steps ?? 3,
+    block5Batches: options.block5Batches ?? [8, 32],
     headSamples: options.headSamples ?? 23_000,
     threads: options.threads ?? os.availableParallelism(),
     rss: options.rss ?? true,

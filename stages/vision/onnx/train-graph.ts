@@ -74,18 +74,24 @@ function activationOf(layer: tf.layers.Layer): string {
   return typeof a === 'string' ? a : 'linear';
 }
 
-/** The head's layers after its input, checked to form a chain. */
+/**
+ * The head's layers after its input, checked to form a chain. Walked back from the model's output
+ * through its own symbolic tensors: a head made by headModel() shares layers with the full model,
+ * so a layer's first inbound node belongs to the full model, not to the head.
+ */
 function chain(head: tf.LayersModel): tf.layers.Layer[] {
-  const layers = head.layers.filter((l) => l.getClassName() !== 'InputLayer');
-  let prev: tf.layers.Layer | undefined = head.layers.find((l) => l.getClassName() === 'InputLayer');
-  for (const layer of layers) {
-    const inbound = layer.inboundNodes[0]?.inboundLayers ?? [];
-    if (inbound.length !== 1 || (prev && inbound[0] !== prev)) {
-      throw new UnsupportedLayerError(layer.name, layer.getClassName(), 'the trainable layers must form a chain');
-    }
-    prev = layer;
+  const out: tf.layers.Layer[] = [];
+  if (head.outputs.length !== 1 || head.inputs.length !== 1) throw new UnsupportedLayerError(head.name, 'Model', 'one input and one output are needed');
+  let t = head.outputs[0] as tf.SymbolicTensor & { inputs?: tf.SymbolicTensor[] };
+  while (t !== head.inputs[0]) {
+    const layer = t.sourceLayer as tf.layers.Layer;
+    if (layer.getClassName() === 'InputLayer') break;
+    const inputs = t.inputs ?? [];
+    if (inputs.length !== 1) throw new UnsupportedLayerError(layer.name, layer.getClassName(), 'the trainable layers must form a chain');
+    out.unshift(layer);
+    t = inputs[0] as typeof t;
   }
-  return layers;
+  return out;
 }
 
 /** Builds both graphs for `head` (a chain of layers ending in a softmax Dense). */
