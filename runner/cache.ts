@@ -1,5 +1,6 @@
 // The content-addressed artifact store under `.pipe/`:
 //   cache/<key>/{data/, manifest.json, meta.json}   committed artifacts (immutable)
+//   cache/<key>/sparse.json                         ...or a sparse entry: a partial pull (below)
 //   derived/<name>-<hash>/                          sub-artifacts stages ask for (features, weights)
 //   tmp/<pid>-<n>/                                  work in progress; never read as a result
 //   work/<key>/                                     a stage's resumable scratch (checkpoints)
@@ -7,6 +8,11 @@
 //   locks/                                          one lock per key being computed
 // A commit is: stage writes tmp/<id>/data, the runner writes the manifest and meta, fsyncs,
 // and renames tmp/<id> to cache/<key>. A crash at any instant leaves nothing or a whole entry.
+// A sparse entry (`pipe run --pull` fetched only the files its readers declare) holds the full
+// manifest.json and meta.json but only some files under data/, listed in sparse.json. It is
+// never a cache hit (`lookup` does not return it; `find` does, marked, see sparseOf): a stage
+// that reads more completes it, in place (verified files are added, then sparse.json is
+// removed last, so a reader never sees a file vanish), or a re-run of its stage replaces it.
 import { mkdir, readFile, rename, rm, writeFile, readdir, symlink, readlink, stat, lstat, lutimes } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -20,6 +26,30 @@ export interface StoredMeta extends ArtifactMeta {
 }
 
 export type MetaDraft = Omit<StoredMeta, 'contentHash'>;
+
+/** sparse.json of a sparse entry: which of its manifest's files are under data/ (each verified by sha256). */
+export interface SparseInfo {
+  readonly version: 1;
+  /** The read patterns of the pulls that made it (their union). */
+  readonly reads: readonly string[];
+  /** The stages it was pulled for. */
+  readonly readers: readonly string[];
+  /** Where it was pulled from. */
+  readonly remote: string;
+  /** Files under data/, sorted. */
+  readonly present: readonly string[];
+  readonly presentBytes: number;
+  /** The whole artifact, as manifest.json lists it. */
+  readonly files: number;
+  readonly bytes: number;
+}
+
+const SPARSE = Symbol.for('pipe.sparse-entry');
+
+/** The sparse.json of an artifact that `Cache.find` returned for a sparse entry; undefined for a complete one. */
+export function sparseOf(a: Artifact): SparseInfo | undefined {
+  return (a as { [SPARSE]?: SparseInfo })[SPARSE];
+}
 
 let tmpCounter = 0;
 
@@ -54,8 +84,17 @@ export class Cache {
     return path.join(this.cacheDir, key);
   }
 
-  /** The committed artifact for a key, or undefined. Reads only meta.json: no re-hashing. */
+  /**
+   * The committed, complete artifact for a key, or undefined (also for a sparse entry: it is
+   * never a cache hit). Reads only meta.json (and looks for sparse.json): no re-hashing.
+   */
   async lookup(key: string): Promise<Artifact | undefined> {
+    const a = await this.find(key);
+    return a && !sparseOf(a) ? a : undefined;
+  }
+
+  /** The entry for a key, complete or sparse (then marked: see sparseOf), or undefined. */
+  async find(key: string): Promise<Artifact | undefined> {
     const dir = this.entryDir(key);
     let meta: StoredMeta;
     try {
@@ -63,7 +102,10 @@ export class Cache {
     } catch {
       return undefined;
     }
-    return { kind: meta.kind, key, contentHash: meta.contentHash, dir: path.join(dir, 'data'), meta };
+    const artifact: Artifact = { kind: meta.kind, key, contentHash: meta.contentHash, dir: path.join(dir, 'data'), meta };
+    const sparse = await readSparse(dir);
+    if (sparse) Object.defineProperty(artifact, SPARSE, { value: sparse, enumerable: false });
+    return artifact;
   }
 
   async readManifest(key: string): Promise<ManifestEntry[]> {
@@ -95,11 +137,116 @@ export class Cache {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      const existing = await this.find(draft.key);
+      const sparse = existing ? sparseOf(existing) : undefined;
+      if (existing && sparse) await this.replaceSparse(existing, sparse, tmpDir, manifest, meta);
       await rm(tmpDir, { recursive: true, force: true });
     }
     await fsyncPath(this.cacheDir);
     const artifact = await this.lookup(draft.key);
     if (!artifact) throw new Error(`cache entry ${draft.key} vanished after commit`);
+    return artifact;
+  }
+
+  /**
+   * A whole artifact was made for a key that holds a sparse entry (the caller holds the key's
+   * lock). Same content: the files the entry lacks move in, then it becomes complete (in place:
+   * readers of its files never see one vanish). Other content (a non-deterministic stage):
+   * the new entry replaces it.
+   */
+  private async replaceSparse(existing: Artifact, sparse: SparseInfo, tmpDir: string, manifest: readonly ManifestEntry[], meta: StoredMeta): Promise<void> {
+    if (existing.contentHash === meta.contentHash) {
+      const have = new Set(sparse.present);
+      await this.extendSparse(meta.key, path.join(tmpDir, 'data'), manifest.map((m) => m.path).filter((p) => !have.has(p)), { meta });
+      return;
+    }
+    const target = this.entryDir(meta.key);
+    const doomed = path.join(this.tmpRoot, `${process.pid}-${++tmpCounter}-replaced`);
+    await rename(target, doomed);
+    try {
+      await rename(tmpDir, target);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+    }
+    await rm(doomed, { recursive: true, force: true });
+  }
+
+  /**
+   * Seal a temp dir holding some of an artifact's files (data/) into a sparse entry: the full
+   * manifest and meta, and sparse.json. The caller has verified every file against the manifest,
+   * whose hash is the meta's content hash. If the key was committed meanwhile, that entry wins.
+   */
+  async commitSparse(tmpDir: string, meta: StoredMeta, manifest: readonly ManifestEntry[], sparse: Omit<SparseInfo, 'version' | 'presentBytes' | 'files' | 'bytes'>): Promise<Artifact> {
+    const dataDir = path.join(tmpDir, 'data');
+    const info = sparseInfo(manifest, sparse);
+    await writeFile(path.join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 1));
+    await writeFile(path.join(tmpDir, 'meta.json'), JSON.stringify(meta, null, 2));
+    await writeFile(path.join(tmpDir, SPARSE_FILE), JSON.stringify(info));
+    await fsyncTree(dataDir, info.present);
+    for (const f of ['manifest.json', 'meta.json', SPARSE_FILE]) await fsyncPath(path.join(tmpDir, f));
+    await fsyncPath(tmpDir);
+    try {
+      await rename(tmpDir, this.entryDir(meta.key));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      await rm(tmpDir, { recursive: true, force: true });
+    }
+    await fsyncPath(this.cacheDir);
+    const artifact = await this.find(meta.key);
+    if (!artifact) throw new Error(`cache entry ${meta.key} vanished after commit`);
+    return artifact;
+  }
+
+  /**
+   * Add verified files (paths relative to `fromDir`, moved from there) to a sparse entry, in
+   * place; the caller holds the key's lock. sparse.json is rewritten after the files are in;
+   * once every file of the manifest is there (each checked by size) it is removed, last: the
+   * entry is then complete. `meta` replaces meta.json (before that).
+   */
+  async extendSparse(
+    key: string,
+    fromDir: string,
+    paths: readonly string[],
+    update: { meta?: StoredMeta; reads?: readonly string[]; readers?: readonly string[] } = {},
+  ): Promise<Artifact> {
+    const entry = this.entryDir(key);
+    const data = path.join(entry, 'data');
+    const current = await readSparse(entry);
+    if (!current) throw new Error(`cache entry ${key} is not a sparse entry`);
+    for (const p of paths) {
+      const dest = path.join(data, p);
+      await mkdir(path.dirname(dest), { recursive: true });
+      await rename(path.join(fromDir, p), dest);
+    }
+    await fsyncTree(data, paths);
+    const manifest = await this.readManifest(key);
+    const present = [...new Set([...current.present, ...paths])].sort();
+    const info = sparseInfo(manifest, {
+      reads: [...new Set([...current.reads, ...(update.reads ?? [])])].sort(),
+      readers: [...new Set([...current.readers, ...(update.readers ?? [])])],
+      remote: current.remote,
+      present,
+    });
+    if (update.meta) await writeAtomic(path.join(entry, 'meta.json'), JSON.stringify(update.meta, null, 2));
+    if (info.present.length < manifest.length) {
+      await writeAtomic(path.join(entry, SPARSE_FILE), JSON.stringify(info));
+    } else {
+      for (const m of manifest) {
+        let size = -1;
+        try {
+          size = (await stat(path.join(data, m.path))).size;
+        } catch {
+          // missing: below
+        }
+        if (size !== m.size) throw new Error(`cache entry ${key}: ${m.path} is ${size < 0 ? 'missing' : `${size} bytes, the manifest says ${m.size}`} after completing it`);
+      }
+      await rm(path.join(entry, SPARSE_FILE), { force: true });
+      await fsyncPath(entry);
+    }
+    const artifact = await this.find(key);
+    if (!artifact) throw new Error(`cache entry ${key} vanished while completing it`);
     return artifact;
   }
 
@@ -187,13 +334,33 @@ export class Cache {
   }
 
   async verify(key: string): Promise<VerifyProblem[]> {
+    return (await this.verifyEntry(key)).problems;
+  }
+
+  /**
+   * Re-hash an entry's files against its manifest. A sparse entry is checked on what it holds:
+   * every file under data/ must be in the manifest with its hash, every file sparse.json lists
+   * must be there; the others are on the remote, not missing.
+   */
+  async verifyEntry(key: string): Promise<{ problems: VerifyProblem[]; sparse?: SparseInfo }> {
     let manifest: ManifestEntry[];
     try {
       manifest = await this.readManifest(key);
     } catch (e) {
-      return [{ path: 'manifest.json', problem: `unreadable: ${(e as Error).message}` }];
+      return { problems: [{ path: 'manifest.json', problem: `unreadable: ${(e as Error).message}` }] };
     }
-    return verifyAgainstManifest(path.join(this.entryDir(key), 'data'), manifest);
+    const data = path.join(this.entryDir(key), 'data');
+    const sparse = await readSparse(this.entryDir(key));
+    if (!sparse) return { problems: await verifyAgainstManifest(data, manifest) };
+    let onDisk: string[];
+    try {
+      onDisk = await listFiles(data);
+    } catch (e) {
+      return { problems: [{ path: '.', problem: (e as Error).message }], sparse };
+    }
+    // Files on disk that the manifest lacks are reported by verifyAgainstManifest as such.
+    const held = new Set([...sparse.present, ...onDisk]);
+    return { problems: await verifyAgainstManifest(data, manifest.filter((m) => held.has(m.path))), sparse };
   }
 
   /**
@@ -251,7 +418,10 @@ export class Cache {
     await rm(doomed, { recursive: true, force: true });
   }
 
+  /** Bytes an entry holds here (of a sparse entry: its present files). */
   async sizeOf(key: string): Promise<number> {
+    const sparse = await readSparse(this.entryDir(key));
+    if (sparse) return sparse.presentBytes;
     try {
       const manifest = await this.readManifest(key);
       return manifest.reduce((n, m) => n + m.size, 0);
@@ -259,6 +429,53 @@ export class Cache {
       return 0;
     }
   }
+}
+
+const SPARSE_FILE = 'sparse.json';
+
+function sparseInfo(manifest: readonly ManifestEntry[], s: Pick<SparseInfo, 'reads' | 'readers' | 'remote' | 'present'>): SparseInfo {
+  const sizes = new Map(manifest.map((m) => [m.path, m.size]));
+  const present = [...new Set(s.present)].filter((p) => sizes.has(p)).sort();
+  return {
+    version: 1,
+    reads: [...s.reads],
+    readers: [...s.readers],
+    remote: s.remote,
+    present,
+    presentBytes: present.reduce((n, p) => n + (sizes.get(p) ?? 0), 0),
+    files: manifest.length,
+    bytes: manifest.reduce((n, m) => n + m.size, 0),
+  };
+}
+
+/**
+ * An entry's sparse.json, or undefined for a complete entry. An unreadable one still marks the
+ * entry sparse (holding nothing known), so it is never taken for a complete one.
+ */
+async function readSparse(entryDir: string): Promise<SparseInfo | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path.join(entryDir, SPARSE_FILE), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    text = '';
+  }
+  try {
+    const s = JSON.parse(text) as SparseInfo;
+    if (s && Array.isArray(s.present) && Array.isArray(s.reads) && Array.isArray(s.readers)) return s;
+  } catch {
+    // below
+  }
+  return { version: 1, reads: [], readers: [], remote: '', present: [], presentBytes: 0, files: 0, bytes: 0 };
+}
+
+/** Replace a small file atomically: write a sibling, fsync, rename, fsync the folder. */
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, text);
+  await fsyncPath(tmp);
+  await rename(tmp, file);
+  await fsyncPath(path.dirname(file));
 }
 
 /**

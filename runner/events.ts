@@ -7,12 +7,19 @@ export type RunEvent =
   | { type: 'run-start'; runId: string; pipeline: string; file: string; params: Record<string, unknown>; stages: Record<string, Record<string, unknown>>; selected: string[]; argv: string[]; git?: { commit: string; dirty: boolean }; host: string; version: string }
   | { type: 'stage-plan'; stage: string; action: 'run' | 'cached' | 'skip'; reason: string }
   | { type: 'stage-start'; stage: string; key: string; reason: string }
-  | { type: 'stage-cached'; stage: string; key: string; contentHash: string; durationMs: number; remote?: { url: string; downloaded: boolean; files?: number; bytes?: number; durationMs?: number } }
-  | { type: 'stage-pulled'; stage: string; key: string; remote: string; files: number; bytes: number; durationMs: number }
+  | { type: 'stage-cached'; stage: string; key: string; contentHash: string; durationMs: number; remote?: { url: string; downloaded: boolean; files?: number; bytes?: number; durationMs?: number }; partial?: PartialState }
+  | { type: 'stage-pulled'; stage: string; key: string; remote: string; files: number; bytes: number; durationMs: number; partial?: PartialState }
   | { type: 'stage-finish'; stage: string; key: string; contentHash: string; durationMs: number; metrics?: Record<string, number>; summary?: string; reused: boolean }
   | { type: 'stage-failed'; stage: string; error: string; durationMs: number; log?: string }
   | { type: 'stage-skipped'; stage: string; reason: string }
   | { type: 'run-end'; status: 'ok' | 'failed' | 'interrupted'; durationMs: number };
+
+/** A sparse cache entry (a partial pull): `files` of its `of` files are local, those its readers declare. */
+export interface PartialState {
+  readonly files: number;
+  readonly of: number;
+  readonly reads: readonly string[];
+}
 
 export type TimedEvent = RunEvent & { time: string };
 

@@ -1,5 +1,8 @@
 // The scheduler: stages run in dependency order, independent ones concurrently (up to `jobs`),
 // each exactly once per run (memoised), in the order: dependencies, key, cache hit?, run, commit.
+// With --pull, an upstream artifact that is not local is a stub (its remote meta) until a stage
+// that reads it runs; then the files that stage declares (Stage.reads) are pulled, all of them
+// when it declares none. A partial pull is a sparse cache entry: never a hit for its own stage.
 // A failure skips what depends on it; without --keep-going nothing new starts after it.
 import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -9,7 +12,8 @@ import { StageError } from './types.js';
 import type { Pipeline } from './pipeline.js';
 import type { Graph } from './graph.js';
 import { upstreamOf } from './graph.js';
-import type { Cache } from './cache.js';
+import { sparseOf, type Cache, type SparseInfo } from './cache.js';
+import { normalizeReads, selectReads } from './reads.js';
 import type { EventBus } from './events.js';
 import type { Output } from './output.js';
 import { keyMaterial, keyOf } from './fingerprint.js';
@@ -31,6 +35,11 @@ export interface ExecuteOptions {
   readonly signal: AbortSignal;
   /** --pull: artifacts missing here are taken from the remote cache. */
   readonly remote?: RemoteResolver;
+  /**
+   * --only: the selected stages are computed here even when the remote has their result (CI
+   * re-runs the evaluation on pulled upstream artifacts); a local cache hit still counts.
+   */
+  readonly computeSelected?: boolean;
 }
 
 export type StageOutcome =
@@ -114,6 +123,13 @@ export async function execute(
       const hit = await cache.lookup(key);
       if (hit) return cached(id, hit);
     }
+    // A sparse entry (a partial pull) is never a hit for its own stage, but an upstream stage
+    // that does not run needs only its content hash: the stages that read it check that it
+    // holds their files (or complete it from the remote).
+    if (!selected && stage.cache !== 'never') {
+      const partial = await cache.find(key);
+      if (partial) return cached(id, partial);
+    }
     // A stage that is never cached (provision) re-checks the real world even when only its
     // dependents were selected: they need where to run.
     if (!selected && stage.cache !== 'never' && options.remote) {
@@ -150,19 +166,37 @@ export async function execute(
     if (!isStub(artifact)) await cache.setLatest(pipeline.name, id, artifact.key);
     const o = options.remote?.origin(artifact.key);
     const remote = o ? { url: o.remote, downloaded: o.downloaded, ...(o.files === undefined ? {} : { files: o.files, bytes: o.bytes ?? 0, durationMs: o.durationMs ?? 0 }) } : undefined;
-    bus.emit({ type: 'stage-cached', stage: id, key: artifact.key, contentHash: artifact.contentHash, durationMs: artifact.meta.durationMs, ...(remote ? { remote } : {}) });
+    const sparse = sparseOf(artifact);
+    const partial = sparse ? { partial: { files: sparse.present.length, of: sparse.files, reads: sparse.reads } } : {};
+    bus.emit({ type: 'stage-cached', stage: id, key: artifact.key, contentHash: artifact.contentHash, durationMs: artifact.meta.durationMs, ...(remote ? { remote } : {}), ...partial });
     return { status: 'cached', artifact };
   };
 
-  /** Download a remote artifact (a stage's own key, or a stub that a running stage reads). */
-  const pulled = async (id: string, key: string, locked: boolean): Promise<Artifact | undefined> => {
-    const a = await options.remote!.fetch(key, id, locked);
-    const o = options.remote!.origin(key);
-    if (a && o?.downloaded) {
+  /**
+   * Download a remote artifact: a stage's own key (all of it), or an upstream one that a
+   * running stage reads (`reads`: only the files it declares, a sparse entry).
+   */
+  const pulled = async (id: string, key: string, locked: boolean, reads?: readonly string[], reader?: string): Promise<Artifact | undefined> => {
+    const r = await options.remote!.fetchFiles(key, { stage: id, locked, ...(reads ? { reads } : {}), ...(reader ? { reader } : {}) });
+    if (!r) return undefined;
+    if (r.pulled) {
       await cache.setLatest(pipeline.name, id, key);
-      bus.emit({ type: 'stage-pulled', stage: id, key, remote: o.remote, files: o.files ?? 0, bytes: o.bytes ?? 0, durationMs: o.durationMs ?? 0 });
+      const sparse = sparseOf(r.artifact);
+      bus.emit({
+        type: 'stage-pulled',
+        stage: id,
+        key,
+        remote: r.pulled.remote,
+        files: r.pulled.files,
+        bytes: r.pulled.downloadedBytes,
+        durationMs: r.pulled.durationMs,
+        ...(sparse ? { partial: { files: sparse.present.length, of: sparse.files, reads: sparse.reads } } : {}),
+      });
     }
-    return a;
+    // Stages that start later (a report's lineage) see the local artifact, not the stub.
+    const before = outcomes.get(id);
+    if (before?.status === 'cached' && before.artifact.key === key) outcomes.set(id, { status: 'cached', artifact: r.artifact });
+    return r.artifact;
   };
 
   const compute = async (
@@ -194,16 +228,30 @@ export async function execute(
         const hit = await cache.lookup(key);
         if (hit) return await cached(id, hit);
       }
-      if (options.remote && !options.force && stage.cache !== 'never') {
+      if (options.remote && !options.force && stage.cache !== 'never' && !(options.computeSelected && options.selected.has(id))) {
         const fromRemote = await pulled(id, key, true);
         if (fromRemote) return await cached(id, fromRemote);
       }
-      // Inputs known only by their remote meta are downloaded now that a stage reads them.
+      // Inputs known only by their remote meta, or partly local (a partial pull), are
+      // downloaded now that a stage reads them: the files it declares (Stage.reads), or all.
       for (const [port, a] of Object.entries(inputs)) {
-        if (!isStub(a)) continue;
+        if (!isStub(a) && !sparseOf(a)) continue;
         const up = spec.inputs[port] ?? a.meta.stage;
-        const local = await pulled(up, a.key, false);
-        if (!local) throw new StageError(`input ${port}: ${up} (${a.key.slice(0, 12)}) is no longer on ${options.remote?.url}`);
+        const reads = readsOf(stage, spec.with, port);
+        const here = await cache.find(a.key);
+        const partly = here ? sparseOf(here) : undefined;
+        if (here && (!partly || (await holds(cache, a.key, partly, reads)))) {
+          inputs[port] = here;
+          continue;
+        }
+        if (!options.remote) {
+          throw new StageError(
+            `input ${port}: only ${partly?.present.length ?? 0} of ${partly?.files ?? '?'} files of ${up} (${a.key.slice(0, 12)}) are in the local cache (a partial pull for ${partly?.readers.join(', ') || 'another stage'}), and ${id} reads ${reads ? `others (${reads.join(', ')})` : 'all of it'}`,
+            `run with --pull to fetch the rest from the remote cache, or run ${up} too`,
+          );
+        }
+        const local = await pulled(up, a.key, false, reads, id);
+        if (!local) throw new StageError(`input ${port}: ${up} (${a.key.slice(0, 12)}) is no longer on ${options.remote.url}`);
         inputs[port] = local;
       }
       const reason = options.force ? 'forced' : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
@@ -294,7 +342,7 @@ export async function execute(
       return { status: 'ran', artifact };
     } catch (e) {
       const aborted = options.signal.aborted;
-      const message = aborted ? 'interrupted' : describeError(e);
+      const message = aborted ? 'interrupted' : describeError(e) + partialHint(e, stage, spec.with, inputs);
       if (!aborted && !(e instanceof StageError)) output.stageLogger(id, logFile).debug((e as Error)?.stack ?? String(e));
       bus.emit({ type: 'stage-failed', stage: id, error: message, durationMs: Date.now() - started, log: path.relative(process.cwd(), logFile) });
       return { status: 'failed', error: message };
@@ -308,6 +356,43 @@ export async function execute(
   await output.closeLogs();
   const failed = [...outcomes.values()].some((o) => o.status === 'failed' || o.status === 'skipped');
   return { outcomes, failed, interrupted: options.signal.aborted };
+}
+
+/** The files `stage` declares it reads from input `port` (undefined: all), checked. */
+function readsOf(stage: Stage<any>, params: unknown, port: string): string[] | undefined {
+  if (!stage.reads) return undefined;
+  try {
+    return normalizeReads(stage.reads(params, port), `stage ${stage.name}`);
+  } catch (e) {
+    throw new StageError(`${(e as Error).message} (a bug in the stage's reads())`);
+  }
+}
+
+/** Whether a sparse entry holds every file that `reads` matches (all of them when undefined). */
+async function holds(cache: Cache, key: string, sparse: SparseInfo, reads: readonly string[] | undefined): Promise<boolean> {
+  if (reads === undefined) return false;
+  const present = new Set(sparse.present);
+  return selectReads(await cache.readManifest(key), reads).every((m) => present.has(m.path));
+}
+
+/**
+ * A stage that failed on a missing file while reading a partial pull: say so, since an
+ * undeclared read (a wrong Stage.reads) is the likely cause.
+ */
+function partialHint(e: unknown, stage: Stage<any>, params: unknown, inputs: Readonly<Record<string, Artifact>>): string {
+  const text = `${(e as Error | undefined)?.message ?? e}`;
+  if (!/ENOENT|no such file/i.test(text)) return '';
+  const partial = Object.entries(inputs).filter(([, a]) => sparseOf(a));
+  if (partial.length === 0) return '';
+  const declared = (port: string): string => {
+    try {
+      return (stage.reads?.(params, port) ?? []).join(', ');
+    } catch {
+      return '?';
+    }
+  };
+  const described = partial.map(([port]) => `${port} (${declared(port)})`).join(', ');
+  return ` [input ${described} was pulled partly, only the files ${stage.name} declares it reads: if it reads more, its reads() is wrong; \`pipe pull\` the input stage to fetch all of it]`;
 }
 
 /** Where a stage with `runs_on` goes: a remote host's placement, or undefined for this machine. */

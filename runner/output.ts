@@ -86,11 +86,14 @@ export class Output {
         break;
       case 'stage-cached': {
         const from = e.remote ? (e.remote.downloaded ? ` (pulled from ${e.remote.url})` : ` on ${e.remote.url}`) : '';
-        this.line(`${this.stamp()}${c.green('✓')} ${e.stage} ${c.dim(`cached${from}`)}`);
+        const partial = e.partial ? ` (partly: ${e.partial.files} of ${e.partial.of} files, from a partial pull)` : '';
+        this.line(`${this.stamp()}${c.green('✓')} ${e.stage} ${c.dim(`cached${from}${partial}`)}`);
         break;
       }
       case 'stage-pulled':
-        this.line(`${this.stamp()}${c.green('⇣')} ${e.stage} ${c.dim(`pulled ${e.files} file${e.files === 1 ? '' : 's'} (${formatCount(e.bytes)}B) in ${formatDuration(e.durationMs)}`)}`);
+        this.line(
+          `${this.stamp()}${c.green('⇣')} ${e.stage} ${c.dim(`pulled ${e.files} file${e.files === 1 ? '' : 's'} (${formatCount(e.bytes)}B) in ${formatDuration(e.durationMs)}${e.partial ? `: ${e.partial.files} of ${e.partial.of} files local (${e.partial.reads.join(', ')})` : ''}`)}`,
+        );
         break;
       case 'stage-finish': {
         this.active.delete(e.stage);

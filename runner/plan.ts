@@ -4,7 +4,7 @@
 import type { Artifact } from './types.js';
 import type { Pipeline } from './pipeline.js';
 import type { Graph } from './graph.js';
-import type { Cache, StoredMeta } from './cache.js';
+import { sparseOf, type Cache, type StoredMeta } from './cache.js';
 import { keyMaterial, keyOf, type KeyMaterial } from './fingerprint.js';
 import { canonicalJson } from './canonical.js';
 import { getStage } from '../stages/registry.js';
@@ -12,8 +12,9 @@ import { getStage } from '../stages/registry.js';
 /** Compare what the stage would be keyed on with the artifact it made last time. */
 export async function explainRun(cache: Cache, pipeline: string, stageId: string, material: KeyMaterial, excluded: readonly string[] = []): Promise<string> {
   const latest = await cache.latestKey(pipeline, stageId);
-  const prev = latest ? await cache.lookup(latest) : undefined;
+  const prev = latest ? await cache.find(latest) : undefined;
   if (!prev) return 'new';
+  if (sparseOf(prev) && prev.key === keyOf(material)) return 'only partly in the cache (a partial pull)';
   const meta = prev.meta as StoredMeta & { extra?: string };
   if (meta.uses !== material.stage) return `stage type changed (${meta.uses} -> ${material.stage})`;
   if (meta.version !== material.version) return `stage version changed (v${meta.version} -> v${material.version})`;
@@ -31,7 +32,8 @@ function diffKeys(a: Record<string, unknown>, b: Record<string, unknown>): strin
   return [...keys].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).sort();
 }
 
-export type PlanState = 'cached' | 'run' | 'blocked';
+/** 'partial': a partial pull (sparse entry): enough for its dependents' keys, not a hit for itself. */
+export type PlanState = 'cached' | 'partial' | 'run' | 'blocked';
 
 export interface PlanEntry {
   readonly stage: string;
@@ -74,8 +76,13 @@ export async function planStages(pipeline: Pipeline, graph: Graph, cache: Cache,
       continue;
     }
     const key = keyOf(material);
-    const hit = await cache.lookup(key);
-    if (hit && !options.force?.has(id)) {
+    const hit = await cache.find(key);
+    const sparse = hit ? sparseOf(hit) : undefined;
+    if (hit && sparse && !options.force?.has(id)) {
+      artifacts.set(id, hit);
+      const reason = `${sparse.present.length} of ${sparse.files} files (${sparse.reads.join(', ')}) pulled from ${sparse.remote || 'a remote'} for ${sparse.readers.join(', ') || 'another stage'}; the rest is fetched with --pull when a stage reads it`;
+      out.push({ stage: id, uses: spec.uses, state: 'partial', reason, key, artifact: hit });
+    } else if (hit && !options.force?.has(id)) {
       artifacts.set(id, hit);
       out.push({ stage: id, uses: spec.uses, state: 'cached', reason: `made ${hit.meta.createdAt} in ${hit.meta.runId}`, key, artifact: hit });
     } else {

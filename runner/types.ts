@@ -162,6 +162,15 @@ export interface Stage<P = Record<string, unknown>> {
    * Must be cheap on a no-op run (use the stat cache in runner/hash-files.ts).
    */
   keyExtra?(params: P, pipelineDir: string): Promise<unknown>;
+  /**
+   * The files this stage reads from input `port`: glob patterns relative to the input
+   * artifact's data dir (`*`, `?`, `**`; a pattern matching a folder covers what is below it;
+   * see runner/reads.ts). Undefined (or no method): everything. `pipe run --pull` downloads only
+   * the matching files of an upstream artifact that every running reader declares, so an
+   * undeclared read finds the file missing: declare only what the stage surely reads.
+   * `params` are the resolved params, as `run` gets them.
+   */
+  reads?(params: P, port: string): readonly string[] | undefined;
   run(ctx: StageContext<P>): Promise<StageResult | void>;
 }
 

@@ -79,6 +79,13 @@ export const evaluateStage: Stage<EvaluateParams> = {
   },
   output: 'evaluation',
   keyExclude: ['backend', 'engine'],
+  // From the dataset: split.json and the images of the sets it predicts (the dataset layout puts
+  // split.json's valid files under valid/, its test files under test/). The model: all of it.
+  reads(params, port) {
+    if (port !== 'dataset') return undefined;
+    const sets = params.on === 'valid' ? ['valid/**'] : params.on === 'test' ? ['test/**'] : ['valid/**', 'test/**'];
+    return ['split.json', ...sets];
+  },
   async run(ctx) {
     const p = ctx.params;
     const modelArt = ctx.inputs['model'];

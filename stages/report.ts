@@ -22,9 +22,11 @@ import {
   type Available,
   type EvalMetrics,
   type Prediction,
+  type RemoteOrigin,
   type ReportData,
   type StageRow,
 } from './report/model.js';
+import { isStub, pulledInfo, stubRemote } from '../runner/remote/stub.js';
 import { makeThumbnails, resolveInside, type ThumbnailResult } from './report/thumbnails.js';
 
 export interface ReportParams {
@@ -75,6 +77,15 @@ export const reportStage: Stage<ReportParams> = {
   // Any other stage may be wired in: it and its upstream stages are listed with their parameters and timings.
   extraInputs: { kind: 'any', required: false, description: 'Another stage to list in the pipeline section (parameters, timings).' },
   output: 'report',
+  // What it reads of its inputs: the model's history.json, finetune.json and preprocess.json (not
+  // the weights), the dataset's valid images that analysis.json names (the dataset layout puts
+  // them under valid/), all of the evaluation; of extra inputs only their meta (no files).
+  reads(_params, port) {
+    if (port === 'model') return ['history.json', 'finetune.json', 'preprocess.json'];
+    if (port === 'dataset') return ['valid/**'];
+    if (port === 'evaluation') return undefined;
+    return [];
+  },
   async run(ctx) {
     const evaluation = ctx.inputs.evaluation;
     if (!evaluation) throw new StageError('report: the `evaluation` input is required');
@@ -137,19 +148,23 @@ function upstream(ctx: StageContext<ReportParams>, port: string, kind: ArtifactK
 }
 
 function stageRows(ctx: StageContext<ReportParams>): StageRow[] {
-  const row = (stage: string, uses: string, a: Artifact): StageRow => ({
-    stage,
-    uses,
-    kind: a.kind,
-    params: a.meta.params ?? {},
-    durationMs: a.meta.durationMs,
-    createdAt: a.meta.createdAt,
-    runId: a.meta.runId,
-    thisRun: a.meta.runId === ctx.runId,
-    host: a.meta.host,
-    metrics: a.meta.metrics ?? {},
-    info: a.meta.info ?? {},
-  });
+  const row = (stage: string, uses: string, a: Artifact): StageRow => {
+    const remote = remoteOrigin(a);
+    return {
+      stage,
+      uses,
+      kind: a.kind,
+      params: a.meta.params ?? {},
+      durationMs: a.meta.durationMs,
+      createdAt: a.meta.createdAt,
+      runId: a.meta.runId,
+      thisRun: a.meta.runId === ctx.runId,
+      host: a.meta.host,
+      metrics: a.meta.metrics ?? {},
+      info: a.meta.info ?? {},
+      ...(remote ? { remote } : {}),
+    };
+  };
   const rows = ctx.lineage.map((l) => row(l.stage, l.uses, l.artifact));
   // Inputs are in the lineage when the runner made it; a bare context (tests, tools) may not say.
   for (const a of Object.values(ctx.inputs)) {
@@ -166,6 +181,25 @@ function stageRows(ctx: StageContext<ReportParams>): StageRow[] {
     info: {},
   });
   return rows;
+}
+
+/**
+ * Where an upstream artifact came from when a remote cache supplied it: meta.json of a pulled
+ * artifact records `pulled: { remote, at, ... }` (so a later run that reuses it still knows);
+ * a stub (only its remote meta.json was read: nothing here read its files) has no local copy.
+ */
+function remoteOrigin(a: Artifact): RemoteOrigin | undefined {
+  const pulled = pulledInfo(a);
+  if (pulled && typeof pulled.remote === 'string') {
+    return {
+      url: pulled.remote,
+      ...(typeof pulled.at === 'string' ? { at: pulled.at } : {}),
+      downloaded: true,
+      ...(pulled.partial ? { partial: { files: pulled.files, of: pulled.partial.of } } : {}),
+    };
+  }
+  const stub = isStub(a) ? stubRemote(a) : undefined;
+  return stub ? { url: stub, downloaded: false } : undefined;
 }
 
 function wrongest(predictions: Available<readonly Prediction[]>, analysis: Available<Analysis>): Available<readonly Prediction[]> {

@@ -13,6 +13,8 @@ import { parseHistory, parseMetrics } from '../stages/report/model.js';
 import { resolveInside } from '../stages/report/thumbnails.js';
 import { fixtureArtifacts, makeReportFixture, NASTY_FILE, type FixtureOptions, type ReportFixture } from './helpers/report-fixtures.js';
 import { makeTestContext, type TestContext } from './helpers/stage-context.js';
+import { makeStub } from '../runner/remote/stub.js';
+import type { StoredMeta } from '../runner/cache.js';
 
 const DEFAULTS: ReportParams = { thumbnails: 160, max_per_view: 8 };
 
@@ -178,6 +180,39 @@ test('report: an extra input outside the lineage is listed with its parameters',
   assert.ok(html.includes('<th scope="row">notes</th>'));
   assert.ok(html.includes('echo &lt;b&gt;hi&lt;/b&gt;'));
   assert.equal(count(html, /<th scope="row">evaluate<\/th>/g), 1, 'inputs already in the lineage are not listed twice');
+});
+
+test('report: artifacts that came from a remote cache say so (pulled, when, partly; or only looked up)', async (t) => {
+  const fixture = await makeReportFixture();
+  const a = fixtureArtifacts(fixture);
+  const url = 's3://team-cache/pipe_ci';
+  const pulled = (art: typeof a.dataset, extra: Record<string, unknown>) => ({
+    ...art,
+    meta: { ...art.meta, pulled: { remote: url, at: '2026-11-29T08:00:05.000Z', files: 2001, bytes: 9e7, downloadedBytes: 9e7, durationMs: 4000, ...extra } },
+  });
+  const dataset = pulled(a.dataset, { partial: { of: 25_003, ofBytes: 6e8, reads: ['split.json', 'valid/**'], readers: ['evaluate'] } });
+  const model = pulled(a.model, { files: 4 });
+  const data = makeStub(a.data.meta as StoredMeta, path.join(fixture.root, 'nowhere'), url);
+  const lineage = [data, dataset, model, a.evaluation].map((art) => ({ stage: art.meta.stage, uses: art.meta.uses, artifact: art }));
+  const ctx = await makeTestContext<ReportParams>(DEFAULTS, { inputs: { evaluation: a.evaluation, model }, lineage, stageId: 'report' });
+  t.after(async () => {
+    await ctx.cleanup();
+    await fixture.cleanup();
+  });
+  await reportStage.run(ctx);
+  const html = await readFile(path.join(ctx.outDir, 'index.html'), 'utf8');
+  const md = await readFile(path.join(ctx.outDir, 'report.md'), 'utf8');
+  const row = (stage: string) => html.slice(html.indexOf(`<th scope="row">${stage}</th>`), html.indexOf('</tr>', html.indexOf(`<th scope="row">${stage}</th>`)));
+  assert.match(row('split'), /<span class="badge remote">pulled<\/span> from <code>s3:\/\/team-cache\/pipe_ci<\/code>, 2026-11-29 08:00:05 UTC <span class="muted">\(partly: 2,001 of 25,003 files\)<\/span>/);
+  assert.match(row('finetune'), /badge remote">pulled<\/span> from <code>s3:\/\/team-cache\/pipe_ci<\/code>, 2026-11-29 08:00:05 UTC<\/td>/);
+  assert.match(row('data'), /badge remote">on remote<\/span> <code>s3:\/\/team-cache\/pipe_ci<\/code> <span class="muted">\(only its meta\.json was read\)/);
+  assert.doesNotMatch(row('evaluate'), /badge remote/);
+  assert.match(html, /"pulled": taken from a remote cache/);
+  const mdRow = (stage: string) => md.split('\n').find((l) => l.startsWith(`| ${stage} |`)) ?? '';
+  assert.match(mdRow('split'), /cached from run 20261127-0912-a1b2; \*\*pulled\*\* from s3:\/\/team-cache\/pipe\\_ci 2026-11-29 08:00:05 UTC \(partly: 2,001 of 25,003 files\) \|$/);
+  assert.match(mdRow('finetune'), /\*\*pulled\*\* from s3:\/\/team-cache\/pipe\\_ci 2026-11-29 08:00:05 UTC \|$/);
+  assert.match(mdRow('data'), /; on remote s3:\/\/team-cache\/pipe\\_ci \(only its meta\.json was read\) \|$/);
+  assert.doesNotMatch(mdRow('evaluate'), /pulled|remote/);
 });
 
 test('report: malformed metrics.json is a StageError naming the file', async (t) => {

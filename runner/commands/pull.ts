@@ -5,6 +5,7 @@
 // (`--stage evaluate` does not fetch the raw data). With --latest, the keys of the remote's
 // index (what the last `pipe push` had) are pulled as they are, then checked against the
 // pipeline. Every download is verified against the manifest hashes and committed atomically.
+// A wanted stage that is here only partly (a partial pull by `run --pull`) is completed.
 import path from 'node:path';
 import { openPipeline, type PipelineOptions } from '../open.js';
 import { Output } from '../output.js';
@@ -52,12 +53,12 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
   let bytes = 0;
   const pulledNow = new Set<string>();
   const pull = async (id: string, key: string): Promise<Artifact | undefined> => {
-    const a = await tryPull(remote, cache, key, output, { stage: id, signal: controller.signal });
-    if (a) {
+    const r = await tryPull(remote, cache, key, output, { stage: id, signal: controller.signal });
+    if (r?.fresh) {
       pulledNow.add(key);
-      bytes += pulledInfo(a)?.downloadedBytes ?? 0;
+      bytes += r.info.downloadedBytes;
     }
-    return a;
+    return r?.artifact;
   };
   const describe = (a: Artifact): string => {
     const info = pulledNow.has(a.key) ? pulledInfo(a) : undefined;
@@ -112,6 +113,12 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
         continue;
       }
       if (!wanted.has(id)) {
+        // A partial pull here (a sparse entry) gives the content hash as well as the remote's meta.
+        const partial = await cache.find(key);
+        if (partial) {
+          artifacts.set(id, partial);
+          continue;
+        }
         const fallback = flags.latest ? index?.stages[id]?.key : undefined;
         const stub = (await resolver.peek(key)) ?? (fallback ? await resolver.peek(fallback) : undefined);
         if (stub) artifacts.set(id, stub);

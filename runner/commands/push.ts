@@ -2,11 +2,13 @@
 // .pipe/latest/<pipeline>/<stage> points at) to the remote cache, skipping what it already has,
 // and record stage -> key in the remote's index for the pipeline. Derived sub-artifacts
 // (cached features, downloaded weights) are not pushed: the stages rebuild them from artifacts.
+// Nor are partial pulls (sparse entries): the remote they came from has them whole.
 import { openPipeline, type PipelineOptions } from '../open.js';
 import { Output, formatDuration } from '../output.js';
 import { ExitError, EXIT } from '../errors.js';
 import { checkStageNames } from './run.js';
 import { getStage } from '../../stages/registry.js';
+import { sparseOf, type SparseInfo } from '../cache.js';
 
 export interface PushFlags extends PipelineOptions {
   stage?: string[];
@@ -26,6 +28,7 @@ export async function pushCommand(file: string, flags: PushFlags): Promise<numbe
   const keys = new Map<string, string>(); // key -> stage
   const index: Record<string, { key: string; contentHash: string; kind: string; createdAt: string; host: string; pushedAt: string }> = {};
   const notes: string[] = [];
+  const partial: { id: string; key: string; sparse: SparseInfo }[] = [];
   for (const id of stages) {
     const spec = pipeline.stages.get(id);
     const stage = spec ? getStage(spec.uses) : undefined;
@@ -34,7 +37,12 @@ export async function pushCommand(file: string, flags: PushFlags): Promise<numbe
       continue;
     }
     const key = await cache.latestKey(pipeline.name, id);
-    const artifact = key ? await cache.lookup(key) : undefined;
+    const artifact = key ? await cache.find(key) : undefined;
+    const sparse = artifact ? sparseOf(artifact) : undefined;
+    if (key && sparse) {
+      partial.push({ id, key, sparse });
+      continue;
+    }
     if (!key || !artifact) {
       notes.push(`${id}: not in the local cache (run the pipeline first)`);
       continue;
@@ -43,6 +51,27 @@ export async function pushCommand(file: string, flags: PushFlags): Promise<numbe
     index[id] = { key, contentHash: artifact.contentHash, kind: artifact.kind, createdAt: artifact.meta.createdAt, host: artifact.meta.host, pushedAt: '' };
   }
   for (const n of notes) output.line(c.dim(`- ${n}`));
+  // A partial pull is never pushed as if it were whole: it came from a remote, which has it.
+  let partialMissing = 0;
+  try {
+    for (const p of partial) {
+      const there = await remote.meta(p.key);
+      if (!there) partialMissing++;
+      const where = `only ${p.sparse.present.length} of ${p.sparse.files} files are here (a partial pull from ${p.sparse.remote || 'a remote'} for ${p.sparse.readers.join(', ') || 'another stage'})`;
+      output.line(
+        there
+          ? c.dim(`- ${p.id}: ${where}; ${remote.url} has it whole: skipped`)
+          : c.yellow(`! ${p.id}: ${where}, and ${remote.url} lacks it: not pushed (\`pipe pull\` it from its remote first, or re-run it)`),
+      );
+    }
+  } catch (e) {
+    throw remoteFailure(e) ?? e;
+  }
+  if (keys.size === 0 && partial.length > 0) {
+    if (partialMissing > 0) throw new ExitError(EXIT.failed, `push: nothing pushed for ${pipeline.name}: ${partialMissing} partial artifact${partialMissing === 1 ? '' : 's'} the remote lacks`);
+    output.line(`nothing to push: ${remote.url} already has every artifact of ${pipeline.name} that is here`);
+    return EXIT.ok;
+  }
   if (keys.size === 0) throw new ExitError(EXIT.failed, `push: nothing to push for ${pipeline.name}: no stage has a cached artifact${flags.stage?.length ? ' among --stage' : ''}`);
 
   const controller = new AbortController();

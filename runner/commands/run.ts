@@ -76,7 +76,13 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
 
   const output = new Output();
   if (flags.dryRun) {
-    const plan = await planStages(pipeline, graph, cache, needed, { force: new Set(flags.force ? selected : []) });
+    const planned = await planStages(pipeline, graph, cache, needed, { force: new Set(flags.force ? selected : []) });
+    // A partial pull is never a cache hit for its own stage: a selected one runs (or is completed by --pull).
+    const plan = planned.map((p) =>
+      p.state === 'partial' && selected.includes(p.stage)
+        ? { ...p, state: 'run' as const, reason: `only partly in the cache (${p.reason.split(';')[0]}): ${flags.pull ? 'the rest is pulled' : 'runs again (--pull would fetch the rest)'}` }
+        : p,
+    );
     printPlan(plan, output, new Set(selected));
     return EXIT.ok;
   }
@@ -88,6 +94,11 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const bus = new EventBus();
   bus.on(runRecordWriter(path.join(cache.runsDir, `${runId}.jsonl`), (m) => output.line(`warning: ${m}`)));
   bus.on(output.onEvent);
+  // Artifacts this run took from the remote cache (stage -> still partial?), for the summary line.
+  const pulledStages = new Map<string, boolean>();
+  bus.on((e) => {
+    if (e.type === 'stage-pulled') pulledStages.set(e.stage, e.partial !== undefined);
+  });
 
   // --pull: the remote module loads the AWS SDK, so only then.
   const remoteModule = flags.pull ? await import('../remote/index.js') : undefined;
@@ -138,6 +149,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       keepGoing: Boolean(flags.keepGoing),
       signal: controller.signal,
       ...(remote ? { remote } : {}),
+      computeSelected: Boolean(flags.only?.length),
     });
   } finally {
     process.off('SIGINT', onSigint);
@@ -146,7 +158,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   }
   const status = result.interrupted ? 'interrupted' : result.failed ? 'failed' : 'ok';
   bus.emit({ type: 'run-end', status, durationMs: Date.now() - started });
-  output.line(summaryLine(result.outcomes, Date.now() - started, output));
+  output.line(summaryLine(result.outcomes, Date.now() - started, output, pulledStages, remote?.url));
   for (const [id, o] of result.outcomes) {
     if ((o.status === 'ran' || o.status === 'cached') && o.artifact.kind === 'report') {
       const link = path.join(cache.latestRoot, pipeline.name, id, 'index.html');
@@ -157,9 +169,11 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   return result.failed ? EXIT.failed : EXIT.ok;
 }
 
-function summaryLine(outcomes: ReadonlyMap<string, StageOutcome>, ms: number, output: Output): string {
+function summaryLine(outcomes: ReadonlyMap<string, StageOutcome>, ms: number, output: Output, pulled: ReadonlyMap<string, boolean> = new Map(), remote?: string): string {
   const count = (s: StageOutcome['status']): number => [...outcomes.values()].filter((o) => o.status === s).length;
-  const parts = [`${count('ran')} ran`, `${count('cached')} cached`];
+  const partly = [...pulled].filter(([, p]) => p).map(([s]) => s);
+  const fromRemote = pulled.size > 0 ? ` (${pulled.size} pulled from ${remote ?? 'the remote'}${partly.length ? `; partly: ${partly.join(', ')}` : ''})` : '';
+  const parts = [`${count('ran')} ran`, `${count('cached')} cached${fromRemote}`];
   if (count('failed')) parts.push(output.colors.red(`${count('failed')} failed`));
   if (count('skipped')) parts.push(output.colors.yellow(`${count('skipped')} skipped`));
   return `${outcomes.size} stage${outcomes.size === 1 ? '' : 's'}: ${parts.join(', ')} in ${formatDuration(ms)}`;

@@ -1,8 +1,17 @@
-// `pipe status FILE`: one line per stage: cached / would run (why) / waits on upstream.
+// `pipe status FILE`: one line per stage: cached / partial (a partial pull) / would run (why) /
+// waits on upstream.
 import { openPipeline, type PipelineOptions } from '../open.js';
 import { planStages, type PlanEntry } from '../plan.js';
 import { Output } from '../output.js';
 import { EXIT } from '../errors.js';
+import { sparseOf } from '../cache.js';
+import type { Artifact } from '../types.js';
+
+/** For --json: what a partial pull holds. */
+function partialOf(a: Artifact | undefined): { partial: { files: number; of: number; reads: readonly string[]; remote: string; readers: readonly string[] } } | undefined {
+  const s = a ? sparseOf(a) : undefined;
+  return s ? { partial: { files: s.present.length, of: s.files, reads: s.reads, remote: s.remote, readers: s.readers } } : undefined;
+}
 
 export function printPlan(plan: readonly PlanEntry[], output: Output, selected?: ReadonlySet<string>): void {
   const c = output.colors;
@@ -13,6 +22,9 @@ export function printPlan(plan: readonly PlanEntry[], output: Output, selected?:
     switch (p.state) {
       case 'cached':
         output.line(`${c.green('cached ')} ${name} ${c.dim(p.reason)}${from}`);
+        break;
+      case 'partial':
+        output.line(`${c.green('partial')} ${name} ${c.dim(p.reason)}${from}`);
         break;
       case 'run':
         output.line(`${c.yellow('run    ')} ${name} ${p.reason}${from}`);
@@ -30,7 +42,18 @@ export function printPlan(plan: readonly PlanEntry[], output: Output, selected?:
 
 export async function statusCommand(file: string, flags: PipelineOptions & { json?: boolean }): Promise<number> {
   const { pipeline, graph, cache } = await openPipeline(file, flags);
-  const plan = await planStages(pipeline, graph, cache, graph.order);
+  const planned = await planStages(pipeline, graph, cache, graph.order);
+  // A stage whose key cannot be computed here (its raw data was only looked up on the remote)
+  // may still have a partial pull as its latest artifact: say so.
+  const plan = await Promise.all(
+    planned.map(async (p) => {
+      if (p.state === 'cached' || p.state === 'partial') return p;
+      const latest = await cache.latestKey(pipeline.name, p.stage);
+      const a = latest ? await cache.find(latest) : undefined;
+      const s = a ? sparseOf(a) : undefined;
+      return s ? { ...p, reason: `${p.reason}; latest: a partial pull (${s.present.length} of ${s.files} files) from ${s.remote || 'a remote'}` } : p;
+    }),
+  );
   if (flags.json) {
     const rows = plan.map((p) => ({
       stage: p.stage,
@@ -39,6 +62,7 @@ export async function statusCommand(file: string, flags: PipelineOptions & { jso
       reason: p.reason,
       ...(p.key ? { key: p.key } : {}),
       ...(p.artifact ? { path: p.artifact.dir, contentHash: p.artifact.contentHash, metrics: p.artifact.meta.metrics } : {}),
+      ...(partialOf(p.artifact) ?? {}),
     }));
     process.stdout.write(`${JSON.stringify({ pipeline: pipeline.name, stages: rows }, null, 2)}\n`);
     return EXIT.ok;

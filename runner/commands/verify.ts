@@ -1,4 +1,5 @@
-// `pipe verify FILE`: re-hash cached artifacts against their manifests.
+// `pipe verify FILE`: re-hash cached artifacts against their manifests. A partial pull (a sparse
+// entry) is checked on the files it holds and reported as partial, not corrupt.
 import path from 'node:path';
 import { openPipeline, type PipelineOptions } from '../open.js';
 import { Output } from '../output.js';
@@ -17,12 +18,15 @@ export async function verifyCommand(file: string, flags: PipelineOptions & { all
   }
   const out = new Output({ stream: process.stdout, live: false });
   const c = out.colors;
-  const report: { key: string; label: string; problems: { path: string; problem: string }[] }[] = [];
+  const report: { key: string; label: string; problems: { path: string; problem: string }[]; partial?: { files: number; of: number; reads: readonly string[]; remote: string } }[] = [];
   for (const [key, label] of keys) {
-    const problems = await cache.verify(key);
-    report.push({ key, label, problems });
+    // A sparse entry (a partial pull) is checked on the files it holds; the others are on the remote.
+    const { problems, sparse } = await cache.verifyEntry(key);
+    const partial = sparse ? { files: sparse.present.length, of: sparse.files, reads: sparse.reads, remote: sparse.remote } : undefined;
+    report.push({ key, label, problems, ...(partial ? { partial } : {}) });
     if (flags.json) continue;
-    if (problems.length === 0) out.line(`${c.green('ok     ')} ${label} ${c.dim(key.slice(0, 12))}`);
+    const note = partial ? c.dim(` partial: ${partial.files} of ${partial.of} files here (${partial.reads.join(', ')}), the rest on ${partial.remote || 'the remote'}`) : '';
+    if (problems.length === 0) out.line(`${c.green('ok     ')} ${label} ${c.dim(key.slice(0, 12))}${note}`);
     else {
       out.line(`${c.red('CORRUPT')} ${label} ${c.dim(path.join(path.relative(process.cwd(), cache.entryDir(key))))}`);
       for (const p of problems.slice(0, 20)) out.line(`        ${p.path}: ${p.problem}`);
@@ -31,7 +35,12 @@ export async function verifyCommand(file: string, flags: PipelineOptions & { all
     if (problems.length > 0 && flags.remove) await cache.removeEntry(key);
   }
   const corrupt = report.filter((r) => r.problems.length > 0).length;
-  if (flags.json) process.stdout.write(`${JSON.stringify({ verified: report.length, corrupt, entries: report }, null, 2)}\n`);
-  else out.line(`${report.length} artifact${report.length === 1 ? '' : 's'} verified, ${corrupt} corrupt${corrupt && flags.remove ? ' (removed: the next run recomputes them)' : ''}`);
+  const partial = report.filter((r) => r.partial).length;
+  if (flags.json) process.stdout.write(`${JSON.stringify({ verified: report.length, corrupt, partial, entries: report }, null, 2)}\n`);
+  else
+    out.line(
+      `${report.length} artifact${report.length === 1 ? '' : 's'} verified, ${corrupt} corrupt${corrupt && flags.remove ? ' (removed: the next run recomputes them)' : ''}` +
+        `${partial ? `, ${partial} partial (pulled in part: not corrupt)` : ''}`,
+    );
   return corrupt > 0 ? EXIT.failed : EXIT.ok;
 }

@@ -11,6 +11,7 @@ import { StageError } from '../types.js';
 import { decodeLine, type Job } from './job.js';
 import { rsyncDown, rsyncUp, shq, sshRun, type SshTarget } from './ssh.js';
 import { hashOf } from '../canonical.js';
+import { sparseOf } from '../cache.js';
 
 /** What the runner needs from a host artifact's host.json (written by `provision`). */
 export interface HostPlacement {
@@ -101,7 +102,9 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
   await sync('syncing the project', () => rsyncUp(target, o.pipelineDir, projectDir, { signal: o.signal, delete: true, exclude: ['.pipe', 'node_modules', '.git'] }));
   const remoteInputs: Record<string, Artifact> = {};
   for (const [port, a] of Object.entries(o.inputs)) {
-    const dir = path.posix.join(root, 'store', a.contentHash);
+    // A partial pull (sparse entry) holds only some files: never the host's whole copy of its content.
+    const sparse = sparseOf(a);
+    const dir = path.posix.join(root, 'store', sparse ? `${a.contentHash}-partial-${hashOf(sparse.present).slice(0, 12)}` : a.contentHash);
     const have = await sshRun(target, `test -f ${shq(`${dir}.complete`)}`, { signal: o.signal });
     if (have.exitCode === 255) throw lost('checking inputs');
     if (have.exitCode !== 0) {

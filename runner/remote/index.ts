@@ -6,6 +6,8 @@
 //   materialize(a)     the real local artifact: pulls a stub (verified, committed) before a stage
 //                      that reads it runs.
 //   fetch(key)         pull a stage's own key (a stage that would run, found on the remote).
+//   fetchFiles(key, reads)  the files a running stage declares it reads (Stage.reads) of an
+//                      upstream artifact: a partial pull, committed as a sparse entry.
 // This module loads the AWS SDK: import it lazily, only when a remote is in use; the executor
 // can import ./stub.js (isStub) statically.
 import path from 'node:path';
@@ -14,7 +16,7 @@ import type { Cache } from '../cache.js';
 import type { Artifact, Progress } from '../types.js';
 import type { Output } from '../output.js';
 import { ExitError, EXIT } from '../errors.js';
-import { RemoteCache } from './remote-cache.js';
+import { RemoteCache, type PullResult } from './remote-cache.js';
 import { RemoteError, S3Store, type S3StoreOptions } from './s3-store.js';
 import { isStub, makeStub, pulledInfo, type PulledInfo } from './stub.js';
 
@@ -53,25 +55,29 @@ export function remoteFailure(e: unknown): ExitError | undefined {
  * Pull one artifact by key into the cache (verified, atomic). Undefined when the remote does not
  * have it. Throws RemoteError for remote trouble (credentials, bucket, a corrupt object).
  * Pass `locked` when the caller holds cache.lockKey(key) (the per-key lock is not re-entrant).
+ * `reads`: only the files matching these patterns (a sparse entry), for the stage `reader`.
  */
 export async function tryPull(
   remote: RemoteCache,
   cache: Cache,
   key: string,
   output: Output,
-  options: { stage?: string; signal?: AbortSignal; locked?: boolean } = {},
-): Promise<Artifact | undefined> {
+  options: { stage?: string; signal?: AbortSignal; locked?: boolean; reads?: readonly string[]; reader?: string } = {},
+): Promise<PullResult | undefined> {
   const label = options.stage ?? key.slice(0, 12);
   const progress = lazyProgress(() => output.progress(label, 'pulling'));
-  const result = await remote.pull(cache, key, {
+  return remote.pull(cache, key, {
     progress,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.locked ? { locked: true } : {}),
-    onStart: ({ files, bytes, toDownload }) => {
-      if (toDownload > 0) output.line(`⇣ ${label}: pulling ${files} file${files === 1 ? '' : 's'} (${formatBytes(bytes)}${toDownload < bytes ? `, ${formatBytes(toDownload)} left` : ''}) from ${remote.url}`);
+    ...(options.reads ? { reads: options.reads } : {}),
+    ...(options.reader ? { reader: options.reader } : {}),
+    onStart: ({ files, bytes, toDownload, of, present }) => {
+      if (toDownload <= 0 && files === 0) return;
+      const part = files + present < of ? ` of ${of} (what ${options.reader ?? 'the stage'} reads)` : present > 0 ? ` (completing it: ${present} here already)` : '';
+      output.line(`⇣ ${label}: pulling ${files} file${files === 1 ? '' : 's'}${part} (${formatBytes(bytes)}${toDownload < bytes ? `, ${formatBytes(toDownload)} left` : ''}) from ${remote.url}`);
     },
   });
-  return result?.artifact;
 }
 
 /** How the remote took part in this run for one key (for the run record). */
@@ -82,12 +88,14 @@ export interface RemoteOrigin {
   readonly files?: number;
   readonly bytes?: number;
   readonly durationMs?: number;
+  /** Still a sparse entry after this run's pulls: `files` of `of` are local. */
+  readonly partial?: { readonly files: number; readonly of: number };
 }
 
-/** The executor's view of the remote for one run (memoised per key). */
+/** The executor's view of the remote for one run (memoised per key, and per key and reads for pulls). */
 export class RemoteResolver {
   private readonly peeks = new Map<string, Promise<Artifact | undefined>>();
-  private readonly pulls = new Map<string, Promise<Artifact | undefined>>();
+  private readonly pulls = new Map<string, Promise<{ artifact: Artifact; info?: PulledInfo; fresh: boolean } | undefined>>();
   private readonly origins = new Map<string, RemoteOrigin>();
 
   constructor(
@@ -119,20 +127,51 @@ export class RemoteResolver {
    * Pull a key into the local cache (once per run); undefined when the remote lacks it.
    * `locked`: the caller holds cache.lockKey(key) (the executor's compute does).
    */
-  fetch(key: string, stage?: string, locked = false): Promise<Artifact | undefined> {
-    let p = this.pulls.get(key);
+  async fetch(key: string, stage?: string, locked = false): Promise<Artifact | undefined> {
+    return (await this.fetchFiles(key, { ...(stage ? { stage } : {}), locked }))?.artifact;
+  }
+
+  /**
+   * Make the files of `key` that `reads` matches (all, when undefined) local, pulling what is
+   * missing (a partial pull leaves a sparse entry). `pulled` is set when this call downloaded.
+   */
+  async fetchFiles(
+    key: string,
+    o: { stage?: string; locked?: boolean; reads?: readonly string[]; reader?: string } = {},
+  ): Promise<{ artifact: Artifact; pulled?: PulledInfo } | undefined> {
+    const memo = `${key}\n${o.reads ? o.reads.join('\n') : '*'}`;
+    let p = this.pulls.get(memo);
+    const mine = !p;
     if (!p) {
       p = (async () => {
         const local = await this.cache.lookup(key);
-        if (local) return local;
-        const pulled = await tryPull(this.remote, this.cache, key, this.output, { ...(stage ? { stage } : {}), ...(this.signal ? { signal: this.signal } : {}), locked });
-        const info = pulled ? pulledInfo(pulled) : undefined;
-        if (info) this.origins.set(key, { remote: this.url, downloaded: true, files: info.files, bytes: info.downloadedBytes, durationMs: info.durationMs });
-        return pulled;
+        if (local) return { artifact: local, fresh: false };
+        const result = await tryPull(this.remote, this.cache, key, this.output, {
+          ...(o.stage ? { stage: o.stage } : {}),
+          ...(this.signal ? { signal: this.signal } : {}),
+          ...(o.locked ? { locked: true } : {}),
+          ...(o.reads ? { reads: o.reads } : {}),
+          ...(o.reader ? { reader: o.reader } : {}),
+        });
+        if (result?.fresh) {
+          const before = this.origins.get(key);
+          const info = result.info;
+          this.origins.set(key, {
+            remote: this.url,
+            downloaded: true,
+            files: (before?.downloaded ? (before.files ?? 0) : 0) + info.files,
+            bytes: (before?.downloaded ? (before.bytes ?? 0) : 0) + info.downloadedBytes,
+            durationMs: (before?.downloaded ? (before.durationMs ?? 0) : 0) + info.durationMs,
+            ...(info.partial ? { partial: { files: pulledInfo(result.artifact)?.files ?? 0, of: info.partial.of } } : {}),
+          });
+        }
+        return result;
       })();
-      this.pulls.set(key, p);
+      this.pulls.set(memo, p);
     }
-    return p;
+    const result = await p;
+    if (!result) return undefined;
+    return mine && result.fresh && result.info ? { artifact: result.artifact, pulled: result.info } : { artifact: result.artifact };
   }
 
   /** The local artifact for `a`: `a` itself unless it is a stub, which is pulled (once). */
@@ -143,7 +182,7 @@ export class RemoteResolver {
     return pulled;
   }
 
-  /** Whether (and how) this run took the artifact of `key` from the remote. */
+  /** Whether (and how) this run took the artifact of `key` from the remote (totals over its pulls). */
   origin(key: string): RemoteOrigin | undefined {
     return this.origins.get(key);
   }

@@ -9,17 +9,22 @@
 // A pull downloads into a resumable staging dir (work/pull-<key>/), checks every file's sha256 against the
 // manifest (refusing a corrupt object by name), then commits through Cache.commit, which
 // re-derives the content hash: it must equal the remote's, or the entry is refused.
+// A partial pull (`reads`: the files the running stages declare) downloads only the matching
+// files and commits a sparse entry (Cache.commitSparse: the full manifest, whose hash is the
+// meta's content hash, and the verified files); a later pull of more files adds them in place
+// (Cache.extendSparse) and the entry becomes complete once it holds every file.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline as pipe, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Cache, MetaDraft, StoredMeta } from '../cache.js';
+import { sparseOf, type Cache, type MetaDraft, type StoredMeta } from '../cache.js';
 import type { Artifact, ManifestEntry, Progress } from '../types.js';
 import { contentHashOf, listFiles } from '../manifest.js';
 import { MULTIPART_THRESHOLD, RemoteError, type S3Store } from './s3-store.js';
-import type { PulledInfo, PulledMeta } from './stub.js';
+import type { PartialInfo, PulledInfo, PulledMeta } from './stub.js';
+import { selectReads } from '../reads.js';
 import { readIndex, updateIndex, type RemoteIndex, type RemoteIndexEntry } from './remote-index.js';
 import { both, forEachLimit, hasSize, positive, safeRelPath, sha256 } from './util.js';
 
@@ -32,7 +37,7 @@ const PARALLEL_LARGE = 2;
 /** Up to this many candidate blobs are checked with HEAD; more, by listing their shards. */
 const HEAD_LIMIT = 256;
 
-export type { PulledInfo, PulledMeta, RemoteIndex, RemoteIndexEntry };
+export type { PartialInfo, PulledInfo, PulledMeta, RemoteIndex, RemoteIndexEntry };
 
 export interface PushStats {
   readonly entries: number;
@@ -50,7 +55,10 @@ export interface PushStats {
 
 export interface PullResult {
   readonly artifact: Artifact;
+  /** This pull: `files`/`bytes` it made local, what it downloaded, how long it took; `partial` when the entry is still sparse. */
   readonly info: PulledInfo;
+  /** False when the entry was already here (complete, or sparse holding every file asked for). */
+  readonly fresh: boolean;
 }
 
 export interface PushOptions {
@@ -64,8 +72,19 @@ export interface PullOptions {
   readonly signal?: AbortSignal;
   /** The caller holds cache.lockKey(key) already (the executor's compute does). */
   readonly locked?: boolean;
-  /** Called once the remote entry is found, before downloading. */
-  readonly onStart?: (plan: { files: number; bytes: number; toDownload: number }) => void;
+  /**
+   * Glob patterns (runner/reads.ts) of the files wanted; undefined: all. With fewer than all,
+   * the entry is committed sparse (or the files are added to a sparse one).
+   */
+  readonly reads?: readonly string[];
+  /** The stage the files are pulled for (recorded with a sparse entry). */
+  readonly reader?: string;
+  /**
+   * Called once the remote entry is found, before downloading: the files this pull makes local
+   * (`files`, `bytes`, of which `toDownload` bytes are not staged yet), of the artifact's `of`
+   * files (`ofBytes`), `present` of which are here already (a sparse entry).
+   */
+  readonly onStart?: (plan: { files: number; bytes: number; toDownload: number; of: number; ofBytes: number; present: number }) => void;
 }
 
 export const blobPath = (sha: string): string => `blobs/${sha.slice(0, 2)}/${sha}`;
@@ -138,8 +157,9 @@ export class RemoteCache {
     const presentKeys: string[] = [];
     const todo: { meta: StoredMeta; manifest: ManifestEntry[]; dir: string }[] = [];
     await forEachLimit(unique, PARALLEL, async (key) => {
-      const local = await cache.lookup(key);
+      const local = await cache.find(key);
       if (!local) throw new RemoteError('other', `artifact ${key} is not in the local cache (${cache.cacheDir})`);
+      if (sparseOf(local)) throw new RemoteError('other', `artifact ${key} (${local.meta.stage}) is only partly in the local cache (a partial pull): it cannot be pushed`);
       const remote = await this.meta(key, signal);
       if (remote) {
         presentKeys.push(key);
@@ -251,7 +271,9 @@ export class RemoteCache {
 
   /**
    * Download an entry into the local cache and commit it. Undefined when the remote lacks it.
-   * Resumable: verified files stay in work/pull-<key>/ until the commit.
+   * With `reads`, only the matching files (and the manifest and meta) are downloaded: a sparse
+   * entry (see runner/cache.ts), or more files added to one; once it holds every file it is
+   * complete. Resumable: verified files stay in work/pull-<key>/ until the commit.
    */
   async pull(cache: Cache, key: string, options: PullOptions = {}): Promise<PullResult | undefined> {
     const started = Date.now();
@@ -262,20 +284,36 @@ export class RemoteCache {
     await cache.init();
     const release = options.locked ? undefined : await cache.lockKey(key, signal);
     try {
-      const local = await cache.lookup(key);
-      if (local) return { artifact: local, info: this.info(0, 0, 0, started) };
+      const found = await cache.find(key);
+      const sparse = found ? sparseOf(found) : undefined;
+      if (found && !sparse) return { artifact: found, info: this.info(0, 0, 0, started), fresh: false };
+      if (found && found.contentHash !== meta.contentHash) {
+        throw new RemoteError(
+          'other',
+          `the partial local copy of ${meta.stage} (${key.slice(0, 12)}) has content ${found.contentHash.slice(0, 12)}, ${this.url} has ${meta.contentHash.slice(0, 12)}: cannot complete it from there (remove ${cache.entryDir(key)} and pull again)`,
+        );
+      }
+      const have = new Set(sparse?.present ?? []);
+      const files = selectReads(manifest, options.reads).filter((m) => !have.has(m.path));
+      if (found && files.length === 0) return { artifact: found, info: this.info(0, 0, 0, started), fresh: false };
+      const adding = new Set(files.map((m) => m.path));
+      const complete = manifest.every((m) => have.has(m.path) || adding.has(m.path));
       const staging = cache.workDirFor(`pull-${key}`);
       const data = path.join(staging, 'data');
       await mkdir(data, { recursive: true });
 
-      // One download per distinct content; duplicates are copied locally afterwards.
+      // One download per distinct content; duplicates, and contents the partial entry already
+      // holds, are copied locally afterwards.
+      const held = new Map<string, string>();
+      if (found) for (const m of manifest) if (have.has(m.path) && !held.has(m.sha256)) held.set(m.sha256, path.join(found.dir, m.path));
       const first = new Map<string, ManifestEntry>();
-      for (const m of manifest) if (!first.has(m.sha256)) first.set(m.sha256, m);
+      for (const m of files) if (!held.has(m.sha256) && !first.has(m.sha256)) first.set(m.sha256, m);
       const todo: ManifestEntry[] = [];
       for (const m of first.values()) if (!(await hasSize(path.join(data, m.path), m.size))) todo.push(m);
       const toDownload = todo.reduce((n, m) => n + m.size, 0);
+      const bytes = files.reduce((n, m) => n + m.size, 0);
       const totalBytes = manifest.reduce((n, m) => n + m.size, 0);
-      options.onStart?.({ files: manifest.length, bytes: totalBytes, toDownload });
+      options.onStart?.({ files: files.length, bytes, toDownload, of: manifest.length, ofBytes: totalBytes, present: have.size });
       options.progress?.setTotal(toDownload);
       let done = 0;
       const download = async (m: ManifestEntry): Promise<void> => {
@@ -288,38 +326,57 @@ export class RemoteCache {
         forEachLimit(todo.filter((m) => m.size >= MULTIPART_THRESHOLD), PARALLEL_LARGE, download),
         forEachLimit(todo.filter((m) => m.size < MULTIPART_THRESHOLD), PARALLEL, download),
       );
-      for (const m of manifest) {
-        const src = first.get(m.sha256)!;
-        if (src.path === m.path) continue;
+      for (const m of files) {
+        const src = first.get(m.sha256);
+        if (src?.path === m.path) continue;
         const dest = path.join(data, m.path);
         if (await hasSize(dest, m.size)) continue;
         await mkdir(path.dirname(dest), { recursive: true });
-        await copyFile(path.join(data, src.path), dest);
+        await copyFile(src ? path.join(data, src.path) : held.get(m.sha256)!, dest);
       }
-      // Anything else in data/ (an earlier attempt at another manifest?) would change the content hash.
-      const listed = new Set(manifest.map((m) => m.path));
-      for (const f of await listFiles(data)) if (!listed.has(f)) await rm(path.join(data, f), { force: true });
+      // Anything else in data/ (an earlier attempt at another manifest or other reads?) would
+      // change the content hash, or land in the entry unlisted.
+      for (const f of await listFiles(data)) if (!adding.has(f)) await rm(path.join(data, f), { force: true });
       options.progress?.done();
 
-      const info = this.info(manifest.length, totalBytes, toDownload, started);
-      const tmp = await cache.makeTemp(`pull-${key.slice(0, 12)}`);
+      const info = this.info(files.length, bytes, toDownload, started);
+      const partial: PartialInfo | undefined = complete
+        ? undefined
+        : {
+            of: manifest.length,
+            ofBytes: totalBytes,
+            reads: [...new Set([...(sparse?.reads ?? []), ...(options.reads ?? [])])].sort(),
+            readers: [...new Set([...(sparse?.readers ?? []), ...(options.reader ? [options.reader] : [])])],
+          };
+      const presentBytes = manifest.reduce((n, m) => n + (have.has(m.path) || adding.has(m.path) ? m.size : 0), 0);
+      const pulled: PulledInfo = { ...info, files: have.size + files.length, bytes: presentBytes, ...(partial ? { partial } : {}) };
+      const { contentHash: _hash, pulled: _pulled, ...rest } = meta as PulledMeta;
+      const stored: PulledMeta = { ...rest, contentHash: meta.contentHash, pulled };
       let artifact: Artifact;
-      try {
-        await rm(path.join(tmp, 'data'), { recursive: true, force: true });
-        await rename(data, path.join(tmp, 'data'));
-        const { contentHash: _hash, pulled: _pulled, ...rest } = meta as PulledMeta;
-        const draft: MetaDraft & { pulled: PulledInfo } = { ...rest, pulled: info };
-        artifact = await cache.commit(tmp, draft);
-      } catch (e) {
-        await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-        throw e;
+      if (found) {
+        artifact = await cache.extendSparse(key, data, [...adding], { meta: stored, reads: options.reads ?? [], readers: options.reader ? [options.reader] : [] });
+      } else {
+        const tmp = await cache.makeTemp(`pull-${key.slice(0, 12)}`);
+        try {
+          await rm(path.join(tmp, 'data'), { recursive: true, force: true });
+          await rename(data, path.join(tmp, 'data'));
+          if (complete) {
+            const draft: MetaDraft & { pulled: PulledInfo } = { ...rest, pulled };
+            artifact = await cache.commit(tmp, draft);
+          } else {
+            artifact = await cache.commitSparse(tmp, stored, manifest, { reads: partial!.reads, readers: partial!.readers, remote: this.url, present: [...adding] });
+          }
+        } catch (e) {
+          await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+          throw e;
+        }
       }
       await rm(staging, { recursive: true, force: true });
       if (artifact.contentHash !== meta.contentHash) {
         await cache.removeEntry(key).catch(() => undefined);
         throw new RemoteError('corrupt', `pulled ${meta.stage} (${key}) hashes to ${artifact.contentHash}, the remote says ${meta.contentHash}: refused`);
       }
-      return { artifact, info };
+      return { artifact, info: partial ? { ...info, partial } : info, fresh: true };
     } finally {
       await release?.().catch(() => undefined);
     }

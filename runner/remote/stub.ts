@@ -4,7 +4,10 @@
 import type { StoredMeta } from '../cache.js';
 import type { Artifact } from '../types.js';
 
-/** Written into meta.json of an artifact that was pulled (next to the origin's own meta). */
+/**
+ * Written into meta.json of an artifact that was pulled (next to the origin's own meta): from
+ * where and when, the files and bytes it holds here, what the last pull downloaded and took.
+ */
 export interface PulledInfo {
   readonly remote: string;
   readonly at: string;
@@ -12,6 +15,17 @@ export interface PulledInfo {
   readonly bytes: number;
   readonly downloadedBytes: number;
   readonly durationMs: number;
+  /** A sparse entry: only the files its readers declare are here (`files` of `of`); the rest stays on the remote. */
+  readonly partial?: PartialInfo;
+}
+
+export interface PartialInfo {
+  /** Of the artifact's files, how many there are in all (`files` of PulledInfo are here). */
+  readonly of: number;
+  readonly ofBytes: number;
+  /** The read patterns it was pulled for, and the stages that declared them. */
+  readonly reads: readonly string[];
+  readonly readers: readonly string[];
 }
 
 /** meta.json of an artifact that came from a remote: the origin's meta plus `pulled`. */

@@ -210,8 +210,17 @@ function stageRow(s: StageRow): Markup {
   const when =
     s.durationMs === undefined
       ? html`<span class="badge run">this run</span>`
-      : html`${fmt.date(s.createdAt)}<br>${s.thisRun ? html`<span class="badge run">this run</span>` : html`<span class="badge cached">cached</span> <code>${s.runId}</code>`}`;
+      : html`${fmt.date(s.createdAt)}<br>${s.thisRun ? html`<span class="badge run">this run</span>` : html`<span class="badge cached">cached</span> <code>${s.runId}</code>`}${remoteNote(s)}`;
   return html`<tr><th scope="row">${s.stage}</th><td class="nw"><code>${s.uses}</code></td><td class="nw">${s.durationMs === undefined ? '–' : fmt.duration(s.durationMs)}</td><td class="nw">${when}</td><td class="nw">${s.host ?? '–'}</td><td class="chips-cell"><div class="chips">${chips}</div></td></tr>`;
+}
+
+/** Where a stage's artifact came from when a remote cache supplied it. */
+function remoteNote(s: StageRow): Markup | string {
+  const r = s.remote;
+  if (!r) return '';
+  if (!r.downloaded) return html`<br><span class="badge remote">on remote</span> <code>${r.url}</code> <span class="muted">(only its meta.json was read)</span>`;
+  const partial = r.partial ? html` <span class="muted">(partly: ${fmt.integer(r.partial.files)} of ${fmt.integer(r.partial.of)} files)</span>` : '';
+  return html`<br><span class="badge remote">pulled</span> from <code>${r.url}</code>${r.at ? html`, ${fmt.date(r.at)}` : ''}${partial}`;
 }
 
 function pipelineSection(data: ReportData): Markup {
@@ -220,7 +229,7 @@ function pipelineSection(data: ReportData): Markup {
   );
   return html`<div class="table-scroll"><table class="data stages"><thead><tr><th>stage</th><th>uses</th><th>duration</th><th>computed</th><th>host</th><th>metrics and details</th></tr></thead>
 <tbody>${data.stages.map(stageRow)}</tbody></table></div>
-<p class="note">"cached": made by an earlier run and reused by this one (the run id says which); durations are the ones recorded then.</p>
+<p class="note">"cached": made by an earlier run and reused by this one (the run id says which); durations are the ones recorded then. "pulled": taken from a remote cache (<code>pipe run --pull</code>) instead of being computed here, as recorded in the artifact's meta.json; "partly": only the files the stages that read it declare.</p>
 <h3>Effective parameters</h3>
 <div class="param-grid">${params}</div>`;
 }

@@ -1,7 +1,7 @@
 // report.md: the same headline facts as index.html for places that render Markdown (CI job
 // summaries, PR comments). No images: those places do not take data: URIs.
 import * as fmt from './format.js';
-import type { ReportData } from './model.js';
+import type { ReportData, StageRow } from './model.js';
 
 /**
  * Text for a GFM table cell: `|` would end the cell, `<` could start raw HTML (a file may be
@@ -20,6 +20,15 @@ function table(header: readonly string[], rows: readonly (readonly string[])[], 
   const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
   const sep = header.map((_, i) => (align[i] === 'r' ? '---:' : '---'));
   return [line(header), line(sep), ...rows.map(line)].join('\n');
+}
+
+/** Where a stage's artifact came from when a remote cache supplied it. */
+function remoteText(s: StageRow): string {
+  const r = s.remote;
+  if (!r) return '';
+  if (!r.downloaded) return `; on remote ${mdText(r.url)} (only its meta.json was read)`;
+  const partial = r.partial ? ` (partly: ${fmt.integer(r.partial.files)} of ${fmt.integer(r.partial.of)} files)` : '';
+  return `; **pulled** from ${mdText(r.url)}${r.at ? ` ${fmt.date(r.at)}` : ''}${partial}`;
 }
 
 export function renderMarkdown(data: ReportData): string {
@@ -81,7 +90,7 @@ export function renderMarkdown(data: ReportData): string {
         mdText(s.stage),
         mdText(s.uses),
         s.durationMs === undefined ? '–' : fmt.duration(s.durationMs),
-        s.durationMs === undefined ? 'this run' : `${fmt.date(s.createdAt)}, ${s.thisRun ? 'this run' : `cached from run ${mdText(s.runId)}`}`,
+        s.durationMs === undefined ? 'this run' : `${fmt.date(s.createdAt)}, ${s.thisRun ? 'this run' : `cached from run ${mdText(s.runId)}`}${remoteText(s)}`,
       ]),
       ['l', 'l', 'r', 'l'],
     ),

@@ -377,6 +377,19 @@ export interface StageRow {
   readonly host?: string;
   readonly metrics: Readonly<Record<string, number>>;
   readonly info: Readonly<Record<string, unknown>>;
+  /** The artifact came from a remote cache (`pipe run --pull`), as its meta.json records it. */
+  readonly remote?: RemoteOrigin;
+}
+
+export interface RemoteOrigin {
+  /** s3://bucket/prefix */
+  readonly url: string;
+  /** When it was pulled (undefined: not downloaded, `downloaded` false). */
+  readonly at?: string;
+  /** False: only its meta.json was read (nothing here read its files). */
+  readonly downloaded: boolean;
+  /** A partial pull: `files` of the artifact's `of` files are local (what the stages that read it declare). */
+  readonly partial?: { readonly files: number; readonly of: number };
 }
 
 export interface ReportData {

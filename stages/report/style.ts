@@ -84,6 +84,8 @@ details table { margin-top: 8px; background: var(--panel); }
 .badge.uncertain { background: #fff1dc; color: var(--warn); }
 .badge.run { background: #e4eefc; color: var(--accent); }
 .badge.cached { background: #eceff3; color: #4a5466; }
+.badge.remote { background: #efe7fb; color: #5b3a99; }
+.muted { color: var(--muted); }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(168px, 1fr)); gap: 12px; }
 figure { margin: 0; background: var(--panel); border: 1px solid var(--line); border-radius: 10px; overflow: hidden; }
 figure.wrong { border: 2px solid var(--bad); }

@@ -229,6 +229,14 @@ test('a push killed mid-upload leaves no visible entry; the next push completes 
     const b = await pipe(rig, ['pull', 'p.yaml', '--cache-dir', 'B'], env);
     assert.equal(b.code, 0, b.stderr);
     assert.equal(await rig.read('B/latest/remote-demo/evaluate/metrics.txt'), await rig.read('A/latest/remote-demo/evaluate/metrics.txt'));
+    // The remote now has evaluate too, yet `--only evaluate --pull` computes it here (CI re-runs
+    // the evaluation); only its upstream comes from the remote.
+    const before = await rig.count('evaluate');
+    const d = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'D', '--only', 'evaluate', '--pull'], env);
+    assert.equal(d.code, 0, d.stderr);
+    assert.equal(await rig.count('evaluate'), before + 1);
+    const pulledD = (await runRecord(rig, 'D')).filter((e) => e['type'] === 'stage-pulled').map((e) => e['stage']);
+    assert.deepEqual(pulledD.sort(), ['split', 'train']);
     assertNoSecret();
   } finally {
     server.setHook(undefined);
