@@ -30,7 +30,7 @@ export interface BenchOptions {
   readonly onnxImages?: number; // images timed on ONNX (40)
   readonly tfjsBatches?: number; // batches timed on tfjs wasm (2: ~11 s each)
   readonly block5Steps?: number; // timed training steps of block5 on tfjs wasm (3)
-  readonly block5Batches?: readonly number[]; // batch sizes for the ONNX trainer and PyTorch ([8, 32])
+  readonly block5Batches?: readonly number[]; // batch sizes for the ONNX trainer and PyTorch ([8, 32, 64]; 64 is the stage default)
   readonly headSamples?: number; // cached features for the head epoch (23,000)
   readonly threads?: number; // ONNX intra-op threads (all cores)
   readonly rss?: boolean; // measure peak RSS at batch 32 in a child process (true)
@@ -153,12 +153,16 @@ async function onnxBlock5(o: Required<Omit<BenchOptions, 'log'>>, b: number): Pr
     const labels = Array.from({ length: b }, (_, i) => i % 2);
     // Two warm-up steps: ORT's arena and the first outputs' pages settle over the first two runs.
     for (let i = 0; i < 2; i++) await trainer.step(x, labels, b, i);
-    const steps = Math.max(2, Math.round((o.block5Steps * 16) / b));
-    const t0 = performance.now();
-    for (let i = 0; i < steps; i++) await trainer.step(x, labels, b, i);
-    const s = (performance.now() - t0) / 1000;
-    const imgS = (steps * b) / s;
-    return { batch: b, img_per_s: round(imgS, 2), step_s: round(s / steps, 3), effective_gflop_per_s: round(imgS * BLOCK5_TRAIN_GFLOP, 1), steps, threads: o.threads };
+    // ~96 images a round, best of two rounds: this machine's speed drifts between seconds.
+    const steps = Math.max(2, Math.round(96 / b));
+    let best = Infinity;
+    for (let round = 0; round < 2; round++) {
+      const t0 = performance.now();
+      for (let i = 0; i < steps; i++) await trainer.step(x, labels, b, i);
+      best = Math.min(best, (performance.now() - t0) / 1000);
+    }
+    const imgS = (steps * b) / best;
+    return { batch: b, img_per_s: round(imgS, 2), step_s: round(best / steps, 3), effective_gflop_per_s: round(imgS * BLOCK5_TRAIN_GFLOP, 1), steps, rounds: 2, threads: o.threads };
   } finally {
     await trainer.dispose();
     m.dispose();
@@ -188,7 +192,13 @@ async function benchBlock5(o: Required<Omit<BenchOptions, 'log'>>, log: (m: stri
     const ours = await onnxBlock5(o, batch);
     onnx.push(ours);
     log(`block5 training: pytorch, batch ${batch}`);
-    const t = o.torch ? await runTorchReference('block5', { batch, steps: Math.max(3, Math.round(48 / batch)), threads: o.threads }) : ({ ok: false, reason: 'disabled' } as const);
+    // The same images per round and best of two rounds as ours.
+    const torchRound = () => runTorchReference('block5', { batch, steps: Math.max(2, Math.round(96 / batch)), threads: o.threads });
+    let t: TorchResult = o.torch ? await torchRound() : { ok: false, reason: 'disabled' };
+    if (t.ok) {
+      const again = await torchRound();
+      if (again.ok && Number(again.result['img_per_s']) > Number(t.result['img_per_s'])) t = again;
+    }
     torch.push(t.ok ? t.result : { batch, skipped: t.reason });
     ratios[`onnx_vs_pytorch_batch${batch}`] = ratio(Number(ours['img_per_s']), t.ok ? Number(t.result['img_per_s']) : undefined);
   }
@@ -366,7 +376,7 @@ export async function benchEngines(options: BenchOptions = {}): Promise<Json> {
     onnxImages: options.onnxImages ?? 40,
     tfjsBatches: options.tfjsBatches ?? 2,
     block5Steps: options.block5Steps ?? 3,
-    block5Batches: options.block5Batches ?? [8, 32],
+    block5Batches: options.block5Batches ?? [8, 32, 64],
     headSamples: options.headSamples ?? 23_000,
     threads: options.threads ?? os.availableParallelism(),
     rss: options.rss ?? true,
