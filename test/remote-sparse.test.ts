@@ -5,7 +5,7 @@
 // still refused. End to end with the real `split`, `evaluate` and `report` stages.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import { pulledInfo } from '../runner/remote/stub.js';
 import { evaluateStage, type EvaluateParams } from '../stages/evaluate.js';
 import { reportStage } from '../stages/report.js';
 import { startS3Server, S3_ACCESS_KEY_ID, type S3Server } from './servers/s3.js';
+import { commitFiles, s3ChildEnv, sha256 } from './helpers/remote-fixtures.js';
 import { listAll, withTempDir } from './helpers/files.js';
 import { Rig, type RunResult } from './e2e/rig.js';
 
@@ -39,29 +40,10 @@ function remote(prefix = `sparse${++prefixN}`): RemoteCache {
   );
 }
 
-const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+const sha = sha256;
+const s3Env = (prefix: string): Record<string, string> => s3ChildEnv(server, SECRET, prefix);
+const artifact = (cache: Cache, stage: string, files: Record<string, Buffer | string>): Promise<Artifact> => commitFiles(cache, stage, files, { kind: 'dataset', uses: 'split' });
 
-async function artifact(cache: Cache, stage: string, files: Record<string, Buffer | string>): Promise<Artifact> {
-  const tmp = await cache.makeTemp(stage);
-  for (const [rel, content] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(tmp, 'data', rel)), { recursive: true });
-    await writeFile(path.join(tmp, 'data', rel), content);
-  }
-  const draft: MetaDraft = {
-    kind: 'dataset',
-    key: sha(`${stage}:${Math.random()}`),
-    stage,
-    uses: 'split',
-    version: 1,
-    params: {},
-    inputs: {},
-    createdAt: new Date().toISOString(),
-    durationMs: 5,
-    runId: 'run-1',
-    host: 'gpu-host',
-  };
-  return cache.commit(tmp, draft);
-}
 
 test('read patterns: *, ?, **, folders cover what is below them; bad patterns are refused', () => {
   const m = readsMatcher(['split.json', 'valid/**', 'test/*.jpg', 'x?.txt', '**/notes.md', 'models']);
@@ -253,21 +235,6 @@ stages:
       run: find "$PIPE_IN_DATASET" -type f | wc -l | tr -d ' ' > files.txt
 `;
 
-function s3Env(prefix: string): Record<string, string> {
-  return {
-    AWS_ACCESS_KEY_ID: S3_ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY: SECRET,
-    AWS_SESSION_TOKEN: '',
-    AWS_PROFILE: '',
-    AWS_REGION: 'us-east-1',
-    AWS_ENDPOINT_URL_S3: server.endpoint,
-    AWS_ENDPOINT_URL: '',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_MAX_ATTEMPTS: '1',
-    PIPE_REMOTE: `s3://${server.bucket}/${prefix}`,
-    PIPE_CACHE_DIR: '',
-  };
-}
 
 /** The run record of a `pipe run` (named by the run id it printed: two runs in one second sort at random). */
 async function runRecord(rig: Rig, cacheDir: string, run: RunResult): Promise<Record<string, unknown>[]> {

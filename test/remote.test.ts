@@ -2,11 +2,11 @@
 // deduplication, interrupted pushes and pulls, corruption, and the error messages.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Cache, type MetaDraft } from '../runner/cache.js';
+import { Cache } from '../runner/cache.js';
 import { contentHashOf } from '../runner/manifest.js';
 import type { Artifact, ManifestEntry, Progress } from '../runner/types.js';
 import { S3Store, parseS3Url, redact, RemoteError, MULTIPART_THRESHOLD } from '../runner/remote/s3-store.js';
@@ -16,6 +16,7 @@ import { Output } from '../runner/output.js';
 import { ExitError } from '../runner/errors.js';
 import type { Pipeline } from '../runner/pipeline.js';
 import { startS3Server, S3_ACCESS_KEY_ID, type S3Server } from './servers/s3.js';
+import { commitFiles, sha256 } from './helpers/remote-fixtures.js';
 
 const SECRET = 'unit-SECRET-never-printed-4f2a9c';
 let server: S3Server;
@@ -42,29 +43,9 @@ async function tempCache(): Promise<Cache> {
   return c;
 }
 
-const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+const sha = sha256;
+const artifact = (cache: Cache, stage: string, files: Record<string, Buffer | string>): Promise<Artifact> => commitFiles(cache, stage, files, { params: { n: 1 } });
 
-async function artifact(cache: Cache, stage: string, files: Record<string, Buffer | string>): Promise<Artifact> {
-  const tmp = await cache.makeTemp(stage);
-  for (const [rel, content] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(tmp, 'data', rel)), { recursive: true });
-    await writeFile(path.join(tmp, 'data', rel), content);
-  }
-  const draft: MetaDraft = {
-    kind: 'files',
-    key: sha(`${stage}:${Math.random()}`),
-    stage,
-    uses: 'command',
-    version: 1,
-    params: { n: 1 },
-    inputs: {},
-    createdAt: new Date().toISOString(),
-    durationMs: 5,
-    runId: 'run-1',
-    host: 'gpu-host',
-  };
-  return cache.commit(tmp, draft);
-}
 
 function counter(): Progress & { total: number; count: number } {
   const p = {

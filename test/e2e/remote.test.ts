@@ -12,8 +12,10 @@ import path from 'node:path';
 import { S3Client, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Rig, collect, type RunResult } from './rig.js';
 import { startS3Server, S3_ACCESS_KEY_ID, type S3Server } from '../servers/s3.js';
+import { s3ChildEnv } from '../helpers/remote-fixtures.js';
 
 const SECRET = 'e2e-SECRET-never-printed-9b3d71';
+const s3Env = (prefix: string, extra: Record<string, string> = {}): Record<string, string> => s3ChildEnv(server, SECRET, prefix, extra);
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const PIPELINE = `name: remote-demo
@@ -76,23 +78,6 @@ after(async () => {
   await server?.close();
 });
 
-/** The child's environment: only our S3 settings, none inherited from the machine. */
-function s3Env(prefix: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    AWS_ACCESS_KEY_ID: S3_ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY: SECRET,
-    AWS_SESSION_TOKEN: '',
-    AWS_PROFILE: '',
-    AWS_REGION: 'us-east-1',
-    AWS_ENDPOINT_URL_S3: server.endpoint,
-    AWS_ENDPOINT_URL: '',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_MAX_ATTEMPTS: '1',
-    PIPE_REMOTE: `s3://${server.bucket}/${prefix}`,
-    PIPE_CACHE_DIR: '',
-    ...extra,
-  };
-}
 
 function client(): S3Client {
   return new S3Client({
