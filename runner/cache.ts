@@ -411,6 +411,22 @@ export class Cache {
     return removed;
   }
 
+  /**
+   * gc's removal: under the key's lock (a run computing it holds that lock from before its
+   * commit until latest/ points at it), and only if no latest/ link points at it by then.
+   * Returns whether it removed the entry.
+   */
+  async removeUnreferenced(key: string): Promise<boolean> {
+    const release = await this.lockKey(key);
+    try {
+      if ((await this.referencedKeys()).has(key)) return false;
+      await this.removeEntry(key);
+      return true;
+    } finally {
+      await release();
+    }
+  }
+
   async removeEntry(key: string): Promise<void> {
     // Rename first so a concurrent reader never sees a half-deleted entry as valid.
     const doomed = path.join(this.tmpRoot, `${process.pid}-gc-${key}`);

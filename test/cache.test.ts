@@ -117,6 +117,33 @@ test('latest links and referenced keys', async () => {
   }
 });
 
+test('gc never removes an entry a run committed meanwhile: it waits for the key lock and looks at latest/ again', async () => {
+  const cache = await tempCache();
+  try {
+    const KEY_B = 'b'.repeat(64);
+    for (const key of [KEY_A, KEY_B]) {
+      const t = await cache.makeTemp('s');
+      await writeFile(path.join(t, 'data', 'a.txt'), key);
+      await cache.commit(t, draft(key));
+    }
+    // A run holds A's lock from before its commit until latest/ points at it.
+    const release = await cache.lockKey(KEY_A);
+    let settled = false;
+    const removing = cache.removeUnreferenced(KEY_A).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(settled, false, 'gc waits for the lock');
+    await cache.setLatest('p', 's', KEY_A);
+    await release();
+    assert.equal(await removing, false);
+    assert.ok(await cache.lookup(KEY_A), 'the entry the run linked is still there');
+    // Nothing points at B: it goes.
+    assert.equal(await cache.removeUnreferenced(KEY_B), true);
+    assert.equal(await cache.lookup(KEY_B), undefined);
+  } finally {
+    await rm(cache.root, { recursive: true, force: true });
+  }
+});
+
 test('keys: canonical, independent of key order and of excluded params and host inputs', async () => {
   assert.equal(canonicalJson({ b: 1, a: { d: 2, c: [3, { f: 1, e: 0 }] } }), '{"a":{"c":[3,{"e":0,"f":1}],"d":2},"b":1}');
   const spec = (w: Record<string, unknown>): StageSpec => ({ id: 'x', uses: 'command', with: w, inputs: {}, needs: [] });

@@ -17,26 +17,31 @@ export async function gcCommand(file: string | undefined, flags: { dryRun?: bool
   const keys = await cache.listKeys();
   if (keys.length === 0 && !(await readdir(root).catch(() => undefined))) throw new ExitError(EXIT.usage, `no pipe cache at ${root}`);
   const keep = await cache.referencedKeys();
-  const keptDerived = new Set<string>();
-  for (const k of keep) {
-    const a = await cache.lookup(k);
-    for (const d of (a?.meta.info?.derived as string[] | undefined) ?? []) keptDerived.add(d);
-  }
   const out = new Output({ stream: process.stdout, live: false });
   let freed = 0;
   let removed = 0;
   for (const k of keys) {
     if (keep.has(k)) continue;
     const size = await cache.sizeOf(k);
+    // A run may have committed k since `keep` was read: removeUnreferenced waits for its lock
+    // and looks at latest/ again.
+    if (!flags.dryRun && !(await cache.removeUnreferenced(k))) {
+      keep.add(k);
+      continue;
+    }
     freed += size;
     removed++;
-    out.line(`${flags.dryRun ? 'would remove' : 'remove'} ${k.slice(0, 12)} (${(size / 1e6).toFixed(1)} MB)`);
-    if (!flags.dryRun) await cache.removeEntry(k);
+    out.line(`${flags.dryRun ? 'would remove' : 'removed'} ${k.slice(0, 12)} (${(size / 1e6).toFixed(1)} MB)`);
+  }
+  const keptDerived = new Set<string>();
+  for (const k of keep) {
+    const a = await cache.find(k);
+    for (const d of (a?.meta.info?.derived as string[] | undefined) ?? []) keptDerived.add(d);
   }
   for (const d of await readdir(cache.derivedRoot).catch(() => [] as string[])) {
     if (keptDerived.has(d)) continue;
     removed++;
-    out.line(`${flags.dryRun ? 'would remove' : 'remove'} derived/${d}`);
+    out.line(`${flags.dryRun ? 'would remove' : 'removed'} derived/${d}`);
     if (!flags.dryRun) await rm(path.join(cache.derivedRoot, d), { recursive: true, force: true });
   }
   if (!flags.dryRun) await cache.sweepTemp();
