@@ -224,13 +224,22 @@ export async function summarize(record: RunRecord, artifacts: ArtifactReader = n
   };
 }
 
-/** `params.x` for pipeline params, `stages.<id>.with.x` for stage params; objects are flattened, arrays are leaves. */
+/**
+ * `params.x` for pipeline params, `stages.<id>.with.x` for stage params; objects are flattened,
+ * arrays are leaves. A stage param that holds a `${params.x}` (the stage's `from_params`) is left
+ * out: its changes are params.x's.
+ */
 export function flattenParams(params: Record<string, unknown>, stages: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  const derived = new Set<string>();
+  for (const decl of Object.values(stages)) {
+    if (isObject(decl) && Array.isArray(decl['from_params'])) for (const p of decl['from_params']) if (typeof p === 'string') derived.add(p);
+  }
+  const isDerived = (leaf: string): boolean => derived.has(leaf) || [...derived].some((d) => d.startsWith(`${leaf}[`));
   const walk = (prefix: string, value: unknown): void => {
     if (isObject(value)) {
       for (const [k, v] of Object.entries(value)) walk(`${prefix}.${k}`, v);
-    } else if (value !== undefined) {
+    } else if (value !== undefined && !isDerived(prefix)) {
       out[prefix] = value;
     }
   };

@@ -30,6 +30,11 @@ export interface StageSpec {
   readonly needs: readonly string[];
   /** Stage id of a provision stage this one runs on (placement: not part of the cache key). */
   readonly runsOn?: string;
+  /**
+   * JSON paths of the `with` scalars that hold a `${params.…}` ("stages.train.with.epochs"):
+   * the run history shows a change there as the pipeline param's, not a second one.
+   */
+  readonly paramRefs?: readonly string[];
 }
 
 export interface Pipeline {

@@ -236,7 +236,15 @@ function checkStage(r: Reporter, id: string, raw: unknown, params: Record<string
     withValue = checked.params;
   }
   return {
-    spec: { id, uses: typeof raw.uses === 'string' ? raw.uses : '', with: withValue, inputs, needs, ...(runsOn !== undefined ? { runsOn } : {}) },
+    spec: {
+      id,
+      uses: typeof raw.uses === 'string' ? raw.uses : '',
+      with: withValue,
+      inputs,
+      needs,
+      ...(runsOn !== undefined ? { runsOn } : {}),
+      ...(refs.length ? { paramRefs: [...new Set(refs.map((x) => x.path))] } : {}),
+    },
     ...(stage ? { stage } : {}),
   };
 }

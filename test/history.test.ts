@@ -370,4 +370,13 @@ test('number formatting', () => {
   assert.equal(formatDelta(0, 2), '+2');
   assert.equal(formatDelta(undefined, 2), '');
   assert.deepEqual(flattenParams({ a: { b: 1 } }, { s: { uses: 'x', with: { c: [1] } } }), { 'params.a.b': 1, 'stages.s.with.c': [1] });
+  // Stage params holding a ${params.x} are the param's: not listed again (an interpolated command
+  // line, an array element, a whole value).
+  assert.deepEqual(
+    flattenParams(
+      { epochs: 3 },
+      { t: { uses: 'command', with: { run: 'train --epochs 3', list: [1, 3], epochs: 3, lr: 0.1 }, from_params: ['stages.t.with.run', 'stages.t.with.list[1]', 'stages.t.with.epochs'] } },
+    ),
+    { 'params.epochs': 3, 'stages.t.with.lr': 0.1 },
+  );
 });

@@ -131,7 +131,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     pipeline: pipeline.name,
     file: path.relative(cache.root, pipeline.file),
     params: { ...pipeline.params },
-    stages: Object.fromEntries([...pipeline.stages].map(([id, s]) => [id, { uses: s.uses, with: s.with }])),
+    stages: Object.fromEntries([...pipeline.stages].map(([id, s]) => [id, { uses: s.uses, with: s.with, ...(s.paramRefs ? { from_params: s.paramRefs } : {}) }])),
     selected,
     argv: flags.argv ?? process.argv.slice(2),
     ...(git ? { git } : {}),

@@ -90,14 +90,15 @@ test('pipe runs: newest first, only the params that differ, metrics from metrics
     assert.equal(oldest!.params['params.lr'], 0.1);
     assert.equal(newest!.params['params.lr'], 0.01);
     assert.match(middle!.reasons['train'] ?? '', /params changed/);
-    assert.deepEqual(data.differing, ['params.lr', 'stages.train.with.run']);
+    // The command line interpolates ${params.lr}: its change is lr's, not a second param.
+    assert.deepEqual(data.differing, ['params.lr']);
     assert.ok(newest!.status === 'ok');
 
     const table = await pipe(rig, ['runs', 'p.yaml']);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trimEnd().split('\n');
     assert.equal(lines.length, 4, table.stdout);
-    assert.match(lines[0]!, /^run\s+date\s+commit\s+lr\s+train\.run\s+score\s+seed_used\s+accuracy\s+status\s+time\s+ran\s+cached$/);
+    assert.match(lines[0]!, /^run\s+date\s+commit\s+lr\s+score\s+seed_used\s+accuracy\s+status\s+time\s+ran\s+cached$/);
     assert.doesNotMatch(lines[0]!, /\bseed\b/, 'seed did not change: not shown');
     assert.match(lines[1]!, new RegExp(`^${ids[2]}\\s.*\\s0\\.01\\s.*\\s0\\.01\\s+1\\s+0\\.01\\s+ok\\s.*\\s0\\s+3$`));
     assert.match(lines[3]!, new RegExp(`^${ids[0]}\\s.*\\s0\\.1\\s.*ok\\s.*\\s3\\s+0$`));
@@ -126,7 +127,7 @@ test('pipe diff: one changed param, metrics side by side with deltas, which stag
     const out = text.stdout;
     assert.match(out, new RegExp(`A\\s+${a}\\s`));
     assert.match(out, new RegExp(`B\\s+${b}\\s`));
-    assert.match(out, /params \(2 changed\)/);
+    assert.match(out, /params \(1 changed\)/);
     assert.match(out, /\n\s+lr\s+0\.1\s+0\.01\n/);
     assert.match(out, /train\.accuracy\s+0\.1\s+0\.01\s+-0\.09 \(-90\.0%\)/);
     assert.match(out, /train\.seed_used\s+1\s+1\s+=/);
