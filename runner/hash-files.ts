@@ -3,9 +3,10 @@
 // keyed by (path, size, mtime, inode) re-uses a file's hash while it is unchanged.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, writeFile, stat, mkdir, rename } from 'node:fs/promises';
+import { readFile, writeFile, stat, mkdir, rename, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { glob } from 'tinyglobby';
+import { isAlive } from './cache.js';
 
 export interface FileHash {
   readonly path: string; // relative to the base dir, '/'-separated
@@ -53,6 +54,12 @@ export async function saveStatCache(): Promise<void> {
   await writeFile(tmp, JSON.stringify(Object.fromEntries(statCache)));
   await rename(tmp, statCacheFile);
   statCacheDirty = false;
+  // A run killed while saving left its temp file: remove those of processes that are gone.
+  const base = path.basename(statCacheFile);
+  for (const name of await readdir(path.dirname(statCacheFile)).catch(() => [] as string[])) {
+    const m = name.startsWith(`${base}.`) ? /^(\d+)\.tmp$/.exec(name.slice(base.length + 1)) : null;
+    if (m && !isAlive(Number(m[1]))) await rm(path.join(path.dirname(statCacheFile), name), { force: true });
+  }
 }
 
 export async function sha256File(file: string): Promise<string> {

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { StageError } from '../runner/types.js';
-import { useStatCache } from '../runner/hash-files.js';
+import { cachedFileHash, saveStatCache, useStatCache } from '../runner/hash-files.js';
 import { imagesStage, unsafeTarMember, type ImagesParams } from '../stages/images.js';
 import { makeTestContext } from './helpers/stage-context.js';
 import { writeKaggleSet, kaggleFiles } from './helpers/jpegs.js';
@@ -77,6 +77,30 @@ test('the key covers content, and re-uses hashes while size and mtime are unchan
   await writeFile(path.join(dir, 'train/cat.9.jpg'), bytes);
   assert.notEqual(await key(), k2);
   useStatCache(undefined);
+});
+
+test("saving the stat cache removes temp files that killed runs left (only dead processes')", async () => {
+  const file = path.join(root, 'stats', 'stat-cache.json');
+  await mkdir(path.dirname(file), { recursive: true });
+  const child = execa('true');
+  const dead = child.pid!; // exits at once: its pid is free after that
+  await child;
+  const leftover = `${file}.${dead}.tmp`;
+  const alive = `${file}.1.tmp`; // pid 1 exists: never touched
+  await writeFile(leftover, '{');
+  await writeFile(alive, '{');
+  useStatCache(file);
+  try {
+    await writeFile(path.join(root, 'stats', 'x.bin'), 'x');
+    await cachedFileHash(path.join(root, 'stats', 'x.bin'));
+    await saveStatCache();
+    const names = await readdir(path.dirname(file));
+    assert.ok(names.includes('stat-cache.json'));
+    assert.ok(!names.includes(path.basename(leftover)), names.join(' '));
+    assert.ok(names.includes(path.basename(alive)));
+  } finally {
+    useStatCache(undefined);
+  }
 });
 
 test('a .zip archive is extracted (zip-slip checks apply)', async () => {
