@@ -82,6 +82,7 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
   const weights = params.map(toOnnx);
   const slots = params.map((p) => (opts.optimizer === 'adam' ? [new Float32Array(size(p.onnxShape)), new Float32Array(size(p.onnxShape))] : [new Float32Array(size(p.onnxShape))]));
   let steps = 0;
+  const gradBuffers = params.map((p) => new Float32Array(size(p.onnxShape)));
   const lr = opts.learningRate;
 
   const weightFeeds = (): Record<string, Ort.Tensor> =>
@@ -146,7 +147,11 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
         for (let j = 0; j < mask.length; j++) mask[j] = rand() >= d.rate ? keep : 0;
         feeds[d.name] = new ort.Tensor('float32', mask, d.dims.map((v) => (v === 'N' ? count : Number(v))));
       }
-      const out = await train.session.run(feeds);
+      // Gradients land in buffers kept from step to step: fresh 100 MB+ arrays per step (fc1)
+      // cost more in page faults than the products themselves.
+      const fetches: Record<string, Ort.Tensor | null> = { loss: null, probs: null };
+      params.forEach((p, i) => (fetches[`grad/${p.name}`] = new ort.Tensor('float32', gradBuffers[i]!, [...p.onnxShape])));
+      const out = await train.session.run(feeds, fetches);
       steps++;
       params.forEach((p, i) => update(i, out[`grad/${p.name}`]!.data as Float32Array));
       return { loss: (out['loss']!.data as Float32Array)[0]!, probs: out['probs']!.data as Float32Array };
