@@ -209,9 +209,12 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
           // dx is the 'full' correlation of dz with the flipped, io-swapped kernel: an ORT Conv
           // (NCHW), faster than a Gemm with W and a col2im.
           const dzN = g.node('Transpose', [g.node('Reshape', [dzc, ints(`${layer.name}/dz4`, [co, -1, ho, wo])], `${layer.name}/dzc4`)], `${layer.name}/dzN`, { perm: { ints: [1, 0, 2, 3] } });
-          const w4 = g.node('Reshape', [W, ints(`${layer.name}/w4`, [co, kh, kw, ci])], `${layer.name}/W4`);
-          const wt = g.node('Transpose', [w4], `${layer.name}/Wt`, { perm: { ints: [3, 0, 1, 2] } });
-          const wf = g.node('Slice', [wt, ints(`${layer.name}/fs`, [-1, -1]), ints(`${layer.name}/fe`, [-(kh + 1), -(kw + 1)]), ints(`${layer.name}/fax`, [2, 3]), ints(`${layer.name}/fst`, [-1, -1])], `${layer.name}/Wflip`);
+          // Flipping both kernel axes reverses the tap index a*kw + b: one Slice over [co, taps,
+          // ci] that moves whole ci-rows (a flip of the 3x3 axes moves 3 floats at a time).
+          const wk = g.node('Reshape', [W, ints(`${layer.name}/wk`, [co, k, ci])], `${layer.name}/Wk`);
+          const wr = g.node('Slice', [wk, ints(`${layer.name}/fs`, [-1]), ints(`${layer.name}/fe`, [-(k + 1)]), ints(`${layer.name}/fax`, [1]), ints(`${layer.name}/fst`, [-1])], `${layer.name}/Wrev`);
+          const w4 = g.node('Reshape', [wr, ints(`${layer.name}/w4`, [co, kh, kw, ci])], `${layer.name}/W4`);
+          const wf = g.node('Transpose', [w4], `${layer.name}/Wflip`, { perm: { ints: [3, 0, 1, 2] } });
           const dxN = g.node('Conv', [dzN, wf], `${layer.name}/dxN`, {
             kernel_shape: { ints: [kh, kw] },
             pads: { ints: [kh - 1 - pt, kw - 1 - pl, kh - 1 - pb, kw - 1 - pr] },
