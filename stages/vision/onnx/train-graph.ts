@@ -3,12 +3,13 @@
 // the weights are graph inputs (they change every step). Two graphs from one description:
 //   train:   x, y (one-hot), weights, dropout masks -> loss, probs, one gradient per weight
 //   predict: x, weights -> probs
-// Convolutions are written as im2col + one Gemm over the whole batch, in a [C, N, H, W] layout
-// kept from one conv to the next: the forward Gemm and the weight-gradient Gemm share the
-// columns, every product is one large matrix multiply (MLAS runs those near peak on all cores),
-// and no transposes are needed between layers. Supported: Conv2D (stride 1), MaxPooling2D
-// (valid), GlobalAveragePooling2D, Flatten, Dropout, Dense, with relu or linear activations and a
-// softmax Dense at the end; anything else throws UnsupportedLayerError (the caller trains in tfjs).
+// Activations stay NHWC (as tfjs and the feature cache have them). A convolution is im2col (one
+// Gather of whole channel vectors) + one Gemm over the whole batch; the forward and the
+// weight-gradient Gemm share the columns and run in the orientations MLAS is fastest at (it is
+// several times slower with a transposed A); dx is an ORT Conv with the flipped kernel.
+// Supported: Conv2D (stride 1), MaxPooling2D (valid), GlobalAveragePooling2D, Flatten, Dropout,
+// Dense, with relu or linear activations and a softmax Dense at the end; anything else throws
+// UnsupportedLayerError (the caller trains in tfjs).
 import type * as tf from '@tensorflow/tfjs';
 import { GraphBuilder, encodeModel, type Dim } from './graph.js';
 import { UnsupportedLayerError } from './values.js';
@@ -22,7 +23,7 @@ export interface TrainParam {
   readonly variable: tf.LayerVariable;
   readonly tfShape: readonly number[];
   readonly onnxShape: readonly number[];
-  /** Conv kernels are stored [co, ci*kh*kw]; everything else has tfjs' element order. */
+  /** Conv kernels are stored [co, kh*kw*ci] (tfjs' kernel as a matrix, transposed); everything else has tfjs' element order. */
   readonly conv?: { readonly kh: number; readonly kw: number; readonly ci: number; readonly co: number };
 }
 
