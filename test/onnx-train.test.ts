@@ -210,3 +210,40 @@ test('a layer without a training graph is refused with its name (the caller fall
   m.dispose();
   noSoftmax.dispose();
 });
+
+test('openLearner: auto trains on onnx where it can, else on tfjs and says which layer stopped it; onnx asked for warns', async () => {
+  const { openLearner } = await import('../stages/vision/learner.js');
+  const logs: string[] = [];
+  const warns: string[] = [];
+  const common = { tf, shape: [8, 8, 6], classes: 3, optimizer: 'sgd' as const, learningRate: 0.1, log: (m: string) => logs.push(m), warn: (m: string) => warns.push(m) };
+  const ok = convHead();
+  const a = await openLearner({ ...common, head: ok, engine: 'auto' });
+  assert.equal(a.name, 'onnx');
+  await a.finish();
+  const bn = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', inputShape: [8, 8, 6], name: 'c' }),
+      tf.layers.batchNormalization({ name: 'bn' }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 3, activation: 'softmax' }),
+    ],
+  });
+  const b = await openLearner({ ...common, head: bn, engine: 'auto' });
+  assert.equal(b.name, 'tfjs');
+  assert.ok(logs.some((l) => /training on onnx is not possible \(cannot convert layer 'bn' \(BatchNormalization\)/.test(l)), logs.join('\n'));
+  assert.equal(warns.length, 0);
+  // It still trains there.
+  const x = randoms(2 * 8 * 8 * 6, 4);
+  const { loss } = await b.step(x, [0, 2], 2, 1);
+  assert.ok(Number.isFinite(loss));
+  await b.finish();
+  const c = await openLearner({ ...common, head: bn, engine: 'onnx' });
+  assert.equal(c.name, 'tfjs');
+  assert.equal(warns.length, 1, 'engine: onnx that cannot be honoured is a warning');
+  await c.finish();
+  const d = await openLearner({ ...common, head: ok, engine: 'tfjs' });
+  assert.equal(d.name, 'tfjs');
+  await d.finish();
+  ok.dispose();
+  bn.dispose();
+});
