@@ -257,10 +257,20 @@ export class Cache {
    * instead of waiting for it to go stale; a holder refreshes the link's mtime every 5 s.
    */
   async lockKey(key: string, signal?: AbortSignal): Promise<() => Promise<void>> {
-    const file = path.join(this.locksRoot, `${key}.lock`);
-    const me = `${process.pid}@${os.hostname()}`;
     // Wait as long as the other run needs; abort ends the wait.
     for (;;) {
+      const release = await this.tryLockKey(key);
+      if (release) return release;
+      if (signal?.aborted) throw new Error('interrupted');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** One attempt at lockKey: the release function, or undefined while a live run holds the key. */
+  async tryLockKey(key: string): Promise<(() => Promise<void>) | undefined> {
+    const file = path.join(this.locksRoot, `${key}.lock`);
+    const me = `${process.pid}@${os.hostname()}`;
+    for (let attempt = 0; attempt < 2; attempt++) {
       try {
         await symlink(me, file);
         const beat = setInterval(() => {
@@ -275,19 +285,36 @@ export class Cache {
         };
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        if (signal?.aborted) throw new Error('interrupted');
         // '' for a lock that is not a link (a directory left by the older proper-lockfile lock).
         const holder = await readlink(file).catch((err: NodeJS.ErrnoException) => (err.code === 'EINVAL' ? '' : undefined));
-        if (holder !== undefined && (await holderGone(file, holder))) {
-          // Re-read just before removing, so that only the dead holder's link goes. Two waiters
-          // may still both take over: a key computed twice at worst, never a bad entry (the
-          // commit is atomic and the first one wins).
-          if ((await readlink(file).catch(() => '')) === holder) await rm(file, { recursive: true, force: true });
-          continue;
-        }
-        await new Promise((r) => setTimeout(r, 200));
+        if (holder === undefined || !(await holderGone(file, holder))) return undefined;
+        // Re-read just before removing, so that only the dead holder's link goes. Two waiters
+        // may still both take over: a key computed twice at worst, never a bad entry (the
+        // commit is atomic and the first one wins).
+        if ((await readlink(file).catch(() => '')) === holder) await rm(file, { recursive: true, force: true });
       }
     }
+    return undefined;
+  }
+
+  /**
+   * gc: removes the work dirs (a stage's checkpoints, a pull's staging) of keys that no live
+   * run holds, each under that key's lock. Returns the names removed (or that would be).
+   */
+  async removeIdleWork(dryRun = false): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of await safeReaddir(this.workRoot)) {
+      const key = name.replace(/^pull-/, '');
+      const release = await this.tryLockKey(key);
+      if (!release) continue; // in use by a run
+      try {
+        if (!dryRun) await rm(path.join(this.workRoot, name), { recursive: true, force: true });
+        removed.push(name);
+      } finally {
+        await release();
+      }
+    }
+    return removed;
   }
 
   workDirFor(key: string): string {

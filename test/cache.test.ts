@@ -144,6 +144,28 @@ test('gc never removes an entry a run committed meanwhile: it waits for the key 
   }
 });
 
+test('gc removes the work dirs (checkpoints, pull staging) of keys no run holds, and keeps those in use', async () => {
+  const cache = await tempCache();
+  try {
+    const KEY_C = 'c'.repeat(64);
+    for (const name of [KEY_A, `pull-${KEY_C}`]) {
+      await mkdir(path.join(cache.workRoot, name, 'sub'), { recursive: true });
+      await writeFile(path.join(cache.workRoot, name, 'sub', 'state.json'), '{}');
+    }
+    const release = await cache.lockKey(KEY_C); // a pull of C is running
+    assert.deepEqual(await cache.removeIdleWork(true), [KEY_A], 'dry run');
+    assert.deepEqual((await readdir(cache.workRoot)).sort(), [KEY_A, `pull-${KEY_C}`]);
+    assert.deepEqual(await cache.removeIdleWork(), [KEY_A]);
+    assert.deepEqual(await readdir(cache.workRoot), [`pull-${KEY_C}`]);
+    await release();
+    assert.deepEqual(await cache.removeIdleWork(), [`pull-${KEY_C}`]);
+    assert.deepEqual(await readdir(cache.workRoot), []);
+    assert.deepEqual(await readdir(cache.locksRoot), [], 'gc released the locks it took');
+  } finally {
+    await rm(cache.root, { recursive: true, force: true });
+  }
+});
+
 test('keys: canonical, independent of key order and of excluded params and host inputs', async () => {
   assert.equal(canonicalJson({ b: 1, a: { d: 2, c: [3, { f: 1, e: 0 }] } }), '{"a":{"c":[3,{"e":0,"f":1}],"d":2},"b":1}');
   const spec = (w: Record<string, unknown>): StageSpec => ({ id: 'x', uses: 'command', with: w, inputs: {}, needs: [] });

@@ -1,5 +1,5 @@
 // `pipe gc`: remove cache entries that no pipeline's latest run points at, the derived
-// sub-artifacts only they used, and temp dirs of dead runs.
+// sub-artifacts only they used, work dirs no run holds, and temp dirs of dead runs.
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Cache } from '../cache.js';
@@ -43,6 +43,11 @@ export async function gcCommand(file: string | undefined, flags: { dryRun?: bool
     removed++;
     out.line(`${flags.dryRun ? 'would remove' : 'removed'} derived/${d}`);
     if (!flags.dryRun) await rm(path.join(cache.derivedRoot, d), { recursive: true, force: true });
+  }
+  // Work dirs (checkpoints of interrupted stages, staging of interrupted pulls) of keys no run holds.
+  for (const w of await cache.removeIdleWork(Boolean(flags.dryRun))) {
+    removed++;
+    out.line(`${flags.dryRun ? 'would remove' : 'removed'} work/${w}`);
   }
   if (!flags.dryRun) await cache.sweepTemp();
   out.line(`${flags.dryRun ? 'would remove' : 'removed'} ${removed} entr${removed === 1 ? 'y' : 'ies'}, ${(freed / 1e6).toFixed(1)} MB; kept ${keep.size}`);
