@@ -130,7 +130,8 @@ export const commandStage: Stage<CommandParams> = {
     if (result.failed) {
       const why = result.exitCode !== undefined ? `exit code ${result.exitCode}` : (result.signal ?? result.shortMessage);
       // The most common cause of a failed write deserves to be said plainly.
-      const full = recent.some((l) => /no space left on device|ENOSPC|disk quota exceeded/i.test(l));
+      // A program may also fail without saying why: then ask the filesystem it was writing to.
+      const full = recent.some((l) => /no space left on device|ENOSPC|disk quota exceeded/i.test(l)) || (await nearlyFull(ctx.outDir));
       throw new StageError(`command failed (${why})${full ? ': no space left on device' : ''}`);
     }
     if (logError) {
@@ -140,3 +141,15 @@ export const commandStage: Stage<CommandParams> = {
     return {};
   },
 };
+
+/** Whether the filesystem holding `dir` has (almost) no room left: under 64 KiB or 0.01% free, or no inode. */
+async function nearlyFull(dir: string): Promise<boolean> {
+  try {
+    const { statfs } = await import('node:fs/promises');
+    const s = await statfs(dir);
+    const free = s.bavail * s.bsize;
+    return free < 64 * 1024 || free < s.blocks * s.bsize * 1e-4 || (s.files > 0 && s.ffree === 0);
+  } catch {
+    return false;
+  }
+}

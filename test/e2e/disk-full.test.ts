@@ -115,6 +115,17 @@ test('disk full by inodes (many small files): exit 1, "no space left" naming the
   });
 });
 
+test('disk full, and the program says nothing about it: the filesystem is asked, "no space left"', { timeout: 60_000 }, async (t) => {
+  await withTmpfs(t, 'size=8m', async (m) => {
+    const file = path.join(m.dir, 'p.yaml');
+    // Its error message goes nowhere; it just exits 3.
+    await writeFile(file, PIPELINE('head -c ${params.bytes} /dev/zero > big.bin 2>/dev/null || exit 3'));
+    const r = await runPipe(m.dir, ['run', 'p.yaml', '--cache-dir', m.cache]);
+    assert.match(r.stderr + r.stdout, /command failed \(exit code 3\): no space left on device/);
+    await checkCleanFailure(m, file, r);
+  });
+});
+
 test('disk full: the run record and the stage log may not be writable either, and that is not a crash', { timeout: 60_000 }, async (t) => {
   // The stage fills the disk with a file that it keeps (exit 0): the runner's own writes (log,
   // manifest, meta, run record) then hit ENOSPC. The commit must fail cleanly, not crash.
