@@ -114,6 +114,39 @@ for (const variant of [{}, { gap: true }, { valid: true }] as const) {
   });
 }
 
+test('a batch larger than the memory budget runs in slices with the same step (summed gradients, mean loss)', async () => {
+  const n = 7;
+  const x = randoms(n * 8 * 8 * 6, 21);
+  const labels = [0, 1, 2, 1, 0, 2, 2];
+  const run = async (memoryBudgetBytes?: number) => {
+    const model = convHead();
+    const trainer = await createOnnxTrainer(model, { optimizer: 'adam', learningRate: 0.01, threads: 2, provider: 'cpu', ...(memoryBudgetBytes ? { memoryBudgetBytes } : {}) });
+    try {
+      const first = await trainer.step(x, labels, n, 1);
+      const second = await trainer.step(x, labels, n, 2);
+      const probs = await trainer.predict(x, n);
+      trainer.writeBack(tf);
+      return { rows: trainer.detail['max_rows_per_run'] as number, first, second, probs, weights: [...weightsOf(model).values()] };
+    } finally {
+      await trainer.dispose();
+      model.dispose();
+    }
+  };
+  const whole = await run();
+  const { buildTrainGraphs: build } = await import('../stages/vision/onnx/train-graph.js');
+  const probe = convHead();
+  const perRow = build(probe).bytesPerExample;
+  probe.dispose();
+  const sliced = await run(perRow * 3); // 3 rows a run: slices of 3, 3 and 1
+  assert.ok(whole.rows >= n);
+  assert.equal(sliced.rows, 3);
+  assert.ok(Math.abs(whole.first.loss - sliced.first.loss) < 1e-5, `${whole.first.loss} vs ${sliced.first.loss}`);
+  assert.ok(Math.abs(whole.second.loss - sliced.second.loss) < 1e-5);
+  assert.ok(maxRelDiff(sliced.first.probs, whole.first.probs) < 1e-5);
+  assert.ok(maxRelDiff(sliced.probs, whole.probs) < 1e-4);
+  whole.weights.forEach((w, i) => assert.ok(maxRelDiff(sliced.weights[i]!, w) < 1e-4, `weight ${i}: ${maxRelDiff(sliced.weights[i]!, w)}`));
+});
+
 test('onnx predictions equal the tfjs model with the same weights', async () => {
   const model = convHead({ dropout: 0.5 });
   const n = 4;

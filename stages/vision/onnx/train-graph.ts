@@ -48,6 +48,11 @@ export interface TrainGraphs {
   readonly classes: number;
   /** Multiply-adds per example of the forward pass (for img/s -> GFLOP/s). */
   readonly forwardMacs: number;
+  /**
+   * Rough bytes the train graph holds per example (im2col columns, activations and their
+   * gradients): the trainer splits a batch that would not fit its memory budget.
+   */
+  readonly bytesPerExample: number;
 }
 
 type Layout = 'nhwc' | 'flat';
@@ -107,7 +112,16 @@ export function buildTrainGraphs(head: tf.LayersModel): TrainGraphs {
   const classes = Number(config(last)['units']);
   const train = build(head, layers, inputShape as number[], classes, true);
   const predict = build(head, layers, inputShape as number[], classes, false);
-  return { train: train.bytes, predict: predict.bytes, params: train.params, dropouts: train.dropouts, inputShape: inputShape as number[], classes, forwardMacs: train.macs };
+  return {
+    train: train.bytes,
+    predict: predict.bytes,
+    params: train.params,
+    dropouts: train.dropouts,
+    inputShape: inputShape as number[],
+    classes,
+    forwardMacs: train.macs,
+    bytesPerExample: train.floats * 4,
+  };
 }
 
 function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputShape: readonly number[], classes: number, training: boolean) {
@@ -118,6 +132,8 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
   const tape: Backward[] = [];
   const ints = (base: string, v: readonly number[]) => g.int64s(base, v);
   let macs = 0;
+  // Floats per example the train graph keeps alive at once (an estimate: see bytesPerExample).
+  let floats = inputShape.reduce((a, b) => a * b, 1);
 
   const x = g.input('x');
   let v: Val;
@@ -181,6 +197,8 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
         const ho = hp - kh + 1;
         const wo = wp - kw + 1;
         macs += ho * wo * co * ci * k;
+        // columns twice (gathered, reshaped), the padded input, z/relu/its gradient (x2 layouts)
+        floats += 2 * ho * wo * k * ci + hp * wp * ci + 6 * ho * wo * co;
         const padded = pt || pb || pl || pr ? g.node('Pad', [v.name, ints(`${layer.name}/pads`, [0, pt, pl, 0, 0, pb, pr, 0])], `${layer.name}/xpad`) : v.name;
         // im2col as one Gather of whole channel vectors: row (n, i, j) of the columns holds
         // xpad[n, i + a, j + b, :] for every tap (a, b), so the columns are [N*ho*wo, kh*kw*ci]
@@ -299,6 +317,7 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
         const act = checkActivation(layer, isLast ? ['softmax'] : ['relu', 'linear']);
         const units = Number(c['units']);
         macs += v.shape[0]! * units;
+        floats += 4 * units + 2 * v.shape[0]!;
         const W = param(layer, 'kernel', [v.shape[0]!, units]);
         const B = c['useBias'] !== false ? param(layer, 'bias', [units]) : null;
         const input = v.name;
@@ -326,7 +345,7 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
   const probs = g.node('Softmax', [logits], 'probs_value', { axis: { i: 1 } });
   if (!training) {
     const model = g.buildGraph('predict', [{ name: x, dims: ['N', ...inputShape] }, ...params.map((p) => ({ name: p.name, dims: p.onnxShape }))], [{ value: probs, name: 'probs', dims: ['N', classes] }]);
-    return { bytes: encodeModel(model), params, dropouts, macs };
+    return { bytes: encodeModel(model), params, dropouts, macs, floats };
   }
   // (Opset 17: ReduceSum takes its axes as an input, ReduceMean still as an attribute.)
   // Mean softmax cross-entropy on the logits; its gradient is (probs - y) / N.
@@ -351,7 +370,7 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
     ],
     [{ value: loss, name: 'loss', dims: [] }, { value: probs, name: 'probs', dims: ['N', classes] }, ...gradOutputs],
   );
-  return { bytes: encodeModel(model), params, dropouts, macs };
+  return { bytes: encodeModel(model), params, dropouts, macs, floats };
 }
 
 /** tfjs kernel [kh, kw, ci, co] -> [co, kh*kw*ci] (the Gemm layout above). */

@@ -19,6 +19,11 @@ export interface OnnxTrainerOptions {
   /** Intra-op threads; default every core. */
   readonly threads?: number;
   readonly provider?: OnnxProvider;
+  /**
+   * Bytes a step's graph may hold; a larger batch runs in slices whose gradients are summed
+   * (same result). Default: a quarter of the machine's memory, between 1 and 8 GiB.
+   */
+  readonly memoryBudgetBytes?: number;
   readonly log?: (message: string) => void;
 }
 
@@ -83,6 +88,11 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
   const slots = params.map((p) => (opts.optimizer === 'adam' ? [new Float32Array(size(p.onnxShape)), new Float32Array(size(p.onnxShape))] : [new Float32Array(size(p.onnxShape))]));
   let steps = 0;
   const gradBuffers = params.map((p) => new Float32Array(size(p.onnxShape)));
+  const budget = opts.memoryBudgetBytes ?? Math.min(8 * 2 ** 30, Math.max(2 ** 30, os.totalmem() / 4));
+  const maxRows = Math.max(1, Math.floor(budget / graphs.bytesPerExample));
+  // Sums of the slices' gradients, made the first time a batch is larger than maxRows.
+  const gradSumStore: (Float32Array | undefined)[] = params.map(() => undefined);
+  const gradSum = (i: number): Float32Array => (gradSumStore[i] ??= new Float32Array(size(params[i]!.onnxShape)));
   const lr = opts.learningRate;
 
   const weightFeeds = (): Record<string, Ort.Tensor> =>
@@ -124,6 +134,7 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
     layers: [...new Set(params.map((p) => p.layer))],
     parameters: params.reduce((a, p) => a + size(p.onnxShape), 0),
     forward_gmac_per_example: graphs.forwardMacs / 1e9,
+    max_rows_per_run: maxRows,
     ...(train.providerNote ? { providerNote: train.providerNote } : {}),
   };
   log(`training on onnx (${train.provider}, ${threads} threads): ${detail.layers.join(', ')} — ${detail.parameters.toLocaleString('en-US')} weights`);
@@ -137,29 +148,60 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
     classes,
     async step(x, labels, count, seed) {
       alive();
-      const y = new Float32Array(count * classes);
-      for (let i = 0; i < count; i++) y[i * classes + labels[i]!] = 1;
-      const feeds: Record<string, Ort.Tensor> = { x: xFeed(x, count), y: new ort.Tensor('float32', y, [count, classes]), ...weightFeeds() };
       const rand = mulberry32(seed);
-      for (const d of dropouts) {
-        const mask = new Float32Array(count * d.perExample);
-        const keep = 1 / (1 - d.rate);
-        for (let j = 0; j < mask.length; j++) mask[j] = rand() >= d.rate ? keep : 0;
-        feeds[d.name] = new ort.Tensor('float32', mask, d.dims.map((v) => (v === 'N' ? count : Number(v))));
+      let loss = 0;
+      const probs = new Float32Array(count * classes);
+      for (let start = 0; start < count; start += maxRows) {
+        const n = Math.min(maxRows, count - start);
+        const y = new Float32Array(n * classes);
+        for (let i = 0; i < n; i++) y[i * classes + labels[start + i]!] = 1;
+        const feeds: Record<string, Ort.Tensor> = { x: xFeed(x.subarray(start * inSize), n), y: new ort.Tensor('float32', y, [n, classes]), ...weightFeeds() };
+        for (const d of dropouts) {
+          const mask = new Float32Array(n * d.perExample);
+          const keep = 1 / (1 - d.rate);
+          for (let j = 0; j < mask.length; j++) mask[j] = rand() >= d.rate ? keep : 0;
+          feeds[d.name] = new ort.Tensor('float32', mask, d.dims.map((v) => (v === 'N' ? n : Number(v))));
+        }
+        // Gradients land in buffers kept from step to step: fresh 100 MB+ arrays per step (fc1)
+        // cost more in page faults than the products themselves.
+        const fetches: Record<string, Ort.Tensor | null> = { loss: null, probs: null };
+        params.forEach((p, i) => (fetches[`grad/${p.name}`] = new ort.Tensor('float32', gradBuffers[i]!, [...p.onnxShape])));
+        const out = await train.session.run(feeds, fetches);
+        // The loss is a mean over the rows: a slice counts by its share of the batch.
+        const share = n / count;
+        loss += share * (out['loss']!.data as Float32Array)[0]!;
+        probs.set(out['probs']!.data as Float32Array, start * classes);
+        params.forEach((p, i) => {
+          const g = out[`grad/${p.name}`]!.data as Float32Array;
+          if (n === count) return;
+          const acc = gradSum(i);
+          if (start === 0) for (let j = 0; j < acc.length; j++) acc[j] = share * g[j]!;
+          else for (let j = 0; j < acc.length; j++) acc[j] = acc[j]! + share * g[j]!;
+        });
+        if (n === count) {
+          steps++;
+          params.forEach((p, i) => update(i, out[`grad/${p.name}`]!.data as Float32Array));
+          return { loss, probs };
+        }
       }
-      // Gradients land in buffers kept from step to step: fresh 100 MB+ arrays per step (fc1)
-      // cost more in page faults than the products themselves.
-      const fetches: Record<string, Ort.Tensor | null> = { loss: null, probs: null };
-      params.forEach((p, i) => (fetches[`grad/${p.name}`] = new ort.Tensor('float32', gradBuffers[i]!, [...p.onnxShape])));
-      const out = await train.session.run(feeds, fetches);
       steps++;
-      params.forEach((p, i) => update(i, out[`grad/${p.name}`]!.data as Float32Array));
-      return { loss: (out['loss']!.data as Float32Array)[0]!, probs: out['probs']!.data as Float32Array };
+      params.forEach((_, i) => update(i, gradSum(i)));
+      return { loss, probs };
     },
     async predict(x, count) {
       alive();
-      const out = await predictSession.run({ x: xFeed(x, count), ...weightFeeds() });
-      return out['probs']!.data as Float32Array;
+      if (count <= maxRows * 3) {
+        const out = await predictSession.run({ x: xFeed(x, count), ...weightFeeds() });
+        return out['probs']!.data as Float32Array;
+      }
+      // Inference holds no gradients: slices three times the training ones fit the budget.
+      const probs = new Float32Array(count * classes);
+      for (let start = 0; start < count; start += maxRows * 3) {
+        const n = Math.min(maxRows * 3, count - start);
+        const out = await predictSession.run({ x: xFeed(x.subarray(start * inSize), n), ...weightFeeds() });
+        probs.set(out['probs']!.data as Float32Array, start * classes);
+      }
+      return probs;
     },
     writeBack(tfm) {
       params.forEach((p, i) => {
