@@ -1,6 +1,6 @@
 // The content-addressed artifact store under `.pipe/`:
 //   cache/<key>/{data/, manifest.json, meta.json}   committed artifacts (immutable)
-//   cache/<key>/sparse.json                         ...or a sparse entry: a partial pull (below)
+//   cache/<key>/sparse.json                         ...or a sparse entry: a partial pull (sparse.ts)
 //   derived/<name>-<hash>/                          sub-artifacts stages ask for (features, weights)
 //   tmp/<pid>-<n>/                                  work in progress; never read as a result
 //   work/<key>/                                     a stage's resumable scratch (checkpoints)
@@ -8,48 +8,23 @@
 //   locks/                                          one lock per key being computed
 // A commit is: stage writes tmp/<id>/data, the runner writes the manifest and meta, fsyncs,
 // and renames tmp/<id> to cache/<key>. A crash at any instant leaves nothing or a whole entry.
-// A sparse entry (`pipe run --pull` fetched only the files its readers declare) holds the full
-// manifest.json and meta.json but only some files under data/, listed in sparse.json. It is
-// never a cache hit (`lookup` does not return it; `find` does, marked, see sparseOf): a stage
-// that reads more completes it, in place (verified files are added, then sparse.json is
-// removed last, so a reader never sees a file vanish), or a re-run of its stage replaces it.
-import { mkdir, readFile, rename, rm, writeFile, readdir, symlink, readlink, stat, lstat, lutimes } from 'node:fs/promises';
+// Locks: key-lock.ts; sparse entries (partial pulls, never a cache hit): sparse.ts.
+import { mkdir, readFile, rename, rm, writeFile, symlink, readlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Artifact, ArtifactKind, ArtifactMeta, ManifestEntry } from './types.js';
 import { buildManifest, contentHashOf, fsyncPath, fsyncTree, listFiles, verifyAgainstManifest, type VerifyProblem } from './manifest.js';
 import { hashOf } from './canonical.js';
+import { safeReaddir } from './fs-util.js';
+import { lockFile, tryLockFile, type Release } from './key-lock.js';
+import { isAlive, killProcessesIn } from './processes.js';
+import { markSparse, readSparse, replaceSparse, sparseOf, type SparseInfo } from './sparse.js';
 
 export interface StoredMeta extends ArtifactMeta {
   readonly kind: ArtifactKind;
 }
 
 export type MetaDraft = Omit<StoredMeta, 'contentHash'>;
-
-/** sparse.json of a sparse entry: which of its manifest's files are under data/ (each verified by sha256). */
-export interface SparseInfo {
-  readonly version: 1;
-  /** The read patterns of the pulls that made it (their union). */
-  readonly reads: readonly string[];
-  /** The stages it was pulled for. */
-  readonly readers: readonly string[];
-  /** Where it was pulled from. */
-  readonly remote: string;
-  /** Files under data/, sorted. */
-  readonly present: readonly string[];
-  readonly presentBytes: number;
-  /** The whole artifact, as manifest.json lists it. */
-  readonly files: number;
-  readonly bytes: number;
-}
-
-const SPARSE = Symbol.for('pipe.sparse-entry');
-
-/** The sparse.json of an artifact that `Cache.find` returned for a sparse entry; undefined for a complete one. */
-export function sparseOf(a: Artifact): SparseInfo | undefined {
-  return (a as { [SPARSE]?: SparseInfo })[SPARSE];
-}
 
 let tmpCounter = 0;
 
@@ -104,8 +79,7 @@ export class Cache {
     }
     const artifact: Artifact = { kind: meta.kind, key, contentHash: meta.contentHash, dir: path.join(dir, 'data'), meta };
     const sparse = await readSparse(dir);
-    if (sparse) Object.defineProperty(artifact, SPARSE, { value: sparse, enumerable: false });
-    return artifact;
+    return sparse ? markSparse(artifact, sparse) : artifact;
   }
 
   async readManifest(key: string): Promise<ManifestEntry[]> {
@@ -139,7 +113,7 @@ export class Cache {
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
       const existing = await this.find(draft.key);
       const sparse = existing ? sparseOf(existing) : undefined;
-      if (existing && sparse) await this.replaceSparse(existing, sparse, tmpDir, manifest, meta);
+      if (existing && sparse) await replaceSparse(this, existing, sparse, tmpDir, manifest, meta);
       await rm(tmpDir, { recursive: true, force: true });
     }
     await fsyncPath(this.cacheDir);
@@ -148,153 +122,14 @@ export class Cache {
     return artifact;
   }
 
-  /**
-   * A whole artifact was made for a key that holds a sparse entry (the caller holds the key's
-   * lock). Same content: the files the entry lacks move in, then it becomes complete (in place:
-   * readers of its files never see one vanish). Other content (a non-deterministic stage):
-   * the new entry replaces it.
-   */
-  private async replaceSparse(existing: Artifact, sparse: SparseInfo, tmpDir: string, manifest: readonly ManifestEntry[], meta: StoredMeta): Promise<void> {
-    if (existing.contentHash === meta.contentHash) {
-      const have = new Set(sparse.present);
-      await this.extendSparse(meta.key, path.join(tmpDir, 'data'), manifest.map((m) => m.path).filter((p) => !have.has(p)), { meta });
-      return;
-    }
-    const target = this.entryDir(meta.key);
-    const doomed = path.join(this.tmpRoot, `${process.pid}-${++tmpCounter}-replaced`);
-    await rename(target, doomed);
-    try {
-      await rename(tmpDir, target);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-    }
-    await rm(doomed, { recursive: true, force: true });
+  /** Hold the lock of a key while computing it (see key-lock.ts); abort ends the wait. */
+  lockKey(key: string, signal?: AbortSignal): Promise<Release> {
+    return lockFile(path.join(this.locksRoot, `${key}.lock`), signal);
   }
 
-  /**
-   * Seal a temp dir holding some of an artifact's files (data/) into a sparse entry: the full
-   * manifest and meta, and sparse.json. The caller has verified every file against the manifest,
-   * whose hash is the meta's content hash. If the key was committed meanwhile, that entry wins.
-   */
-  async commitSparse(tmpDir: string, meta: StoredMeta, manifest: readonly ManifestEntry[], sparse: Omit<SparseInfo, 'version' | 'presentBytes' | 'files' | 'bytes'>): Promise<Artifact> {
-    const dataDir = path.join(tmpDir, 'data');
-    const info = sparseInfo(manifest, sparse);
-    await writeFile(path.join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 1));
-    await writeFile(path.join(tmpDir, 'meta.json'), JSON.stringify(meta, null, 2));
-    await writeFile(path.join(tmpDir, SPARSE_FILE), JSON.stringify(info));
-    await fsyncTree(dataDir, info.present);
-    for (const f of ['manifest.json', 'meta.json', SPARSE_FILE]) await fsyncPath(path.join(tmpDir, f));
-    await fsyncPath(tmpDir);
-    try {
-      await rename(tmpDir, this.entryDir(meta.key));
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-      await rm(tmpDir, { recursive: true, force: true });
-    }
-    await fsyncPath(this.cacheDir);
-    const artifact = await this.find(meta.key);
-    if (!artifact) throw new Error(`cache entry ${meta.key} vanished after commit`);
-    return artifact;
-  }
-
-  /**
-   * Add verified files (paths relative to `fromDir`, moved from there) to a sparse entry, in
-   * place; the caller holds the key's lock. sparse.json is rewritten after the files are in;
-   * once every file of the manifest is there (each checked by size) it is removed, last: the
-   * entry is then complete. `meta` replaces meta.json (before that).
-   */
-  async extendSparse(
-    key: string,
-    fromDir: string,
-    paths: readonly string[],
-    update: { meta?: StoredMeta; reads?: readonly string[]; readers?: readonly string[] } = {},
-  ): Promise<Artifact> {
-    const entry = this.entryDir(key);
-    const data = path.join(entry, 'data');
-    const current = await readSparse(entry);
-    if (!current) throw new Error(`cache entry ${key} is not a sparse entry`);
-    for (const p of paths) {
-      const dest = path.join(data, p);
-      await mkdir(path.dirname(dest), { recursive: true });
-      await rename(path.join(fromDir, p), dest);
-    }
-    await fsyncTree(data, paths);
-    const manifest = await this.readManifest(key);
-    const present = [...new Set([...current.present, ...paths])].sort();
-    const info = sparseInfo(manifest, {
-      reads: [...new Set([...current.reads, ...(update.reads ?? [])])].sort(),
-      readers: [...new Set([...current.readers, ...(update.readers ?? [])])],
-      remote: current.remote,
-      present,
-    });
-    if (update.meta) await writeAtomic(path.join(entry, 'meta.json'), JSON.stringify(update.meta, null, 2));
-    if (info.present.length < manifest.length) {
-      await writeAtomic(path.join(entry, SPARSE_FILE), JSON.stringify(info));
-    } else {
-      for (const m of manifest) {
-        let size = -1;
-        try {
-          size = (await stat(path.join(data, m.path))).size;
-        } catch {
-          // missing: below
-        }
-        if (size !== m.size) throw new Error(`cache entry ${key}: ${m.path} is ${size < 0 ? 'missing' : `${size} bytes, the manifest says ${m.size}`} after completing it`);
-      }
-      await rm(path.join(entry, SPARSE_FILE), { force: true });
-      await fsyncPath(entry);
-    }
-    const artifact = await this.find(key);
-    if (!artifact) throw new Error(`cache entry ${key} vanished while completing it`);
-    return artifact;
-  }
-
-  /**
-   * Hold the lock of a key while computing it, so two runs never compute one key twice. The lock
-   * is a symlink locks/<key>.lock -> "<pid>@<host>", made atomically with its owner in it, so a
-   * run that finds it held by a dead process of this host (kill -9, OOM) takes it over at once
-   * instead of waiting for it to go stale; a holder refreshes the link's mtime every 5 s.
-   */
-  async lockKey(key: string, signal?: AbortSignal): Promise<() => Promise<void>> {
-    // Wait as long as the other run needs; abort ends the wait.
-    for (;;) {
-      const release = await this.tryLockKey(key);
-      if (release) return release;
-      if (signal?.aborted) throw new Error('interrupted');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
-  /** One attempt at lockKey: the release function, or undefined while a live run holds the key. */
-  async tryLockKey(key: string): Promise<(() => Promise<void>) | undefined> {
-    const file = path.join(this.locksRoot, `${key}.lock`);
-    const me = `${process.pid}@${os.hostname()}`;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await symlink(me, file);
-        const beat = setInterval(() => {
-          const now = new Date();
-          void lutimes(file, now, now).catch(() => undefined);
-        }, 5_000);
-        beat.unref();
-        return async () => {
-          clearInterval(beat);
-          // Only our own lock: never one that another run took over meanwhile.
-          if ((await readlink(file).catch(() => undefined)) === me) await rm(file, { force: true });
-        };
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        // '' for a lock that is not a link (a directory left by the older proper-lockfile lock).
-        const holder = await readlink(file).catch((err: NodeJS.ErrnoException) => (err.code === 'EINVAL' ? '' : undefined));
-        if (holder === undefined || !(await holderGone(file, holder))) return undefined;
-        // Re-read just before removing, so that only the dead holder's link goes. Two waiters
-        // may still both take over: a key computed twice at worst, never a bad entry (the
-        // commit is atomic and the first one wins).
-        if ((await readlink(file).catch(() => '')) === holder) await rm(file, { recursive: true, force: true });
-      }
-    }
-    return undefined;
+  /** One attempt at lockKey: undefined while a live run holds the key. */
+  tryLockKey(key: string): Promise<Release | undefined> {
+    return tryLockFile(path.join(this.locksRoot, `${key}.lock`));
   }
 
   /**
@@ -471,142 +306,5 @@ export class Cache {
     } catch {
       return 0;
     }
-  }
-}
-
-const SPARSE_FILE = 'sparse.json';
-
-function sparseInfo(manifest: readonly ManifestEntry[], s: Pick<SparseInfo, 'reads' | 'readers' | 'remote' | 'present'>): SparseInfo {
-  const sizes = new Map(manifest.map((m) => [m.path, m.size]));
-  const present = [...new Set(s.present)].filter((p) => sizes.has(p)).sort();
-  return {
-    version: 1,
-    reads: [...s.reads],
-    readers: [...s.readers],
-    remote: s.remote,
-    present,
-    presentBytes: present.reduce((n, p) => n + (sizes.get(p) ?? 0), 0),
-    files: manifest.length,
-    bytes: manifest.reduce((n, m) => n + m.size, 0),
-  };
-}
-
-/**
- * An entry's sparse.json, or undefined for a complete entry. An unreadable one still marks the
- * entry sparse (holding nothing known), so it is never taken for a complete one.
- */
-async function readSparse(entryDir: string): Promise<SparseInfo | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path.join(entryDir, SPARSE_FILE), 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    text = '';
-  }
-  try {
-    const s = JSON.parse(text) as SparseInfo;
-    if (s && Array.isArray(s.present) && Array.isArray(s.reads) && Array.isArray(s.readers)) return s;
-  } catch {
-    // below
-  }
-  return { version: 1, reads: [], readers: [], remote: '', present: [], presentBytes: 0, files: 0, bytes: 0 };
-}
-
-/** Replace a small file atomically: write a sibling, fsync, rename, fsync the folder. */
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await fsyncPath(tmp);
-  await rename(tmp, file);
-  await fsyncPath(path.dirname(file));
-}
-
-/**
- * A lock's holder is gone: a dead process of this host; or a link not refreshed for an hour
- * (this host: its pid was reused) or for a minute (another host sharing the cache dir).
- */
-async function holderGone(file: string, holder: string): Promise<boolean> {
-  let age: number;
-  try {
-    age = Date.now() - (await lstat(file)).mtimeMs;
-  } catch {
-    return false; // released meanwhile: try again
-  }
-  const at = holder.indexOf('@');
-  const pid = Number(holder.slice(0, at));
-  if (at > 0 && holder.slice(at + 1) === os.hostname() && Number.isInteger(pid)) return !isAlive(pid) || age > 3_600_000;
-  return age > 60_000;
-}
-
-/**
- * Kill the processes (of a dead run) that still work in a temp dir: those with its PIPE_OUT in
- * their environment (command stages and all they started) or their working directory in it.
- * Linux /proc; elsewhere nothing to do. A few passes: a shell may fork while we look.
- */
-async function killProcessesIn(dir: string): Promise<void> {
-  const marker = `PIPE_OUT=${path.join(dir, 'data')}`;
-  for (let pass = 0; pass < 5; pass++) {
-    let found = 0;
-    for (const p of await safeReaddir('/proc')) {
-      if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
-      let mine = false;
-      try {
-        const cwd = await readlink(`/proc/${p}/cwd`);
-        mine = cwd === dir || cwd.startsWith(`${dir}${path.sep}`);
-      } catch {
-        // gone, or not ours to look at
-      }
-      if (!mine) {
-        try {
-          mine = (await readFile(`/proc/${p}/environ`, 'latin1')).split('\0').includes(marker);
-        } catch {
-          // gone, or not ours to look at
-        }
-      }
-      if (!mine) continue;
-      found++;
-      try {
-        process.kill(Number(p), 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    if (found === 0) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Whether a process of this host with this pid exists (EPERM: it does, owned by another user). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function safeReaddir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch {
-    return [];
-  }
-}
-
-export async function isDirectory(p: string): Promise<boolean> {
-  try {
-    return (await stat(p)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-export async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch {
-    return false;
   }
 }

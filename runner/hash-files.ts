@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, writeFile, stat, mkdir, rename, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { glob } from 'tinyglobby';
-import { isAlive } from './cache.js';
+import { isAlive } from './processes.js';
 
 export interface FileHash {
   readonly path: string; // relative to the base dir, '/'-separated

@@ -4,7 +4,8 @@
 import type { Artifact } from './types.js';
 import type { Pipeline } from './pipeline.js';
 import type { Graph } from './graph.js';
-import { sparseOf, type Cache, type StoredMeta } from './cache.js';
+import type { Cache, StoredMeta } from './cache.js';
+import { sparseOf } from './sparse.js';
 import { keyMaterial, keyOf, type KeyMaterial } from './fingerprint.js';
 import { canonicalJson } from './canonical.js';
 import { getStage } from '../stages/registry.js';

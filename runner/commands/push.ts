@@ -8,7 +8,7 @@ import { Output, formatDuration } from '../output.js';
 import { ExitError, EXIT } from '../errors.js';
 import { checkStageNames } from './run.js';
 import { getStage } from '../../stages/registry.js';
-import { sparseOf, type SparseInfo } from '../cache.js';
+import { sparseOf, type SparseInfo } from '../sparse.js';
 
 export interface PushFlags extends PipelineOptions {
   stage?: string[];

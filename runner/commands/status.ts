@@ -4,7 +4,7 @@ import { openPipeline, type PipelineOptions } from '../open.js';
 import { planStages, type PlanEntry } from '../plan.js';
 import { Output } from '../output.js';
 import { EXIT } from '../errors.js';
-import { sparseOf } from '../cache.js';
+import { sparseOf } from '../sparse.js';
 import type { Artifact } from '../types.js';
 
 /** For --json: what a partial pull holds. */

@@ -11,7 +11,7 @@ import { StageError } from '../types.js';
 import { decodeLine, type Job } from './job.js';
 import { rsyncDown, rsyncUp, shq, sshRun, type SshTarget } from './ssh.js';
 import { hashOf } from '../canonical.js';
-import { sparseOf } from '../cache.js';
+import { sparseOf } from '../sparse.js';
 
 /** What the runner needs from a host artifact's host.json (written by `provision`). */
 export interface HostPlacement {

@@ -10,16 +10,17 @@
 // manifest (refusing a corrupt object by name), then commits through Cache.commit, which
 // re-derives the content hash: it must equal the remote's, or the entry is refused.
 // A partial pull (`reads`: the files the running stages declare) downloads only the matching
-// files and commits a sparse entry (Cache.commitSparse: the full manifest, whose hash is the
+// files and commits a sparse entry (commitSparse in ../sparse.ts: the full manifest, whose hash is the
 // meta's content hash, and the verified files); a later pull of more files adds them in place
-// (Cache.extendSparse) and the entry becomes complete once it holds every file.
+// (extendSparse) and the entry becomes complete once it holds every file.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline as pipe, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { sparseOf, type Cache, type MetaDraft, type StoredMeta } from '../cache.js';
+import type { Cache, MetaDraft, StoredMeta } from '../cache.js';
+import { commitSparse, extendSparse, sparseOf } from '../sparse.js';
 import type { Artifact, ManifestEntry, Progress } from '../types.js';
 import { contentHashOf, listFiles } from '../manifest.js';
 import { MULTIPART_THRESHOLD, RemoteError, type S3Store } from './s3-store.js';
@@ -354,7 +355,7 @@ export class RemoteCache {
       const stored: PulledMeta = { ...rest, contentHash: meta.contentHash, pulled };
       let artifact: Artifact;
       if (found) {
-        artifact = await cache.extendSparse(key, data, [...adding], { meta: stored, reads: options.reads ?? [], readers: options.reader ? [options.reader] : [] });
+        artifact = await extendSparse(cache, key, data, [...adding], { meta: stored, reads: options.reads ?? [], readers: options.reader ? [options.reader] : [] });
       } else {
         const tmp = await cache.makeTemp(`pull-${key.slice(0, 12)}`);
         try {
@@ -364,7 +365,7 @@ export class RemoteCache {
             const draft: MetaDraft & { pulled: PulledInfo } = { ...rest, pulled };
             artifact = await cache.commit(tmp, draft);
           } else {
-            artifact = await cache.commitSparse(tmp, stored, manifest, { reads: partial!.reads, readers: partial!.readers, remote: this.url, present: [...adding] });
+            artifact = await commitSparse(cache, tmp, stored, manifest, { reads: partial!.reads, readers: partial!.readers, remote: this.url, present: [...adding] });
           }
         } catch (e) {
           await rm(tmp, { recursive: true, force: true }).catch(() => undefined);

@@ -1,9 +1,10 @@
 // tfjs layers models and plain tensor lists to and from directories with node:fs. The pure-JS
 // tfjs package has no file:// handler (that lives in tfjs-node), so these are small IOHandlers.
-import { open, readFile, writeFile, rename, mkdir } from 'node:fs/promises';
+import { open, readFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import type { Tf } from './backend.js';
+import { writeAtomic } from '../../runner/fs-util.js';
 
 /** Weight shards are split at this size, like tfjs' converter does (at 4 MB) but larger. */
 const SHARD_BYTES = 128 * 1024 * 1024;
@@ -15,12 +16,6 @@ interface ModelJson {
   modelTopology: unknown;
   weightsManifest: { paths: string[]; weights: TF.io.WeightsManifestEntry[] }[];
   trainingConfig?: unknown;
-}
-
-async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, data);
-  await rename(tmp, file);
 }
 
 /** Write the weight buffers into shard files of at most SHARD_BYTES; returns their names. */
