@@ -13,8 +13,8 @@ import type { Pipeline } from './pipeline.js';
 import type { Graph } from './graph.js';
 import { upstreamOf } from './graph.js';
 import type { Cache } from './cache.js';
-import { sparseOf, type SparseInfo } from './sparse.js';
-import { normalizeReads, selectReads } from './reads.js';
+import { sparseOf } from './sparse.js';
+import { declaredReads, partialReadHint, sparseHolds } from './partial-inputs.js';
 import type { EventBus } from './events.js';
 import type { Output } from './output.js';
 import { keyMaterial, keyOf } from './fingerprint.js';
@@ -238,10 +238,10 @@ export async function execute(
       for (const [port, a] of Object.entries(inputs)) {
         if (!isStub(a) && !sparseOf(a)) continue;
         const up = spec.inputs[port] ?? a.meta.stage;
-        const reads = readsOf(stage, spec.with, port);
+        const reads = declaredReads(stage, spec.with, port);
         const here = await cache.find(a.key);
         const partly = here ? sparseOf(here) : undefined;
-        if (here && (!partly || (await holds(cache, a.key, partly, reads)))) {
+        if (here && (!partly || (await sparseHolds(cache, a.key, partly, reads)))) {
           inputs[port] = here;
           continue;
         }
@@ -343,7 +343,7 @@ export async function execute(
       return { status: 'ran', artifact };
     } catch (e) {
       const aborted = options.signal.aborted;
-      const message = aborted ? 'interrupted' : describeError(e) + partialHint(e, stage, spec.with, inputs);
+      const message = aborted ? 'interrupted' : describeError(e) + partialReadHint(e, stage, spec.with, inputs);
       if (!aborted && !(e instanceof StageError)) output.stageLogger(id, logFile).debug((e as Error)?.stack ?? String(e));
       bus.emit({ type: 'stage-failed', stage: id, error: message, durationMs: Date.now() - started, log: path.relative(process.cwd(), logFile) });
       return { status: 'failed', error: message };
@@ -357,43 +357,6 @@ export async function execute(
   await output.closeLogs();
   const failed = [...outcomes.values()].some((o) => o.status === 'failed' || o.status === 'skipped');
   return { outcomes, failed, interrupted: options.signal.aborted };
-}
-
-/** The files `stage` declares it reads from input `port` (undefined: all), checked. */
-function readsOf(stage: Stage<any>, params: unknown, port: string): string[] | undefined {
-  if (!stage.reads) return undefined;
-  try {
-    return normalizeReads(stage.reads(params, port), `stage ${stage.name}`);
-  } catch (e) {
-    throw new StageError(`${(e as Error).message} (a bug in the stage's reads())`);
-  }
-}
-
-/** Whether a sparse entry holds every file that `reads` matches (all of them when undefined). */
-async function holds(cache: Cache, key: string, sparse: SparseInfo, reads: readonly string[] | undefined): Promise<boolean> {
-  if (reads === undefined) return false;
-  const present = new Set(sparse.present);
-  return selectReads(await cache.readManifest(key), reads).every((m) => present.has(m.path));
-}
-
-/**
- * A stage that failed on a missing file while reading a partial pull: say so, since an
- * undeclared read (a wrong Stage.reads) is the likely cause.
- */
-function partialHint(e: unknown, stage: Stage<any>, params: unknown, inputs: Readonly<Record<string, Artifact>>): string {
-  const text = `${(e as Error | undefined)?.message ?? e}`;
-  if (!/ENOENT|no such file/i.test(text)) return '';
-  const partial = Object.entries(inputs).filter(([, a]) => sparseOf(a));
-  if (partial.length === 0) return '';
-  const declared = (port: string): string => {
-    try {
-      return (stage.reads?.(params, port) ?? []).join(', ');
-    } catch {
-      return '?';
-    }
-  };
-  const described = partial.map(([port]) => `${port} (${declared(port)})`).join(', ');
-  return ` [input ${described} was pulled partly, only the files ${stage.name} declares it reads: if it reads more, its reads() is wrong; \`pipe pull\` the input stage to fetch all of it]`;
 }
 
 /** Where a stage with `runs_on` goes: a remote host's placement, or undefined for this machine. */
