@@ -14,10 +14,10 @@
 // meta's content hash, and the verified files); a later pull of more files adds them in place
 // (extendSparse) and the entry becomes complete once it holds every file.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline as pipe, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Cache, MetaDraft, StoredMeta } from '../cache.js';
 import { commitSparse, extendSparse, sparseOf } from '../sparse.js';
@@ -27,32 +27,13 @@ import { MULTIPART_THRESHOLD, RemoteError, type S3Store } from './s3-store.js';
 import type { PartialInfo, PulledInfo, PulledMeta } from './stub.js';
 import { selectReads } from '../reads.js';
 import { readIndex, updateIndex, type RemoteIndex, type RemoteIndexEntry } from './remote-index.js';
-import { both, forEachLimit, hasSize, positive, safeRelPath, sha256 } from './util.js';
+import { blobPath, both, checkKey, entryPath, forEachLimit, hasSize, HEX64, PARALLEL, PARALLEL_LARGE, safeRelPath } from './util.js';
+import { pushEntries, type PushOptions, type PushStats } from './remote-push.js';
 
-export { forEachLimit, safeRelPath };
-
-/** Requests in flight at once for small objects (latency-bound: S3 answers in tens of ms). PIPE_REMOTE_JOBS overrides. */
-export const PARALLEL = positive(process.env.PIPE_REMOTE_JOBS) ?? 32;
-/** Large files in flight at once (each a multipart upload or a streamed download). */
-const PARALLEL_LARGE = 2;
-/** Up to this many candidate blobs are checked with HEAD; more, by listing their shards. */
-const HEAD_LIMIT = 256;
+export { blobPath, entryPath, forEachLimit, PARALLEL, safeRelPath };
+export type { PushOptions, PushStats };
 
 export type { PartialInfo, PulledInfo, PulledMeta, RemoteIndex, RemoteIndexEntry };
-
-export interface PushStats {
-  readonly entries: number;
-  readonly entriesPresent: number;
-  readonly uploadedFiles: number;
-  readonly uploadedBytes: number;
-  readonly presentFiles: number;
-  readonly presentBytes: number;
-  /** Keys whose entry the remote already had (nothing uploaded for them). */
-  readonly present: readonly string[];
-  /** Keys the remote already had with a different content hash (a non-deterministic stage): the remote's was kept. */
-  readonly differing: readonly string[];
-  readonly durationMs: number;
-}
 
 export interface PullResult {
   readonly artifact: Artifact;
@@ -60,12 +41,6 @@ export interface PullResult {
   readonly info: PulledInfo;
   /** False when the entry was already here (complete, or sparse holding every file asked for). */
   readonly fresh: boolean;
-}
-
-export interface PushOptions {
-  /** Bytes; its total is set once the missing blobs are known. */
-  readonly progress?: Progress;
-  readonly signal?: AbortSignal;
 }
 
 export interface PullOptions {
@@ -88,10 +63,7 @@ export interface PullOptions {
   readonly onStart?: (plan: { files: number; bytes: number; toDownload: number; of: number; ofBytes: number; present: number }) => void;
 }
 
-export const blobPath = (sha: string): string => `blobs/${sha.slice(0, 2)}/${sha}`;
-export const entryPath = (key: string, file: 'meta.json' | 'manifest.json'): string => `entries/${key}/${file}`;
 
-const HEX64 = /^[0-9a-f]{64}$/;
 
 export class RemoteCache {
   constructor(readonly store: S3Store) {}
@@ -147,127 +119,9 @@ export class RemoteCache {
     return manifest;
   }
 
-  /** Upload the given committed artifacts, skipping entries and blobs the remote already has. */
-  async push(cache: Cache, keys: readonly string[], options: PushOptions = {}): Promise<PushStats> {
-    const started = Date.now();
-    const { signal } = options;
-    await this.ready();
-    const unique = [...new Set(keys)];
-    for (const k of unique) checkKey(k);
-    const differing: string[] = [];
-    const presentKeys: string[] = [];
-    const todo: { meta: StoredMeta; manifest: ManifestEntry[]; dir: string }[] = [];
-    await forEachLimit(unique, PARALLEL, async (key) => {
-      const local = await cache.find(key);
-      if (!local) throw new RemoteError('other', `artifact ${key} is not in the local cache (${cache.cacheDir})`);
-      if (sparseOf(local)) throw new RemoteError('other', `artifact ${key} (${local.meta.stage}) is only partly in the local cache (a partial pull): it cannot be pushed`);
-      const remote = await this.meta(key, signal);
-      if (remote) {
-        presentKeys.push(key);
-        if (remote.contentHash !== local.contentHash) differing.push(key);
-        return;
-      }
-      todo.push({ meta: local.meta as StoredMeta, manifest: await cache.readManifest(key), dir: local.dir });
-    });
-
-    // Distinct blobs of the entries to publish, each with one local file that holds it.
-    const blobs = new Map<string, { size: number; file: string; label: string }>();
-    for (const e of todo) {
-      for (const m of e.manifest) if (!blobs.has(m.sha256)) blobs.set(m.sha256, { size: m.size, file: path.join(e.dir, m.path), label: `${e.meta.stage}/${m.path}` });
-    }
-    const present = await this.presentBlobs(new Map([...blobs].map(([sha, b]) => [sha, b.size])), signal);
-    const missing = [...blobs].filter(([sha]) => !present.has(sha));
-    const uploadBytes = missing.reduce((n, [, b]) => n + b.size, 0);
-    options.progress?.setTotal(uploadBytes);
-    let uploadedFiles = 0;
-    const upload = async ([sha, b]: (typeof missing)[number]): Promise<void> => {
-      if (signal?.aborted) throw new RemoteError('other', 'push interrupted');
-      await this.uploadBlob(sha, b, options.progress, signal);
-      uploadedFiles++;
-      if (b.size < MULTIPART_THRESHOLD) options.progress?.tick(b.size, `${uploadedFiles}/${missing.length} files`);
-    };
-    await both(
-      forEachLimit(missing.filter(([, b]) => b.size >= MULTIPART_THRESHOLD), PARALLEL_LARGE, upload),
-      forEachLimit(missing.filter(([, b]) => b.size < MULTIPART_THRESHOLD), PARALLEL, upload),
-    );
-
-    // Every blob is there: publish manifests, then metas (the "entry exists" marker) last.
-    await forEachLimit(todo, PARALLEL, async (e) => {
-      await this.store.putBuffer(entryPath(e.meta.key, 'manifest.json'), JSON.stringify(e.manifest), 'application/json', signal);
-    });
-    await forEachLimit(todo, PARALLEL, async (e) => {
-      const { pulled: _pulled, ...meta } = e.meta as PulledMeta;
-      await this.store.putBuffer(entryPath(e.meta.key, 'meta.json'), JSON.stringify(meta, null, 2), 'application/json', signal);
-    });
-    options.progress?.done();
-    const presentBytes = [...present].reduce((n, sha) => n + (blobs.get(sha)?.size ?? 0), 0);
-    return {
-      entries: todo.length,
-      entriesPresent: unique.length - todo.length,
-      uploadedFiles,
-      uploadedBytes: uploadBytes,
-      presentFiles: present.size,
-      presentBytes,
-      present: presentKeys,
-      differing,
-      durationMs: Date.now() - started,
-    };
-  }
-
-  /** Which of these blobs the remote holds with the expected size (a truncated object is not "held"). */
-  private async presentBlobs(wanted: ReadonlyMap<string, number>, signal?: AbortSignal): Promise<Set<string>> {
-    const present = new Set<string>();
-    if (wanted.size <= HEAD_LIMIT) {
-      await forEachLimit([...wanted], PARALLEL * 2, async ([sha, size]) => {
-        const info = await this.store.head(blobPath(sha), signal);
-        if (info && info.size === size) present.add(sha);
-      });
-      return present;
-    }
-    const shards = [...new Set([...wanted.keys()].map((sha) => sha.slice(0, 2)))];
-    await forEachLimit(shards, PARALLEL, async (shard) => {
-      for await (const o of this.store.list(`blobs/${shard}/`, signal)) {
-        const sha = o.key.slice(o.key.lastIndexOf('/') + 1);
-        if (wanted.get(sha) === o.size) present.add(sha);
-      }
-    });
-    return present;
-  }
-
-  private async uploadBlob(sha: string, b: { size: number; file: string; label: string }, progress: Progress | undefined, signal?: AbortSignal): Promise<void> {
-    const refuse = (): RemoteError =>
-      new RemoteError('corrupt', `local file ${b.label} no longer matches its manifest (sha256); run \`pipe verify\` and re-run the stage before pushing`);
-    if (b.size < MULTIPART_THRESHOLD) {
-      const buf = await readFile(b.file);
-      if (buf.length !== b.size || sha256(buf) !== sha) throw refuse();
-      await this.store.putBuffer(blobPath(sha), buf, 'application/octet-stream', signal);
-      return;
-    }
-    const hash = createHash('sha256');
-    let size = 0;
-    const hasher = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        size += chunk.length;
-        cb(null, chunk);
-      },
-    });
-    const body = pipe(createReadStream(b.file, { highWaterMark: 2 ** 20 }), hasher, () => undefined);
-    let reported = 0;
-    await this.store.putLarge(
-      blobPath(sha),
-      body,
-      (loaded) => {
-        progress?.tick(loaded - reported);
-        reported = loaded;
-      },
-      signal,
-    );
-    if (reported < b.size) progress?.tick(b.size - reported);
-    if (size !== b.size || hash.digest('hex') !== sha) {
-      await this.store.delete(blobPath(sha)).catch(() => undefined);
-      throw refuse();
-    }
+  /** Upload the given committed artifacts, skipping entries and blobs the remote already has (remote-push.ts). */
+  push(cache: Cache, keys: readonly string[], options: PushOptions = {}): Promise<PushStats> {
+    return pushEntries(this, cache, keys, options);
   }
 
   /**
@@ -430,8 +284,4 @@ export class RemoteCache {
   updateIndex(pipeline: string, stages: Readonly<Record<string, RemoteIndexEntry>>, signal?: AbortSignal): Promise<RemoteIndex> {
     return updateIndex(this, pipeline, stages, signal);
   }
-}
-
-function checkKey(key: string): void {
-  if (!HEX64.test(key)) throw new RemoteError('other', `not a cache key: ${key}`);
 }

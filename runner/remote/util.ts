@@ -2,6 +2,7 @@
 // a failure, and checks on paths and files.
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
+import { RemoteError } from './s3-store.js';
 
 export function positive(s: string | undefined): number | undefined {
   const n = Number(s);
@@ -54,3 +55,21 @@ export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (i
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (failure) throw failure.error;
 }
+
+/** Requests in flight at once for small objects (latency-bound: S3 answers in tens of ms). PIPE_REMOTE_JOBS overrides. */
+export const PARALLEL = positive(process.env.PIPE_REMOTE_JOBS) ?? 32;
+/** Large files in flight at once (each a multipart upload or a streamed download). */
+export const PARALLEL_LARGE = 2;
+/** Up to this many candidate blobs are checked with HEAD; more, by listing their shards. */
+export const HEAD_LIMIT = 256;
+
+export const HEX64 = /^[0-9a-f]{64}$/;
+
+/** Throws unless `key` looks like a cache key (64 hex digits). */
+export function checkKey(key: string): void {
+  if (!HEX64.test(key)) throw new RemoteError('other', `not a cache key: ${key}`);
+}
+
+/** Where a blob and an entry's files live under the remote's prefix. */
+export const blobPath = (sha: string): string => `blobs/${sha.slice(0, 2)}/${sha}`;
+export const entryPath = (key: string, file: 'meta.json' | 'manifest.json'): string => `entries/${key}/${file}`;
