@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
-import { asStageError, frozenBatchSize } from './finetune.js';
+import { asStageError, frozenBatchSize } from './finetune-flow.js';
 import type { Gate, Prediction } from './evaluate-metrics.js';
 import type { BackendPref } from './vision/backend.js';
 import type { Fit, PreprocessMode } from './vision/images.js';

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import type { Stage, StageContext } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
-import { TRAIN_PARAM_SCHEMA, runFinetune, type TrainParams } from './finetune.js';
+import { TRAIN_PARAM_SCHEMA, modelFilesHash, runFinetune, type TrainParams } from './finetune-flow.js';
 import type { VggArchitecture, VggTrainable } from './vision/vgg16.js';
 
 export interface FinetuneVgg16Params extends TrainParams {
@@ -99,12 +99,7 @@ export const finetuneVgg16Stage: Stage<FinetuneVgg16Params> = {
     const { cachedFileHash } = await import('../runner/hash-files.js');
     const file = path.resolve(pipelineDir, params.weights);
     try {
-      if (file.endsWith('.json')) {
-        const { readFile } = await import('node:fs/promises');
-        const json = JSON.parse(await readFile(file, 'utf8')) as { weightsManifest?: { paths: string[] }[] };
-        const files = [file, ...(json.weightsManifest ?? []).flatMap((g) => g.paths.map((q) => path.join(path.dirname(file), decodeURIComponent(q))))];
-        return Promise.all(files.map(async (f) => (await cachedFileHash(f)).sha256));
-      }
+      if (file.endsWith('.json')) return await modelFilesHash(file);
       return (await cachedFileHash(file)).sha256;
     } catch {
       return 'unreadable';

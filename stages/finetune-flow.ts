@@ -1,0 +1,322 @@
+// The training flow shared by `finetune` and `finetune-vgg16` (runFinetune): read the split,
+// freeze everything up to the cut, compute the frozen outputs once per image (cached), train
+// the rest (ONNX Runtime or tfjs: vision/learner.ts), save the model and its JSON files.
+// Heavy modules (tfjs, sharp, h5wasm, onnxruntime) are imported inside run only.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type * as TF from '@tensorflow/tfjs';
+import type { StageContext, StageResult } from '../runner/types.js';
+import { StageError } from '../runner/types.js';
+import type { BackendPref, Tf } from './vision/backend.js';
+import type { FrozenEngine } from './vision/frozen.js';
+import type { Fit, PreprocessMode } from './vision/images.js';
+import type { EnginePref } from './vision/tfjs-engine.js';
+import type { DataSource, OptimizerName } from './vision/train.js';
+
+/** Params every fine-tuning stage takes. */
+export interface TrainParams {
+  use_sample: boolean;
+  epochs: number;
+  batch_size: number;
+  learning_rate: number;
+  optimizer: OptimizerName;
+  seed: number;
+  validate_every_epoch: boolean;
+  backend: BackendPref;
+  engine: EnginePref;
+}
+
+export const TRAIN_PARAM_SCHEMA: Record<string, Record<string, unknown>> = {
+  use_sample: { type: 'boolean', default: false, description: "Train on the split's `sample/` folders (a quick check) instead of the full train/valid sets." },
+  epochs: { type: 'integer', minimum: 1, default: 3, description: 'Passes over the training set.' },
+  batch_size: { type: 'integer', minimum: 1, default: 64, description: 'Images per training step.' },
+  learning_rate: { type: 'number', exclusiveMinimum: 0, default: 0.001, description: 'Step size of the optimizer.' },
+  optimizer: { enum: ['adam', 'sgd'], default: 'adam', description: '`adam`, or `sgd` with momentum 0.9.' },
+  seed: { type: 'integer', default: 42, description: 'Seeds the new layers, the shuffles and dropout.' },
+  validate_every_epoch: { type: 'boolean', default: true, description: 'Validate after every epoch (else only after the last).' },
+  backend: {
+    enum: ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'],
+    default: 'auto',
+    description: 'TensorFlow.js backend for training: `auto` takes the first that loads of tfjs-node-gpu, tfjs-node, wasm, cpu. Not part of the cache key.',
+  },
+  engine: {
+    enum: ['auto', 'onnx', 'tfjs'],
+    default: 'auto',
+    description:
+      'What computes the frozen layers and trains the rest: ONNX Runtime on every core (`auto` uses it where it loads and has the layers) or tfjs on `backend`. Not part of the cache key.',
+  },
+};
+
+/** The network to fine-tune, as a stage prepared it. */
+export interface PreparedModel {
+  /** The full network: frozen part + trainable part, ending in the new softmax. */
+  readonly model: TF.LayersModel;
+  /** Last frozen layer; null when everything trains. */
+  readonly cut: string | null;
+  readonly architecture: string;
+  readonly trainable: string;
+  /** How the weights came about, for finetune.json and the report. */
+  readonly weights: string;
+  readonly preprocess: { readonly mode: PreprocessMode; readonly size: readonly [number, number]; readonly fit: Fit };
+  readonly extra?: Record<string, unknown>;
+}
+
+export interface PrepareEnv {
+  readonly tf: Tf;
+  readonly classes: readonly string[];
+}
+
+/** Frozen-pass batch: enough to keep an engine busy, small enough for wasm memory at 224x224. */
+export function frozenBatchSize(size: readonly [number, number]): number {
+  return Math.max(1, Math.min(64, Math.floor((16 * 224 * 224) / (size[0] * size[1]))));
+}
+
+/** Map library errors the user can act on to StageError; rethrow the rest. */
+export function asStageError(e: unknown): never {
+  const name = (e as Error)?.name;
+  if (name === 'WeightsError' || name === 'ImageDecodeError') throw new StageError((e as Error).message);
+  const kernel = /Kernel '(\w+)' not registered for backend '(\w+)'/.exec(String((e as Error)?.message));
+  if (kernel) {
+    throw new StageError(
+      `the ${kernel[2]} backend cannot run ${kernel[1]}, which training these layers needs`,
+      'train fewer layers (trainable: predictions or dense), or pick another backend (backend: cpu is slow but complete)',
+    );
+  }
+  throw e;
+}
+
+/** Training flow shared by `finetune` and `finetune-vgg16`. */
+export async function runFinetune<P extends TrainParams>(
+  ctx: StageContext<P>,
+  prepare: (env: PrepareEnv) => Promise<PreparedModel>,
+): Promise<StageResult> {
+  const p = ctx.params;
+  const dataset = ctx.inputs['dataset'];
+  if (!dataset) throw new StageError("input 'dataset' is missing");
+  const { readSplit, labelOf, splitFiles, frozenFingerprint, frozenLayers, cachedFeatures, FeatureReader } = await import('./vision/features.js');
+  const { selectBackend } = await import('./vision/backend.js');
+  const { openFrozenEngine } = await import('./vision/tfjs-engine.js');
+  const { trainHead, headModel } = await import('./vision/train.js');
+  const { saveModel } = await import('./vision/model-io.js');
+
+  const split = await readSplit(dataset.dir).catch((e: Error) => {
+    throw new StageError(e.message);
+  });
+  const classes = split.classes;
+  const trainName = p.use_sample ? 'sample/train' : 'train';
+  const validName = p.use_sample ? 'sample/valid' : 'valid';
+  const trainFiles = splitFiles(split, trainName);
+  const validFiles = splitFiles(split, validName);
+  if (trainFiles.length === 0) throw new StageError(`the dataset has no '${trainName}' files`);
+  const labelsFor = (files: readonly string[]) => {
+    const labels = Int32Array.from(files, (f) => labelOf(f, classes));
+    const bad = files.find((_, i) => labels[i]! < 0);
+    if (bad) throw new StageError(`cannot tell the class of '${bad}': its folder is not one of ${classes.join(', ')}`);
+    return labels;
+  };
+  const trainLabels = labelsFor(trainFiles);
+  const validLabels = labelsFor(validFiles);
+
+  const choice = await selectBackend(p.backend, (m) => ctx.log.info(m)).catch((e: Error) => {
+    throw new StageError(e.message);
+  });
+  const { tf } = choice;
+  const t0 = performance.now();
+  const prepared = await prepare({ tf, classes }).catch(asStageError);
+  const { model, cut } = prepared;
+  let engine: FrozenEngine | undefined;
+  let engineDetail: Record<string, unknown> = { name: 'none', reason: 'nothing frozen' };
+  const readers: { close(): Promise<void> }[] = [];
+  try {
+    // Freeze everything the cut depends on; the rest trains.
+    const frozen = new Set(cut ? frozenLayers(model, cut) : []);
+    for (const layer of model.layers) layer.trainable = !frozen.has(layer);
+
+    let trainSource: DataSource;
+    let validSource: DataSource | null;
+    let head: TF.LayersModel;
+    let featureInfo: Record<string, unknown> = {};
+    const f0 = performance.now();
+    let frozenKey: string | null = null;
+    if (cut) {
+      frozenKey = frozenFingerprint(model, cut);
+      const openEngine = async () => {
+        engine ??= await openFrozenEngine(tf, model, cut, {
+          engine: p.engine,
+          log: (m) => ctx.log.info(m),
+          warn: (m) => ctx.log.warn(m),
+          derived: (n, k, b) => ctx.derived(n, k, b),
+          backendDetail: { backend: choice.backend },
+        });
+        return engine;
+      };
+      const request = (name: string, files: readonly string[]) =>
+        cachedFeatures({
+          derived: (n, k, b) => ctx.derived(n, k, b),
+          frozen: frozenKey!,
+          cut,
+          architecture: prepared.architecture,
+          datasetHash: dataset.contentHash,
+          datasetDir: dataset.dir,
+          split: name,
+          files,
+          preprocess: prepared.preprocess,
+          engine: openEngine,
+          batchSize: frozenBatchSize(prepared.preprocess.size),
+          progress: (l, t) => ctx.progress(l, t),
+          log: (m) => ctx.log.info(m),
+          signal: ctx.signal,
+          resumeDir: path.join(ctx.workDir, 'features'),
+        }).catch(asStageError);
+      const trainSet = await request(trainName, trainFiles);
+      const validSet = validFiles.length ? await request(validName, validFiles) : null;
+      const source = async (set: NonNullable<typeof validSet>, labels: Int32Array): Promise<DataSource> => {
+        const reader = await FeatureReader.open(set);
+        readers.push(reader);
+        return { count: reader.count, shape: set.index.shape, labels, rows: (idx) => reader.rows(idx) };
+      };
+      trainSource = await source(trainSet, trainLabels);
+      validSource = validSet ? await source(validSet, validLabels) : null;
+      head = headModel(tf, model, cut);
+      // With every frozen output from the cache, no engine ran: report the one that made them.
+      engineDetail = engine ? { ...engine.detail, name: engine.name } : { ...trainSet.index.engine, cached: true };
+      featureInfo = {
+        [trainName]: trainSet.built ? 'computed' : 'cached',
+        ...(validSet ? { [validName]: validSet.built ? 'computed' : 'cached' } : {}),
+        shape: trainSet.index.shape,
+      };
+    } else {
+      trainSource = imageSource(dataset.dir, trainFiles, trainLabels, prepared.preprocess);
+      validSource = validFiles.length ? imageSource(dataset.dir, validFiles, validLabels, prepared.preprocess) : null;
+      head = model;
+    }
+    const featuresSeconds = (performance.now() - f0) / 1000;
+
+    const result = await trainHead({
+      tf,
+      head,
+      train: trainSource,
+      valid: validSource,
+      classes: classes.length,
+      epochs: p.epochs,
+      batchSize: p.batch_size,
+      learningRate: p.learning_rate,
+      optimizer: p.optimizer,
+      seed: p.seed,
+      validateEveryEpoch: p.validate_every_epoch,
+      engine: p.engine,
+      checkpointDir: path.join(ctx.workDir, 'checkpoint'),
+      checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable: prepared.trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.optimizer, p.seed] }),
+      signal: ctx.signal,
+      progress: (l, t) => ctx.progress(l, t),
+      log: (m) => ctx.log.info(m),
+      warn: (m) => ctx.log.warn(m),
+    }).catch(asStageError);
+
+    const s0 = performance.now();
+    await mkdir(ctx.outDir, { recursive: true });
+    await saveModel(model, ctx.outDir);
+    const last = result.history.epochs[result.history.epochs.length - 1];
+    const finetune = {
+      architecture: prepared.architecture,
+      cut,
+      trainable: prepared.trainable,
+      weights: prepared.weights,
+      backend: choice.backend,
+      engine: engineDetail['name'] ?? 'none',
+      train_engine: result.engine['engine'],
+      frozen_fingerprint: frozenKey,
+      input: { dataset: dataset.contentHash, train: trainName, valid: validName, train_count: trainFiles.length, valid_count: validFiles.length },
+      ...(prepared.extra ?? {}),
+    };
+    const writeJson = (name: string, value: unknown) => writeFile(path.join(ctx.outDir, name), `${JSON.stringify(value, null, 2)}\n`);
+    await writeJson('classes.json', classes);
+    await writeJson('history.json', result.history);
+    await writeJson('preprocess.json', { mode: prepared.preprocess.mode, size: [...prepared.preprocess.size], fit: prepared.preprocess.fit });
+    await writeJson('finetune.json', finetune);
+    const saveSeconds = (performance.now() - s0) / 1000;
+
+    const metrics: Record<string, number> = {};
+    if (last?.val_accuracy !== undefined) metrics['val_accuracy'] = last.val_accuracy;
+    if (last?.val_loss !== undefined) metrics['val_loss'] = last.val_loss;
+    if (last) {
+      metrics['accuracy'] = last.accuracy;
+      metrics['loss'] = last.loss;
+    }
+    return {
+      metrics,
+      meta: {
+        backend: choice.backend,
+        backend_detail: choice.detail,
+        engine: engineDetail['name'] ?? 'none',
+        engine_detail: engineDetail,
+        train_engine: result.engine,
+        architecture: prepared.architecture,
+        cut,
+        trainable: prepared.trainable,
+        weights: prepared.weights,
+        features: featureInfo,
+        resumed_from_epoch: result.resumedFrom,
+        timings: {
+          prepare_s: (f0 - t0) / 1000,
+          frozen_outputs_s: featuresSeconds,
+          train_s: result.trainSeconds,
+          validate_s: result.validSeconds,
+          save_s: saveSeconds,
+        },
+      },
+      summary:
+        last?.val_accuracy !== undefined
+          ? `val_accuracy ${last.val_accuracy.toFixed(4)}, val_loss ${last.val_loss!.toFixed(4)} after ${result.history.epochs.length} epochs (trained on ${trainedOn(result.engine)}, frozen part: ${String(engineDetail['name'] ?? 'none')})`
+          : `trained ${result.history.epochs.length} epochs (${trainedOn(result.engine)})`,
+    };
+  } finally {
+    for (const r of readers) await r.close();
+    await engine?.dispose();
+    model.dispose();
+  }
+}
+
+/** `onnx (cpu, 2 threads)` or `tfjs (wasm)`: what the summary line says trained. */
+function trainedOn(d: Record<string, unknown>): string {
+  return d['engine'] === 'onnx' ? `onnx (${String(d['provider'])}, ${String(d['threads'])} threads)` : `tfjs (${String(d['backend'])})`;
+}
+
+/** Training rows straight from images (nothing frozen: no feature cache). */
+function imageSource(
+  dir: string,
+  files: readonly string[],
+  labels: Int32Array,
+  pre: PreparedModel['preprocess'],
+): DataSource {
+  const [h, w] = pre.size;
+  const per = h * w * 3;
+  return {
+    count: files.length,
+    shape: [h, w, 3],
+    labels,
+    async rows(indices) {
+      const { decodeImage, preprocessInto } = await import('./vision/images.js');
+      const out = new Float32Array(indices.length * per);
+      const limit = 4;
+      for (let s = 0; s < indices.length; s += limit) {
+        await Promise.all(
+          indices.slice(s, s + limit).map(async (r, j) => {
+            const rgb = await decodeImage(path.join(dir, files[r]!), { size: pre.size, fit: pre.fit });
+            preprocessInto(rgb, out, (s + j) * per, pre.mode);
+          }),
+        );
+      }
+      return out;
+    },
+  };
+}
+
+/** Hash of a local tfjs model (model.json + its weight files), for the cache key. */
+export async function modelFilesHash(modelJson: string): Promise<unknown> {
+  const { readFile } = await import('node:fs/promises');
+  const { cachedFileHash } = await import('../runner/hash-files.js');
+  const json = JSON.parse(await readFile(modelJson, 'utf8')) as { weightsManifest?: { paths: string[] }[] };
+  const files = [modelJson, ...(json.weightsManifest ?? []).flatMap((g) => g.paths.map((q) => path.join(path.dirname(modelJson), decodeURIComponent(q))))];
+  return Promise.all(files.map(async (f) => (await cachedFileHash(f)).sha256));
+}
