@@ -2,10 +2,10 @@
 // other file is optional (its section then says "not available"), but a file that exists and is
 // malformed is a StageError naming the file and the field: a broken upstream stage should be
 // noticed, not papered over.
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StageError } from '../../runner/types.js';
 import { parseCsv } from './csv.js';
+import { fail, record, array, finite, fraction, count, text, maybeNumber, classList, readText, parseJson } from './checked-json.js';
 
 export interface ClassMetrics {
   readonly precision: number;
@@ -73,94 +73,6 @@ export type Available<T> = { readonly ok: true; readonly value: T } | { readonly
 
 export const available = <T>(value: T): Available<T> => ({ ok: true, value });
 export const unavailable = <T>(reason: string): Available<T> => ({ ok: false, reason });
-
-// ---------------------------------------------------------------------------------------------
-// Field checks. `at` names the place for the message: "metrics.json: confusion[1][0]".
-
-function fail(at: string, problem: string): never {
-  throw new StageError(`${at} ${problem}`);
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function record(v: unknown, at: string): Record<string, unknown> {
-  if (!isRecord(v)) fail(at, `must be an object, got ${describe(v)}`);
-  return v;
-}
-
-function array(v: unknown, at: string): readonly unknown[] {
-  if (!Array.isArray(v)) fail(at, `must be an array, got ${describe(v)}`);
-  return v;
-}
-
-function finite(v: unknown, at: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) fail(at, `must be a finite number, got ${describe(v)}`);
-  return v;
-}
-
-function fraction(v: unknown, at: string): number {
-  const x = finite(v, at);
-  if (x < 0 || x > 1) fail(at, `must be between 0 and 1, got ${x}`);
-  return x;
-}
-
-function count(v: unknown, at: string): number {
-  const x = finite(v, at);
-  if (!Number.isInteger(x) || x < 0) fail(at, `must be a non-negative integer, got ${x}`);
-  return x;
-}
-
-function text(v: unknown, at: string): string {
-  if (typeof v !== 'string') fail(at, `must be a string, got ${describe(v)}`);
-  return v;
-}
-
-/** A number or null (JSON has no NaN: a diverged loss arrives as null). Absent = null. */
-function maybeNumber(v: unknown, at: string): number | null {
-  if (v === undefined || v === null) return null;
-  return finite(v, at);
-}
-
-function classList(v: unknown, at: string): string[] {
-  const list = array(v, at).map((c, i) => text(c, `${at}[${i}]`));
-  if (list.length === 0) fail(at, 'must name at least one class');
-  const seen = new Set<string>();
-  for (const c of list) {
-    if (seen.has(c)) fail(at, `names class ${JSON.stringify(c)} twice`);
-    seen.add(c);
-  }
-  return list;
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
-  if (typeof v === 'number') return String(v);
-  return typeof v;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Files.
-
-async function readText(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new StageError(`${path.basename(file)}: cannot read: ${(error as Error).message}`);
-  }
-}
-
-function parseJson(body: string, name: string): unknown {
-  try {
-    return JSON.parse(body);
-  } catch (error) {
-    throw new StageError(`${name}: not valid JSON: ${(error as Error).message}`);
-  }
-}
 
 /** Read `name` from an artifact dir; undefined when the file does not exist. */
 export async function readJsonFile(dir: string, name: string): Promise<unknown> {
