@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SplitParams } from '../stages/split.js';
 import { mapLimit } from '../runner/hash-files.js';
+import { round } from './bench-util.js';
 
 const MB = 1024 * 1024;
 
@@ -63,8 +64,8 @@ export async function benchData(count = 25_000): Promise<object> {
       return {
         files: count,
         image: `${width}x${height} jpeg`,
-        generate_s: round(generateS),
-        split_s: round(splitS),
+        generate_s: round(generateS, 2),
+        split_s: round(splitS, 2),
         files_per_s: Math.round(count / splitS),
         rss_before_mb: Math.round(rssBefore / MB),
         peak_rss_mb: Math.round(peak / MB),
@@ -78,10 +79,6 @@ export async function benchData(count = 25_000): Promise<object> {
   } finally {
     await rm(root, { recursive: true, force: true });
   }
-}
-
-function round(x: number): number {
-  return Math.round(x * 100) / 100;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
