@@ -114,6 +114,20 @@ function assertNoSecret(): void {
   }
 }
 
+/** A rig with p.yaml run once into cache A, and the S3 environment of a fresh prefix. */
+async function ranInA(): Promise<{ rig: Rig; prefix: string; env: Record<string, string> }> {
+  const rig = await Rig.create();
+  const prefix = `e2e${++prefixN}`;
+  const env = s3Env(prefix);
+  await rig.write('p.yaml', PIPELINE);
+  const a = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'A'], env);
+  if (a.code !== 0) {
+    await rig.cleanup();
+    assert.fail(`run into A failed:\n${a.stderr}`);
+  }
+  return { rig, prefix, env };
+}
+
 async function counts(rig: Rig): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const s of ['data', 'split', 'train', 'evaluate']) out[s] = await rig.count(s);
@@ -128,12 +142,8 @@ async function runRecord(rig: Rig, cacheDir: string): Promise<Record<string, unk
 }
 
 test('push from one cache, then `run --only evaluate --pull` in an empty one: same metrics, raw data not downloaded', { skip: skip() }, async () => {
-  const rig = await Rig.create();
-  const env = s3Env(`e2e${++prefixN}`);
+  const { rig, env } = await ranInA();
   try {
-    await rig.write('p.yaml', PIPELINE);
-    const a = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'A'], env);
-    assert.equal(a.code, 0, a.stderr);
     const push = await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'A', '--stage', 'data', 'split', 'train'], env);
     assert.equal(push.code, 0, push.stderr);
     assert.match(push.stderr, /uploaded \d+ files/);
@@ -179,12 +189,8 @@ test('push from one cache, then `run --only evaluate --pull` in an empty one: sa
 });
 
 test('a push killed mid-upload leaves no visible entry; the next push completes it', { skip: skip() }, async () => {
-  const rig = await Rig.create();
-  const prefix = `e2e${++prefixN}`;
-  const env = s3Env(prefix);
+  const { rig, prefix, env } = await ranInA();
   try {
-    await rig.write('p.yaml', PIPELINE);
-    assert.equal((await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'A'], env)).code, 0);
     let blobPuts = 0;
     let stalled = 0;
     server.setHook(({ method, url }) => {
@@ -230,12 +236,8 @@ test('a push killed mid-upload leaves no visible entry; the next push completes 
 });
 
 test('a corrupt remote object is refused, naming the file; nothing is committed', { skip: skip() }, async () => {
-  const rig = await Rig.create();
-  const prefix = `e2e${++prefixN}`;
-  const env = s3Env(prefix);
+  const { rig, prefix, env } = await ranInA();
   try {
-    await rig.write('p.yaml', PIPELINE);
-    assert.equal((await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'A'], env)).code, 0);
     assert.equal((await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'A', '--stage', 'data', 'split', 'train'], env)).code, 0);
     const sha = createHash('sha256').update('image 1\n').digest('hex');
     await client().send(new PutObjectCommand({ Bucket: server.bucket, Key: `${prefix}/blobs/${sha.slice(0, 2)}/${sha}`, Body: 'image X\n' }));
@@ -256,11 +258,8 @@ test('a corrupt remote object is refused, naming the file; nothing is committed'
 });
 
 test('missing credentials, a missing bucket, an unknown key, no remote: clear errors, no secret', { skip: skip() }, async () => {
-  const rig = await Rig.create();
-  const env = s3Env(`e2e${++prefixN}`);
+  const { rig, env } = await ranInA();
   try {
-    await rig.write('p.yaml', PIPELINE);
-    assert.equal((await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'A'], env)).code, 0);
 
     const noCreds = await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'A'], {
       ...env,
