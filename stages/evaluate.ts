@@ -101,7 +101,6 @@ export const evaluateStage: Stage<EvaluateParams> = {
     const { selectBackend } = await import('./vision/backend.js');
     const { openFrozenEngine } = await import('./vision/tfjs-engine.js');
     const { headModel } = await import('./vision/train.js');
-    const { openPredictor } = await import('./vision/learner.js');
     const { loadModel } = await import('./vision/model-io.js');
     const { loadBatches } = await import('./vision/images.js');
 
@@ -137,6 +136,15 @@ export const evaluateStage: Stage<EvaluateParams> = {
     const size: [number, number] = [pre.size[0], pre.size[1]];
     let engineName = 'none';
     let engine: Awaited<ReturnType<typeof openFrozenEngine>> | undefined;
+    // The trained part (or the whole model when nothing is frozen) runs through the same engine
+    // choice: ONNX where it converts (a block5 head is 2.8 GFLOP per image), else tfjs.
+    const openPredictor = (net: typeof model) =>
+      openFrozenEngine(tf, net, net.layers[net.layers.length - 1]!.name, {
+        engine: p.engine,
+        log: (m) => ctx.log.info(m),
+        warn: (m) => ctx.log.warn(m),
+        derived: (n, k, b) => ctx.derived(n, k, b),
+      });
     const predictSplit = async (name: string, list: readonly string[]): Promise<Prediction[]> => {
       const labels = list.map((f) => labelOf(f, classes));
       const probsOf = (probs: Float32Array, offset: number, count: number): Prediction[] =>
@@ -175,11 +183,11 @@ export const evaluateStage: Stage<EvaluateParams> = {
         engineName = String(set.index.engine['name'] ?? engineName);
         const head = headModel(tf, model, cut);
         const reader = await FeatureReader.open(set);
-        const predictor = await openPredictor(tf, head, set.index.shape, p.engine, (m) => ctx.log.info(m));
+        const predictor = await openPredictor(head);
         try {
           for (let s = 0; s < list.length; s += p.batch_size) {
             const idx = Array.from({ length: Math.min(p.batch_size, list.length - s) }, (_, i) => s + i);
-            const probs = await predictor.predict(await reader.rows(idx), idx.length);
+            const probs = await predictor.run(await reader.rows(idx), idx.length);
             out.push(...probsOf(probs, s, idx.length));
           }
         } finally {
@@ -188,14 +196,14 @@ export const evaluateStage: Stage<EvaluateParams> = {
         }
       } else {
         const bar = ctx.progress(`predict: ${name}`, list.length);
-        const predictor = await openPredictor(tf, model, [size[0], size[1], 3], p.engine, (m) => ctx.log.info(m));
+        const predictor = await openPredictor(model);
         const batches = loadBatches(
           list.map((f) => path.join(dataset.dir, f)),
           { size, fit: pre.fit, preprocess: pre.mode, batchSize: frozenBatchSize(size), signal: ctx.signal, reuseBuffers: true },
         );
         try {
           for await (const b of batches) {
-            const probs = await predictor.predict(b.data, b.count);
+            const probs = await predictor.run(b.data, b.count);
             out.push(...probsOf(probs, b.start, b.count));
             bar.update(b.start + b.count);
           }

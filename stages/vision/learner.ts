@@ -105,7 +105,7 @@ function softmaxLogits(head: TF.LayersModel): ((x: TF.Tensor) => TF.Tensor) | nu
 }
 
 /** Softmax outputs of `model` for `count` rows of shape `shape`, flat. */
-export async function predictRows(tf: Tf, model: TF.LayersModel, x: Float32Array, count: number, shape: readonly number[]): Promise<Float32Array> {
+async function predictRows(tf: Tf, model: TF.LayersModel, x: Float32Array, count: number, shape: readonly number[]): Promise<Float32Array> {
   const y = tf.tidy(() => model.predict(tf.tensor(x, [count, ...shape], 'float32')) as TF.Tensor);
   try {
     return (await y.data()) as Float32Array;
@@ -167,34 +167,4 @@ function tfjsLearner(o: LearnerOptions): Learner {
       optimizer.dispose();
     },
   };
-}
-
-export interface Predictor {
-  readonly name: 'onnx' | 'tfjs';
-  predict(x: Float32Array, count: number): Promise<Float32Array>;
-  dispose(): Promise<void>;
-}
-
-/**
- * Softmax outputs of a trained model (or head) for inference: its whole graph converted to ONNX
- * when `engine` allows and every layer converts (a block5 head is 2.8 GFLOP per image: minutes
- * on one wasm core for a test set), else tfjs.
- */
-export async function openPredictor(
-  tf: Tf,
-  model: TF.LayersModel,
-  shape: readonly number[],
-  engine: EnginePref,
-  log: (message: string) => void,
-): Promise<Predictor> {
-  const last = model.layers[model.layers.length - 1];
-  if (engine !== 'tfjs' && last) {
-    const { tryCreateOnnxEngine } = await import('./onnx/engine.js');
-    const got = await tryCreateOnnxEngine(model, last.name, { log });
-    if ('engine' in got) {
-      const e = got.engine;
-      return { name: 'onnx', predict: (x, count) => e.run(x, count), dispose: () => e.dispose() };
-    }
-  }
-  return { name: 'tfjs', predict: (x, count) => predictRows(tf, model, x, count, shape), dispose: async () => {} };
 }

@@ -33,7 +33,11 @@ export function cutOutputShape(model: TF.LayersModel, cutLayer: string): number[
 
 export function createTfjsEngine(tf: Tf, model: TF.LayersModel, cutLayer: string, options: TfjsEngineOptions = {}): FrozenEngine {
   const layer = model.getLayer(cutLayer);
-  const sub = tf.model({ inputs: model.inputs, outputs: layer.output as TF.SymbolicTensor, name: `frozen_${cutLayer}` });
+  // A model's own output, when the cut is its last layer: a head made by headModel() shares its
+  // layers with the full network, so `layer.output` is ambiguous there.
+  const at = model.outputLayers.indexOf(layer);
+  const output = at >= 0 ? model.outputs[at]! : (layer.output as TF.SymbolicTensor);
+  const sub = tf.model({ inputs: model.inputs, outputs: output, name: `frozen_${cutLayer}` });
   const inputShape = dims(model.inputs[0]!.shape, 'model input');
   const outputShape = cutOutputShape(model, cutLayer);
   const inSize = inputShape.reduce((a, b) => a * b, 1);

@@ -10,10 +10,10 @@ import type { Progress } from '../../runner/types.js';
 import type { Tf } from './backend.js';
 import { cutOutputShape } from './tfjs-engine.js';
 import { mulberry32 as prng } from '../random.js';
-import { openLearner, predictRows, type Learner, type OptimizerName } from './learner.js';
+import { openLearner, type Learner, type OptimizerName } from './learner.js';
 import type { EnginePref } from './tfjs-engine.js';
 
-export { predictRows, type OptimizerName };
+export type { OptimizerName };
 
 /** Rows of training data: cached frozen outputs, or decoded images. */
 export interface DataSource {
