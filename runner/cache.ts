@@ -95,22 +95,9 @@ export class Cache {
 
   /** Seal a temp dir into cache/<key>. If another run committed the key first, theirs wins. */
   async commit(tmpDir: string, draft: MetaDraft): Promise<Artifact> {
-    const dataDir = path.join(tmpDir, 'data');
-    const manifest = await buildManifest(dataDir);
-    const contentHash = contentHashOf(manifest);
-    const meta: StoredMeta = { ...draft, contentHash };
-    await writeFile(path.join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 1));
-    await writeFile(path.join(tmpDir, 'meta.json'), JSON.stringify(meta, null, 2));
-    await fsyncTree(dataDir, manifest.map((m) => m.path));
-    await fsyncPath(path.join(tmpDir, 'manifest.json'));
-    await fsyncPath(path.join(tmpDir, 'meta.json'));
-    await fsyncPath(tmpDir);
-    const target = this.entryDir(draft.key);
-    try {
-      await rename(tmpDir, target);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+    const manifest = await buildManifest(path.join(tmpDir, 'data'));
+    const meta: StoredMeta = { ...draft, contentHash: contentHashOf(manifest) };
+    if (!(await this.seal(tmpDir, meta, manifest, manifest.map((m) => m.path)))) {
       const existing = await this.find(draft.key);
       const sparse = existing ? sparseOf(existing) : undefined;
       if (existing && sparse) await replaceSparse(this, existing, sparse, tmpDir, manifest, meta);
@@ -120,6 +107,27 @@ export class Cache {
     const artifact = await this.lookup(draft.key);
     if (!artifact) throw new Error(`cache entry ${draft.key} vanished after commit`);
     return artifact;
+  }
+
+  /**
+   * Writes manifest.json and meta.json (and any `extra` files) into a temp dir, fsyncs them, the
+   * `dataPaths` under data/ and the dir, and renames it to cache/<key>. False when the key was
+   * committed meanwhile (the temp dir is then still there, for the caller to deal with).
+   */
+  async seal(tmpDir: string, meta: StoredMeta, manifest: readonly ManifestEntry[], dataPaths: readonly string[], extra: Readonly<Record<string, string>> = {}): Promise<boolean> {
+    const files: Record<string, string> = { 'manifest.json': JSON.stringify(manifest, null, 1), 'meta.json': JSON.stringify(meta, null, 2), ...extra };
+    for (const [name, text] of Object.entries(files)) await writeFile(path.join(tmpDir, name), text);
+    await fsyncTree(path.join(tmpDir, 'data'), dataPaths);
+    for (const name of Object.keys(files)) await fsyncPath(path.join(tmpDir, name));
+    await fsyncPath(tmpDir);
+    try {
+      await rename(tmpDir, this.entryDir(meta.key));
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      return false;
+    }
   }
 
   /** Hold the lock of a key while computing it (see key-lock.ts); abort ends the wait. */

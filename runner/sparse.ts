@@ -4,7 +4,7 @@
 // see sparseOf): a stage that reads more completes it in place (verified files are added, then
 // sparse.json is removed last, so a reader never sees a file vanish), or a re-run of its stage
 // replaces it.
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Artifact, ManifestEntry } from './types.js';
 import type { Cache, StoredMeta } from './cache.js';
@@ -70,19 +70,8 @@ export async function replaceSparse(cache: Cache, existing: Artifact, sparse: Sp
  * whose hash is the meta's content hash. If the key was committed meanwhile, that entry wins.
  */
 export async function commitSparse(cache: Cache, tmpDir: string, meta: StoredMeta, manifest: readonly ManifestEntry[], sparse: Omit<SparseInfo, 'version' | 'presentBytes' | 'files' | 'bytes'>): Promise<Artifact> {
-  const dataDir = path.join(tmpDir, 'data');
   const info = sparseInfo(manifest, sparse);
-  await writeFile(path.join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 1));
-  await writeFile(path.join(tmpDir, 'meta.json'), JSON.stringify(meta, null, 2));
-  await writeFile(path.join(tmpDir, SPARSE_FILE), JSON.stringify(info));
-  await fsyncTree(dataDir, info.present);
-  for (const f of ['manifest.json', 'meta.json', SPARSE_FILE]) await fsyncPath(path.join(tmpDir, f));
-  await fsyncPath(tmpDir);
-  try {
-    await rename(tmpDir, cache.entryDir(meta.key));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+  if (!(await cache.seal(tmpDir, meta, manifest, info.present, { [SPARSE_FILE]: JSON.stringify(info) }))) {
     await rm(tmpDir, { recursive: true, force: true });
   }
   await fsyncPath(cache.cacheDir);
