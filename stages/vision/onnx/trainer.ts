@@ -126,6 +126,29 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
     }
   };
 
+  /** One run of the train graph on rows [start, start + n): loss, probabilities, gradients. */
+  const runSlice = async (x: Float32Array, labels: ArrayLike<number>, start: number, n: number, rand: () => number) => {
+    const y = new Float32Array(n * classes);
+    for (let i = 0; i < n; i++) y[i * classes + labels[start + i]!] = 1;
+    const feeds: Record<string, Ort.Tensor> = { x: xFeed(x.subarray(start * inSize), n), y: new ort.Tensor('float32', y, [n, classes]), ...weightFeeds() };
+    for (const d of dropouts) {
+      const mask = new Float32Array(n * d.perExample);
+      const keep = 1 / (1 - d.rate);
+      for (let j = 0; j < mask.length; j++) mask[j] = rand() >= d.rate ? keep : 0;
+      feeds[d.name] = new ort.Tensor('float32', mask, d.dims.map((v) => (v === 'N' ? n : Number(v))));
+    }
+    // Gradients land in buffers kept from step to step: fresh 100 MB+ arrays per step (fc1)
+    // cost more in page faults than the products themselves.
+    const fetches: Record<string, Ort.Tensor | null> = { loss: null, probs: null };
+    params.forEach((p, i) => (fetches[`grad/${p.name}`] = new ort.Tensor('float32', gradBuffers[i]!, [...p.onnxShape])));
+    const out = await train.session.run(feeds, fetches);
+    return {
+      loss: (out['loss']!.data as Float32Array)[0]!,
+      probs: out['probs']!.data as Float32Array,
+      grads: params.map((p) => out[`grad/${p.name}`]!.data as Float32Array),
+    };
+  };
+
   const detail = {
     engine: 'onnx',
     provider: train.provider,
@@ -149,40 +172,25 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
     async step(x, labels, count, seed) {
       alive();
       const rand = mulberry32(seed);
-      let loss = 0;
       const probs = new Float32Array(count * classes);
+      let loss = 0;
+      // The loss is a mean over the rows: a slice's loss and gradients count by its share.
       for (let start = 0; start < count; start += maxRows) {
         const n = Math.min(maxRows, count - start);
-        const y = new Float32Array(n * classes);
-        for (let i = 0; i < n; i++) y[i * classes + labels[start + i]!] = 1;
-        const feeds: Record<string, Ort.Tensor> = { x: xFeed(x.subarray(start * inSize), n), y: new ort.Tensor('float32', y, [n, classes]), ...weightFeeds() };
-        for (const d of dropouts) {
-          const mask = new Float32Array(n * d.perExample);
-          const keep = 1 / (1 - d.rate);
-          for (let j = 0; j < mask.length; j++) mask[j] = rand() >= d.rate ? keep : 0;
-          feeds[d.name] = new ort.Tensor('float32', mask, d.dims.map((v) => (v === 'N' ? n : Number(v))));
-        }
-        // Gradients land in buffers kept from step to step: fresh 100 MB+ arrays per step (fc1)
-        // cost more in page faults than the products themselves.
-        const fetches: Record<string, Ort.Tensor | null> = { loss: null, probs: null };
-        params.forEach((p, i) => (fetches[`grad/${p.name}`] = new ort.Tensor('float32', gradBuffers[i]!, [...p.onnxShape])));
-        const out = await train.session.run(feeds, fetches);
-        // The loss is a mean over the rows: a slice counts by its share of the batch.
+        const slice = await runSlice(x, labels, start, n, rand);
         const share = n / count;
-        loss += share * (out['loss']!.data as Float32Array)[0]!;
-        probs.set(out['probs']!.data as Float32Array, start * classes);
-        params.forEach((p, i) => {
-          const g = out[`grad/${p.name}`]!.data as Float32Array;
-          if (n === count) return;
-          const acc = gradSum(i);
-          if (start === 0) for (let j = 0; j < acc.length; j++) acc[j] = share * g[j]!;
-          else for (let j = 0; j < acc.length; j++) acc[j] = acc[j]! + share * g[j]!;
-        });
+        loss += share * slice.loss;
+        probs.set(slice.probs, start * classes);
         if (n === count) {
+          // One slice: its gradients are the batch's.
           steps++;
-          params.forEach((p, i) => update(i, out[`grad/${p.name}`]!.data as Float32Array));
+          slice.grads.forEach((g, i) => update(i, g));
           return { loss, probs };
         }
+        slice.grads.forEach((g, i) => {
+          const acc = gradSum(i);
+          for (let j = 0; j < acc.length; j++) acc[j] = (start === 0 ? 0 : acc[j]!) + share * g[j]!;
+        });
       }
       steps++;
       params.forEach((_, i) => update(i, gradSum(i)));
