@@ -9,7 +9,7 @@ import type * as TF from '@tensorflow/tfjs';
 import type { Progress } from '../../runner/types.js';
 import type { Tf } from './backend.js';
 import { cutOutputShape } from './tfjs-engine.js';
-import { mulberry32 as prng } from '../random.js';
+import { mulberry32 as prng, shuffle } from '../random.js';
 import { openLearner, type Learner, type OptimizerName } from './learner.js';
 import type { EnginePref } from './tfjs-engine.js';
 
@@ -74,16 +74,6 @@ export interface TrainResult {
   readonly validSeconds: number;
 }
 
-
-export function shuffled(n: number, seed: number): number[] {
-  const rand = prng(seed);
-  const out = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
 
 /**
  * A model of the layers after `cutLayer` (which must form a chain up to the model's output),
@@ -213,7 +203,7 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
   const batches = Math.ceil(train.count / o.batchSize);
   for (let epoch = start; epoch <= o.epochs; epoch++) {
     const t0 = performance.now();
-    const order = shuffled(train.count, (o.seed * 7919 + epoch) >>> 0);
+    const order = shuffle(Array.from({ length: train.count }, (_, i) => i), prng((o.seed * 7919 + epoch) >>> 0));
     const bar = o.progress(`epoch ${epoch}/${o.epochs}`, train.count);
     let lossSum = 0;
     let correct = 0;
