@@ -12,6 +12,7 @@ import { convertToOnnx, UnsupportedLayerError } from '../stages/vision/onnx/conv
 import { createOnnxEngine, cudaProviderInstalled, tryCreateOnnxEngine } from '../stages/vision/onnx/engine.js';
 import { fileHandler } from '../stages/vision/onnx/fs-handler.js';
 import { buildVgg } from '../stages/vision/vgg16.js';
+import { mulberry32 } from '../stages/random.js';
 
 await tf.setBackend('wasm');
 await tf.ready();
@@ -19,13 +20,7 @@ await tf.ready();
 const DARKNET = '/work/shared/models/darknet-tiny/model.json';
 
 /** Deterministic pseudo-random floats (tests must not depend on Math.random). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 function randomArray(n: number, r: () => number, lo = -1, hi = 1): Float32Array {
   const a = new Float32Array(n);

@@ -5,13 +5,12 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmGradKernels } from '../stages/vision/wasm-grad-kernels.js';
+import { mulberry32 } from '../stages/random.js';
 
+/** Seeded values in [-0.5, 0.5). */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
+  const r = mulberry32(seed);
+  return () => r() - 0.5;
 }
 function randomArray(n: number, seed: number): Float32Array {
   const r = rng(seed);
