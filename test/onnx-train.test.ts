@@ -38,7 +38,8 @@ function randomize(model: tf.LayersModel, seed: number): void {
 function convHead(opts: { gap?: boolean; dropout?: number; valid?: boolean } = {}): tf.LayersModel {
   const layers: tf.layers.Layer[] = [
     tf.layers.conv2d({ filters: 5, kernelSize: 3, padding: opts.valid ? 'valid' : 'same', activation: 'relu', inputShape: [8, 8, 6], name: 'c1' }),
-    tf.layers.conv2d({ filters: 7, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c2' }),
+    // c2 and c3 need input gradients: one valid and one same-padded 2x2 (uneven) kernel cover dx's padding.
+    tf.layers.conv2d({ filters: 7, kernelSize: 3, padding: opts.valid ? 'valid' : 'same', activation: 'relu', name: 'c2' }),
     tf.layers.conv2d({ filters: 4, kernelSize: 2, padding: 'same', activation: 'linear', name: 'c3' }),
     tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: 'pool' }),
     opts.gap ? tf.layers.globalAveragePooling2d({ name: 'gap' }) : tf.layers.flatten({ name: 'flat' }),

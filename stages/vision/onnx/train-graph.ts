@@ -3,29 +3,17 @@
 // the weights are graph inputs (they change every step). Two graphs from one description:
 //   train:   x, y (one-hot), weights, dropout masks -> loss, probs, one gradient per weight
 //   predict: x, weights -> probs
-// Activations stay NHWC (as tfjs and the feature cache have them). A convolution is im2col (one
-// Gather of whole channel vectors) + one Gemm over the whole batch; the forward and the
-// weight-gradient Gemm share the columns and run in the orientations MLAS is fastest at (it is
-// several times slower with a transposed A); dx is an ORT Conv with the flipped kernel.
+// Activations stay NHWC (as tfjs and the feature cache have them); convolutions: ./train-conv.ts.
 // Supported: Conv2D (stride 1), MaxPooling2D (valid), GlobalAveragePooling2D, Flatten, Dropout,
 // Dense, with relu or linear activations and a softmax Dense at the end; anything else throws
 // UnsupportedLayerError (the caller trains in tfjs).
 import type * as tf from '@tensorflow/tfjs';
 import { GraphBuilder, encodeModel, type Dim } from './graph.js';
+import { addConv2D } from './train-conv.js';
+import { activationOf, checkActivation, config, pair, type Backward, type TrainBuild, type TrainParam, type Val } from './train-context.js';
 import { UnsupportedLayerError } from './values.js';
 
-/** One trainable weight as the graphs see it. */
-export interface TrainParam {
-  /** Graph input name; its gradient is the output `grad/<name>`. */
-  readonly name: string;
-  readonly layer: string;
-  /** The tf.layers variable it mirrors (head.trainableWeights). */
-  readonly variable: tf.LayerVariable;
-  readonly tfShape: readonly number[];
-  readonly onnxShape: readonly number[];
-  /** Conv kernels are stored [co, kh*kw*ci] (tfjs' kernel as a matrix, transposed); everything else has tfjs' element order. */
-  readonly conv?: { readonly kh: number; readonly kw: number; readonly ci: number; readonly co: number };
-}
+export type { TrainParam } from './train-context.js';
 
 export interface TrainDropout {
   /** Graph input name of the mask (keep / (1 - rate), or 0). */
@@ -53,31 +41,6 @@ export interface TrainGraphs {
    * gradients): the trainer splits a batch that would not fit its memory budget.
    */
   readonly bytesPerExample: number;
-}
-
-type Layout = 'nhwc' | 'flat';
-interface Val {
-  readonly name: string;
-  readonly layout: Layout;
-  /** Per example, channels-last: [h, w, c] or [f]. */
-  readonly shape: readonly number[];
-}
-
-type Backward = (dy: string) => string;
-
-function config(layer: tf.layers.Layer): Record<string, unknown> {
-  return layer.getConfig() as Record<string, unknown>;
-}
-
-function pair(v: unknown, dflt: number): [number, number] {
-  if (Array.isArray(v)) return [Number(v[0] ?? dflt), Number(v[1] ?? v[0] ?? dflt)];
-  if (typeof v === 'number') return [v, v];
-  return [dflt, dflt];
-}
-
-function activationOf(layer: tf.layers.Layer): string {
-  const a = config(layer)['activation'];
-  return typeof a === 'string' ? a : 'linear';
 }
 
 /**
@@ -159,13 +122,20 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
     const out = gradOutputs.find((o) => o.name === `grad/${pname}`)!;
     (out as { value: string }).value = value;
   };
-  const reluBack = (act: string, a: string): ((dy: string) => string) =>
-    act === 'relu' ? (dy) => g.node('Mul', [dy, g.node('Sign', [a], `${a}_on`)], `${a}_dz`) : (dy) => dy;
-  const checkActivation = (layer: tf.layers.Layer, allowed: readonly string[]) => {
-    const act = activationOf(layer);
-    if (!allowed.includes(act)) throw new UnsupportedLayerError(layer.name, layer.getClassName(), `activation '${act}' is not supported for training`);
-    return act;
+  const b: TrainBuild = {
+    g,
+    ints,
+    param,
+    setGrad,
+    // relu' as a float mask: Cast(a > 0) is a third the time of Sign(a) in ORT (single-threaded).
+    reluMask: (a) => g.node('Cast', [g.node('Greater', [a, g.scalar(`${a}_zero`, 0)], `${a}_pos`)], `${a}_on`, { to: { i: 1 } }),
+    backward: (step) => tape.push(step),
+    cost: (m, f) => {
+      macs += m;
+      floats += f;
+    },
   };
+  const reluBack = (act: string, a: string): Backward => (act === 'relu' ? (dy) => g.node('Mul', [dy, b.reluMask(a)], `${a}_dz`) : (dy) => dy);
 
   let logits: string | undefined;
   for (const layer of layers) {
@@ -175,75 +145,10 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
     if (c['dataFormat'] !== undefined && c['dataFormat'] !== 'channelsLast') throw unsupported('channels-first data');
     const needsInputGrad = belowTrains;
     switch (cls) {
-      case 'Conv2D': {
-        if (v.layout !== 'nhwc') throw unsupported('a convolution needs a spatial input');
-        const act = checkActivation(layer, ['relu', 'linear']);
-        const strides = pair(c['strides'], 1);
-        const dil = pair(c['dilationRate'], 1);
-        if (strides.some((s) => s !== 1) || dil.some((d) => d !== 1)) throw unsupported('strides or dilation other than 1');
-        const [kh, kw] = pair(c['kernelSize'], 1);
-        const [h, w, ci] = v.shape as [number, number, number];
-        const co = Number(c['filters']);
-        const k = kh * kw;
-        let [pt, pb, pl, pr] = [0, 0, 0, 0];
-        if (c['padding'] === 'same') {
-          pt = Math.floor((kh - 1) / 2);
-          pb = kh - 1 - pt;
-          pl = Math.floor((kw - 1) / 2);
-          pr = kw - 1 - pl;
-        } else if (c['padding'] !== 'valid') throw unsupported(`padding '${String(c['padding'])}'`);
-        const hp = h + pt + pb;
-        const wp = w + pl + pr;
-        const ho = hp - kh + 1;
-        const wo = wp - kw + 1;
-        macs += ho * wo * co * ci * k;
-        // columns twice (gathered, reshaped), the padded input, z/relu/its gradient (x2 layouts)
-        floats += 2 * ho * wo * k * ci + hp * wp * ci + 6 * ho * wo * co;
-        const padded = pt || pb || pl || pr ? g.node('Pad', [v.name, ints(`${layer.name}/pads`, [0, pt, pl, 0, 0, pb, pr, 0])], `${layer.name}/xpad`) : v.name;
-        // im2col as one Gather of whole channel vectors: row (n, i, j) of the columns holds
-        // xpad[n, i + a, j + b, :] for every tap (a, b), so the columns are [N*ho*wo, kh*kw*ci]
-        // and the kernel is tfjs' own [kh, kw, ci, co] read as a [kh*kw*ci, co] matrix.
-        const taps: number[] = [];
-        for (let i = 0; i < ho; i++) for (let jj = 0; jj < wo; jj++) for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) taps.push((i + a) * wp + (jj + b));
-        const flatPixels = g.node('Reshape', [padded, ints(`${layer.name}/pixels`, [-1, hp * wp, ci])], `${layer.name}/xpix`);
-        const tapIdx = g.node('Reshape', [ints(`${layer.name}/taps`, taps), ints(`${layer.name}/tapShape`, [ho * wo, k])], `${layer.name}/tapIdx`);
-        const gathered = g.node('Gather', [flatPixels, tapIdx], `${layer.name}/gathered`, { axis: { i: 1 } });
-        const cols = g.node('Reshape', [gathered, ints(`${layer.name}/colsShape`, [-1, k * ci])], `${layer.name}/cols`);
-        // Weights [co, kh*kw*ci] (the transpose of tfjs' kernel read as a matrix): the forward
-        // and weight-gradient products are then the two Gemm shapes MLAS runs fastest here
-        // (about 105 and 112 ms at batch 32 on block5, vs 125-137 for the other orientations).
-        const W = param(layer, 'kernel', [co, k * ci], { kh, kw, ci, co });
-        const useBias = c['useBias'] !== false;
-        const B = useBias ? param(layer, 'bias', [co, 1]) : null;
-        // Output channel-major [co, N*ho*wo]; relu there; NHWC for the next layer.
-        const zc = g.node('Gemm', B ? [W, cols, B] : [W, cols], `${layer.name}/zc`, { transB: { i: 1 } });
-        const ac = act === 'relu' ? g.node('Relu', [zc], `${layer.name}/ac`) : zc;
-        const out = g.node('Transpose', [g.node('Reshape', [ac, ints(`${layer.name}/cnhw`, [co, -1, ho, wo])], `${layer.name}/ac4`)], layer.name, { perm: { ints: [1, 2, 3, 0] } });
-        tape.push((dy) => {
-          const dyc = g.node('Reshape', [g.node('Transpose', [dy], `${layer.name}/dyc4`, { perm: { ints: [3, 0, 1, 2] } }), ints(`${layer.name}/dycShape`, [co, -1])], `${layer.name}/dyc`);
-          const dzc = act === 'relu' ? g.node('Mul', [dyc, g.node('Sign', [ac], `${layer.name}/on`)], `${layer.name}/dzc`) : dyc;
-          setGrad(W, g.node('Gemm', [dzc, cols], `${layer.name}/dW`));
-          if (B) setGrad(B, g.node('ReduceSum', [dzc, ints(`${layer.name}/ax1b`, [1])], `${layer.name}/dB`, { keepdims: { i: 1 } }));
-          if (!needsInputGrad) return '';
-          // dx is the 'full' correlation of dz with the flipped, io-swapped kernel: an ORT Conv
-          // (NCHW), faster than a Gemm with W and a col2im.
-          const dzN = g.node('Transpose', [g.node('Reshape', [dzc, ints(`${layer.name}/dz4`, [co, -1, ho, wo])], `${layer.name}/dzc4`)], `${layer.name}/dzN`, { perm: { ints: [1, 0, 2, 3] } });
-          // Flipping both kernel axes reverses the tap index a*kw + b: one Slice over [co, taps,
-          // ci] that moves whole ci-rows (a flip of the 3x3 axes moves 3 floats at a time).
-          const wk = g.node('Reshape', [W, ints(`${layer.name}/wk`, [co, k, ci])], `${layer.name}/Wk`);
-          const wr = g.node('Slice', [wk, ints(`${layer.name}/fs`, [-1]), ints(`${layer.name}/fe`, [-(k + 1)]), ints(`${layer.name}/fax`, [1]), ints(`${layer.name}/fst`, [-1])], `${layer.name}/Wrev`);
-          const w4 = g.node('Reshape', [wr, ints(`${layer.name}/w4`, [co, kh, kw, ci])], `${layer.name}/W4`);
-          const wf = g.node('Transpose', [w4], `${layer.name}/Wflip`, { perm: { ints: [3, 0, 1, 2] } });
-          const dxN = g.node('Conv', [dzN, wf], `${layer.name}/dxN`, {
-            kernel_shape: { ints: [kh, kw] },
-            pads: { ints: [kh - 1 - pt, kw - 1 - pl, kh - 1 - pb, kw - 1 - pr] },
-          });
-          return g.node('Transpose', [dxN], `${layer.name}/dx`, { perm: { ints: [0, 2, 3, 1] } });
-        });
-        v = { name: out, layout: 'nhwc', shape: [ho, wo, co] };
+      case 'Conv2D':
+        v = addConv2D(b, layer, v, needsInputGrad);
         belowTrains = true;
         break;
-      }
 
       case 'MaxPooling2D': {
         if (v.layout !== 'nhwc') throw unsupported('pooling needs a spatial input');
