@@ -41,7 +41,8 @@ function convHead(opts: { gap?: boolean; dropout?: number; valid?: boolean } = {
     // c2 and c3 need input gradients: one valid and one same-padded 2x2 (uneven) kernel cover dx's padding.
     tf.layers.conv2d({ filters: 7, kernelSize: 3, padding: opts.valid ? 'valid' : 'same', activation: 'relu', name: 'c2' }),
     tf.layers.conv2d({ filters: 4, kernelSize: 2, padding: 'same', activation: 'linear', name: 'c3' }),
-    tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: 'pool' }),
+    // Overlapping windows in the GAP variant (gradients of one input element add up: ScatterElements), else MaxUnpool's case.
+    opts.gap ? tf.layers.maxPooling2d({ poolSize: 3, strides: 2, name: 'pool' }) : tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: 'pool' }),
     opts.gap ? tf.layers.globalAveragePooling2d({ name: 'gap' }) : tf.layers.flatten({ name: 'flat' }),
   ];
   if (opts.dropout) layers.push(tf.layers.dropout({ rate: opts.dropout, name: 'drop' }));
