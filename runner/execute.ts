@@ -200,6 +200,26 @@ export async function execute(
     return r.artifact;
   };
 
+  /**
+   * An input known only by its remote meta, or partly local (a partial pull), made local for
+   * stage `id`, which reads `reads` of it (undefined: all): from the local cache when it holds
+   * them, else pulled (only those files).
+   */
+  const localInput = async (id: string, port: string, a: Artifact, up: string, reads: readonly string[] | undefined): Promise<Artifact> => {
+    const here = await cache.find(a.key);
+    const partly = here ? sparseOf(here) : undefined;
+    if (here && (!partly || (await sparseHolds(cache, a.key, partly, reads)))) return here;
+    if (!options.remote) {
+      throw new StageError(
+        `input ${port}: only ${partly?.present.length ?? 0} of ${partly?.files ?? '?'} files of ${up} (${a.key.slice(0, 12)}) are in the local cache (a partial pull for ${partly?.readers.join(', ') || 'another stage'}), and ${id} reads ${reads ? `others (${reads.join(', ')})` : 'all of it'}`,
+        `run with --pull to fetch the rest from the remote cache, or run ${up} too`,
+      );
+    }
+    const local = await pulled(up, a.key, false, reads, id);
+    if (!local) throw new StageError(`input ${port}: ${up} (${a.key.slice(0, 12)}) is no longer on ${options.remote.url}`);
+    return local;
+  };
+
   const compute = async (
     id: string,
     stage: Stage<any>,
@@ -236,24 +256,7 @@ export async function execute(
       // Inputs known only by their remote meta, or partly local (a partial pull), are
       // downloaded now that a stage reads them: the files it declares (Stage.reads), or all.
       for (const [port, a] of Object.entries(inputs)) {
-        if (!isStub(a) && !sparseOf(a)) continue;
-        const up = spec.inputs[port] ?? a.meta.stage;
-        const reads = declaredReads(stage, spec.with, port);
-        const here = await cache.find(a.key);
-        const partly = here ? sparseOf(here) : undefined;
-        if (here && (!partly || (await sparseHolds(cache, a.key, partly, reads)))) {
-          inputs[port] = here;
-          continue;
-        }
-        if (!options.remote) {
-          throw new StageError(
-            `input ${port}: only ${partly?.present.length ?? 0} of ${partly?.files ?? '?'} files of ${up} (${a.key.slice(0, 12)}) are in the local cache (a partial pull for ${partly?.readers.join(', ') || 'another stage'}), and ${id} reads ${reads ? `others (${reads.join(', ')})` : 'all of it'}`,
-            `run with --pull to fetch the rest from the remote cache, or run ${up} too`,
-          );
-        }
-        const local = await pulled(up, a.key, false, reads, id);
-        if (!local) throw new StageError(`input ${port}: ${up} (${a.key.slice(0, 12)}) is no longer on ${options.remote.url}`);
-        inputs[port] = local;
+        if (isStub(a) || sparseOf(a)) inputs[port] = await localInput(id, port, a, spec.inputs[port] ?? a.meta.stage, declaredReads(stage, spec.with, port));
       }
       const reason = options.force ? 'forced' : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
       const previousKey = await cache.latestKey(pipeline.name, id);
@@ -271,6 +274,21 @@ export async function execute(
       }
       const derivedUsed: string[] = [];
       const log = output.stageLogger(id, logFile);
+      // An optional input left unwired that the stage finds in its lineage by kind (report's
+      // dataset, for its pictures): with --pull, the files it declares for that port are
+      // pulled as for a wired input. Optional: when that fails the stage runs without them.
+      for (const [port, decl] of Object.entries(stage.inputs)) {
+        const reads = port in inputs || !options.remote ? undefined : declaredReads(stage, spec.with, port);
+        if (!reads?.length) continue;
+        for (const [i, entry] of lineage.entries()) {
+          if (entry.artifact.kind !== decl.kind || (!isStub(entry.artifact) && !sparseOf(entry.artifact))) continue;
+          try {
+            lineage[i] = { ...entry, artifact: await localInput(id, port, entry.artifact, entry.stage, reads) };
+          } catch (e) {
+            log.warn(`${entry.stage}: its ${reads.join(', ')} could not be pulled for ${port}: ${describeError(e)}`);
+          }
+        }
+      }
       const placement = await placementOf(spec.runsOn ? outcomes.get(spec.runsOn) : undefined);
       const result: StageResult | void = placement
         ? await (await import('./hosts/remote.js')).runOnHost({

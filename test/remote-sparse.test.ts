@@ -333,6 +333,16 @@ test('`run --only evaluate report --pull` pulls split.json and valid/ of the spl
     assert.equal(again.code, 0);
     assert.match(again.stdout, /0 corrupt\n/);
     assert.deepEqual(await readdir(rig.path('B/tmp')), []);
+
+    // --only report: evaluate is pulled whole; the split reaches report only through its lineage
+    // (report has no dataset wire), and the valid/ pictures report declares are pulled for it.
+    assert.equal((await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'A', '--stage', 'evaluate'], env)).code, 0);
+    const c = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'C', '--only', 'report', '--pull'], env);
+    assert.equal(c.code, 0, c.stderr);
+    assert.doesNotMatch(c.stderr, /could not be (shown|pulled)/);
+    const cSplit = (await runRecord(rig, 'C', c)).find((e) => e['type'] === 'stage-pulled' && e['stage'] === 'split') as { files: number; partial?: { reads: string[] } } | undefined;
+    assert.deepEqual(cSplit && [cSplit.files, cSplit.partial?.reads], [10, ['valid/**']]);
+    assert.match(await rig.read('C/latest/tiny/report/index.html'), /<img src="data:image\//);
     for (const r of printed) assert.ok(!r.stdout.includes(SECRET) && !r.stderr.includes(SECRET), 'the secret was printed');
   } finally {
     await rig.cleanup();
