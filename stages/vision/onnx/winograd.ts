@@ -1,0 +1,105 @@
+// 3x3 convolutions (stride 1) as Winograd F(2x2, 3x3) in ONNX operators, for the training graphs:
+// each 2x2 block of outputs is computed from a 4x4 input patch with 16 multiplies per channel
+// pair instead of 36, so the one large product of a layer shrinks 2.25x (block5 at batch 32:
+// ~105 ms of direct Gemm -> ~55 ms of batched MatMul; the transforms are thin products and a
+// gather). Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2015):
+//   Y = A^T [ (G g G^T) . (B^T d B) ] A      (correlation, as convnets define it)
+// Layouts keep channels innermost (NHWC), so every reshuffle moves whole channel vectors.
+import type { GraphBuilder } from './graph.js';
+
+const BT = [
+  [1, 0, -1, 0],
+  [0, 1, 1, 0],
+  [0, -1, 1, 0],
+  [0, 1, 0, -1],
+];
+const G = [
+  [1, 0, 0],
+  [0.5, 0.5, 0.5],
+  [0.5, -0.5, 0.5],
+  [0, 0, 1],
+];
+const AT = [
+  [1, 1, 1, 0],
+  [0, 1, -1, -1],
+];
+
+/** kron(m, m) as a flat row-major [rows^2, cols^2] matrix: m applied on both axes of a tile. */
+function kron(m: readonly (readonly number[])[]): Float32Array {
+  const r = m.length;
+  const c = m[0]!.length;
+  const out = new Float32Array(r * r * c * c);
+  for (let i1 = 0; i1 < r; i1++)
+    for (let i2 = 0; i2 < r; i2++)
+      for (let j1 = 0; j1 < c; j1++) for (let j2 = 0; j2 < c; j2++) out[(i1 * r + i2) * c * c + j1 * c + j2] = m[i1]![j1]! * m[i2]![j2]!;
+  return out;
+}
+
+export interface WinogradBuild {
+  readonly g: GraphBuilder;
+  ints(base: string, values: readonly number[]): string;
+}
+
+/**
+ * The transformed kernel U [16, cin, cout] of a 3x3 kernel stored [co, 9*ci] (taps row-major,
+ * then input channels, as train-conv.ts keeps it). `flip`: the kernel of the input gradient,
+ * taps reversed and channels swapped (cin = co, cout = ci).
+ */
+export function winogradKernel(b: WinogradBuild, tag: string, W: string, ci: number, co: number, flip: boolean): string {
+  const { g, ints } = b;
+  const gk = kron(G); // [16, 9]
+  // The flipped kernel reverses the tap axis: reverse Gk's columns instead of the weights.
+  const gm = flip ? Float32Array.from({ length: 16 * 9 }, (_, i) => gk[Math.floor(i / 9) * 9 + (8 - (i % 9))]!) : gk;
+  const gConst = g.floats(`${tag}/Gk`, gm, [16, 9]);
+  // [co, 9, ci] -> [9, ci, co] (a 2D transpose) or [9, co, ci] (whole ci rows move).
+  const taps = flip
+    ? g.node('Transpose', [g.node('Reshape', [W, ints(`${tag}/w3`, [co, 9, ci])], `${tag}/W3`)], `${tag}/Wtap`, { perm: { ints: [1, 0, 2] } })
+    : g.node('Transpose', [W], `${tag}/Wtap`, { perm: { ints: [1, 0] } });
+  const flat = g.node('Reshape', [taps, ints(`${tag}/w9`, [9, -1])], `${tag}/W9`);
+  const u = g.node('MatMul', [gConst, flat], `${tag}/U16`);
+  return g.node('Reshape', [u, ints(`${tag}/ushape`, flip ? [16, co, ci] : [16, ci, co])], `${tag}/U`);
+}
+
+/**
+ * The valid 3x3 correlation of NHWC `x` ([N, h, w, c], padded by `pads` = [top, bottom, left,
+ * right]) with the transformed kernel `U` [16, c, co]: NHWC [N, ho, wo, co].
+ */
+export function winogradConv3x3(b: WinogradBuild, tag: string, x: string, [h, w, c]: readonly number[], pads: readonly number[], U: string, co: number): { value: string; ho: number; wo: number } {
+  const { g, ints } = b;
+  const [pt, pb, pl, pr] = pads as [number, number, number, number];
+  const ho = h! + pt + pb - 2;
+  const wo = w! + pl + pr - 2;
+  const th = Math.ceil(ho / 2);
+  const tw = Math.ceil(wo / 2);
+  // Odd output sizes: one more zero row/column so every tile is whole; cropped at the end.
+  const hp = 2 * th + 2;
+  const wp = 2 * tw + 2;
+  const padded = g.node('Pad', [x, ints(`${tag}/pads`, [0, pt, pl, 0, 0, hp - h! - pt, wp - w! - pl, 0])], `${tag}/pad`);
+  const pixels = g.node('Reshape', [padded, ints(`${tag}/pixels`, [-1, c!])], `${tag}/pix`);
+  // Patch element (a, b) of tile (i, j) in image n: pixel n*hp*wp + (2i + a)*wp + 2j + b. The
+  // indices are [16, N, T] so the gather lands tile-element-major: [16, N*T, c].
+  const base: number[] = [];
+  for (let a = 0; a < 4; a++) for (let bb = 0; bb < 4; bb++) for (let i = 0; i < th; i++) for (let j = 0; j < tw; j++) base.push((2 * i + a) * wp + 2 * j + bb);
+  const baseIdx = g.node('Reshape', [ints(`${tag}/base`, base), ints(`${tag}/baseShape`, [16, 1, th * tw])], `${tag}/baseIdx`);
+  // Range wants scalars; Squeeze turns the 1-element tensors into them.
+  const scalar = (v: string, name: string) => g.node('Squeeze', [v], `${tag}/${name}`);
+  const n = scalar(g.node('Gather', [g.node('Shape', [x], `${tag}/xshape`), ints(`${tag}/zero`, [0])], `${tag}/n1`), 'n');
+  const range = g.node('Range', [scalar(ints(`${tag}/r0`, [0]), 'start'), n, scalar(ints(`${tag}/r1`, [1]), 'step')], `${tag}/range`);
+  const offsets = g.node('Reshape', [g.node('Mul', [range, ints(`${tag}/img`, [hp * wp])], `${tag}/imgOff`), ints(`${tag}/offShape`, [1, -1, 1])], `${tag}/off`);
+  const idx = g.node('Add', [baseIdx, offsets], `${tag}/idx`);
+  const patches = g.node('Gather', [pixels, idx], `${tag}/patches`, { axis: { i: 0 } }); // [16, N, T, c]
+  // V = B^T d B for every tile and channel: one [16, 16] product over the patch axis.
+  const v = g.node('MatMul', [g.floats(`${tag}/Bk`, kron(BT), [16, 16]), g.node('Reshape', [patches, ints(`${tag}/p16`, [16, -1])], `${tag}/P`)], `${tag}/V16`);
+  const V = g.node('Reshape', [v, ints(`${tag}/vshape`, [16, -1, c!])], `${tag}/V`);
+  // The product: 16 [N*T, c] x [c, co] matrices.
+  const M = g.node('MatMul', [V, U], `${tag}/M`);
+  // Y = A^T M A: [4, N*T*co] as [2, 2, N, th, tw, co] -> [N, th, 2, tw, 2, co].
+  const y = g.node('MatMul', [g.floats(`${tag}/Ak`, kron(AT), [4, 16]), g.node('Reshape', [M, ints(`${tag}/m16`, [16, -1])], `${tag}/M16`)], `${tag}/Y4`);
+  const y6 = g.node('Reshape', [y, ints(`${tag}/y6`, [2, 2, -1, th, tw, co])], `${tag}/Y6`);
+  const tiles = g.node('Transpose', [y6], `${tag}/Yt`, { perm: { ints: [2, 3, 0, 4, 1, 5] } });
+  let out = g.node('Reshape', [tiles, ints(`${tag}/yshape`, [-1, 2 * th, 2 * tw, co])], `${tag}/Y`);
+  if (2 * th !== ho || 2 * tw !== wo) {
+    out = g.node('Slice', [out, ints(`${tag}/cs`, [0, 0]), ints(`${tag}/ce`, [ho, wo]), ints(`${tag}/ca`, [1, 2])], `${tag}/crop`);
+  }
+  return { value: out, ho, wo };
+}

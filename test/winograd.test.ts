@@ -1,0 +1,95 @@
+// Winograd F(2x2, 3x3) graphs (stages/vision/onnx/winograd.ts) against a plain loop correlation:
+// odd and even sizes (odd ones crop a half tile), same / valid / full padding, uneven pads, and
+// the flipped, channel-swapped kernel the input gradient uses.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { GraphBuilder, encodeModel } from '../stages/vision/onnx/graph.js';
+import { winogradConv3x3, winogradKernel } from '../stages/vision/onnx/winograd.js';
+import { mulberry32 } from '../stages/random.js';
+
+function randoms(n: number, seed: number): Float32Array {
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => r() * 2 - 1);
+}
+
+interface Case {
+  n: number;
+  h: number;
+  w: number;
+  /** Of the stored kernel [co, 9*ci]. */
+  ci: number;
+  co: number;
+  pads: [number, number, number, number];
+  flip: boolean;
+}
+
+/** y[n, i, j, o] = sum over (a, b, c) of xpad[n, i + a, j + b, c] * K(o, a, b, c). */
+function reference(x: Float32Array, W: Float32Array, k: Case): { y: Float32Array; ho: number; wo: number } {
+  const [pt, pb, pl, pr] = k.pads;
+  const cin = k.flip ? k.co : k.ci;
+  const cout = k.flip ? k.ci : k.co;
+  const ho = k.h + pt + pb - 2;
+  const wo = k.w + pl + pr - 2;
+  const y = new Float32Array(k.n * ho * wo * cout);
+  // The kernel as stored: W[o, (a*3 + b)*ci + c]; flipped: taps reversed, in and out swapped.
+  const K = (o: number, a: number, b: number, c: number) => (k.flip ? W[c * 9 * k.ci + (8 - (a * 3 + b)) * k.ci + o]! : W[o * 9 * k.ci + (a * 3 + b) * k.ci + c]!);
+  for (let n = 0; n < k.n; n++)
+    for (let i = 0; i < ho; i++)
+      for (let j = 0; j < wo; j++)
+        for (let o = 0; o < cout; o++) {
+          let s = 0;
+          for (let a = 0; a < 3; a++)
+            for (let b = 0; b < 3; b++) {
+              const r = i + a - pt;
+              const q = j + b - pl;
+              if (r < 0 || r >= k.h || q < 0 || q >= k.w) continue;
+              for (let c = 0; c < cin; c++) s += x[((n * k.h + r) * k.w + q) * cin + c]! * K(o, a, b, c);
+            }
+          y[((n * ho + i) * wo + j) * cout + o] = s;
+        }
+  return { y, ho, wo };
+}
+
+const cases: Case[] = [
+  { n: 2, h: 6, w: 8, ci: 3, co: 4, pads: [1, 1, 1, 1], flip: false },
+  { n: 1, h: 7, w: 5, ci: 5, co: 2, pads: [1, 1, 1, 1], flip: false },
+  { n: 2, h: 7, w: 9, ci: 3, co: 4, pads: [0, 0, 0, 0], flip: false },
+  { n: 1, h: 5, w: 6, ci: 2, co: 3, pads: [0, 1, 1, 0], flip: false },
+  { n: 2, h: 5, w: 7, ci: 3, co: 4, pads: [2, 2, 2, 2], flip: true },
+  { n: 1, h: 6, w: 6, ci: 4, co: 3, pads: [1, 1, 1, 1], flip: true },
+];
+
+for (const k of cases) {
+  test(`winograd 3x3 matches the plain correlation: ${k.n}x${k.h}x${k.w}, ci ${k.ci} co ${k.co}, pads ${k.pads.join(',')}${k.flip ? ', flipped kernel' : ''}`, async () => {
+    const cin = k.flip ? k.co : k.ci;
+    const cout = k.flip ? k.ci : k.co;
+    const g = new GraphBuilder();
+    const ints = (base: string, v: readonly number[]) => g.int64s(base, v);
+    const x = g.input('x');
+    const W = g.input('W');
+    const U = winogradKernel({ g, ints }, 'U', W, k.ci, k.co, k.flip);
+    const conv = winogradConv3x3({ g, ints }, 'conv', x, [k.h, k.w, cin], k.pads, U, cout);
+    const model = g.buildGraph('t', [{ name: x, dims: ['N', k.h, k.w, cin] }, { name: W, dims: [k.co, 9 * k.ci] }], [{ value: conv.value, name: 'y', dims: ['N', conv.ho, conv.wo, cout] }]);
+    const session = await ort.InferenceSession.create(encodeModel(model), { intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
+    try {
+      const xs = randoms(k.n * k.h * k.w * cin, 1);
+      const ws = randoms(k.co * 9 * k.ci, 2);
+      const out = await session.run({ x: new ort.Tensor('float32', xs, [k.n, k.h, k.w, cin]), W: new ort.Tensor('float32', ws, [k.co, 9 * k.ci]) });
+      const want = reference(xs, ws, k);
+      const got = out['y']!;
+      assert.deepEqual(got.dims, [k.n, want.ho, want.wo, cout]);
+      const data = got.data as Float32Array;
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < want.y.length; i++) {
+        diff = Math.max(diff, Math.abs(data[i]! - want.y[i]!));
+        scale = Math.max(scale, Math.abs(want.y[i]!));
+      }
+      assert.ok(scale > 0.5, 'the check is not vacuous');
+      assert.ok(diff <= 1e-5 * scale, `max difference ${diff} (largest output ${scale})`);
+    } finally {
+      await session.release();
+    }
+  });
+}
