@@ -1,11 +1,12 @@
-// Winograd F(2x2, 3x3) graphs (stages/vision/onnx/winograd.ts) against a plain loop correlation:
+// Winograd F(2x2, 3x3) graphs (stages/vision/onnx/winograd.ts) against plain loops (the correlation,
+// and the kernel gradient):
 // odd and even sizes (odd ones crop a half tile), same / valid / full padding, uneven pads, and
 // the flipped, channel-swapped kernel the input gradient uses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder, encodeModel } from '../stages/vision/onnx/graph.js';
-import { winogradConv3x3, winogradKernel } from '../stages/vision/onnx/winograd.js';
+import { winogradConv3x3, winogradKernel, winogradKernelGrad } from '../stages/vision/onnx/winograd.js';
 import { mulberry32 } from '../stages/random.js';
 
 function randoms(n: number, seed: number): Float32Array {
@@ -88,6 +89,65 @@ for (const k of cases) {
       }
       assert.ok(scale > 0.5, 'the check is not vacuous');
       assert.ok(diff <= 1e-5 * scale, `max difference ${diff} (largest output ${scale})`);
+    } finally {
+      await session.release();
+    }
+  });
+}
+
+/** dW[o, (a*3 + b)*ci + c] = sum over (n, i, j) of dz[n, i, j, o] * xpad[n, i + a, j + b, c]. */
+function referenceKernelGrad(x: Float32Array, dz: Float32Array, k: Case, ho: number, wo: number): Float32Array {
+  const [pt, , pl] = k.pads;
+  const dW = new Float32Array(k.co * 9 * k.ci);
+  for (let o = 0; o < k.co; o++)
+    for (let a = 0; a < 3; a++)
+      for (let b = 0; b < 3; b++)
+        for (let c = 0; c < k.ci; c++) {
+          let s = 0;
+          for (let n = 0; n < k.n; n++)
+            for (let i = 0; i < ho; i++)
+              for (let j = 0; j < wo; j++) {
+                const r = i + a - pt;
+                const q = j + b - pl;
+                if (r < 0 || r >= k.h || q < 0 || q >= k.w) continue;
+                s += dz[((n * ho + i) * wo + j) * k.co + o]! * x[((n * k.h + r) * k.w + q) * k.ci + c]!;
+              }
+          dW[o * 9 * k.ci + (a * 3 + b) * k.ci + c] = s;
+        }
+  return dW;
+}
+
+for (const k of cases.filter((c) => !c.flip)) {
+  test(`winograd kernel gradient matches the plain sum: ${k.n}x${k.h}x${k.w}, ci ${k.ci} co ${k.co}, pads ${k.pads.join(',')}`, async () => {
+    const g = new GraphBuilder();
+    const ints = (base: string, v: readonly number[]) => g.int64s(base, v);
+    const [x, W, dz] = [g.input('x'), g.input('W'), g.input('dz')];
+    const conv = winogradConv3x3({ g, ints }, 'conv', x, [k.h, k.w, k.ci], k.pads, winogradKernel({ g, ints }, 'U', W, k.ci, k.co, false), k.co);
+    const dW = winogradKernelGrad({ g, ints }, 'dW', dz, conv, k.ci, k.co);
+    const model = g.buildGraph(
+      't',
+      [{ name: x, dims: ['N', k.h, k.w, k.ci] }, { name: W, dims: [k.co, 9 * k.ci] }, { name: dz, dims: ['N', conv.ho, conv.wo, k.co] }],
+      [{ value: dW, name: 'dW', dims: [k.co, 9 * k.ci] }],
+    );
+    const session = await ort.InferenceSession.create(encodeModel(model), { intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
+    try {
+      const xs = randoms(k.n * k.h * k.w * k.ci, 3);
+      const dzs = randoms(k.n * conv.ho * conv.wo * k.co, 4);
+      const out = await session.run({
+        x: new ort.Tensor('float32', xs, [k.n, k.h, k.w, k.ci]),
+        W: new ort.Tensor('float32', randoms(k.co * 9 * k.ci, 5), [k.co, 9 * k.ci]),
+        dz: new ort.Tensor('float32', dzs, [k.n, conv.ho, conv.wo, k.co]),
+      });
+      const want = referenceKernelGrad(xs, dzs, k, conv.ho, conv.wo);
+      const got = out['dW']!.data as Float32Array;
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < want.length; i++) {
+        diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
+        scale = Math.max(scale, Math.abs(want[i]!));
+      }
+      assert.ok(scale > 0.5, 'the check is not vacuous');
+      assert.ok(diff <= 1e-5 * scale, `max difference ${diff} (largest ${scale})`);
     } finally {
       await session.release();
     }

@@ -1,8 +1,8 @@
 // The training graph of a Conv2D layer (stride 1): forward, weight and bias gradients, and the
 // input gradient when a layer below trains.
-// 3x3 kernels (all of VGG's): forward and dx are Winograd F(2x2, 3x3) (./winograd.ts, 2.25x
-// fewer multiplies; block5 at batch 32: ~75 ms per conv, transforms included, where the direct
-// Gemm below took ~115), dW one Gemm over the im2col columns.
+// 3x3 kernels (all of VGG's): forward, dx and dW are Winograd F(2x2, 3x3) (./winograd.ts, 2.25x
+// fewer multiplies): block5 at batch 32 trains at ~55 img/s, where the Gemm path below gave
+// ~33 (forward ~75 ms per conv, transforms included, where the direct Gemm took ~115).
 // Other kernels: im2col (one Gather of whole channel vectors) + one Gemm over the whole batch.
 // The weights are [co, kh*kw*ci] (the transpose of tfjs' kernel read as a matrix), so the
 // forward and weight-gradient products are the two Gemm shapes MLAS runs fastest here (about 105
@@ -13,7 +13,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { checkActivation, config, pair, type TrainBuild, type Val } from './train-context.js';
 import { UnsupportedLayerError } from './values.js';
-import { winogradConv3x3, winogradKernel } from './winograd.js';
+import { winogradConv3x3, winogradKernel, winogradKernelGrad } from './winograd.js';
 
 /**
  * im2col of the NHWC `x` ([N, h, w, c], padded by `pads` = [top, bottom, left, right]) for a
@@ -61,12 +61,15 @@ export function addConv2D(b: TrainBuild, layer: tf.layers.Layer, v: Val, needsIn
   const wo = wp - kw + 1;
   // columns twice (gathered, reshaped), the padded input, z/relu/its gradient (x2 layouts), and
   // for dx the columns of dz and dx itself (x2 layouts)
-  // 3x3 kernels go Winograd: per output pixel its patches and their transform (4 + 4 per input
-  // channel), the products (4 per output channel) and the result; the same again for dx.
+  // Floats held per example. 3x3 kernels (Winograd): per output pixel the patches and their
+  // transform (4 + 4 per input channel), the products (4 per output channel), the result and
+  // its relu/gradient; for dW the output gradient's tiles and their transform (6 per output
+  // channel); dx the same as the forward. Others: the columns twice (gathered, reshaped), z,
+  // relu and their gradients in two layouts; for dx the columns of dz and dx itself.
   const wino = kh === 3 && kw === 3;
-  const dxFloats = wino ? h * w * (8 * co + 7 * ci) : h * w * (k * co + 2 * ci);
-  const fwdWino = wino ? ho * wo * (8 * ci + 5 * co) : 0;
-  b.cost(ho * wo * co * ci * k, 2 * ho * wo * k * ci + hp * wp * ci + 6 * ho * wo * co + fwdWino + (needsInputGrad ? dxFloats : 0));
+  const fwd = wino ? hp * wp * ci + ho * wo * (8 * ci + 8 * co) + 6 * ho * wo * co : 2 * ho * wo * k * ci + hp * wp * ci + 6 * ho * wo * co;
+  const dx = wino ? h * w * (8 * co + 5 * ci) : h * w * (k * co + 2 * ci);
+  b.cost(ho * wo * co * ci * k, fwd + (needsInputGrad ? dx : 0));
 
   const W = b.param(layer, 'kernel', [co, k * ci], { kh, kw, ci, co });
   const B = c['useBias'] !== false ? b.param(layer, 'bias', [co, 1]) : null;
@@ -113,25 +116,24 @@ interface ConvShape {
 }
 
 /**
- * A 3x3 Conv2D whose forward and input gradient are Winograd F(2x2, 3x3) (./winograd.ts), in
- * NHWC; the weight gradient stays one Gemm over the im2col columns (built in the backward pass,
- * so the predict graph has none).
+ * A 3x3 Conv2D as Winograd F(2x2, 3x3) (./winograd.ts), in NHWC: the forward, the kernel
+ * gradient (from the forward's transformed patches) and the input gradient (flipped kernel).
  */
 function addWinogradConv(b: TrainBuild, layer: tf.layers.Layer, v: Val, s: ConvShape, needsInputGrad: boolean): Val {
   const { g, ints } = b;
   const { act, co, pads, ho, wo, W, B } = s;
   const [h, w, ci] = v.shape as [number, number, number];
   const name = layer.name;
-  const conv = winogradConv3x3(b, `${name}/wino`, v.name, v.shape, pads, winogradKernel(b, `${name}/U`, W, ci, co, false), co).value;
-  const z = B ? g.node('Add', [conv, g.node('Reshape', [B, ints(`${name}/bshape`, [co])], `${name}/b`)], `${name}/z`) : conv;
+  const conv = winogradConv3x3(b, `${name}/wino`, v.name, v.shape, pads, winogradKernel(b, `${name}/U`, W, ci, co, false), co);
+  const z = B ? g.node('Add', [conv.value, g.node('Reshape', [B, ints(`${name}/bshape`, [co])], `${name}/b`)], `${name}/z`) : conv.value;
   const out = act === 'relu' ? g.node('Relu', [z], name) : z;
   b.backward((dy) => {
     const dz = act === 'relu' ? g.node('Mul', [dy, b.reluMask(out)], `${name}/dz`) : dy;
-    // Channel-major [co, N*ho*wo] for the weight-gradient Gemm's fast orientation (a 2D transpose).
-    const dzc = g.node('Transpose', [g.node('Reshape', [dz, ints(`${name}/dzRows`, [-1, co])], `${name}/dzr`)], `${name}/dzc`, { perm: { ints: [1, 0] } });
-    const cols = im2col(b, name, v.name, v.shape, [3, 3], pads);
-    b.setGrad(W, g.node('Gemm', [dzc, cols], `${name}/dW`));
-    if (B) b.setGrad(B, g.node('ReduceSum', [dzc, ints(`${name}/ax1b`, [1])], `${name}/dB`, { keepdims: { i: 1 } }));
+    b.setGrad(W, winogradKernelGrad(b, `${name}/dW`, dz, conv, ci, co));
+    if (B) {
+      const rows = g.node('Reshape', [dz, ints(`${name}/dzRows`, [-1, co])], `${name}/dzr`);
+      b.setGrad(B, g.node('Reshape', [g.node('ReduceSum', [rows, ints(`${name}/ax0`, [0])], `${name}/dB1`, { keepdims: { i: 0 } }), ints(`${name}/dbshape`, [co, 1])], `${name}/dB`));
+    }
     if (!needsInputGrad) return '';
     // dx: the 'full' correlation of dz with the flipped kernel, Winograd again.
     const [pt, pb, pl, pr] = pads;

@@ -1,7 +1,7 @@
 // 3x3 convolutions (stride 1) as Winograd F(2x2, 3x3) in ONNX operators, for the training graphs:
 // each 2x2 block of outputs is computed from a 4x4 input patch with 16 multiplies per channel
 // pair instead of 36, so the one large product of a layer shrinks 2.25x (block5 at batch 32:
-// ~105 ms of direct Gemm -> ~55 ms of batched MatMul; the transforms are thin products and a
+// ~105 ms of direct Gemm -> ~51 ms of batched MatMul; the transforms are thin products and a
 // gather). Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2015):
 //   Y = A^T [ (G g G^T) . (B^T d B) ] A      (correlation, as convnets define it)
 // Layouts keep channels innermost (NHWC), so every reshuffle moves whole channel vectors.
@@ -61,10 +61,68 @@ export function winogradKernel(b: WinogradBuild, tag: string, W: string, ci: num
 }
 
 /**
+ * Element (a, b) of every s x s tile (stride 2) of NHWC `x` laid out as `pixels` [N*hp*wp, c]:
+ * [s*s, N, th*tw, c] (a gather of whole channel vectors; the image offsets come from x's batch).
+ */
+function gatherTiles(b: WinogradBuild, tag: string, x: string, pixels: string, size: number, th: number, tw: number, hp: number, wp: number): string {
+  const { g, ints } = b;
+  const base: number[] = [];
+  for (let a = 0; a < size; a++) for (let bb = 0; bb < size; bb++) for (let i = 0; i < th; i++) for (let j = 0; j < tw; j++) base.push((2 * i + a) * wp + 2 * j + bb);
+  const baseIdx = g.node('Reshape', [ints(`${tag}/base`, base), ints(`${tag}/baseShape`, [size * size, 1, th * tw])], `${tag}/baseIdx`);
+  // Range wants scalars; Squeeze turns the 1-element tensors into them.
+  const scalar = (v: string, name: string) => g.node('Squeeze', [v], `${tag}/${name}`);
+  const n = scalar(g.node('Gather', [g.node('Shape', [x], `${tag}/xshape`), ints(`${tag}/zero`, [0])], `${tag}/n1`), 'n');
+  const range = g.node('Range', [scalar(ints(`${tag}/r0`, [0]), 'start'), n, scalar(ints(`${tag}/r1`, [1]), 'step')], `${tag}/range`);
+  const offsets = g.node('Reshape', [g.node('Mul', [range, ints(`${tag}/img`, [hp * wp])], `${tag}/imgOff`), ints(`${tag}/offShape`, [1, -1, 1])], `${tag}/off`);
+  const idx = g.node('Add', [baseIdx, offsets], `${tag}/idx`);
+  return g.node('Gather', [pixels, idx], `${tag}/tiles`, { axis: { i: 0 } });
+}
+
+/**
+ * The gradient of the kernel [co, 9*ci] (train-conv.ts' layout) of a winogradConv3x3 (not
+ * flipped) from its output gradient `dz` (NHWC [N, ho, wo, co]) and the forward's V:
+ *   dU[xi] = sum over tiles of (A dY A^T)[xi] V[xi]^T,   dW = G^T dU G,
+ * one batched product with the forward's 2.25x saving (block5 at batch 32: ~60 ms, transforms
+ * included, where the Gemm over im2col columns took ~115).
+ */
+export function winogradKernelGrad(b: WinogradBuild, tag: string, dz: string, conv: WinogradConv, ci: number, co: number): string {
+  const { g, ints } = b;
+  const { ho, wo, th, tw, V } = conv;
+  const [hp, wp] = [2 * th, 2 * tw];
+  // Outputs cropped from a half tile have no gradient: zeros there.
+  const padded = hp !== ho || wp !== wo ? g.node('Pad', [dz, ints(`${tag}/pads`, [0, 0, 0, 0, 0, hp - ho, wp - wo, 0])], `${tag}/pad`) : dz;
+  const pixels = g.node('Reshape', [padded, ints(`${tag}/pixels`, [-1, co])], `${tag}/pix`);
+  const tiles = g.node('Reshape', [gatherTiles(b, tag, dz, pixels, 2, th, tw, hp, wp), ints(`${tag}/t4`, [4, -1, co])], `${tag}/dY`); // [4, NT, co]
+  // [4, co, NT]: the transform and the product then run in MLAS' fast orientations.
+  const tilesT = g.node('Transpose', [tiles], `${tag}/dYt`, { perm: { ints: [0, 2, 1] } });
+  const akT = kron(AT); // [4, 16] -> its transpose [16, 4]
+  const ak = Float32Array.from({ length: 64 }, (_, i) => akT[(i % 4) * 16 + Math.floor(i / 4)]!);
+  const dM = g.node('MatMul', [g.floats(`${tag}/AkT`, ak, [16, 4]), g.node('Reshape', [tilesT, ints(`${tag}/d4`, [4, -1])], `${tag}/dY4`)], `${tag}/dM16`);
+  const dU = g.node('MatMul', [g.node('Reshape', [dM, ints(`${tag}/dmshape`, [16, co, -1])], `${tag}/dM`), V], `${tag}/dU`); // [16, co, ci]
+  const gk = kron(G); // [16, 9] -> its transpose [9, 16]
+  const gkT = Float32Array.from({ length: 144 }, (_, i) => gk[(i % 16) * 9 + Math.floor(i / 16)]!);
+  const dTaps = g.node('MatMul', [g.floats(`${tag}/GkT`, gkT, [9, 16]), g.node('Reshape', [dU, ints(`${tag}/du16`, [16, -1])], `${tag}/dU16`)], `${tag}/dW9`); // [9, co*ci]
+  const dW = g.node('Transpose', [g.node('Reshape', [dTaps, ints(`${tag}/dw3`, [9, co, ci])], `${tag}/dW3`)], `${tag}/dWt`, { perm: { ints: [1, 0, 2] } });
+  return g.node('Reshape', [dW, ints(`${tag}/dwshape`, [co, 9 * ci])], `${tag}/dW`);
+}
+
+/**
  * The valid 3x3 correlation of NHWC `x` ([N, h, w, c], padded by `pads` = [top, bottom, left,
  * right]) with the transformed kernel `U` [16, c, co]: NHWC [N, ho, wo, co].
  */
-export function winogradConv3x3(b: WinogradBuild, tag: string, x: string, [h, w, c]: readonly number[], pads: readonly number[], U: string, co: number): { value: string; ho: number; wo: number } {
+export interface WinogradConv {
+  /** NHWC [N, ho, wo, co]. */
+  readonly value: string;
+  readonly ho: number;
+  readonly wo: number;
+  /** The transformed input patches [16, N*th*tw, c], for the weight gradient. */
+  readonly V: string;
+  /** Tiles down and across (2x2 outputs each). */
+  readonly th: number;
+  readonly tw: number;
+}
+
+export function winogradConv3x3(b: WinogradBuild, tag: string, x: string, [h, w, c]: readonly number[], pads: readonly number[], U: string, co: number): WinogradConv {
   const { g, ints } = b;
   const [pt, pb, pl, pr] = pads as [number, number, number, number];
   const ho = h! + pt + pb - 2;
@@ -78,16 +136,7 @@ export function winogradConv3x3(b: WinogradBuild, tag: string, x: string, [h, w,
   const pixels = g.node('Reshape', [padded, ints(`${tag}/pixels`, [-1, c!])], `${tag}/pix`);
   // Patch element (a, b) of tile (i, j) in image n: pixel n*hp*wp + (2i + a)*wp + 2j + b. The
   // indices are [16, N, T] so the gather lands tile-element-major: [16, N*T, c].
-  const base: number[] = [];
-  for (let a = 0; a < 4; a++) for (let bb = 0; bb < 4; bb++) for (let i = 0; i < th; i++) for (let j = 0; j < tw; j++) base.push((2 * i + a) * wp + 2 * j + bb);
-  const baseIdx = g.node('Reshape', [ints(`${tag}/base`, base), ints(`${tag}/baseShape`, [16, 1, th * tw])], `${tag}/baseIdx`);
-  // Range wants scalars; Squeeze turns the 1-element tensors into them.
-  const scalar = (v: string, name: string) => g.node('Squeeze', [v], `${tag}/${name}`);
-  const n = scalar(g.node('Gather', [g.node('Shape', [x], `${tag}/xshape`), ints(`${tag}/zero`, [0])], `${tag}/n1`), 'n');
-  const range = g.node('Range', [scalar(ints(`${tag}/r0`, [0]), 'start'), n, scalar(ints(`${tag}/r1`, [1]), 'step')], `${tag}/range`);
-  const offsets = g.node('Reshape', [g.node('Mul', [range, ints(`${tag}/img`, [hp * wp])], `${tag}/imgOff`), ints(`${tag}/offShape`, [1, -1, 1])], `${tag}/off`);
-  const idx = g.node('Add', [baseIdx, offsets], `${tag}/idx`);
-  const patches = g.node('Gather', [pixels, idx], `${tag}/patches`, { axis: { i: 0 } }); // [16, N, T, c]
+  const patches = gatherTiles(b, tag, x, pixels, 4, th, tw, hp, wp);
   // V = B^T d B for every tile and channel: one [16, 16] product over the patch axis.
   const v = g.node('MatMul', [g.floats(`${tag}/Bk`, kron(BT), [16, 16]), g.node('Reshape', [patches, ints(`${tag}/p16`, [16, -1])], `${tag}/P`)], `${tag}/V16`);
   const V = g.node('Reshape', [v, ints(`${tag}/vshape`, [16, -1, c!])], `${tag}/V`);
@@ -101,5 +150,5 @@ export function winogradConv3x3(b: WinogradBuild, tag: string, x: string, [h, w,
   if (2 * th !== ho || 2 * tw !== wo) {
     out = g.node('Slice', [out, ints(`${tag}/cs`, [0, 0]), ints(`${tag}/ce`, [ho, wo]), ints(`${tag}/ca`, [1, 2])], `${tag}/crop`);
   }
-  return { value: out, ho, wo };
+  return { value: out, ho, wo, V, th, tw };
 }
