@@ -129,6 +129,10 @@ test('evaluate on a machine without the cache recomputes the same predictions (O
     const metrics = JSON.parse(await read(ctx, 'metrics.json')) as Metrics;
     assert.equal(metrics.test_count, 0);
     assert.ok(Math.abs(metrics.log_loss - finetuneMetrics['val_loss']!) < 1e-4);
+    // The trained head too runs on ONNX: its layers are shared with the full model, and the
+    // converter follows the head's own graph (it once fell back to tfjs here, silently slow).
+    assert.ok(ctx.logs.some((l) => /onnx: 'predictions' on cpu/.test(l)), ctx.logs.join('\n'));
+    assert.ok(!ctx.logs.some((l) => /onnx engine unavailable/.test(l)), ctx.logs.join('\n'));
   } finally {
     await ctx.cleanup();
   }

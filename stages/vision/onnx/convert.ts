@@ -34,7 +34,12 @@ type Config = Record<string, unknown>;
 
 const IDENTITY_LAYERS = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
 
-/** The layers from the model's input to `cutLayer`, input first. Throws on branching graphs. */
+/**
+ * The layers from the model's input to `cutLayer`, input first. Throws on branching graphs.
+ * Walked back through the model's own symbolic tensors (each names the node that made it): a
+ * head made by headModel() shares its layers with the full network, so those layers have two
+ * inbound nodes and only the tensors say which one is this model's.
+ */
 export function chainTo(model: tf.LayersModel, cutLayer: string): Layer[] {
   let target: Layer;
   try {
@@ -42,21 +47,25 @@ export function chainTo(model: tf.LayersModel, cutLayer: string): Layer[] {
   } catch {
     throw new Error(`layer '${cutLayer}' not found in model '${model.name}'`);
   }
+  type Sym = tf.SymbolicTensor & { nodeIndex: number };
+  const at = model.outputLayers.indexOf(target);
+  if (at < 0 && target.inboundNodes.length !== 1) {
+    throw new UnsupportedLayerError(target.name, target.getClassName(), `used at ${target.inboundNodes.length} places in the graph (shared layer)`);
+  }
+  let t = (at >= 0 ? model.outputs[at] : target.output) as Sym;
   const chain: Layer[] = [];
-  for (let layer: Layer | undefined = target; layer; ) {
+  for (;;) {
+    const layer = t.sourceLayer as Layer;
     chain.push(layer);
     const cls = layer.getClassName();
     if (cls === 'InputLayer') break;
     if ('layers' in layer) throw new UnsupportedLayerError(layer.name, cls, 'nested models are not converted');
-    const nodes: readonly { inboundLayers: Layer[] }[] = layer.inboundNodes;
-    if (nodes.length !== 1) {
-      throw new UnsupportedLayerError(layer.name, cls, `used at ${nodes.length} places in the graph (shared layer)`);
+    const node = layer.inboundNodes[t.nodeIndex] as { inputTensors: Sym[] } | undefined;
+    const inputs = node?.inputTensors ?? [];
+    if (inputs.length !== 1) {
+      throw new UnsupportedLayerError(layer.name, cls, `has ${inputs.length} inputs: only a linear chain is converted`);
     }
-    const inbound: readonly Layer[] = nodes[0]!.inboundLayers;
-    if (inbound.length !== 1) {
-      throw new UnsupportedLayerError(layer.name, cls, `has ${inbound.length} inputs: only a linear chain is converted`);
-    }
-    layer = inbound[0];
+    t = inputs[0]!;
   }
   return chain.reverse();
 }
