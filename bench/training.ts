@@ -84,7 +84,7 @@ export async function benchBlock5(o: EngineBenchOptions, log: (m: string) => voi
     ratios[`onnx_vs_pytorch_batch${batch}`] = ratio(Number(ours['img_per_s']), t.ok ? Number(t.result['img_per_s']) : undefined);
   }
   return {
-    what: `block5_conv1..3 + block5_pool + Dense(2) on cached block4_pool outputs [14,14,512], SGD momentum; training costs ~${round(BLOCK5_TRAIN_GFLOP, 2)} GFLOP per image`,
+    what: `block5_conv1..3 + block5_pool + Dense(2) on cached block4_pool outputs [14,14,512], SGD momentum; training costs ~${round(BLOCK5_TRAIN_GFLOP, 2)} GFLOP per image as direct convolutions (effective_gflop_per_s counts those; the ONNX trainer's Winograd F(2x2,3x3) does 2.25x fewer multiplies in them)`,
     onnx,
     tfjs_wasm: {
       batch: b,
