@@ -228,7 +228,7 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
       seen += idx.length;
       const secs = (performance.now() - t0) / 1000;
       const rate = seen / secs;
-      bar.update(seen, `loss ${(lossSum / seen).toFixed(4)} acc ${(correct / seen).toFixed(3)} ${rate.toFixed(0)} img/s`);
+      bar.update(seen, `loss ${(lossSum / seen).toFixed(4)} acc ${(correct / seen).toFixed(3)} ${rate.toFixed(rate < 10 ? 1 : 0)} img/s`);
     }
     const seconds = (performance.now() - t0) / 1000;
     trainSeconds += seconds;
