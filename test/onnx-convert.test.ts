@@ -193,6 +193,23 @@ test('VGG16-shaped net: cut at fc2 and at block4_pool', async (t) => {
   await e.dispose();
 });
 
+test('3x3 convolutions with many channels on small images go Winograd, and match tfjs across layout changes', async (t) => {
+  const input = tf.input({ shape: [6, 7, 128], name: 'img' });
+  let y = tf.layers.conv2d({ filters: 128, kernelSize: 3, padding: 'same', activation: 'relu', name: 'conv1' }).apply(input) as tf.SymbolicTensor;
+  y = tf.layers.maxPooling2d({ poolSize: 2, name: 'pool' }).apply(y) as tf.SymbolicTensor; // NCHW in ONNX
+  y = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'valid', name: 'conv2' }).apply(y) as tf.SymbolicTensor;
+  y = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'conv3' }).apply(y) as tf.SymbolicTensor; // 8 channels: ORT's Conv
+  y = tf.layers.flatten({ name: 'flat' }).apply(y) as tf.SymbolicTensor;
+  y = tf.layers.dense({ units: 3, name: 'dense' }).apply(y) as tf.SymbolicTensor;
+  const m = tf.model({ inputs: input, outputs: y });
+  randomizeWeights(m, 9);
+  assert.deepEqual(convertToOnnx(m, 'dense').winograd, ['conv1', 'conv2']);
+  assert.deepEqual(convertToOnnx(m, 'dense', { winograd: false }).winograd, []);
+  const figures: Record<string, Comparison> = {};
+  for (const cut of ['conv1', 'pool', 'conv2', 'conv3', 'dense']) figures[cut] = await compare(m, cut, 3);
+  t.diagnostic(JSON.stringify(figures));
+});
+
 test('darknet-tiny-shaped net (conv without bias + BN + LeakyReLU + max pool + GAP)', async (t) => {
   const c = await compare(tinyDarknet(), 'gap', 3);
   t.diagnostic(JSON.stringify(c));

@@ -1,5 +1,6 @@
 // The frozen part of a network run by ONNX Runtime (CPU provider here, CUDA on a GPU host), from
 // an ONNX graph converted from the same tf.layers model and weights (./convert.ts).
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -56,6 +57,7 @@ export async function onnxModelFor(
   model: tf.LayersModel,
   cutLayer: string,
   store?: OnnxStore,
+  winograd = true,
 ): Promise<{ bytes: Uint8Array; key: string; cache: 'hit' | 'miss' | 'none'; inputShape: readonly number[]; outputShape: readonly number[] }> {
   const shapes = () => {
     // Shapes come from tfjs, so a cached graph needs no conversion to know them.
@@ -63,12 +65,14 @@ export async function onnxModelFor(
     const output = model.getLayer(cutLayer).outputShape as (number | null)[];
     return { inputShape: input.slice(1).map((d) => d ?? -1), outputShape: output.slice(1).map((d) => d ?? -1) };
   };
-  const key = chainFingerprint(model, cutLayer); // also throws UnsupportedLayerError on a branching graph
+  // (also throws UnsupportedLayerError on a branching graph)
+  const fingerprint = chainFingerprint(model, cutLayer);
+  const key = winograd ? fingerprint : createHash('sha256').update(`${fingerprint}\nno-winograd`).digest('hex');
   if (store) {
     const cached = await store.get(key);
     if (cached) return { bytes: cached, key, cache: 'hit', ...shapes() };
   }
-  const converted = convertToOnnx(model, cutLayer);
+  const converted = convertToOnnx(model, cutLayer, { winograd });
   if (store) await store.put(key, converted.bytes);
   return { bytes: converted.bytes, key, cache: store ? 'miss' : 'none', inputShape: converted.inputShape, outputShape: converted.outputShape };
 }
@@ -145,7 +149,10 @@ export async function createOnnxEngine(model: tf.LayersModel, cutLayer: string, 
   const log = opts.log ?? (() => {});
   const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
   const store = opts.store ?? (opts.cacheDir ? dirStore(opts.cacheDir) : undefined);
-  const graph = await onnxModelFor(model, cutLayer, store);
+  // Winograd is tuned for the CPU provider (MLAS); on a GPU, cuDNN's own convolutions run.
+  const provider = opts.provider ?? 'auto';
+  const gpu = provider === 'cuda' || (provider === 'auto' && cudaProviderInstalled());
+  const graph = await onnxModelFor(model, cutLayer, store, !gpu);
   const inputShape = [...graph.inputShape];
   const outputShape = [...graph.outputShape];
   if (inputShape.some((d) => d < 0) || outputShape.some((d) => d < 0)) {
