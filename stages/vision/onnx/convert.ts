@@ -11,7 +11,8 @@ import type * as tf from '@tensorflow/tfjs';
 import { GraphBuilder, encodeModel, type AttrValue, type Dim } from './graph.js';
 import { UnsupportedLayerError, axisIn, type Layer, type Layout, type Shape, type Value } from './values.js';
 import { applyActivation } from './activations.js';
-import { winogradConv3x3, winogradKernel } from './winograd.js';
+import { convKernelToOnnx } from './train-graph.js';
+import { winogradConv3x3, winogradKernel, winogradPays } from './winograd.js';
 
 export { UnsupportedLayerError };
 
@@ -136,17 +137,6 @@ function padAttrs(layer: Layer, padding: unknown, x: Value, k: [number, number],
 }
 
 
-/**
- * Whether a 3x3 stride-1 convolution runs faster as Winograd F(2x2, 3x3) than as ORT's Conv
- * (which gets MLAS' NCHWc kernels for constant weights). Measured per VGG16 layer at batch 8 on
- * the 2-core dev machine: 224x224x64 270 vs 166 ms, 112x112x128 152 vs 127, 56x56x256 97 vs 99,
- * 28x28x512 75 vs 95, 14x14x512 16 vs 24: the transforms are memory-bound, so it pays where
- * the channels are many and the images small.
- */
-export function winogradPays(ci: number, h: number, w: number): boolean {
-  return ci >= 128 && h * w <= 32 * 32;
-}
-
 class Converter {
   readonly g = new GraphBuilder();
 
@@ -170,10 +160,9 @@ class Converter {
     const g = this.g;
     const ints = (base: string, v: readonly number[]) => g.int64s(base, v);
     const xin = this.toNhwc(x);
-    // HWIO read as [9*ci, co], transposed: winograd.ts' [co, 9*ci]. ORT folds the kernel
-    // transform (a constant) when the session loads.
-    const W = new Float32Array(kernel.length);
-    for (let r = 0; r < 9 * ci; r++) for (let o = 0; o < co; o++) W[o * 9 * ci + r] = kernel[r * co + o]!;
+    // The training graphs' [co, 9*ci] layout; ORT folds the kernel transform (a constant) when
+    // the session loads.
+    const W = convKernelToOnnx(kernel, { kh: 3, kw: 3, ci, co });
     const pads = c['padding'] === 'same' ? [1, 1, 1, 1] : [0, 0, 0, 0];
     const U = winogradKernel({ g, ints }, `${layer.name}/U`, g.floats(`${layer.name}/W`, W, [co, 9 * ci]), ci, co, false);
     let y = winogradConv3x3({ g, ints }, layer.name, xin.name, [h, w, ci], pads, U, co).value;

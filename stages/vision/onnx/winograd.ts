@@ -152,3 +152,14 @@ export function winogradConv3x3(b: WinogradBuild, tag: string, x: string, [h, w,
   }
   return { value: out, ho, wo, V, th, tw };
 }
+
+/**
+ * Whether a 3x3 stride-1 convolution runs faster as Winograd F(2x2, 3x3) than as ORT's Conv
+ * (which gets MLAS' NCHWc kernels for constant weights). Measured per VGG16 layer at batch 8 on
+ * the 2-core dev machine: 224x224x64 270 vs 166 ms, 112x112x128 152 vs 127, 56x56x256 97 vs 99,
+ * 28x28x512 75 vs 95, 14x14x512 16 vs 24: the transforms are memory-bound, so it pays where
+ * the channels are many and the images small.
+ */
+export function winogradPays(ci: number, h: number, w: number): boolean {
+  return ci >= 128 && h * w <= 32 * 32;
+}
