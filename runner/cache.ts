@@ -186,16 +186,22 @@ export class Cache {
     }
   }
 
-  /** Every key referenced from latest/ of any pipeline. */
+  /**
+   * Every key referenced from latest/ of any pipeline, and from sweeps/<sweep>/<combination>/
+   * (a sweep's results stay until that folder is deleted).
+   */
   async referencedKeys(): Promise<Set<string>> {
     const keys = new Set<string>();
-    for (const p of await safeReaddir(this.latestRoot)) {
+    const linksIn = async (dir: string) => {
       // `<stage>.<pid>.tmp` links are left by a run killed while swapping a link: not references.
-      for (const s of (await safeReaddir(path.join(this.latestRoot, p))).filter((n) => !n.endsWith('.tmp'))) {
-        const k = await this.latestKey(p, s);
-        if (k) keys.add(k);
+      for (const s of (await safeReaddir(dir)).filter((n) => !n.endsWith('.tmp'))) {
+        const target = await readlink(path.join(dir, s)).catch(() => undefined);
+        if (target) keys.add(path.basename(path.dirname(target)));
       }
-    }
+    };
+    for (const p of await safeReaddir(this.latestRoot)) await linksIn(path.join(this.latestRoot, p));
+    const sweeps = path.join(this.root, 'sweeps');
+    for (const sweep of await safeReaddir(sweeps)) for (const combo of await safeReaddir(path.join(sweeps, sweep))) await linksIn(path.join(sweeps, sweep, combo));
     return keys;
   }
 

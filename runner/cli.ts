@@ -147,7 +147,7 @@ export function buildProgram(): Command {
 
   program
     .command('gc')
-    .description('remove cache entries not referenced by the latest run of any pipeline')
+    .description('remove cache entries not referenced by the latest run of any pipeline or a kept sweep folder')
     .argument('[file]', 'a pipeline whose cache to clean (default: ./.pipe)')
     .option('--dry-run', 'list what would be removed')
     .option('--cache-dir <dir>', 'cache location')

@@ -13,6 +13,7 @@ import { ExitError, EXIT } from '../errors.js';
 import { wantColor } from '../output.js';
 import { loadHistory, sameValue, shortParam, type RunSummary } from '../history.js';
 import { describeCombination, expandGrid, parseSweeps, SweepError, type Combination } from '../sweep.js';
+import { linkCombinations, restoreLatest, snapshotLatest } from '../sweep-links.js';
 import { runsTable } from './runs.js';
 import type { RunFlags } from './run.js';
 
@@ -49,10 +50,12 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   // Every combination must load before any runs: a typo in the last value should not surface
   // an hour into the sweep.
   let root: string | undefined;
+  let opened: Awaited<ReturnType<typeof openPipeline>> | undefined;
   for (const c of combos) {
     try {
-      const { cache } = await openPipeline(file, flagsFor(c));
-      root ??= cache.root;
+      const o = await openPipeline(file, flagsFor(c));
+      opened ??= o;
+      root ??= o.cache.root;
     } catch (e) {
       if (e instanceof ExitError) throw new ExitError(e.code, `sweep combination ${c.index} (${describeCombination(c)}):\n${e.message}`);
       throw e;
@@ -86,6 +89,7 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   process.on('SIGTERM', onSigterm);
 
   const existing = new Set(await listRuns(runsDir));
+  const latestBefore = await snapshotLatest(opened!.cache, opened!.pipeline.name);
   const outcomes: SweepOutcome[] = [];
   try {
     if (parallel === 1) {
@@ -126,9 +130,15 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
     return hit ? { ...o, runId: hit.id } : o;
   });
 
+  // latest/ keeps describing the pipeline as its file says; the combinations' artifacts are
+  // linked under sweeps/ instead (see sweep-links.ts).
+  await restoreLatest(opened!.cache, opened!.pipeline.name, latestBefore);
+  const linked = await linkCombinations(opened!.cache, resolved, byId);
+
   const out = process.stdout;
   const outColors = pc.createColors(wantColor(out));
   out.write(`\n${sweepTable(resolved, byId, outColors).join('\n')}\n`);
+  if (linked) err.write(`sweep: each combination's artifacts are in ${path.relative(process.cwd(), linked) || '.'}/<n>-<values>/<stage>; latest/ is as it was before the sweep\n`);
   const failed = resolved.filter((o) => o.exitCode !== EXIT.ok && o.exitCode !== EXIT.interrupted).length;
   const cut = resolved.filter((o) => o.exitCode === EXIT.interrupted).length;
   const interrupted = stopping || cut > 0;

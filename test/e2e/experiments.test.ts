@@ -2,7 +2,8 @@
 // that write metrics.json, through the real binary in temp dirs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Rig, type RunResult } from './rig.js';
 
@@ -198,6 +199,26 @@ test('a 3x2 sweep: six ordinary runs in the history, the upstream stage runs onc
     const runs = JSON.parse((await pipe(rig, ['runs', '--json'])).stdout) as RunsJson;
     assert.equal(runs.runs.length, 6);
     assert.deepEqual(runs.differing.filter((p) => p.startsWith('params.')), ['params.lr', 'params.seed']);
+
+    // latest/ is as before the sweep (empty here); each combination's artifacts are linked under sweeps/.
+    assert.ok(!existsSync(rig.path('.pipe/latest/exp/score')), 'latest/ does not point at the last combination');
+    const [sweepId, ...others] = await readdir(rig.path('.pipe/sweeps'));
+    assert.deepEqual(others, []);
+    assert.match(r.stderr, /each combination's artifacts are in \S*sweeps\/\S+\/<n>-<values>\/<stage>; latest\/ is as it was/);
+    const combos6 = (await readdir(rig.path('.pipe/sweeps', sweepId!))).sort();
+    assert.deepEqual(combos6, ['1-lr=0.1_seed=1', '2-lr=0.1_seed=2', '3-lr=0.01_seed=1', '4-lr=0.01_seed=2', '5-lr=0.001_seed=1', '6-lr=0.001_seed=2']);
+    assert.match(await rig.read(`.pipe/sweeps/${sweepId}/6-lr=0.001_seed=2/score/metrics.json`), /"score": 0\.001, "seed_used": 2/);
+    assert.equal(await rig.read(`.pipe/sweeps/${sweepId}/6-lr=0.001_seed=2/prep/data.txt`), 'data\n');
+
+    // The file's own values (combination 1) are cached; a later sweep leaves latest/ on them.
+    assert.equal((await pipe(rig, ['run', 'p.yaml'])).code, 0);
+    assert.match(await rig.read('.pipe/latest/exp/score/metrics.json'), /"score": 0\.1,/);
+    assert.equal((await pipe(rig, ['run', 'p.yaml', '--sweep', 'params.lr=0.01,0.001'])).code, 0);
+    assert.match(await rig.read('.pipe/latest/exp/score/metrics.json'), /"score": 0\.1,/);
+    // gc keeps what latest/ and the sweeps/ folders link; deleting a sweep's folder releases its entries.
+    assert.match((await pipe(rig, ['gc', 'p.yaml'])).stdout, /removed 0 entries/);
+    await rm(rig.path('.pipe/sweeps'), { recursive: true });
+    assert.match((await pipe(rig, ['gc', 'p.yaml'])).stdout, /removed 10 entries/);
   } finally {
     await rig.cleanup();
   }
