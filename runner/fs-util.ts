@@ -1,12 +1,25 @@
 // Small filesystem helpers the cache and the stages share.
-import { readdir, rename, writeFile } from 'node:fs/promises';
+import { open, readdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncPath } from './manifest.js';
 
-/** Replace a file atomically and durably: write a sibling, fsync, rename, fsync the folder. */
-export async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
+/**
+ * Replace a file atomically and durably: write a sibling, fsync, rename, fsync the folder.
+ * `data` may come in parts, written one after the other (a checkpoint's arrays: no 1.5 GB
+ * concatenated copy in memory).
+ */
+export async function writeAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, data);
+  if (typeof data === 'string' || data instanceof Uint8Array) {
+    await writeFile(tmp, data);
+  } else {
+    const fh = await open(tmp, 'w');
+    try {
+      for (const part of data) for (let done = 0; done < part.byteLength; ) done += (await fh.write(part, done, part.byteLength - done)).bytesWritten;
+    } finally {
+      await fh.close();
+    }
+  }
   await fsyncPath(tmp);
   await rename(tmp, file);
   await fsyncPath(path.dirname(file));

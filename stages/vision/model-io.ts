@@ -133,7 +133,7 @@ export async function saveArrays(dir: string, name: string, arrays: readonly Nam
   await mkdir(dir, { recursive: true });
   const specs = arrays.map((a) => ({ name: a.name, shape: [...a.shape], dtype: a.data instanceof Int32Array ? 'int32' : 'float32' }));
   const parts = arrays.map(({ data }) => new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  await writeAtomic(path.join(dir, `${name}.bin`), Buffer.concat(parts));
+  await writeAtomic(path.join(dir, `${name}.bin`), parts);
   await writeAtomic(path.join(dir, `${name}.json`), JSON.stringify(specs));
 }
 
@@ -143,16 +143,25 @@ export async function loadTensors(tf: Tf, dir: string, name: string): Promise<Na
 
 export async function loadArrays(dir: string, name: string): Promise<NamedArray[]> {
   const specs = JSON.parse(await readFile(path.join(dir, `${name}.json`), 'utf8')) as { name: string; shape: number[]; dtype: 'float32' | 'int32' }[];
-  const bin = await readFile(path.join(dir, `${name}.bin`));
-  const out: NamedArray[] = [];
-  let offset = 0;
-  for (const s of specs) {
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    const bytes = bin.subarray(offset, offset + n * 4);
-    if (bytes.byteLength !== n * 4) throw new Error(`${name}.bin is shorter than ${name}.json says`);
-    const copy = new Uint8Array(bytes).buffer;
-    out.push({ name: s.name, shape: s.shape, data: s.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy) });
-    offset += n * 4;
+  // Each array read straight into its own buffer: no whole-file copy beside them.
+  const fh = await open(path.join(dir, `${name}.bin`), 'r');
+  try {
+    const out: NamedArray[] = [];
+    let offset = 0;
+    for (const s of specs) {
+      const n = s.shape.reduce((a, b) => a * b, 1);
+      const data = s.dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+      const bytes = new Uint8Array(data.buffer);
+      for (let got = 0; got < bytes.byteLength; ) {
+        const { bytesRead } = await fh.read(bytes, got, bytes.byteLength - got, offset + got);
+        if (bytesRead === 0) throw new Error(`${name}.bin is shorter than ${name}.json says`);
+        got += bytesRead;
+      }
+      out.push({ name: s.name, shape: s.shape, data });
+      offset += n * 4;
+    }
+    return out;
+  } finally {
+    await fh.close();
   }
-  return out;
 }
