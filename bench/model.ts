@@ -35,6 +35,7 @@ export async function benchModel(): Promise<object> {
       epochs: 3,
       batch_size: 64,
       learning_rate: 0.001,
+      lr_schedule: 'constant',
       optimizer: 'adam',
       seed: 42,
       validate_every_epoch: true,

@@ -11,7 +11,7 @@ import type { BackendPref, Tf } from './vision/backend.js';
 import type { FrozenEngine } from './vision/frozen.js';
 import type { Fit, PreprocessMode } from './vision/images.js';
 import type { EnginePref } from './vision/tfjs-engine.js';
-import type { DataSource, OptimizerName } from './vision/train.js';
+import type { DataSource, LrSchedule, OptimizerName } from './vision/train.js';
 
 /** Params every fine-tuning stage takes. */
 export interface TrainParams {
@@ -19,6 +19,7 @@ export interface TrainParams {
   epochs: number;
   batch_size: number;
   learning_rate: number;
+  lr_schedule: LrSchedule;
   optimizer: OptimizerName;
   seed: number;
   validate_every_epoch: boolean;
@@ -31,6 +32,11 @@ export const TRAIN_PARAM_SCHEMA: Record<string, Record<string, unknown>> = {
   epochs: { type: 'integer', minimum: 1, default: 3, description: 'Passes over the training set.' },
   batch_size: { type: 'integer', minimum: 1, default: 64, description: 'Images per training step.' },
   learning_rate: { type: 'number', exclusiveMinimum: 0, default: 0.001, description: 'Step size of the optimizer.' },
+  lr_schedule: {
+    enum: ['constant', 'cosine'],
+    default: 'constant',
+    description: '`constant`, or `cosine`: the step size falls from `learning_rate` to near 0 along a half cosine over all the steps of all epochs (annealing).',
+  },
   optimizer: { enum: ['adam', 'sgd'], default: 'adam', description: '`adam`, or `sgd` with momentum 0.9.' },
   seed: { type: 'integer', default: 42, description: 'Seeds the new layers, the shuffles and dropout.' },
   validate_every_epoch: { type: 'boolean', default: true, description: 'Validate after every epoch (else only after the last).' },
@@ -201,12 +207,13 @@ export async function runFinetune<P extends TrainParams>(
       epochs: p.epochs,
       batchSize: p.batch_size,
       learningRate: p.learning_rate,
+      lrSchedule: p.lr_schedule,
       optimizer: p.optimizer,
       seed: p.seed,
       validateEveryEpoch: p.validate_every_epoch,
       engine: p.engine,
       checkpointDir: path.join(ctx.workDir, 'checkpoint'),
-      checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable: prepared.trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.optimizer, p.seed] }),
+      checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable: prepared.trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.lr_schedule, p.optimizer, p.seed] }),
       signal: ctx.signal,
       progress: (l, t) => ctx.progress(l, t),
       log: (m) => ctx.log.info(m),

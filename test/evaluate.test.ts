@@ -41,6 +41,7 @@ before(async () => {
     epochs: 4,
     batch_size: 8,
     learning_rate: 0.01,
+    lr_schedule: 'constant',
     optimizer: 'adam',
     seed: 2,
     validate_every_epoch: false,

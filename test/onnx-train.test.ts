@@ -284,3 +284,37 @@ test('openLearner: auto trains on onnx where it can, else on tfjs and says which
   ok.dispose();
   bn.dispose();
 });
+
+test('a learning-rate schedule: setLearningRate moves the next step on both learners, both optimizers; the cosine curve', async () => {
+  const { openLearner } = await import('../stages/vision/learner.js');
+  const { scheduledLearningRate } = await import('../stages/vision/train.js');
+  assert.equal(scheduledLearningRate(0.01, 'constant', 50, 100), 0.01);
+  assert.equal(scheduledLearningRate(0.01, 'cosine', 0, 100), 0.01);
+  assert.ok(Math.abs(scheduledLearningRate(0.01, 'cosine', 50, 100) - 0.005) < 1e-12);
+  const lastStep = scheduledLearningRate(0.01, 'cosine', 99, 100);
+  assert.ok(lastStep > 0 && lastStep < 0.0001, String(lastStep));
+  const x = randoms(3 * 8 * 8 * 6, 8);
+  for (const engine of ['onnx', 'tfjs'] as const) {
+    for (const optimizer of ['sgd', 'adam'] as const) {
+      // Two steps from the same weights: one learner made with the step size, one made with
+      // another and set to it. The weights must end equal, and differ from a third left alone.
+      const after = async (made: number, set?: number) => {
+        const head = convHead();
+        const learner = await openLearner({ tf, head, shape: [8, 8, 6], classes: 3, optimizer, learningRate: made, engine, log: () => {} });
+        assert.equal(learner.name, engine);
+        if (set !== undefined) learner.setLearningRate(set);
+        await learner.step(x, [0, 1, 2], 3, 1);
+        await learner.step(x, [2, 1, 0], 3, 2);
+        await learner.finish();
+        const w = [...weightsOf(head).values()];
+        head.dispose();
+        return w;
+      };
+      const want = await after(0.01);
+      const got = await after(0.5, 0.01);
+      const other = await after(0.5);
+      want.forEach((w, i) => assert.ok(maxRelDiff(got[i]!, w) < 1e-5, `${engine}/${optimizer} weight ${i}: ${maxRelDiff(got[i]!, w)}`));
+      assert.ok(want.some((w, i) => maxRelDiff(other[i]!, w) > 1e-3), `${engine}/${optimizer}: the step size makes no difference`);
+    }
+  }
+});

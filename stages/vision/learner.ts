@@ -16,6 +16,8 @@ export interface Learner {
   step(x: Float32Array, labels: ArrayLike<number>, count: number, seed: number): Promise<{ loss: number; probs: Float32Array }>;
   /** Softmax outputs with the current weights (inference: no dropout). */
   predict(x: Float32Array, count: number): Promise<Float32Array>;
+  /** The step size of the next steps (a schedule moves it). */
+  setLearningRate(lr: number): void;
   save(dir: string): Promise<void>;
   restore(dir: string): Promise<void>;
   /** Leaves the trained weights in the tf.layers model and frees what the learner holds. */
@@ -56,6 +58,7 @@ async function onnxLearner(o: LearnerOptions): Promise<Learner> {
     detail: trainer.detail,
     step: (x, labels, count, seed) => trainer.step(x, labels, count, seed),
     predict: (x, count) => trainer.predict(x, count),
+    setLearningRate: (lr) => trainer.setLearningRate(lr),
     save: (dir) => saveArrays(dir, 'onnx-state', trainer.state()),
     async restore(dir) {
       trainer.restore(await loadArrays(dir, 'onnx-state'));
@@ -149,6 +152,14 @@ function tfjsLearner(o: LearnerOptions): Learner {
       return { loss, probs };
     },
     predict: (x, count) => predictRows(tf, head, x, count, o.shape),
+    setLearningRate(lr) {
+      // Momentum (an SGDOptimizer) keeps -lr as a scalar tensor and has a setter; Adam reads its
+      // learningRate field at every step. (tfjs' optimizers answer `instanceof` for any
+      // optimizer class, so the setter is looked up.)
+      const o = optimizer as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
+      if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
+      else o.learningRate = lr;
+    },
     async save(dir) {
       await saveTensors(dir, 'weights', head.weights.map((w) => ({ name: w.name, tensor: w.read() })));
       const opt = await optimizer.getWeights();

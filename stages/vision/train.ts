@@ -50,6 +50,8 @@ export interface TrainOptions {
   readonly epochs: number;
   readonly batchSize: number;
   readonly learningRate: number;
+  /** How the step size moves over training (default constant). */
+  readonly lrSchedule?: LrSchedule;
   readonly optimizer: OptimizerName;
   readonly seed: number;
   readonly validateEveryEpoch: boolean;
@@ -160,6 +162,18 @@ async function readCheckpoint(dir: string, key: string): Promise<CheckpointState
   }
 }
 
+export type LrSchedule = 'constant' | 'cosine';
+
+/**
+ * The step size of step `step` (0-based) of `total`: `base`, or for `cosine` a half cosine from
+ * `base` down towards 0 (the last step still moves a little). Depends on the step index only,
+ * so a resumed run continues on the same curve.
+ */
+export function scheduledLearningRate(base: number, schedule: LrSchedule, step: number, total: number): number {
+  if (schedule === 'constant' || total <= 1) return base;
+  return base * 0.5 * (1 + Math.cos((Math.PI * step) / total));
+}
+
 /** Train `head`; returns the history (epochs restored from a checkpoint included). */
 export async function trainHead(o: TrainOptions): Promise<TrainResult> {
   const { tf, head, train, valid, signal } = o;
@@ -220,6 +234,7 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
       if (b + 1 < batches) next = train.rows(batchIdx(b + 1)); // read ahead while this batch trains
       const labels = idx.map((r) => train.labels[r]!);
       const stepSeed = (o.seed * 1_000_003 + epoch * 10_007 + b * 101) >>> 0;
+      if (o.lrSchedule && o.lrSchedule !== 'constant') learner.setLearningRate(scheduledLearningRate(o.learningRate, o.lrSchedule, (epoch - 1) * batches + b, o.epochs * batches));
       const { loss, probs: pData } = await learner.step(xData, labels, idx.length, stepSeed);
       idx.forEach((row, i) => {
         if (argmax(pData.subarray(i * o.classes, (i + 1) * o.classes)) === train.labels[row]) correct++;

@@ -40,6 +40,8 @@ export interface OnnxTrainer {
   step(x: Float32Array, labels: ArrayLike<number>, count: number, seed: number): Promise<StepResult>;
   /** Softmax outputs with the current weights (no dropout). */
   predict(x: Float32Array, count: number): Promise<Float32Array>;
+  /** The step size of the next steps. */
+  setLearningRate(lr: number): void;
   /** Copies the current weights into the tf.layers variables. */
   writeBack(tf: typeof import('@tensorflow/tfjs')): void;
   /** Weights and optimizer state, for a checkpoint. */
@@ -93,7 +95,7 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
   // Sums of the slices' gradients, made the first time a batch is larger than maxRows.
   const gradSumStore: (Float32Array | undefined)[] = params.map(() => undefined);
   const gradSum = (i: number): Float32Array => (gradSumStore[i] ??= new Float32Array(size(params[i]!.onnxShape)));
-  const lr = opts.learningRate;
+  let lr = opts.learningRate;
 
   const weightFeeds = (): Record<string, Ort.Tensor> =>
     Object.fromEntries(params.map((p, i) => [p.name, new ort.Tensor('float32', weights[i]!, [...p.onnxShape])]));
@@ -195,6 +197,9 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
       steps++;
       params.forEach((_, i) => update(i, gradSum(i)));
       return { loss, probs };
+    },
+    setLearningRate(next) {
+      lr = next;
     },
     async predict(x, count) {
       alive();
