@@ -66,11 +66,10 @@ for (const k of cases) {
     const cin = k.flip ? k.co : k.ci;
     const cout = k.flip ? k.ci : k.co;
     const g = new GraphBuilder();
-    const ints = (base: string, v: readonly number[]) => g.int64s(base, v);
     const x = g.input('x');
     const W = g.input('W');
-    const U = winogradKernel({ g, ints }, 'U', W, k.ci, k.co, k.flip);
-    const conv = winogradConv3x3({ g, ints }, 'conv', x, [k.h, k.w, cin], k.pads, U, cout);
+    const U = winogradKernel(g, 'U', W, k.ci, k.co, k.flip);
+    const conv = winogradConv3x3(g, 'conv', x, [k.h, k.w, cin], k.pads, U, cout);
     const model = g.buildGraph('t', [{ name: x, dims: ['N', k.h, k.w, cin] }, { name: W, dims: [k.co, 9 * k.ci] }], [{ value: conv.value, name: 'y', dims: ['N', conv.ho, conv.wo, cout] }]);
     const session = await ort.InferenceSession.create(encodeModel(model), { intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
     try {
@@ -120,10 +119,9 @@ function referenceKernelGrad(x: Float32Array, dz: Float32Array, k: Case, ho: num
 for (const k of cases.filter((c) => !c.flip)) {
   test(`winograd kernel gradient matches the plain sum: ${k.n}x${k.h}x${k.w}, ci ${k.ci} co ${k.co}, pads ${k.pads.join(',')}`, async () => {
     const g = new GraphBuilder();
-    const ints = (base: string, v: readonly number[]) => g.int64s(base, v);
     const [x, W, dz] = [g.input('x'), g.input('W'), g.input('dz')];
-    const conv = winogradConv3x3({ g, ints }, 'conv', x, [k.h, k.w, k.ci], k.pads, winogradKernel({ g, ints }, 'U', W, k.ci, k.co, false), k.co);
-    const dW = winogradKernelGrad({ g, ints }, 'dW', dz, conv, k.ci, k.co);
+    const conv = winogradConv3x3(g, 'conv', x, [k.h, k.w, k.ci], k.pads, winogradKernel(g, 'U', W, k.ci, k.co, false), k.co);
+    const dW = winogradKernelGrad(g, 'dW', dz, conv, k.ci, k.co);
     const model = g.buildGraph(
       't',
       [{ name: x, dims: ['N', k.h, k.w, k.ci] }, { name: W, dims: [k.co, 9 * k.ci] }, { name: dz, dims: ['N', conv.ho, conv.wo, k.co] }],

@@ -11,7 +11,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { GraphBuilder, encodeModel, type AttrValue, type Dim } from './graph.js';
 import { UnsupportedLayerError, axisIn, type Layer, type Layout, type Shape, type Value } from './values.js';
 import { applyActivation } from './activations.js';
-import { convKernelToOnnx } from './train-graph.js';
+import { convKernelToOnnx } from './kernel-layout.js';
 import { winogradConv3x3, winogradKernel, winogradPays } from './winograd.js';
 
 export { UnsupportedLayerError };
@@ -139,6 +139,8 @@ function padAttrs(layer: Layer, padding: unknown, x: Value, k: [number, number],
 
 class Converter {
   readonly g = new GraphBuilder();
+  /** The layers converted as Winograd (ConvertResult.winograd). */
+  readonly winograd: string[] = [];
 
   /** `winograd`: 3x3 convolutions where winogradPays (CPU provider); else ORT's Conv everywhere. */
   constructor(private readonly useWinograd: boolean) {}
@@ -153,19 +155,16 @@ class Converter {
     return { ...x, layout: 'nhwc', name: this.g.node('Transpose', [x.name], 'to_nhwc', { perm: { ints: [0, 2, 3, 1] } }) };
   }
 
-  readonly winograd: string[] = [];
-
   /** A 3x3 stride-1 Conv2D as Winograd F(2x2, 3x3) in NHWC (kernel HWIO [3, 3, ci, co]). */
   winogradConv(layer: Layer, x: Value, kernel: Float32Array, [h, w, ci, co]: [number, number, number, number], c: Config): Value {
     const g = this.g;
-    const ints = (base: string, v: readonly number[]) => g.int64s(base, v);
     const xin = this.toNhwc(x);
     // The training graphs' [co, 9*ci] layout; ORT folds the kernel transform (a constant) when
     // the session loads.
     const W = convKernelToOnnx(kernel, { kh: 3, kw: 3, ci, co });
     const pads = c['padding'] === 'same' ? [1, 1, 1, 1] : [0, 0, 0, 0];
-    const U = winogradKernel({ g, ints }, `${layer.name}/U`, g.floats(`${layer.name}/W`, W, [co, 9 * ci]), ci, co, false);
-    let y = winogradConv3x3({ g, ints }, layer.name, xin.name, [h, w, ci], pads, U, co).value;
+    const U = winogradKernel(g, `${layer.name}/U`, g.floats(`${layer.name}/W`, W, [co, 9 * ci]), ci, co, false);
+    let y = winogradConv3x3(g, layer.name, xin.name, [h, w, ci], pads, U, co).value;
     if (c['useBias'] !== false) y = g.node('Add', [y, g.floats(`${layer.name}/B`, weight(layer, 'bias').data, [co])], layer.name);
     this.winograd.push(layer.name);
     return this.activation(layer, { name: y, layout: 'nhwc', shape: outputShapeOf(layer) }, c['activation']);
@@ -201,6 +200,14 @@ class Converter {
         const depthwise = cls === 'DepthwiseConv2D';
         const k = weight(layer, depthwise ? 'depthwise_kernel' : 'kernel');
         const [kh, kw, ci, co] = k.shape as [number, number, number, number];
+        const strides = pair(c['strides'], 1);
+        const dil = pair(c['dilationRate'], 1);
+        if ((strides[0] > 1 || strides[1] > 1) && (dil[0] > 1 || dil[1] > 1)) throw unsupported('strides and dilation both > 1');
+        const [ih, iw] = [x.shape[1] ?? null, x.shape[2] ?? null];
+        const unit = strides.every((v) => v === 1) && dil.every((v) => v === 1);
+        if (this.useWinograd && !depthwise && kh === 3 && kw === 3 && unit && ih !== null && iw !== null && (c['padding'] === 'same' || c['padding'] === 'valid') && winogradPays(ci, ih, iw)) {
+          return this.winogradConv(layer, x, k.data, [ih, iw, ci, co], c);
+        }
         // HWIO -> OIHW (transpose [3,2,0,1]); depthwise [kh,kw,C,M] -> [C*M,1,kh,kw], channel c*M+m.
         const outC = depthwise ? ci * co : co;
         const inPerGroup = depthwise ? 1 : ci;
@@ -213,14 +220,6 @@ class Converter {
                 const dst = depthwise ? ((i * co + o) * kh + h) * kw + v : ((o * ci + i) * kh + h) * kw + v;
                 w[dst] = src;
               }
-        const strides = pair(c['strides'], 1);
-        const dil = pair(c['dilationRate'], 1);
-        if ((strides[0] > 1 || strides[1] > 1) && (dil[0] > 1 || dil[1] > 1)) throw unsupported('strides and dilation both > 1');
-        const [h, wd] = [x.shape[1] ?? null, x.shape[2] ?? null];
-        const unit = strides.every((v) => v === 1) && dil.every((v) => v === 1);
-        if (this.useWinograd && !depthwise && kh === 3 && kw === 3 && unit && h !== null && wd !== null && (c['padding'] === 'same' || c['padding'] === 'valid') && winogradPays(ci, h, wd)) {
-          return this.winogradConv(layer, x, k.data, [h, wd, ci, co], c);
-        }
         const xin = this.toNchw(x);
         const inputs = [xin.name, g.floats(`${layer.name}/W`, w, [outC, inPerGroup, kh, kw])];
         if (c['useBias'] !== false) {

@@ -3,6 +3,7 @@
 // gradients.
 import type * as tf from '@tensorflow/tfjs';
 import type { GraphBuilder } from './graph.js';
+import type { KernelShape } from './kernel-layout.js';
 import { UnsupportedLayerError } from './values.js';
 
 /** One trainable weight as the graphs see it. */
@@ -15,7 +16,7 @@ export interface TrainParam {
   readonly tfShape: readonly number[];
   readonly onnxShape: readonly number[];
   /** Conv kernels are stored [co, kh*kw*ci] (tfjs' kernel as a matrix, transposed); everything else has tfjs' element order. */
-  readonly conv?: { readonly kh: number; readonly kw: number; readonly ci: number; readonly co: number };
+  readonly conv?: KernelShape;
 }
 
 export type Layout = 'nhwc' | 'flat';

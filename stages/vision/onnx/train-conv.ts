@@ -124,12 +124,12 @@ function addWinogradConv(b: TrainBuild, layer: tf.layers.Layer, v: Val, s: ConvS
   const { act, co, pads, ho, wo, W, B } = s;
   const [h, w, ci] = v.shape as [number, number, number];
   const name = layer.name;
-  const conv = winogradConv3x3(b, `${name}/wino`, v.name, v.shape, pads, winogradKernel(b, `${name}/U`, W, ci, co, false), co);
+  const conv = winogradConv3x3(b.g, `${name}/wino`, v.name, v.shape, pads, winogradKernel(b.g, `${name}/U`, W, ci, co, false), co);
   const z = B ? g.node('Add', [conv.value, g.node('Reshape', [B, ints(`${name}/bshape`, [co])], `${name}/b`)], `${name}/z`) : conv.value;
   const out = act === 'relu' ? g.node('Relu', [z], name) : z;
   b.backward((dy) => {
     const dz = act === 'relu' ? g.node('Mul', [dy, b.reluMask(out)], `${name}/dz`) : dy;
-    b.setGrad(W, winogradKernelGrad(b, `${name}/dW`, dz, conv, ci, co));
+    b.setGrad(W, winogradKernelGrad(b.g, `${name}/dW`, dz, conv, ci, co));
     if (B) {
       const rows = g.node('Reshape', [dz, ints(`${name}/dzRows`, [-1, co])], `${name}/dzr`);
       b.setGrad(B, g.node('Reshape', [g.node('ReduceSum', [rows, ints(`${name}/ax0`, [0])], `${name}/dB1`, { keepdims: { i: 0 } }), ints(`${name}/dbshape`, [co, 1])], `${name}/dB`));
@@ -137,8 +137,8 @@ function addWinogradConv(b: TrainBuild, layer: tf.layers.Layer, v: Val, s: ConvS
     if (!needsInputGrad) return '';
     // dx: the 'full' correlation of dz with the flipped kernel, Winograd again.
     const [pt, pb, pl, pr] = pads;
-    const Uf = winogradKernel(b, `${name}/Uf`, W, ci, co, true);
-    const dx = winogradConv3x3(b, `${name}/dx`, dz, [ho, wo, co], [2 - pt, 2 - pb, 2 - pl, 2 - pr], Uf, ci);
+    const Uf = winogradKernel(b.g, `${name}/Uf`, W, ci, co, true);
+    const dx = winogradConv3x3(b.g, `${name}/dx`, dz, [ho, wo, co], [2 - pt, 2 - pb, 2 - pl, 2 - pr], Uf, ci);
     if (dx.ho !== h || dx.wo !== w) throw new Error(`internal: dx of ${name} is ${dx.ho}x${dx.wo}, not ${h}x${w}`);
     return dx.value;
   });

@@ -284,19 +284,3 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
   );
   return { bytes: encodeModel(model), params, dropouts, macs, floats };
 }
-
-/** tfjs kernel [kh, kw, ci, co] -> [co, kh*kw*ci] (the Gemm layout above). */
-export function convKernelToOnnx(k: Float32Array, s: NonNullable<TrainParam['conv']>): Float32Array {
-  const rows = s.kh * s.kw * s.ci;
-  const out = new Float32Array(k.length);
-  for (let r = 0; r < rows; r++) for (let o = 0; o < s.co; o++) out[o * rows + r] = k[r * s.co + o]!;
-  return out;
-}
-
-/** The inverse of convKernelToOnnx. */
-export function convKernelToTf(w: Float32Array, s: NonNullable<TrainParam['conv']>): Float32Array {
-  const rows = s.kh * s.kw * s.ci;
-  const out = new Float32Array(w.length);
-  for (let r = 0; r < rows; r++) for (let o = 0; o < s.co; o++) out[r * s.co + o] = w[o * rows + r]!;
-  return out;
-}

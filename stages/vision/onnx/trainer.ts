@@ -9,7 +9,8 @@ import type * as Ort from 'onnxruntime-node';
 import { mulberry32 } from '../../random.js';
 import type { NamedArray } from '../model-io.js';
 import { loadOrt, openSession, type OnnxProvider } from './engine.js';
-import { buildTrainGraphs, convKernelToOnnx, convKernelToTf, type TrainGraphs, type TrainParam } from './train-graph.js';
+import { convKernelToOnnx, convKernelToTf } from './kernel-layout.js';
+import { buildTrainGraphs, type TrainGraphs, type TrainParam } from './train-graph.js';
 
 export type TrainOptimizer = 'adam' | 'sgd';
 
