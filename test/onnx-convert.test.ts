@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { convertToOnnx, UnsupportedLayerError } from '../stages/vision/onnx/convert.js';
+import { chainFingerprint, convertToOnnx, UnsupportedLayerError } from '../stages/vision/onnx/convert.js';
 import { createOnnxEngine, cudaProviderInstalled, tryCreateOnnxEngine } from '../stages/vision/onnx/engine.js';
 import { fileHandler } from '../stages/vision/onnx/fs-handler.js';
 import { buildVgg } from '../stages/vision/vgg16.js';
@@ -205,6 +205,9 @@ test('3x3 convolutions with many channels on small images go Winograd, and match
   randomizeWeights(m, 9);
   assert.deepEqual(convertToOnnx(m, 'dense').winograd, ['conv1', 'conv2']);
   assert.deepEqual(convertToOnnx(m, 'dense', { winograd: false }).winograd, []);
+  // The two graphs are cached apart (the CUDA provider gets the one without Winograd).
+  assert.notEqual(chainFingerprint(m, 'dense', { winograd: false }), chainFingerprint(m, 'dense'));
+  assert.equal(chainFingerprint(m, 'dense', { winograd: true }), chainFingerprint(m, 'dense'));
   const figures: Record<string, Comparison> = {};
   for (const cut of ['conv1', 'pool', 'conv2', 'conv3', 'dense']) figures[cut] = await compare(m, cut, 3);
   t.diagnostic(JSON.stringify(figures));

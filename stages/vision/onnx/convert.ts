@@ -36,6 +36,11 @@ export interface ConvertResult {
 
 type Config = Record<string, unknown>;
 
+export interface ConvertOptions {
+  /** 3x3 convolutions as Winograd where winogradPays (default; tuned for the CPU provider). */
+  readonly winograd?: boolean;
+}
+
 const IDENTITY_LAYERS = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
 
 /**
@@ -75,9 +80,10 @@ export function chainTo(model: tf.LayersModel, cutLayer: string): Layer[] {
 }
 
 /** sha256 over the converter version, the chain's layer configs and its weights: the .onnx cache key. */
-export function chainFingerprint(model: tf.LayersModel, cutLayer: string): string {
+export function chainFingerprint(model: tf.LayersModel, cutLayer: string, opts: ConvertOptions = {}): string {
   const hash = createHash('sha256');
-  hash.update(`pipe-onnx-converter:${CONVERTER_VERSION}\n`);
+  // The same graph options give the same key as before they existed (Winograd on).
+  hash.update(`pipe-onnx-converter:${CONVERTER_VERSION}${opts.winograd === false ? ':no-winograd' : ''}\n`);
   for (const layer of chainTo(model, cutLayer)) {
     const config = { ...layer.getConfig() };
     delete config['name']; // names do not change numbers
@@ -357,7 +363,7 @@ class Converter {
  * Converts the layers from the model's input up to and including `cutLayer`.
  * Throws UnsupportedLayerError for a layer type or configuration it cannot express.
  */
-export function convertToOnnx(model: tf.LayersModel, cutLayer: string, opts: { winograd?: boolean } = {}): ConvertResult {
+export function convertToOnnx(model: tf.LayersModel, cutLayer: string, opts: ConvertOptions = {}): ConvertResult {
   const chain = chainTo(model, cutLayer);
   const first = chain[0]!;
   if (first.getClassName() !== 'InputLayer') {

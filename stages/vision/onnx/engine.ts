@@ -1,6 +1,5 @@
 // The frozen part of a network run by ONNX Runtime (CPU provider here, CUDA on a GPU host), from
 // an ONNX graph converted from the same tf.layers model and weights (./convert.ts).
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -9,7 +8,7 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type * as Ort from 'onnxruntime-node';
 import { checkRunArgs, type FrozenEngine } from '../frozen.js';
-import { chainFingerprint, convertToOnnx, UnsupportedLayerError } from './convert.js';
+import { chainFingerprint, convertToOnnx, UnsupportedLayerError, type ConvertOptions } from './convert.js';
 
 export type OnnxProvider = 'cpu' | 'cuda' | 'auto';
 
@@ -57,7 +56,7 @@ export async function onnxModelFor(
   model: tf.LayersModel,
   cutLayer: string,
   store?: OnnxStore,
-  winograd = true,
+  options: ConvertOptions = {},
 ): Promise<{ bytes: Uint8Array; key: string; cache: 'hit' | 'miss' | 'none'; inputShape: readonly number[]; outputShape: readonly number[] }> {
   const shapes = () => {
     // Shapes come from tfjs, so a cached graph needs no conversion to know them.
@@ -65,14 +64,12 @@ export async function onnxModelFor(
     const output = model.getLayer(cutLayer).outputShape as (number | null)[];
     return { inputShape: input.slice(1).map((d) => d ?? -1), outputShape: output.slice(1).map((d) => d ?? -1) };
   };
-  // (also throws UnsupportedLayerError on a branching graph)
-  const fingerprint = chainFingerprint(model, cutLayer);
-  const key = winograd ? fingerprint : createHash('sha256').update(`${fingerprint}\nno-winograd`).digest('hex');
+  const key = chainFingerprint(model, cutLayer, options); // also throws UnsupportedLayerError on a branching graph
   if (store) {
     const cached = await store.get(key);
     if (cached) return { bytes: cached, key, cache: 'hit', ...shapes() };
   }
-  const converted = convertToOnnx(model, cutLayer, { winograd });
+  const converted = convertToOnnx(model, cutLayer, options);
   if (store) await store.put(key, converted.bytes);
   return { bytes: converted.bytes, key, cache: store ? 'miss' : 'none', inputShape: converted.inputShape, outputShape: converted.outputShape };
 }
@@ -82,6 +79,11 @@ export type OrtModule = typeof Ort;
 export async function loadOrt(): Promise<OrtModule> {
   const mod = (await import('onnxruntime-node')) as OrtModule & { default?: OrtModule };
   return mod.default ?? mod;
+}
+
+/** Whether a session for `provider` tries CUDA first (openSession): 'cuda', or 'auto' where its library is installed. */
+export function triesCuda(provider: OnnxProvider): boolean {
+  return provider === 'cuda' || (provider === 'auto' && cudaProviderInstalled());
 }
 
 /**
@@ -122,7 +124,7 @@ export async function openSession(
     case 'cuda':
       return { session: await cuda(), provider: 'cuda' };
     case 'auto': {
-      if (!cudaProviderInstalled()) {
+      if (!triesCuda(provider)) {
         return { session: await cpu(), provider: 'cpu', providerNote: 'CUDA provider not installed (npm install --onnxruntime-node-install=cuda12 on a GPU host)' };
       }
       try {
@@ -150,9 +152,7 @@ export async function createOnnxEngine(model: tf.LayersModel, cutLayer: string, 
   const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
   const store = opts.store ?? (opts.cacheDir ? dirStore(opts.cacheDir) : undefined);
   // Winograd is tuned for the CPU provider (MLAS); on a GPU, cuDNN's own convolutions run.
-  const provider = opts.provider ?? 'auto';
-  const gpu = provider === 'cuda' || (provider === 'auto' && cudaProviderInstalled());
-  const graph = await onnxModelFor(model, cutLayer, store, !gpu);
+  const graph = await onnxModelFor(model, cutLayer, store, { winograd: !triesCuda(opts.provider ?? 'auto') });
   const inputShape = [...graph.inputShape];
   const outputShape = [...graph.outputShape];
   if (inputShape.some((d) => d < 0) || outputShape.some((d) => d < 0)) {
