@@ -34,6 +34,8 @@ export class Cache {
   readonly workRoot: string;
   readonly derivedRoot: string;
   readonly latestRoot: string;
+  /** sweeps/<sweep>/<n>-<values>/<stage>: each sweep combination's artifacts (runner/sweep-links.ts). */
+  readonly sweepsRoot: string;
   readonly locksRoot: string;
   readonly runsDir: string;
   readonly logsRoot: string;
@@ -44,6 +46,7 @@ export class Cache {
     this.workRoot = path.join(root, 'work');
     this.derivedRoot = path.join(root, 'derived');
     this.latestRoot = path.join(root, 'latest');
+    this.sweepsRoot = path.join(root, 'sweeps');
     this.locksRoot = path.join(root, 'locks');
     this.runsDir = path.join(root, 'runs');
     this.logsRoot = path.join(root, 'logs');
@@ -166,24 +169,28 @@ export class Cache {
 
   /** Point latest/<pipeline>/<stage> at a committed artifact's data (atomic symlink swap). */
   async setLatest(pipeline: string, stage: string, key: string): Promise<void> {
-    const dir = path.join(this.latestRoot, pipeline);
+    await this.linkEntry(key, path.join(this.latestRoot, pipeline, stage));
+  }
+
+  /** Make `link` a relative symlink to entry `key`'s data, swapped in atomically (latest/, sweeps/). */
+  async linkEntry(key: string, link: string): Promise<void> {
+    const dir = path.dirname(link);
     await mkdir(dir, { recursive: true });
-    const link = path.join(dir, stage);
-    const target = path.relative(dir, path.join(this.entryDir(key), 'data'));
     const tmp = `${link}.${process.pid}.tmp`;
     await rm(tmp, { force: true });
-    await symlink(target, tmp);
+    await symlink(path.relative(dir, path.join(this.entryDir(key), 'data')), tmp);
     await rename(tmp, link);
+  }
+
+  /** The key a link made by linkEntry points at, if it is one. */
+  async linkedKey(link: string): Promise<string | undefined> {
+    const target = await readlink(link).catch(() => undefined);
+    return target === undefined ? undefined : path.basename(path.dirname(target));
   }
 
   /** The key latest/<pipeline>/<stage> points at, if any. */
   async latestKey(pipeline: string, stage: string): Promise<string | undefined> {
-    try {
-      const target = await readlink(path.join(this.latestRoot, pipeline, stage));
-      return path.basename(path.dirname(target));
-    } catch {
-      return undefined;
-    }
+    return this.linkedKey(path.join(this.latestRoot, pipeline, stage));
   }
 
   /**
@@ -195,13 +202,14 @@ export class Cache {
     const linksIn = async (dir: string) => {
       // `<stage>.<pid>.tmp` links are left by a run killed while swapping a link: not references.
       for (const s of (await safeReaddir(dir)).filter((n) => !n.endsWith('.tmp'))) {
-        const target = await readlink(path.join(dir, s)).catch(() => undefined);
-        if (target) keys.add(path.basename(path.dirname(target)));
+        const k = await this.linkedKey(path.join(dir, s));
+        if (k) keys.add(k);
       }
     };
     for (const p of await safeReaddir(this.latestRoot)) await linksIn(path.join(this.latestRoot, p));
-    const sweeps = path.join(this.root, 'sweeps');
-    for (const sweep of await safeReaddir(sweeps)) for (const combo of await safeReaddir(path.join(sweeps, sweep))) await linksIn(path.join(sweeps, sweep, combo));
+    for (const sweep of await safeReaddir(this.sweepsRoot)) {
+      for (const combo of await safeReaddir(path.join(this.sweepsRoot, sweep))) await linksIn(path.join(this.sweepsRoot, sweep, combo));
+    }
     return keys;
   }
 

@@ -49,19 +49,19 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
 
   // Every combination must load before any runs: a typo in the last value should not surface
   // an hour into the sweep.
-  let root: string | undefined;
   let opened: Awaited<ReturnType<typeof openPipeline>> | undefined;
   for (const c of combos) {
     try {
       const o = await openPipeline(file, flagsFor(c));
       opened ??= o;
-      root ??= o.cache.root;
     } catch (e) {
       if (e instanceof ExitError) throw new ExitError(e.code, `sweep combination ${c.index} (${describeCombination(c)}):\n${e.message}`);
       throw e;
     }
   }
-  const runsDir = path.join(root!, 'runs');
+  const { cache, pipeline } = opened!;
+  const root = cache.root;
+  const runsDir = cache.runsDir;
   const err = process.stderr;
   const colors = pc.createColors(wantColor(err));
   err.write(`${colors.bold('sweep')}: ${combos.length} combination${combos.length === 1 ? '' : 's'}${parallel > 1 ? `, up to ${parallel} at once` : ''}\n`);
@@ -89,7 +89,7 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   process.on('SIGTERM', onSigterm);
 
   const existing = new Set(await listRuns(runsDir));
-  const latestBefore = await snapshotLatest(opened!.cache, opened!.pipeline.name);
+  const latestBefore = await snapshotLatest(cache, pipeline.name);
   const outcomes: SweepOutcome[] = [];
   try {
     if (parallel === 1) {
@@ -108,7 +108,7 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
           if (e.message) err.write(`${e.message}\n`);
         }
         const fresh = (await listRuns(runsDir)).filter((id) => !before.has(id));
-        const runId = fresh.length === 1 ? fresh[0] : await matchByParams(root!, fresh, c);
+        const runId = fresh.length === 1 ? fresh[0] : await matchByParams(root, fresh, c);
         outcomes.push({ combination: c, exitCode, ...(runId ? { runId } : {}), ...(error ? { error } : {}) });
         if (exitCode === EXIT.interrupted) stopping = true;
       }
@@ -121,7 +121,7 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   }
 
   // Match child runs by the argv their run-start recorded (exactly what we passed them).
-  const history = await loadHistory(root!);
+  const history = await loadHistory(root);
   const byId = new Map(history.map((r) => [r.id, r]));
   const resolved = outcomes.map((o) => {
     if (o.runId) return o;
@@ -132,8 +132,8 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
 
   // latest/ keeps describing the pipeline as its file says; the combinations' artifacts are
   // linked under sweeps/ instead (see sweep-links.ts).
-  await restoreLatest(opened!.cache, opened!.pipeline.name, latestBefore);
-  const linked = await linkCombinations(opened!.cache, resolved, byId);
+  await restoreLatest(cache, pipeline.name, latestBefore);
+  const linked = await linkCombinations(cache, resolved, byId);
 
   const out = process.stdout;
   const outColors = pc.createColors(wantColor(out));
