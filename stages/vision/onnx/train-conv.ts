@@ -59,8 +59,6 @@ export function addConv2D(b: TrainBuild, layer: tf.layers.Layer, v: Val, needsIn
   const wp = w + pl + pr;
   const ho = hp - kh + 1;
   const wo = wp - kw + 1;
-  // columns twice (gathered, reshaped), the padded input, z/relu/its gradient (x2 layouts), and
-  // for dx the columns of dz and dx itself (x2 layouts)
   // Floats held per example. 3x3 kernels (Winograd): per output pixel the patches and their
   // transform (4 + 4 per input channel), the products (4 per output channel), the result and
   // its relu/gradient; for dW the output gradient's tiles and their transform (6 per output
@@ -124,12 +122,12 @@ function addWinogradConv(b: TrainBuild, layer: tf.layers.Layer, v: Val, s: ConvS
   const { act, co, pads, ho, wo, W, B } = s;
   const [h, w, ci] = v.shape as [number, number, number];
   const name = layer.name;
-  const conv = winogradConv3x3(b.g, `${name}/wino`, v.name, v.shape, pads, winogradKernel(b.g, `${name}/U`, W, ci, co, false), co);
+  const conv = winogradConv3x3(g, `${name}/wino`, v.name, v.shape, pads, winogradKernel(g, `${name}/U`, W, ci, co, false), co);
   const z = B ? g.node('Add', [conv.value, g.node('Reshape', [B, ints(`${name}/bshape`, [co])], `${name}/b`)], `${name}/z`) : conv.value;
   const out = act === 'relu' ? g.node('Relu', [z], name) : z;
   b.backward((dy) => {
     const dz = act === 'relu' ? g.node('Mul', [dy, b.reluMask(out)], `${name}/dz`) : dy;
-    b.setGrad(W, winogradKernelGrad(b.g, `${name}/dW`, dz, conv, ci, co));
+    b.setGrad(W, winogradKernelGrad(g, `${name}/dW`, dz, conv, ci, co));
     if (B) {
       const rows = g.node('Reshape', [dz, ints(`${name}/dzRows`, [-1, co])], `${name}/dzr`);
       b.setGrad(B, g.node('Reshape', [g.node('ReduceSum', [rows, ints(`${name}/ax0`, [0])], `${name}/dB1`, { keepdims: { i: 0 } }), ints(`${name}/dbshape`, [co, 1])], `${name}/dB`));
@@ -137,8 +135,8 @@ function addWinogradConv(b: TrainBuild, layer: tf.layers.Layer, v: Val, s: ConvS
     if (!needsInputGrad) return '';
     // dx: the 'full' correlation of dz with the flipped kernel, Winograd again.
     const [pt, pb, pl, pr] = pads;
-    const Uf = winogradKernel(b.g, `${name}/Uf`, W, ci, co, true);
-    const dx = winogradConv3x3(b.g, `${name}/dx`, dz, [ho, wo, co], [2 - pt, 2 - pb, 2 - pl, 2 - pr], Uf, ci);
+    const Uf = winogradKernel(g, `${name}/Uf`, W, ci, co, true);
+    const dx = winogradConv3x3(g, `${name}/dx`, dz, [ho, wo, co], [2 - pt, 2 - pb, 2 - pl, 2 - pr], Uf, ci);
     if (dx.ho !== h || dx.wo !== w) throw new Error(`internal: dx of ${name} is ${dx.ho}x${dx.wo}, not ${h}x${w}`);
     return dx.value;
   });

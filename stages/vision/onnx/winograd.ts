@@ -24,6 +24,10 @@ const AT = [
   [0, 1, -1, -1],
 ];
 
+function transposed(m: readonly (readonly number[])[]): number[][] {
+  return m[0]!.map((_, j) => m.map((row) => row[j]!));
+}
+
 /** kron(m, m) as a flat row-major [rows^2, cols^2] matrix: m applied on both axes of a tile. */
 function kron(m: readonly (readonly number[])[]): Float32Array {
   const r = m.length;
@@ -87,21 +91,14 @@ export function winogradKernelGrad(g: GraphBuilder, tag: string, dz: string, con
   const tiles = g.node('Reshape', [gatherTiles(g, tag, dz, pixels, 2, th, tw, hp, wp), g.int64s(`${tag}/t4`, [4, -1, co])], `${tag}/dY`); // [4, NT, co]
   // [4, co, NT]: the transform and the product then run in MLAS' fast orientations.
   const tilesT = g.node('Transpose', [tiles], `${tag}/dYt`, { perm: { ints: [0, 2, 1] } });
-  const akT = kron(AT); // [4, 16] -> its transpose [16, 4]
-  const ak = Float32Array.from({ length: 64 }, (_, i) => akT[(i % 4) * 16 + Math.floor(i / 4)]!);
-  const dM = g.node('MatMul', [g.floats(`${tag}/AkT`, ak, [16, 4]), g.node('Reshape', [tilesT, g.int64s(`${tag}/d4`, [4, -1])], `${tag}/dY4`)], `${tag}/dM16`);
+  // The adjoints of the forward's transforms: kron(m)^T = kron(m^T).
+  const dM = g.node('MatMul', [g.floats(`${tag}/AkT`, kron(transposed(AT)), [16, 4]), g.node('Reshape', [tilesT, g.int64s(`${tag}/d4`, [4, -1])], `${tag}/dY4`)], `${tag}/dM16`);
   const dU = g.node('MatMul', [g.node('Reshape', [dM, g.int64s(`${tag}/dmshape`, [16, co, -1])], `${tag}/dM`), V], `${tag}/dU`); // [16, co, ci]
-  const gk = kron(G); // [16, 9] -> its transpose [9, 16]
-  const gkT = Float32Array.from({ length: 144 }, (_, i) => gk[(i % 16) * 9 + Math.floor(i / 16)]!);
-  const dTaps = g.node('MatMul', [g.floats(`${tag}/GkT`, gkT, [9, 16]), g.node('Reshape', [dU, g.int64s(`${tag}/du16`, [16, -1])], `${tag}/dU16`)], `${tag}/dW9`); // [9, co*ci]
+  const dTaps = g.node('MatMul', [g.floats(`${tag}/GkT`, kron(transposed(G)), [9, 16]), g.node('Reshape', [dU, g.int64s(`${tag}/du16`, [16, -1])], `${tag}/dU16`)], `${tag}/dW9`); // [9, co*ci]
   const dW = g.node('Transpose', [g.node('Reshape', [dTaps, g.int64s(`${tag}/dw3`, [9, co, ci])], `${tag}/dW3`)], `${tag}/dWt`, { perm: { ints: [1, 0, 2] } });
   return g.node('Reshape', [dW, g.int64s(`${tag}/dwshape`, [co, 9 * ci])], `${tag}/dW`);
 }
 
-/**
- * The valid 3x3 correlation of NHWC `x` ([N, h, w, c], padded by `pads` = [top, bottom, left,
- * right]) with the transformed kernel `U` [16, c, co]: NHWC [N, ho, wo, co].
- */
 export interface WinogradConv {
   /** NHWC [N, ho, wo, co]. */
   readonly value: string;
@@ -114,6 +111,10 @@ export interface WinogradConv {
   readonly tw: number;
 }
 
+/**
+ * The valid 3x3 correlation of NHWC `x` ([N, h, w, c], padded by `pads` = [top, bottom, left,
+ * right]) with the transformed kernel `U` [16, c, co]: NHWC [N, ho, wo, co].
+ */
 export function winogradConv3x3(g: GraphBuilder, tag: string, x: string, [h, w, c]: readonly number[], pads: readonly number[], U: string, co: number): WinogradConv {
   const [pt, pb, pl, pr] = pads as [number, number, number, number];
   const ho = h! + pt + pb - 2;
