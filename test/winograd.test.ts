@@ -14,6 +14,19 @@ function randoms(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => r() * 2 - 1);
 }
 
+/** max |got - want| <= 1e-5 x max |want|, on a non-trivial `want`. */
+function assertClose(got: Float32Array, want: Float32Array): void {
+  assert.equal(got.length, want.length);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
+    scale = Math.max(scale, Math.abs(want[i]!));
+  }
+  assert.ok(scale > 0.5, 'the check is not vacuous');
+  assert.ok(diff <= 1e-5 * scale, `max difference ${diff} (largest ${scale})`);
+}
+
 interface Case {
   n: number;
   h: number;
@@ -80,14 +93,7 @@ for (const k of cases) {
       const got = out['y']!;
       assert.deepEqual(got.dims, [k.n, want.ho, want.wo, cout]);
       const data = got.data as Float32Array;
-      let diff = 0;
-      let scale = 0;
-      for (let i = 0; i < want.y.length; i++) {
-        diff = Math.max(diff, Math.abs(data[i]! - want.y[i]!));
-        scale = Math.max(scale, Math.abs(want.y[i]!));
-      }
-      assert.ok(scale > 0.5, 'the check is not vacuous');
-      assert.ok(diff <= 1e-5 * scale, `max difference ${diff} (largest output ${scale})`);
+      assertClose(data, want.y);
     } finally {
       await session.release();
     }
@@ -138,14 +144,7 @@ for (const k of cases.filter((c) => !c.flip)) {
       });
       const want = referenceKernelGrad(xs, dzs, k, conv.ho, conv.wo);
       const got = out['dW']!.data as Float32Array;
-      let diff = 0;
-      let scale = 0;
-      for (let i = 0; i < want.length; i++) {
-        diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
-        scale = Math.max(scale, Math.abs(want[i]!));
-      }
-      assert.ok(scale > 0.5, 'the check is not vacuous');
-      assert.ok(diff <= 1e-5 * scale, `max difference ${diff} (largest ${scale})`);
+      assertClose(got, want);
     } finally {
       await session.release();
     }
