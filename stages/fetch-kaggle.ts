@@ -99,7 +99,9 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
         default: {},
       },
       endpoint: {
-        description: 'API base URL (a mirror, or a test server). Default: $KAGGLE_API_ENDPOINT or https://api.kaggle.com/v1. Not part of the cache key.',
+        description:
+          "Kaggle API host (a mirror, or a test server), read as Kaggle's own tools read KAGGLE_API_ENDPOINT: `http://localhost:8080` gets /api/v1 added, a URL ending in /api/v1 is used as is. " +
+          'Default: $KAGGLE_API_ENDPOINT, else https://api.kaggle.com/v1. Not part of the cache key.',
         type: 'string',
         pattern: '^https?://',
       },
@@ -125,7 +127,7 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
     const p = ctx.params;
     const target = targetOf(p);
     const { findCredentials } = await import('./kaggle/credentials.js');
-    const { KaggleClient, DEFAULT_ENDPOINT, describeTarget, TransientError } = await import('./kaggle/client.js');
+    const { KaggleClient, apiBase, describeTarget, TransientError } = await import('./kaggle/client.js');
     const { download } = await import('./kaggle/download.js');
     const { extractZip, listZip, nestedPlacement, unsafeEntryName } = await import('./kaggle/unzip.js');
     const { linkOrCopy } = await import('./images.js');
@@ -133,13 +135,16 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
     // Credentials before any network call: a missing file is a clean error, not a 401.
     const credentials = await findCredentials();
     for (const w of credentials.warnings) ctx.log.warn(w);
-    const endpoint = p.endpoint ?? process.env.KAGGLE_API_ENDPOINT ?? DEFAULT_ENDPOINT;
-    if (!URL.canParse(endpoint) || !/^https?:$/.test(new URL(endpoint).protocol)) {
-      throw new StageError(`invalid Kaggle API endpoint '${endpoint}'${p.endpoint === undefined ? ' (from KAGGLE_API_ENDPOINT)' : ''}: use an http(s) URL such as ${DEFAULT_ENDPOINT}`);
+    const configured = p.endpoint ?? (process.env.KAGGLE_API_ENDPOINT || undefined);
+    if (configured !== undefined && (!URL.canParse(configured) || !/^https?:$/.test(new URL(configured).protocol))) {
+      throw new StageError(
+        `invalid Kaggle API endpoint '${configured}'${p.endpoint === undefined ? ' (from KAGGLE_API_ENDPOINT)' : ''}: use an http(s) URL such as https://www.kaggle.com or http://localhost:8080`,
+      );
     }
+    const endpoint = apiBase(configured);
     const client = new KaggleClient(endpoint, credentials);
     const where = describeTarget(target);
-    ctx.log.info(`${where} as Kaggle user ${credentials.username} (credentials from ${credentials.source}), API ${new URL(endpoint).host}`);
+    ctx.log.info(`${where} as Kaggle user ${credentials.username} (credentials from ${credentials.source}), API ${endpoint}`);
 
     const retrying = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
       for (let attempt = 0; ; attempt++) {

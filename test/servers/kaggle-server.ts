@@ -1,4 +1,4 @@
-// A local stand-in for the Kaggle API (kaggle 1.8's `POST /v1/{service}/{method}`, basic auth,
+// A local stand-in for the Kaggle API (kaggle 1.8's `POST /api/v1/{service}/{method}`, basic auth,
 // 401/403/404) and for the signed-URL storage it redirects downloads to. The storage server
 // listens on another port, so the redirect is cross-origin as with the real service; it serves
 // Range requests and can drop or stall a response on the first attempt.
@@ -44,7 +44,7 @@ export interface LoggedRequest {
 }
 
 export interface KaggleServer {
-  /** API base, like https://api.kaggle.com/v1. */
+  /** The API host, as a user sets KAGGLE_API_ENDPOINT (`http://127.0.0.1:PORT`); the API is under /api/v1. */
   readonly url: string;
   readonly storageUrl: string;
   readonly requests: LoggedRequest[];
@@ -189,7 +189,7 @@ export async function startKaggleServer(options: KaggleServerOptions = {}): Prom
     res.writeHead(302, { Location: `${storageUrl}/blob/${id}/${encodeURIComponent(name)}?X-Goog-Signature=sig${id}&X-Goog-Expires=600` }).end();
   };
 
-  // ---- API: POST /v1/<service>/<method> ----
+  // ---- API: POST /api/v1/<service>/<method> (a host's other paths answer as a web server does) ----
   const api = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://api');
@@ -208,9 +208,14 @@ export async function startKaggleServer(options: KaggleServerOptions = {}): Prom
         json(res, status, { code: status, message });
       };
       if (apiCalls++ < (options.failFirst ?? 0)) return fail(503, 'Service Unavailable');
+      if (!url.pathname.startsWith('/api/v1/')) {
+        entry.status = 404;
+        res.writeHead(404, { 'Content-Type': 'text/html' }).end('<html><body><h1>404 Not Found</h1></body></html>');
+        return;
+      }
       if (req.method !== 'POST') return fail(405, 'use POST');
       if (req.headers.authorization !== expectedAuth) return fail(401, 'Unauthenticated');
-      const route = url.pathname.replace(/^\/v1\//, '');
+      const route = url.pathname.replace(/^\/api\/v1\//, '');
       switch (route) {
         case 'competitions.CompetitionApiService/ListDataFiles':
         case 'competitions.CompetitionApiService/DownloadDataFile':
@@ -261,7 +266,7 @@ export async function startKaggleServer(options: KaggleServerOptions = {}): Prom
   const apiPort = await listen(api);
 
   return {
-    url: `http://127.0.0.1:${apiPort}/v1`,
+    url: `http://127.0.0.1:${apiPort}`,
     storageUrl,
     requests,
     async close() {
