@@ -60,7 +60,8 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
   version: 1,
   description:
     'Downloads a Kaggle competition\'s or dataset\'s files (HTTP Range resume, retries, size and sha256 checks) and unzips them, ' +
-    'zips inside zips included. Credentials: KAGGLE_USERNAME + KAGGLE_KEY, or kaggle.json in $KAGGLE_CONFIG_DIR, ~/.kaggle or ~/.config/kaggle.',
+    'zips inside zips included. Credentials as Kaggle\'s CLI finds them: an API token (KAGGLE_API_TOKEN, or access_token in $KAGGLE_CONFIG_DIR, ~/.kaggle or ~/.config/kaggle), ' +
+    'else a legacy key (KAGGLE_USERNAME + KAGGLE_KEY, or kaggle.json in the same folders).',
   params: {
     type: 'object',
     additionalProperties: false,
@@ -144,7 +145,7 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
     const endpoint = apiBase(configured);
     const client = new KaggleClient(endpoint, credentials);
     const where = describeTarget(target);
-    ctx.log.info(`${where} as Kaggle user ${credentials.username} (credentials from ${credentials.source}), API ${endpoint}`);
+    ctx.log.info(`${where} with ${credentials.describe()}, API ${endpoint}`);
 
     const retrying = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
       for (let attempt = 0; ; attempt++) {

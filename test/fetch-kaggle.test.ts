@@ -32,6 +32,7 @@ before(async () => {
   delete process.env.KAGGLE_CONFIG_DIR;
   delete process.env.XDG_CONFIG_HOME;
   delete process.env.KAGGLE_API_ENDPOINT;
+  delete process.env.KAGGLE_API_TOKEN;
   process.env.KAGGLE_USERNAME = TEST_USER;
   process.env.KAGGLE_KEY = TEST_KEY;
 });
@@ -263,7 +264,7 @@ test('missing credentials: a StageError saying where to put them, before any req
     try {
       await assert.rejects(fetchKaggleStage.run(ctx), (e: Error) => {
         assert.ok(e instanceof StageError);
-        assert.match(e.message, /no Kaggle credentials found: set KAGGLE_USERNAME and KAGGLE_KEY/);
+        assert.match(e.message, /no Kaggle credentials found: create an API token .*set KAGGLE_API_TOKEN.*KAGGLE_USERNAME and KAGGLE_KEY/);
         assert.ok(e.message.includes(path.join(home, '.kaggle', 'kaggle.json')));
         assert.ok(e.message.includes(path.join(home, '.config', 'kaggle', 'kaggle.json')));
         return true;

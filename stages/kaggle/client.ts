@@ -1,5 +1,5 @@
 // A small client for the current Kaggle API (kaggle 1.8): `POST {endpoint}/{service}/{method}`
-// with a JSON body and HTTP basic auth. Downloads answer with a redirect to a signed storage URL;
+// with a JSON body, authorized by an API token (Bearer) or a legacy key (HTTP basic auth). Downloads answer with a redirect to a signed storage URL;
 // Node's fetch follows it as a GET and drops the Authorization header on the cross-origin hop,
 // as the official client does (a test checks it against a storage server on another origin).
 import { StageError } from '../../runner/types.js';
@@ -152,15 +152,12 @@ export class KaggleClient {
     const where = describeTarget(target);
     switch (res.status) {
       case 401:
-        return new StageError(
-          `invalid Kaggle credentials (user '${this.credentials.username}' from ${this.credentials.source}): HTTP 401`,
-          'create a new API token at https://www.kaggle.com/settings and save it as kaggle.json',
-        );
+        return unauthorized(this.credentials);
       case 403:
         if (target.kind === 'competition') {
           return new StageError(`accept the competition rules at https://www.kaggle.com/c/${target.slug}/rules first (HTTP 403 for ${where})`);
         }
-        return new StageError(`no access to ${where} (HTTP 403${detail})`, `check that the dataset is public or shared with '${this.credentials.username}'`);
+        return new StageError(`no access to ${where} (HTTP 403${detail})`, `check that the dataset is public or shared with ${this.credentials.username !== undefined ? `'${this.credentials.username}'` : 'the account the token belongs to'}`);
       case 404:
         if (isUnknownMethod(reply, method)) {
           return new StageError(
@@ -174,6 +171,21 @@ export class KaggleClient {
         return new StageError(`Kaggle ${method} for ${where} failed: HTTP ${res.status}${detail}`);
     }
   }
+}
+
+/** HTTP 401: a token has expired or was revoked; a legacy key is wrong. Either way, say where it came from. */
+function unauthorized(c: KaggleCredentials): StageError {
+  const renew = 'create a new API token at https://www.kaggle.com/settings (API: "Generate New Token")';
+  if (c.kind === 'token') {
+    return new StageError(
+      `invalid Kaggle credentials: the API token from ${c.source} was refused (HTTP 401): it has expired or was revoked`,
+      `${renew} and put it where this one came from`,
+    );
+  }
+  return new StageError(
+    `invalid Kaggle credentials (user '${c.username}' from ${c.source}): HTTP 401`,
+    `${renew} and set KAGGLE_API_TOKEN or save it as ~/.kaggle/access_token (it is used before the legacy key)`,
+  );
 }
 
 /** A TransientError when `signal` fired because of AbortSignal.timeout (retry), else undefined (a real abort). */
