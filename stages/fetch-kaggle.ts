@@ -129,7 +129,7 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
     const target = targetOf(p);
     const { findCredentials } = await import('./kaggle/credentials.js');
     const { KaggleClient, apiBase, describeTarget, TransientError } = await import('./kaggle/client.js');
-    const { download } = await import('./kaggle/download.js');
+    const { download } = await import('./net/download.js');
     const { extractZip, listZip, nestedPlacement, unsafeEntryName } = await import('./kaggle/unzip.js');
     const { linkOrCopy } = await import('./images.js');
 
@@ -209,7 +209,7 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
         open: (headers, signal) => client.openDownload({ target, ...(item.fileName !== undefined ? { fileName: item.fileName } : {}) }, headers, signal),
         dest,
         label: item.name,
-        ...(expected ? { sha256: expected } : {}),
+        ...(expected ? { expected } : {}),
         ...(item.sizeHint !== undefined ? { sizeHint: item.sizeHint } : {}),
         progress: (label, total) => ctx.progress(label, total),
         log: ctx.log,
@@ -217,8 +217,8 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
         stallTimeoutMs: p.stall_timeout * 1000,
         retries: p.retries,
       });
-      ctx.log.info(`${item.name}: ${res.size} bytes, sha256 ${res.sha256}${res.resumes ? ` (resumed ${res.resumes} time(s))` : ''}`);
-      got.push({ name: item.name, size: res.size, sha256: res.sha256, requests: res.requests, resumes: res.resumes });
+      ctx.log.info(`${item.name}: ${res.size} bytes, sha256 ${res.digest}${res.resumes ? ` (resumed ${res.resumes} time(s))` : ''}`);
+      got.push({ name: item.name, size: res.size, sha256: res.digest, requests: res.requests, resumes: res.resumes });
     }
 
     // Place into the artifact.

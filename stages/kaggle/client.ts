@@ -4,6 +4,7 @@
 // as the official client does (a test checks it against a storage server on another origin).
 import { StageError } from '../../runner/types.js';
 import type { KaggleCredentials } from './credentials.js';
+import { TransientError } from '../net/download.js';
 
 export const DEFAULT_ENDPOINT = 'https://api.kaggle.com/v1';
 /** The path Kaggle's own tools add to a KAGGLE_API_ENDPOINT host. */
@@ -20,10 +21,7 @@ export function apiBase(configured: string | undefined): string {
   return trimmed.endsWith(API_PATH) ? trimmed : `${trimmed}${API_PATH}`;
 }
 
-/** A failure worth retrying: a dropped connection, a stall, a 5xx or 429, an expired storage URL. */
-export class TransientError extends Error {
-  override readonly name = 'TransientError';
-}
+export { TransientError };
 
 export type KaggleTarget =
   | { readonly kind: 'competition'; readonly slug: string }
