@@ -115,6 +115,16 @@ test('the superblock check: a complete file passes; a cut-short one or not-HDF5 
     await truncate(file, keep);
     assert.equal(await hdf5Problem(file), `truncated HDF5 file: ${keep} of ${weights.length} bytes`);
   }
+  // Superblock versions 2 and 3 keep the end of file at another offset than 0 and 1.
+  const v2 = Buffer.alloc(48);
+  Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a, 2, 8, 8, 0]).copy(v2);
+  v2.writeBigUInt64LE(0n, 12); // base address
+  v2.writeBigUInt64LE(0xffffffffffffffffn, 20); // no superblock extension
+  v2.writeBigUInt64LE(4096n, 28); // end of file
+  await writeFile(file, Buffer.concat([v2, Buffer.alloc(4096 - v2.length)]));
+  assert.equal(await hdf5Problem(file), undefined);
+  await truncate(file, 4000);
+  assert.equal(await hdf5Problem(file), 'truncated HDF5 file: 4000 of 4096 bytes');
   await writeFile(file, '<html>503 Service Unavailable</html>');
   assert.match((await hdf5Problem(file)) ?? '', /^not an HDF5 file/);
   // Loading a truncated file says so in one line instead of h5wasm's HDF5-DIAG pages.
@@ -217,5 +227,17 @@ test('an interrupted download keeps its partial file in the work dir; the next r
     assert.equal(gets.length, 1);
     assert.equal(gets[0]!.range, 'bytes=1000-');
     assert.ok(ctx.logs.some((l) => /w\.h5: resuming at 1000 bytes/.test(l)), ctx.logs.join('\n'));
+  });
+});
+
+test('a cut-short file left under the final name by an older pipe is not taken as downloaded', net, async () => {
+  await withCtx(async (ctx) => {
+    const dest = path.join(ctx.workDir, 'w.h5');
+    await writeFile(dest, weights.subarray(0, 5000));
+    const from = seen.length;
+    const got = await fetchWeights({ url: `${base}/ok/w.h5`, dest, log: ctx.log, progress: ctx.progress, signal: ctx.signal, ...quick });
+    assert.equal(got.requests, 1);
+    assert.equal(seen.length, from + 1);
+    assert.deepEqual(await readFile(dest), weights);
   });
 });

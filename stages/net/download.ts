@@ -124,7 +124,7 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
   if (done !== undefined) {
     // Completed (and verified) by an earlier attempt of this same stage key.
     const digest = await hashFile(o.dest, algorithm);
-    if (!expected || expected === digest) {
+    if ((!expected || expected === digest) && !(await o.verify?.(o.dest))) {
       o.log.info(`${o.label}: already downloaded (${done} bytes)`);
       return { path: o.dest, size: done, algorithm, digest, requests: 0, resumes: 0 };
     }
