@@ -1,7 +1,8 @@
 // A small client for the current Kaggle API (kaggle 1.8): `POST {endpoint}/{service}/{method}`
-// with a JSON body, authorized by an API token (Bearer) or a legacy key (HTTP basic auth). Downloads answer with a redirect to a signed storage URL;
-// Node's fetch follows it as a GET and drops the Authorization header on the cross-origin hop,
-// as the official client does (a test checks it against a storage server on another origin).
+// with a JSON body, authorized by an API token (Bearer) or a legacy key (HTTP basic auth).
+// Downloads answer with a redirect to a signed storage URL; Node's fetch follows it as a GET and
+// drops the Authorization header on the cross-origin hop, as the official client does (tests
+// check it against a storage server on another origin, for both kinds of credentials).
 import { StageError } from '../../runner/types.js';
 import type { KaggleCredentials } from './credentials.js';
 import { TransientError } from '../net/download.js';

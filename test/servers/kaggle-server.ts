@@ -1,6 +1,6 @@
-// A local stand-in for the Kaggle API (kaggle 1.8's `POST /api/v1/{service}/{method}`, an API token
-// as `Bearer` or a legacy key as basic auth,
-// 401/403/404) and for the signed-URL storage it redirects downloads to. The storage server
+// A local stand-in for the Kaggle API (kaggle 1.8's `POST /api/v1/{service}/{method}`, an API
+// token as `Bearer` or a legacy key as basic auth, 401/403/404) and for the signed-URL storage
+// it redirects downloads to. The storage server
 // listens on another port, so the redirect is cross-origin as with the real service; it serves
 // Range requests and can drop or stall a response on the first attempt.
 import { createHash } from 'node:crypto';
