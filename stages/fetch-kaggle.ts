@@ -60,7 +60,8 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
   version: 1,
   description:
     'Downloads a Kaggle competition\'s or dataset\'s files (HTTP Range resume, retries, size and sha256 checks) and unzips them, ' +
-    'zips inside zips included. Credentials: KAGGLE_USERNAME + KAGGLE_KEY, or kaggle.json in $KAGGLE_CONFIG_DIR, ~/.kaggle or ~/.config/kaggle.',
+    'zips inside zips included. Credentials as Kaggle\'s CLI finds them: an API token (KAGGLE_API_TOKEN, or access_token in $KAGGLE_CONFIG_DIR, ~/.kaggle or ~/.config/kaggle), ' +
+    'else a legacy key (KAGGLE_USERNAME + KAGGLE_KEY, or kaggle.json in the same folders).',
   params: {
     type: 'object',
     additionalProperties: false,
@@ -99,7 +100,9 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
         default: {},
       },
       endpoint: {
-        description: 'API base URL (a mirror, or a test server). Default: $KAGGLE_API_ENDPOINT or https://api.kaggle.com/v1. Not part of the cache key.',
+        description:
+          "Kaggle API host (a mirror, or a test server), read as Kaggle's own tools read KAGGLE_API_ENDPOINT: `http://localhost:8080` gets /api/v1 added, a URL ending in /api/v1 is used as is. " +
+          'Default: $KAGGLE_API_ENDPOINT, else https://api.kaggle.com/v1. Not part of the cache key.',
         type: 'string',
         pattern: '^https?://',
       },
@@ -125,21 +128,24 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
     const p = ctx.params;
     const target = targetOf(p);
     const { findCredentials } = await import('./kaggle/credentials.js');
-    const { KaggleClient, DEFAULT_ENDPOINT, describeTarget, TransientError } = await import('./kaggle/client.js');
-    const { download } = await import('./kaggle/download.js');
+    const { KaggleClient, apiBase, describeTarget, TransientError } = await import('./kaggle/client.js');
+    const { download } = await import('./net/download.js');
     const { extractZip, listZip, nestedPlacement, unsafeEntryName } = await import('./kaggle/unzip.js');
     const { linkOrCopy } = await import('./images.js');
 
     // Credentials before any network call: a missing file is a clean error, not a 401.
     const credentials = await findCredentials();
     for (const w of credentials.warnings) ctx.log.warn(w);
-    const endpoint = p.endpoint ?? process.env.KAGGLE_API_ENDPOINT ?? DEFAULT_ENDPOINT;
-    if (!URL.canParse(endpoint) || !/^https?:$/.test(new URL(endpoint).protocol)) {
-      throw new StageError(`invalid Kaggle API endpoint '${endpoint}'${p.endpoint === undefined ? ' (from KAGGLE_API_ENDPOINT)' : ''}: use an http(s) URL such as ${DEFAULT_ENDPOINT}`);
+    const configured = p.endpoint ?? (process.env.KAGGLE_API_ENDPOINT || undefined);
+    if (configured !== undefined && (!URL.canParse(configured) || !/^https?:$/.test(new URL(configured).protocol))) {
+      throw new StageError(
+        `invalid Kaggle API endpoint '${configured}'${p.endpoint === undefined ? ' (from KAGGLE_API_ENDPOINT)' : ''}: use an http(s) URL such as https://www.kaggle.com or http://localhost:8080`,
+      );
     }
+    const endpoint = apiBase(configured);
     const client = new KaggleClient(endpoint, credentials);
     const where = describeTarget(target);
-    ctx.log.info(`${where} as Kaggle user ${credentials.username} (credentials from ${credentials.source}), API ${new URL(endpoint).host}`);
+    ctx.log.info(`${where} with ${credentials.describe()}, API ${endpoint}`);
 
     const retrying = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
       for (let attempt = 0; ; attempt++) {
@@ -203,7 +209,7 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
         open: (headers, signal) => client.openDownload({ target, ...(item.fileName !== undefined ? { fileName: item.fileName } : {}) }, headers, signal),
         dest,
         label: item.name,
-        ...(expected ? { sha256: expected } : {}),
+        ...(expected ? { expected } : {}),
         ...(item.sizeHint !== undefined ? { sizeHint: item.sizeHint } : {}),
         progress: (label, total) => ctx.progress(label, total),
         log: ctx.log,
@@ -211,8 +217,8 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
         stallTimeoutMs: p.stall_timeout * 1000,
         retries: p.retries,
       });
-      ctx.log.info(`${item.name}: ${res.size} bytes, sha256 ${res.sha256}${res.resumes ? ` (resumed ${res.resumes} time(s))` : ''}`);
-      got.push({ name: item.name, size: res.size, sha256: res.sha256, requests: res.requests, resumes: res.resumes });
+      ctx.log.info(`${item.name}: ${res.size} bytes, sha256 ${res.digest}${res.resumes ? ` (resumed ${res.resumes} time(s))` : ''}`);
+      got.push({ name: item.name, size: res.size, sha256: res.digest, requests: res.requests, resumes: res.resumes });
     }
 
     // Place into the artifact.

@@ -7,6 +7,7 @@ import type { Stage, StageContext } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
 import { TRAIN_PARAM_SCHEMA, modelFilesHash, runFinetune, type TrainParams } from './finetune-flow.js';
 import type { VggArchitecture, VggTrainable } from './vision/vgg16.js';
+import { VGG16_WEIGHTS_MD5, VGG16_WEIGHTS_URL, cachedWeightsFile } from './vision/fetch-weights.js';
 
 export interface FinetuneVgg16Params extends TrainParams {
   weights: string;
@@ -18,9 +19,6 @@ export interface FinetuneVgg16Params extends TrainParams {
   fit: 'fill' | 'cover';
 }
 
-const OFFICIAL_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5';
-const OFFICIAL_MD5 = '64373286793e3c8b2b4e3219cbf3544b';
-
 function isUrl(s: string): boolean {
   return /^https?:\/\//i.test(s);
 }
@@ -31,25 +29,15 @@ function isUrl(s: string): boolean {
  * overridden URL without an md5 is downloaded unchecked, with a warning).
  */
 export function imagenetSource(p: Pick<FinetuneVgg16Params, 'weights_url' | 'weights_md5'>): { url: string; md5: string | undefined } {
-  const url = p.weights_url ?? process.env['PIPE_VGG16_WEIGHTS_URL'] ?? OFFICIAL_URL;
-  return { url, md5: p.weights_md5 ?? process.env['PIPE_VGG16_WEIGHTS_MD5'] ?? (url === OFFICIAL_URL ? OFFICIAL_MD5 : undefined) };
+  const url = p.weights_url ?? process.env['PIPE_VGG16_WEIGHTS_URL'] ?? VGG16_WEIGHTS_URL;
+  return { url, md5: p.weights_md5 ?? process.env['PIPE_VGG16_WEIGHTS_MD5'] ?? (url === VGG16_WEIGHTS_URL ? VGG16_WEIGHTS_MD5 : undefined) };
 }
 
 /** The local or downloaded weights file to load for `weights` (null: random init). */
 async function resolveWeightsFile(ctx: StageContext<FinetuneVgg16Params>): Promise<{ file: string; source: string } | null> {
   const p = ctx.params;
   if (p.weights === 'none') return null;
-  const { download } = await import('./vision/weights.js');
-  const fetchOnce = async (url: string, md5: string | undefined): Promise<string> => {
-    if (!md5) ctx.log.warn(`no md5 known for ${url}: the download is not checked (set weights_md5)`);
-    const name = path.basename(new URL(url).pathname) || 'weights.h5';
-    const dir = await ctx.derived('weights', { url, md5: md5 ?? null }, async (d) => {
-      const bar = ctx.progress(`download ${name}`);
-      const got = await download(url, path.join(d, name), { ...(md5 ? { md5 } : {}), progress: bar, signal: ctx.signal });
-      ctx.log.info(`downloaded ${url}: ${got.bytes} bytes, md5 ${got.md5}`);
-    });
-    return path.join(dir, name);
-  };
+  const fetchOnce = (url: string, md5: string | undefined): Promise<string> => cachedWeightsFile(ctx, url, md5);
   if (p.weights === 'imagenet') {
     const { url, md5 } = imagenetSource(p);
     return { file: await fetchOnce(url, md5), source: `imagenet (${url}${md5 ? `, md5 ${md5}` : ''})` };

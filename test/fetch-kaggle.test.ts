@@ -32,6 +32,7 @@ before(async () => {
   delete process.env.KAGGLE_CONFIG_DIR;
   delete process.env.XDG_CONFIG_HOME;
   delete process.env.KAGGLE_API_ENDPOINT;
+  delete process.env.KAGGLE_API_TOKEN;
   process.env.KAGGLE_USERNAME = TEST_USER;
   process.env.KAGGLE_KEY = TEST_KEY;
 });
@@ -88,7 +89,7 @@ test('downloads competition files, follows the redirect without Authorization, u
       assert.ok(api.length >= 3 && api.every((r) => r.method === 'POST' && r.headers.authorization?.startsWith('Basic ')));
       assert.deepEqual(
         api.map((r) => r.path),
-        ['/v1/competitions.CompetitionApiService/ListDataFiles', '/v1/competitions.CompetitionApiService/DownloadDataFile', '/v1/competitions.CompetitionApiService/DownloadDataFile'],
+        ['/api/v1/competitions.CompetitionApiService/ListDataFiles', '/api/v1/competitions.CompetitionApiService/DownloadDataFile', '/api/v1/competitions.CompetitionApiService/DownloadDataFile'],
       );
       assert.deepEqual(api[1]!.body, { competitionName: COMP, fileName: 'train.zip' });
       assert.equal(storage.length, 2);
@@ -129,7 +130,7 @@ test('a dataset download holding nested zips, with and without a top folder', as
       const result = await fetchKaggleStage.run(ctx);
       assert.deepEqual(await listAll(ctx.outDir), ['sampleSubmission.csv', 'test1/1.jpg', 'test1/2.jpg', 'train/cat.0.jpg', 'train/cat.1.jpg', 'train/dog.0.jpg', 'train/dog.1.jpg']);
       const api = server.requests.filter((r) => r.server === 'api');
-      assert.deepEqual(api.map((r) => [r.path, r.body]), [['/v1/datasets.DatasetApiService/DownloadDataset', { ownerSlug: 'someone', datasetSlug: 'dogs-vs-cats' }]]);
+      assert.deepEqual(api.map((r) => [r.path, r.body]), [['/api/v1/datasets.DatasetApiService/DownloadDataset', { ownerSlug: 'someone', datasetSlug: 'dogs-vs-cats' }]]);
       assert.equal((result?.meta as { files: number }).files, 7);
     } finally {
       await ctx.cleanup();
@@ -263,7 +264,7 @@ test('missing credentials: a StageError saying where to put them, before any req
     try {
       await assert.rejects(fetchKaggleStage.run(ctx), (e: Error) => {
         assert.ok(e instanceof StageError);
-        assert.match(e.message, /no Kaggle credentials found: set KAGGLE_USERNAME and KAGGLE_KEY/);
+        assert.match(e.message, /no Kaggle credentials found: create an API token .*set KAGGLE_API_TOKEN.*KAGGLE_USERNAME and KAGGLE_KEY/);
         assert.ok(e.message.includes(path.join(home, '.kaggle', 'kaggle.json')));
         assert.ok(e.message.includes(path.join(home, '.config', 'kaggle', 'kaggle.json')));
         return true;

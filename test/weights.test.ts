@@ -1,14 +1,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import { createHash } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { selectBackend, type Tf } from '../stages/vision/backend.js';
 import { buildVgg } from '../stages/vision/vgg16.js';
-import { attrStrings, copyWeights, download, loadKerasWeights, readKerasH5 } from '../stages/vision/weights.js';
+import { attrStrings, copyWeights, loadKerasWeights, readKerasH5 } from '../stages/vision/weights.js';
 import { loadModel, saveModel } from '../stages/vision/model-io.js';
 import { writeTinyVggH5 } from './helpers/tiny-vgg.js';
 
@@ -127,30 +124,6 @@ test('copyWeights copies a tfjs layers model by name; saveModel/loadModel round-
   const b = (loaded.predict(x) as ReturnType<typeof tf.tensor>).dataSync();
   assertClose(a as Float32Array, b as Float32Array, 'round-trip predictions');
   for (const m of [src, loaded, dst]) m.dispose();
-});
-
-test('download streams to a file, checks md5, and reports HTTP errors', async () => {
-  const body = Buffer.from('weights'.repeat(10000));
-  const md5 = createHash('md5').update(body).digest('hex');
-  const server: Server = createServer((req, res) => {
-    if (req.url === '/w.h5') {
-      res.writeHead(200, { 'content-length': body.length });
-      res.end(body);
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  try {
-    const got = await download(`${base}/w.h5`, path.join(dir, 'dl.h5'), { md5 });
-    assert.deepEqual(got, { md5, bytes: body.length });
-    await assert.rejects(download(`${base}/w.h5`, path.join(dir, 'dl2.h5'), { md5: '0'.repeat(32) }), /md5 mismatch/);
-    await assert.rejects(download(`${base}/missing.h5`, path.join(dir, 'dl3.h5')), /HTTP 404/);
-  } finally {
-    server.close();
-  }
 });
 
 test('weights: imagenet comes from the param, then PIPE_VGG16_WEIGHTS_URL, then Keras (md5 known only for Keras)', async () => {

@@ -1,23 +1,15 @@
 // Pretrained weights: Keras HDF5 files (read with h5wasm, matched to layers by name) and tfjs
-// layers models (copied layer by layer), fetched from a URL into a derived cache entry once.
-// Keras files come in two layouts (DESIGN.md section 6): Keras 1 style datasets
+// layers models (copied layer by layer). Fetching a weights file is fetch-weights.ts's job.
+// Keras files come in two layouts: Keras 1 style datasets
 // `block1_conv1/block1_conv1_W_1:0` (the official VGG16 file) and Keras 2 style
 // `block1_conv1/block1_conv1/kernel:0`; names are fixed- or variable-length strings; a layer
 // without weights may carry an empty float64 `weight_names`. Both weight orders are Keras' own
 // ([kernel, bias], BatchNorm [gamma, beta, mean, variance]), which is also tfjs' order.
-import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type * as TF from '@tensorflow/tfjs';
-import type { Progress } from '../../runner/types.js';
 import type { Tf } from './backend.js';
-
-export const VGG16_WEIGHTS_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5';
-export const VGG16_WEIGHTS_MD5 = '64373286793e3c8b2b4e3219cbf3544b';
-export const VGG16_WEIGHTS_BYTES = 553_467_096;
+import { hdf5Problem } from './hdf5-check.js';
 
 /** A problem with a weights file the user can act on (the stage maps it to StageError). */
 export class WeightsError extends Error {
@@ -82,7 +74,9 @@ export async function readKerasH5(
 ): Promise<{ style: H5Style; layers: string[] }> {
   // h5wasm does not throw on a missing file (file_id -1): check first.
   if (!existsSync(file)) throw new WeightsError(`weights file not found: ${file}`);
-  if (!(await hasHdf5Signature(file))) throw new WeightsError(`${file}: not an HDF5 file`);
+  // Checked before h5wasm sees the file: a truncated one makes it print pages of HDF5-DIAG.
+  const problem = await hdf5Problem(file);
+  if (problem) throw new WeightsError(`${file}: ${problem}`);
   const h5 = await loadH5wasm();
   const f = new h5.File(file, 'r');
   try {
@@ -111,24 +105,6 @@ export async function readKerasH5(
     return { style, layers };
   } finally {
     f.close();
-  }
-}
-
-const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** HDF5's superblock signature sits at 0, 512, 1024, 2048... (after an optional user block). */
-async function hasHdf5Signature(file: string): Promise<boolean> {
-  const fh = await open(file, 'r');
-  try {
-    const buf = Buffer.alloc(8);
-    for (const at of [0, 512, 1024, 2048, 4096]) {
-      const { bytesRead } = await fh.read(buf, 0, 8, at);
-      if (bytesRead < 8) return false;
-      if (buf.equals(HDF5_SIGNATURE)) return true;
-    }
-    return false;
-  } finally {
-    await fh.close();
   }
 }
 
@@ -216,68 +192,4 @@ export function copyWeights(tf: Tf, source: TF.LayersModel, model: TF.LayersMode
   if (missing.length > 0) throw new WeightsError(`${label}: no weights for layer${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`);
   const mine = new Set(model.layers.map((l) => l.name));
   return { loaded, ignored: source.layers.filter((l) => l.weights.length > 0 && !mine.has(l.name)).map((l) => l.name) };
-}
-
-export interface DownloadOptions {
-  /** Expected md5 (hex): checked after the download; a mismatch deletes the file. */
-  readonly md5?: string;
-  readonly progress?: Progress;
-  readonly signal?: AbortSignal;
-}
-
-/** Stream `url` to `dest` (via a .part file), hashing as it goes. Returns the md5 and size. */
-export async function download(url: string, dest: string, options: DownloadOptions = {}): Promise<{ md5: string; bytes: number }> {
-  const part = `${dest}.part`;
-  let res: Response;
-  try {
-    res = await fetch(url, { signal: options.signal });
-  } catch (e) {
-    if (options.signal?.aborted) throw e;
-    throw new WeightsError(`cannot download ${url}: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause: Error }).cause.message})` : ''}`);
-  }
-  if (!res.ok || !res.body) throw new WeightsError(`cannot download ${url}: HTTP ${res.status} ${res.statusText}`);
-  const total = Number(res.headers.get('content-length') ?? 0);
-  if (total > 0) options.progress?.setTotal(total);
-  const hash = createHash('md5');
-  let bytes = 0;
-  const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
-  body.on('data', (chunk: Buffer) => {
-    hash.update(chunk);
-    bytes += chunk.length;
-    options.progress?.update(bytes, `${(bytes / 1e6).toFixed(1)} MB`);
-  });
-  try {
-    await pipeline(body, createWriteStream(part), { signal: options.signal });
-  } catch (e) {
-    await rm(part, { force: true });
-    throw e;
-  }
-  const md5 = hash.digest('hex');
-  if (options.md5 && md5 !== options.md5.toLowerCase()) {
-    await rm(part, { force: true });
-    throw new WeightsError(`md5 mismatch for ${url}: got ${md5}, expected ${options.md5} (${bytes} bytes downloaded)`);
-  }
-  await rename(part, dest);
-  options.progress?.done(`${(bytes / 1e6).toFixed(1)} MB, md5 ${md5}`);
-  return { md5, bytes };
-}
-
-/** sha256 of a file (for keying local weight files by content). */
-export async function fileSha256(file: string): Promise<string> {
-  const { createReadStream } = await import('node:fs');
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-export function isUrl(s: string): boolean {
-  return /^https?:\/\//i.test(s);
-}
-
-export async function fileExists(file: string): Promise<boolean> {
-  try {
-    return (await stat(file)).isFile();
-  } catch {
-    return false;
-  }
 }

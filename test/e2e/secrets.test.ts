@@ -1,13 +1,16 @@
 // Secrets never leak: the real binary runs the Kaggle and EC2 paths with recognisable fake
 // secrets (successful runs and failing ones), then every file under .pipe/ (artifacts, meta,
-// run records, logs, the report) and everything printed is searched for them.
+// run records, logs, the report), what was pushed to a remote, and everything printed is
+// searched for them; the Kaggle storage server (reached by a redirect) never sees them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { chmod, readdir, readFile, mkdtemp, writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Rig } from './rig.js';
-import { startKaggleServer, zipOf, TEST_USER, TEST_KEY } from '../servers/kaggle-server.js';
+import { startKaggleServer, zipOf, TEST_USER, TEST_KEY, TEST_TOKEN, type KaggleServer } from '../servers/kaggle-server.js';
+import { startS3Server } from '../servers/s3.js';
+import { s3ChildEnv } from '../helpers/remote-fixtures.js';
 import { kaggleFiles } from '../helpers/jpegs.js';
 import { Ec2Server, FAKE_ACCESS_KEY, FAKE_SECRET, startSshStub } from '../servers/ec2-server.js';
 
@@ -44,6 +47,9 @@ test('Kaggle and EC2 credentials appear in no file under .pipe/ and in no output
     await writeFile(path.join(awsDir, 'config'), '');
     await writeFile(path.join(awsDir, 'credentials'), '');
     const env = {
+      // No token from this machine: this run uses the legacy key on purpose.
+      KAGGLE_API_TOKEN: '',
+      KAGGLE_CONFIG_DIR: awsDir,
       KAGGLE_USERNAME: TEST_USER,
       KAGGLE_KEY: TEST_KEY,
       KAGGLE_API_ENDPOINT: kaggle.url,
@@ -76,6 +82,7 @@ test('Kaggle and EC2 credentials appear in no file under .pipe/ and in no output
     assert.equal(ok.code, 0, ok.stderr);
     const again = await rig.run(['run', 'p.yaml'], env);
     assert.equal(again.code, 0, again.stderr);
+    assertStorageClean(kaggle, [TEST_KEY, Buffer.from(`${TEST_USER}:${TEST_KEY}`).toString('base64')]);
     // Failures carry the servers' answers into messages: still no secret.
     const badKey = await rig.run(['run', 'p.yaml', '--only', 'data', '--force'], { ...env, KAGGLE_KEY: `${TEST_KEY}-wrong` });
     assert.equal(badKey.code, 1);
@@ -94,6 +101,72 @@ test('Kaggle and EC2 credentials appear in no file under .pipe/ and in no output
     await ec2.close();
     await kaggle.close();
     await rm(awsDir, { recursive: true, force: true });
+    await rig.cleanup();
+  }
+});
+
+/** The storage hop (a redirect to another origin) carries no Authorization and no secret. */
+function assertStorageClean(kaggle: KaggleServer, secrets: readonly string[]): void {
+  const storage = kaggle.requests.filter((r) => r.server === 'storage');
+  assert.ok(storage.length > 0, 'nothing was downloaded from storage');
+  for (const r of storage) {
+    assert.equal(r.headers.authorization, undefined, `the Authorization header reached the storage server (${r.path})`);
+    for (const s of secrets) assert.ok(!JSON.stringify(r).includes(s), `a secret reached the storage server (${r.path})`);
+  }
+}
+
+const TOKEN_PIPELINE = `stages:
+  data:
+    uses: fetch-kaggle
+    with: { competition: comp, files: [train.zip, test.zip] }
+  split:
+    uses: split
+    inputs: { images: data }
+    with: { from: train, valid: 4, sample: { train: 2, valid: 2 }, test: test }
+`;
+
+test('a Kaggle API token appears in no file under .pipe/, no output, no remote, no storage request', { timeout: 120_000 }, async () => {
+  const rig = await Rig.create();
+  const files = await kaggleFiles({ cats: 6, dogs: 6, test: 3 });
+  const train = new Map([...files].filter(([k]) => k.startsWith('train/')));
+  const testSet = new Map([...files].filter(([k]) => k.startsWith('test/')));
+  const kaggle = await startKaggleServer({ competitions: { comp: { files: { 'train.zip': await zipOf(train), 'test.zip': await zipOf(testSet) } } } });
+  const s3 = await startS3Server();
+  const confDir = await mkdtemp(path.join(os.tmpdir(), 'pipe-kaggle-conf-'));
+  const stale = 'KGAT_revoked_0f1e2d3c4b5a69788796a5b4';
+  try {
+    const tokenFile = path.join(confDir, 'access_token');
+    await writeFile(tokenFile, `${TEST_TOKEN}\n`);
+    await chmod(tokenFile, 0o600);
+    const env = {
+      ...s3ChildEnv(s3, 'S3-SECRET-unused-here-4d2a', 'tok'),
+      KAGGLE_API_TOKEN: '',
+      KAGGLE_USERNAME: '',
+      KAGGLE_KEY: '',
+      KAGGLE_CONFIG_DIR: confDir,
+      KAGGLE_API_ENDPOINT: kaggle.url,
+    };
+    await rig.write('p.yaml', TOKEN_PIPELINE);
+    const ok = await rig.run(['run', 'p.yaml'], env);
+    assert.equal(ok.code, 0, ok.stderr);
+    const api = kaggle.requests.filter((r) => r.server === 'api');
+    assert.ok(api.length > 0 && api.every((r) => r.headers.authorization === `Bearer ${TEST_TOKEN}`), 'the token was not sent as Bearer');
+    assertStorageClean(kaggle, [TEST_TOKEN]);
+    const push = await rig.run(['push', 'p.yaml'], env);
+    assert.equal(push.code, 0, push.stderr);
+    // A refused token: the message says so and where it came from, and still shows no token.
+    const bad = await rig.run(['run', 'p.yaml', '--only', 'data', '--force'], { ...env, KAGGLE_API_TOKEN: stale });
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.match(bad.stderr, /API token from the environment variable KAGGLE_API_TOKEN was refused \(HTTP 401\): it has expired or was revoked/);
+    const printed = [ok, push, bad].map((r) => r.stdout + r.stderr).join('\n');
+    const n = await assertNowhere([TEST_TOKEN, stale], rig.path('.pipe'), printed);
+    assert.ok(n > 20, `only ${n} files searched`);
+    const pushed = await assertNowhere([TEST_TOKEN, stale], s3.directory, '');
+    assert.ok(pushed > 5, `only ${pushed} files on the remote`);
+  } finally {
+    await s3.close();
+    await kaggle.close();
+    await rm(confDir, { recursive: true, force: true });
     await rig.cleanup();
   }
 });

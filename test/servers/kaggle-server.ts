@@ -1,5 +1,6 @@
-// A local stand-in for the Kaggle API (kaggle 1.8's `POST /v1/{service}/{method}`, basic auth,
-// 401/403/404) and for the signed-URL storage it redirects downloads to. The storage server
+// A local stand-in for the Kaggle API (kaggle 1.8's `POST /api/v1/{service}/{method}`, an API
+// token as `Bearer` or a legacy key as basic auth, 401/403/404) and for the signed-URL storage
+// it redirects downloads to. The storage server
 // listens on another port, so the redirect is cross-origin as with the real service; it serves
 // Range requests and can drop or stall a response on the first attempt.
 import { createHash } from 'node:crypto';
@@ -21,6 +22,8 @@ export interface DatasetSpec {
 export interface KaggleServerOptions {
   readonly username?: string;
   readonly key?: string;
+  /** The API token accepted as `Authorization: Bearer` (the legacy key is accepted too). */
+  readonly token?: string;
   readonly competitions?: Readonly<Record<string, CompetitionSpec>>;
   /** Keyed by "owner/slug". */
   readonly datasets?: Readonly<Record<string, DatasetSpec>>;
@@ -44,7 +47,7 @@ export interface LoggedRequest {
 }
 
 export interface KaggleServer {
-  /** API base, like https://api.kaggle.com/v1. */
+  /** The API host, as a user sets KAGGLE_API_ENDPOINT (`http://127.0.0.1:PORT`); the API is under /api/v1. */
   readonly url: string;
   readonly storageUrl: string;
   readonly requests: LoggedRequest[];
@@ -53,6 +56,7 @@ export interface KaggleServer {
 
 export const TEST_USER = 'alice';
 export const TEST_KEY = 'k3y-0123456789abcdef-SECRET';
+export const TEST_TOKEN = 'KGAT_0123456789abcdef0123456789-TOKEN-SECRET';
 
 /** A zip of path -> bytes (deflated), built with yazl. */
 export function zipOf(entries: ReadonlyMap<string, Buffer> | Readonly<Record<string, Buffer>>, options: { store?: boolean } = {}): Promise<Buffer> {
@@ -105,7 +109,7 @@ interface Blob {
 export async function startKaggleServer(options: KaggleServerOptions = {}): Promise<KaggleServer> {
   const username = options.username ?? TEST_USER;
   const key = options.key ?? TEST_KEY;
-  const expectedAuth = `Basic ${Buffer.from(`${username}:${key}`).toString('base64')}`;
+  const accepted = new Set([`Basic ${Buffer.from(`${username}:${key}`).toString('base64')}`, `Bearer ${options.token ?? TEST_TOKEN}`]);
   const requests: LoggedRequest[] = [];
   const blobs = new Map<string, Blob>();
   const blobIds = new Map<string, string>(); // "scope\0name" -> id
@@ -171,7 +175,9 @@ export async function startKaggleServer(options: KaggleServerOptions = {}): Prom
     const matches = (list?: readonly string[]): boolean => !!list && (list.includes('*') || list.includes(blob.name));
     res.writeHead(status, headers);
     if (first && matches(options.dropFirst)) {
-      res.write(body.subarray(0, Math.floor(body.length / 2)), () => setTimeout(() => res.socket?.destroy(), 20));
+      // The delay lets the client read what was sent: a fetch body that errors drops the chunks it
+      // has not handed out yet, and a loaded machine can take a while to start reading.
+      res.write(body.subarray(0, Math.floor(body.length / 2)), () => setTimeout(() => res.socket?.destroy(), 300));
       return;
     }
     if (first && matches(options.stallFirst)) {
@@ -189,7 +195,7 @@ export async function startKaggleServer(options: KaggleServerOptions = {}): Prom
     res.writeHead(302, { Location: `${storageUrl}/blob/${id}/${encodeURIComponent(name)}?X-Goog-Signature=sig${id}&X-Goog-Expires=600` }).end();
   };
 
-  // ---- API: POST /v1/<service>/<method> ----
+  // ---- API: POST /api/v1/<service>/<method> (a host's other paths answer as a web server does) ----
   const api = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://api');
@@ -208,9 +214,14 @@ export async function startKaggleServer(options: KaggleServerOptions = {}): Prom
         json(res, status, { code: status, message });
       };
       if (apiCalls++ < (options.failFirst ?? 0)) return fail(503, 'Service Unavailable');
+      if (!url.pathname.startsWith('/api/v1/')) {
+        entry.status = 404;
+        res.writeHead(404, { 'Content-Type': 'text/html' }).end('<html><body><h1>404 Not Found</h1></body></html>');
+        return;
+      }
       if (req.method !== 'POST') return fail(405, 'use POST');
-      if (req.headers.authorization !== expectedAuth) return fail(401, 'Unauthenticated');
-      const route = url.pathname.replace(/^\/v1\//, '');
+      if (!accepted.has(req.headers.authorization ?? '')) return fail(401, 'Unauthenticated');
+      const route = url.pathname.replace(/^\/api\/v1\//, '');
       switch (route) {
         case 'competitions.CompetitionApiService/ListDataFiles':
         case 'competitions.CompetitionApiService/DownloadDataFile':
@@ -261,7 +272,7 @@ export async function startKaggleServer(options: KaggleServerOptions = {}): Prom
   const apiPort = await listen(api);
 
   return {
-    url: `http://127.0.0.1:${apiPort}/v1`,
+    url: `http://127.0.0.1:${apiPort}`,
     storageUrl,
     requests,
     async close() {

@@ -1,14 +1,23 @@
-// A resumable, streaming download to disk: bytes go to `<dest>.part` as they arrive (a 500 MB
-// file never sits in memory), an interrupted download resumes with `Range` (guarded by
-// `If-Range` on the ETag), transient failures are retried with backoff, a server that sends no
-// bytes for `stallTimeoutMs` counts as a failure, and the result is checked for size and sha256
-// before it is renamed into place.
+// One resumable, streaming downloader for every large file pipe fetches (Kaggle's data through
+// its API's signed URLs, the VGG16 weights from a plain URL): bytes go to `<dest>.part` as they
+// arrive (a 500 MB file never sits in memory), an interrupted download resumes with `Range`
+// (guarded by `If-Range` on the ETag), transient failures are retried with backoff, a server
+// that sends no bytes for `stallTimeoutMs` counts as a failure, and the result is checked for
+// size (Content-Length / Content-Range), digest and content (`verify`) before it is renamed into
+// place: a damaged file never gets the final name.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger, Progress } from '../../runner/types.js';
 import { StageError } from '../../runner/types.js';
-import { sha256File } from '../../runner/hash-files.js';
-import { TransientError } from './client.js';
+
+/** A failure worth retrying: a dropped connection, a stall, a 5xx or 429, an expired storage URL. */
+export class TransientError extends Error {
+  override readonly name = 'TransientError';
+}
+
+export type DigestAlgorithm = 'sha256' | 'md5';
 
 export interface DownloadOptions {
   /** Start the request with these extra headers (Range, If-Range); throws StageError or TransientError. */
@@ -17,7 +26,15 @@ export interface DownloadOptions {
   readonly dest: string;
   /** Name for messages and the progress bar. */
   readonly label: string;
-  readonly sha256?: string;
+  /** Digest to compute and report (default sha256); `expected` is checked against it. */
+  readonly algorithm?: DigestAlgorithm;
+  /** Expected digest (hex): a mismatch deletes the file and fails. */
+  readonly expected?: string;
+  /**
+   * A check of the complete file's content before it gets its final name (e.g. an HDF5 file's
+   * signature and end of file): a problem in one line, or undefined when the file is fine.
+   */
+  verify?(file: string): Promise<string | undefined>;
   /** Size hint for the bar before the server says (e.g. from a file listing). */
   readonly sizeHint?: number;
   progress(label: string, total?: number): Progress;
@@ -35,7 +52,9 @@ export interface DownloadOptions {
 export interface DownloadResult {
   readonly path: string;
   readonly size: number;
-  readonly sha256: string;
+  readonly algorithm: DigestAlgorithm;
+  /** The file's digest under `algorithm`. */
+  readonly digest: string;
   /** HTTP requests made (0 when a complete file from an earlier attempt was re-used). */
   readonly requests: number;
   /** Requests that continued a partial file with Range. */
@@ -81,23 +100,33 @@ function isLocalFsError(e: unknown): boolean {
   return typeof err?.syscall === 'string' && typeof err.code === 'string' && ['open', 'write', 'rename', 'mkdir', 'stat', 'unlink', 'close'].includes(err.syscall);
 }
 
+/** The cause in words: fetch's body stream says only `terminated` when the server hangs up. */
 function reasonOf(e: unknown): string {
   if (e instanceof TransientError) return e.message;
   const err = e as Error & { cause?: { code?: string; message?: string } };
-  const cause = err?.cause?.code ?? err?.cause?.message;
+  const cause = err?.cause?.message ?? err?.cause?.code;
+  if (err?.message === 'terminated') return `the connection was lost${cause ? ` (${cause})` : ''}`;
   return cause ? `${err.message} (${cause})` : (err?.message ?? String(e));
+}
+
+export async function hashFile(file: string, algorithm: DigestAlgorithm): Promise<string> {
+  const hash = createHash(algorithm);
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 export async function download(o: DownloadOptions): Promise<DownloadResult> {
   const part = `${o.dest}.part`;
   const stateFile = `${o.dest}.part.json`;
+  const algorithm = o.algorithm ?? 'sha256';
+  const expected = o.expected?.toLowerCase();
   const done = await sizeOf(o.dest);
   if (done !== undefined) {
     // Completed (and verified) by an earlier attempt of this same stage key.
-    const sha256 = await sha256File(o.dest);
-    if (!o.sha256 || o.sha256 === sha256) {
+    const digest = await hashFile(o.dest, algorithm);
+    if ((!expected || expected === digest) && !(await o.verify?.(o.dest))) {
       o.log.info(`${o.label}: already downloaded (${done} bytes)`);
-      return { path: o.dest, size: done, sha256, requests: 0, resumes: 0 };
+      return { path: o.dest, size: done, algorithm, digest, requests: 0, resumes: 0 };
     }
     await rm(o.dest, { force: true });
   }
@@ -106,7 +135,7 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
   let requests = 0;
   let resumes = 0;
   let failuresInARow = 0;
-  let freshRetryLeft = true; // one clean restart when a resumed file fails its checksum
+  let freshRetryLeft = true; // one clean restart when a resumed file fails its checks
   const backoff = o.backoffMs ?? 1000;
   const maxBackoff = o.maxBackoffMs ?? 30_000;
 
@@ -189,21 +218,26 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
 
       const size = (await sizeOf(part)) ?? 0;
       if (total !== undefined && size !== total) throw new StageError(`${o.label}: size mismatch: expected ${total} bytes, have ${size}`);
-      const sha256 = await sha256File(part);
-      if (o.sha256 && sha256 !== o.sha256) {
+      const digest = await hashFile(part, algorithm);
+      const problem = expected && digest !== expected ? `${algorithm} mismatch: expected ${expected}, got ${digest}` : await o.verify?.(part);
+      if (problem) {
         await rm(part, { force: true });
         await rm(stateFile, { force: true });
         if (resumes > 0 && freshRetryLeft) {
+          // A resume may have joined two versions of the file: one clean download settles it.
           freshRetryLeft = false;
-          o.log.warn(`${o.label}: sha256 mismatch after a resumed download: downloading it again from the start`);
+          o.log.warn(`${o.label}: ${problem} after a resumed download: downloading it again from the start`);
           continue;
         }
-        throw new StageError(`${o.label}: sha256 mismatch: expected ${o.sha256}, got ${sha256} (the file was deleted)`, 'if the data changed upstream, update `sha256` in the pipeline');
+        throw new StageError(
+          `${o.label}: ${problem} (${size} bytes received; the file was deleted)`,
+          expected && digest !== expected ? `if the file changed upstream, update its expected ${algorithm} in the pipeline` : 'the server sent a damaged file: try again later or use another mirror',
+        );
       }
       await rename(part, o.dest);
       await rm(stateFile, { force: true });
       bar.done(`${size} bytes`);
-      return { path: o.dest, size, sha256, requests, resumes };
+      return { path: o.dest, size, algorithm, digest, requests, resumes };
     } catch (e) {
       clearTimeout(timer);
       await fh?.close().catch(() => undefined);
