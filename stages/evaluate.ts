@@ -118,7 +118,9 @@ export const evaluateStage: Stage<EvaluateParams> = {
     }
     const validFiles = p.on === 'test' ? [] : splitFiles(split, 'valid');
     const testFiles = p.on === 'valid' ? [] : splitFiles(split, 'test');
-    if (p.on !== 'test' && validFiles.length === 0) throw new StageError("the dataset has no 'valid' files");
+    if (p.on !== 'test' && validFiles.length === 0) {
+      throw new StageError("the dataset has no 'valid' images (made with valid: 0?): nothing labelled to evaluate on", testFiles.length ? 'use on: test to predict its test set' : 'evaluate on a dataset with valid images (split layout: folders takes a labelled folder as it is)');
+    }
     if (p.on === 'test' && testFiles.length === 0) throw new StageError("the dataset has no 'test' files");
 
     const choice = await selectBackend(p.backend, (m) => ctx.log.info(m)).catch((e: Error) => {
