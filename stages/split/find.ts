@@ -60,16 +60,16 @@ async function foldersOf(base: string, rel: string): Promise<string[]> {
   return entries.filter((e) => e.isDirectory() && !isHidden(e.name)).map((e) => e.name).sort(byCodePoint);
 }
 
-export async function requireDir(base: string, rel: string, what: string, within = ''): Promise<void> {
+export async function requireDir(base: string, rel: string, what: string, within = '', stage = 'split'): Promise<void> {
   if (await isDir(base, rel)) return;
   const top = await foldersOf(base, within);
   const where = within ? `'${within}'` : 'the input';
-  throw new StageError(`split: ${where} has no folder '${rel.slice(within ? within.length + 1 : 0)}' (${what})`, top.length ? `its folders: ${top.slice(0, 20).join(', ')}` : 'it has no folders');
+  throw new StageError(`${stage}: ${where} has no folder '${rel.slice(within ? within.length + 1 : 0)}' (${what})`, top.length ? `its folders: ${top.slice(0, 20).join(', ')}` : 'it has no folders');
 }
 
-export function normaliseSub(p: string, what = ''): string {
+export function normaliseSub(p: string, what = '', stage = 'split'): string {
   const n = path.posix.normalize(p.replace(/\\/g, '/')).replace(/^\.\/?/, '').replace(/\/+$/, '');
-  if (n.startsWith('/') || n === '..' || n.startsWith('../')) throw new StageError(`split: '${p}'${what ? ` (${what})` : ''} must be a folder inside the input`);
+  if (n.startsWith('/') || n === '..' || n.startsWith('../')) throw new StageError(`${stage}: '${p}'${what ? ` (${what})` : ''} must be a folder inside the input`);
   return n === '.' ? '' : n;
 }
 
