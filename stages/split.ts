@@ -63,7 +63,7 @@ export const splitStage: Stage<SplitParams> = {
       layout: {
         description:
           "`random` (default): split the labelled images under `from` by `valid` and `seed`. `folders`: keep the train and valid folders under `from` as they are " +
-          "(one sub-folder per class, as fast.ai's dogscats.zip, Keras' flow_from_directory, torchvision's ImageFolder); `valid`, `label_from` and `stratify` do not apply.",
+          "(one sub-folder per class, as fast.ai's dogscats.zip, Keras' flow_from_directory, torchvision's ImageFolder); `valid` and `label_from` do not apply.",
         enum: ['random', 'folders'],
       },
       folders: {
