@@ -204,3 +204,12 @@ test('valid: 1.0 is refused where it is written, naming both readings; 1, 0 and 
   assert.match(await check('2.0').then((l) => l.join('\n')), /reads as the count 2 \(2 images\) or as a fraction \(2\.0 is not below 1\)/);
   for (const ok of ['1', '0', '0.5', '2000']) assert.deepEqual(await check(ok), [], ok);
 });
+
+test('the new params have no schema defaults: pipelines written before them keep their split key (and finetune stays cached)', () => {
+  const props = splitStage.params.properties as Record<string, { default?: unknown; description?: string }>;
+  for (const name of ['layout', 'folders', 'dedupe']) {
+    assert.equal(props[name]?.default, undefined, `${name} must not have a schema default: defaults go into the cache key`);
+  }
+  assert.match(props['layout']?.description ?? '', /`random` \(default\)/);
+  assert.match(props['dedupe']?.description ?? '', /\(default true\)/);
+});
