@@ -84,7 +84,7 @@ async function compare(files: readonly string[], rounds = 5) {
 }
 
 /** Photo-like JPEGs: smooth random blobs with fine noise (solid colours would decode unrealistically fast). */
-async function generate(dir: string, count: number): Promise<string[]> {
+export async function generate(dir: string, count: number): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const files: string[] = [];
   let seed = 12345;

@@ -10,6 +10,7 @@ import { joinPath, positionIn, type Positions } from './load-yaml.js';
 import { interpolate, type Reference } from './interpolate.js';
 import { applyOverrides, deepMerge, fitToSchema, schemaAt, type Override } from './overrides.js';
 import { checkParams } from './validate-params.js';
+import { ambiguousCounts } from './count-or-fraction.js';
 import { checkLinks } from './validate-links.js';
 import { buildGraph } from './graph.js';
 
@@ -98,6 +99,14 @@ class Reporter {
     }
     const pos = positionIn(this.positions, path);
     return pos ? `defined at ${pos.line}:${pos.col}` : 'defined in the pipeline';
+  }
+
+  /** The plain scalar written at `path` in the pipeline file; undefined when it came from a flag or params file. */
+  writtenText(path: string): string | undefined {
+    if (this.originOf(path)) return undefined;
+    const pos = this.positions.get(path)?.value;
+    const line = pos ? this.#lines[pos.line - 1] : undefined;
+    return pos && line !== undefined ? /^[^\s#,}\]]+/.exec(line.slice(pos.col - 1))?.[0] : undefined;
   }
 
   error(path: string, message: string, at: 'key' | 'value' = 'value', related?: Diagnostic['related'], needle?: string): void {
@@ -232,6 +241,9 @@ function checkStage(r: Reporter, id: string, raw: unknown, params: Record<string
       const ref = refs.find((x) => x.whole && isUnder(path, x.path));
       const from = ref ? ` (value of \${params.${ref.param}}, ${r.describeOrigin(`params.${ref.param}`)})` : '';
       r.error(path, `${p.message}${from}`, p.at);
+    }
+    if (isMapping(raw.with)) {
+      for (const a of ambiguousCounts(stage.params, raw.with, (key) => r.writtenText(`${base}.with.${key}`))) r.error(`${base}.with.${a.key}`, a.message);
     }
     withValue = checked.params;
   }

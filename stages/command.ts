@@ -138,6 +138,13 @@ export const commandStage: Stage<CommandParams> = {
       const code = (logError as NodeJS.ErrnoException).code;
       throw new StageError(`cannot write log.txt: ${code === 'ENOSPC' ? 'no space left on device' : logError.message}`);
     }
+    // A dataset feeds finetune, evaluate and predict: check the contract here, where the
+    // program that broke it is named, rather than in whichever stage reads it first.
+    if (ctx.params.kind === 'dataset') {
+      const { datasetProblems } = await import('./dataset-contract.js');
+      const problems = await datasetProblems(ctx.outDir);
+      if (problems.length) throw new StageError(`the command's output is not a dataset (kind: dataset): ${problems.join('; ')}`, "write split.json as the README's \"The dataset format\" describes");
+    }
     return {};
   },
 };

@@ -141,7 +141,7 @@ export function analysisViews(preds: readonly Prediction[], classes: readonly st
   return { classes, views };
 }
 
-function csvField(s: string): string {
+export function csvField(s: string): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 

@@ -3,14 +3,12 @@
 // Kaggle's submission.csv. The frozen part's outputs come from the same derived cache entries as
 // finetune's (same key scheme), so evaluating on `valid` after training recomputes nothing.
 // A failed gate is a StageError (exit 1), the CI use. Heavy modules are imported inside run.
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
-import { asStageError, frozenBatchSize } from './finetune-flow.js';
 import type { Gate, Prediction } from './evaluate-metrics.js';
 import type { BackendPref } from './vision/backend.js';
-import type { Fit, PreprocessMode } from './vision/images.js';
 import type { EnginePref } from './vision/tfjs-engine.js';
 
 export interface EvaluateParams {
@@ -21,20 +19,6 @@ export interface EvaluateParams {
   batch_size: number;
   backend: BackendPref;
   engine: EnginePref;
-}
-
-interface ModelFiles {
-  classes: string[];
-  preprocess: { mode: PreprocessMode; size: [number, number]; fit: Fit };
-  finetune: { architecture: string; cut: string | null };
-}
-
-async function readJson<T>(dir: string, name: string): Promise<T> {
-  try {
-    return JSON.parse(await readFile(path.join(dir, name), 'utf8')) as T;
-  } catch (e) {
-    throw new StageError(`the model artifact lacks a readable ${name}: ${(e as Error).message}`);
-  }
 }
 
 export const evaluateStage: Stage<EvaluateParams> = {
@@ -97,125 +81,47 @@ export const evaluateStage: Stage<EvaluateParams> = {
     if (gated && p.on === 'test') throw new StageError('a gate needs labelled data: use on: valid or both');
 
     const metricsLib = await import('./evaluate-metrics.js');
-    const { readSplit, labelOf, splitFiles, frozenFingerprint, cachedFeatures, FeatureReader } = await import('./vision/features.js');
+    const { readSplit, labelOf, splitFiles } = await import('./vision/features.js');
     const { selectBackend } = await import('./vision/backend.js');
-    const { openFrozenEngine } = await import('./vision/tfjs-engine.js');
-    const { headModel } = await import('./vision/train.js');
-    const { loadModel } = await import('./vision/model-io.js');
-    const { loadBatches } = await import('./vision/images.js');
+    const { readModelArtifact, loadModelNetwork } = await import('./vision/model-artifact.js');
+    const { Predictor } = await import('./vision/predictor.js');
 
-    const files: ModelFiles = {
-      classes: await readJson<string[]>(modelArt.dir, 'classes.json'),
-      preprocess: await readJson<ModelFiles['preprocess']>(modelArt.dir, 'preprocess.json'),
-      finetune: await readJson<ModelFiles['finetune']>(modelArt.dir, 'finetune.json'),
-    };
+    const artifact = await readModelArtifact(modelArt.dir);
     const split = await readSplit(dataset.dir).catch((e: Error) => {
       throw new StageError(e.message);
     });
-    const classes = files.classes;
+    const classes = artifact.classes;
     if (split.classes.join('\n') !== classes.join('\n')) {
       throw new StageError(`the model's classes [${classes.join(', ')}] differ from the dataset's [${split.classes.join(', ')}]`);
     }
     const validFiles = p.on === 'test' ? [] : splitFiles(split, 'valid');
     const testFiles = p.on === 'valid' ? [] : splitFiles(split, 'test');
-    if (p.on !== 'test' && validFiles.length === 0) throw new StageError("the dataset has no 'valid' files");
+    if (p.on !== 'test' && validFiles.length === 0) {
+      throw new StageError("the dataset has no 'valid' images (made with valid: 0?): nothing labelled to evaluate on", testFiles.length ? 'use on: test to predict its test set' : 'evaluate on a dataset with valid images (split layout: folders takes a labelled folder as it is)');
+    }
     if (p.on === 'test' && testFiles.length === 0) throw new StageError("the dataset has no 'test' files");
 
     const choice = await selectBackend(p.backend, (m) => ctx.log.info(m)).catch((e: Error) => {
       throw new StageError(e.message);
     });
-    const { tf } = choice;
-    let model;
-    try {
-      model = await loadModel(tf, path.join(modelArt.dir, 'model.json'));
-    } catch (e) {
-      throw new StageError(`cannot load the model: ${(e as Error).message}`);
-    }
-    const cut = files.finetune.cut;
-    const pre = files.preprocess;
-    const size: [number, number] = [pre.size[0], pre.size[1]];
-    let engineName = 'none';
-    let engine: Awaited<ReturnType<typeof openFrozenEngine>> | undefined;
-    // The trained part (or the whole model when nothing is frozen) runs through the same engine
-    // choice: ONNX where it converts (a block5 head is 2.8 GFLOP per image), else tfjs.
-    const openPredictor = (net: typeof model) =>
-      openFrozenEngine(tf, net, net.layers[net.layers.length - 1]!.name, {
-        engine: p.engine,
-        log: (m) => ctx.log.info(m),
-        warn: (m) => ctx.log.warn(m),
-        derived: (n, k, b) => ctx.derived(n, k, b),
-      });
+    const model = await loadModelNetwork(choice.tf, artifact);
+    const cut = artifact.finetune.cut;
+    const predictor = new Predictor({
+      tf: choice.tf,
+      model,
+      artifact,
+      engine: p.engine,
+      backend: choice.backend,
+      derived: (n, k, b) => ctx.derived(n, k, b),
+      progress: (l, t) => ctx.progress(l, t),
+      log: (m) => ctx.log.info(m),
+      warn: (m) => ctx.log.warn(m),
+      signal: ctx.signal,
+      workDir: ctx.workDir,
+    });
     const predictSplit = async (name: string, list: readonly string[]): Promise<Prediction[]> => {
-      const labels = list.map((f) => labelOf(f, classes));
-      const probsOf = (probs: Float32Array, offset: number, count: number): Prediction[] =>
-        Array.from({ length: count }, (_, i) => ({
-          file: list[offset + i]!,
-          label: labels[offset + i]!,
-          probs: Array.from(probs.subarray(i * classes.length, (i + 1) * classes.length)),
-        }));
-      const out: Prediction[] = [];
-      if (list.length === 0) return out;
-      if (cut) {
-        const set = await cachedFeatures({
-          derived: (n, k, b) => ctx.derived(n, k, b),
-          frozen: frozenFingerprint(model, cut),
-          cut,
-          architecture: files.finetune.architecture,
-          datasetHash: dataset.contentHash,
-          datasetDir: dataset.dir,
-          split: name,
-          files: list,
-          preprocess: { mode: pre.mode, size, fit: pre.fit },
-          engine: async () =>
-            (engine ??= await openFrozenEngine(tf, model, cut, {
-              engine: p.engine,
-              log: (m) => ctx.log.info(m),
-              warn: (m) => ctx.log.warn(m),
-              derived: (n, k, b) => ctx.derived(n, k, b),
-              backendDetail: { backend: choice.backend },
-            })),
-          batchSize: frozenBatchSize(size),
-          progress: (l, t) => ctx.progress(l, t),
-          log: (m) => ctx.log.info(m),
-          signal: ctx.signal,
-          resumeDir: path.join(ctx.workDir, 'features'),
-        }).catch(asStageError);
-        engineName = String(set.index.engine['name'] ?? engineName);
-        const head = headModel(tf, model, cut);
-        const reader = await FeatureReader.open(set);
-        const predictor = await openPredictor(head);
-        try {
-          for (let s = 0; s < list.length; s += p.batch_size) {
-            const idx = Array.from({ length: Math.min(p.batch_size, list.length - s) }, (_, i) => s + i);
-            const probs = await predictor.run(await reader.rows(idx), idx.length);
-            out.push(...probsOf(probs, s, idx.length));
-          }
-        } finally {
-          await predictor.dispose();
-          await reader.close();
-        }
-      } else {
-        const bar = ctx.progress(`predict: ${name}`, list.length);
-        const predictor = await openPredictor(model);
-        const batches = loadBatches(
-          list.map((f) => path.join(dataset.dir, f)),
-          { size, fit: pre.fit, preprocess: pre.mode, batchSize: frozenBatchSize(size), signal: ctx.signal, reuseBuffers: true },
-        );
-        try {
-          for await (const b of batches) {
-            const probs = await predictor.run(b.data, b.count);
-            out.push(...probsOf(probs, b.start, b.count));
-            bar.update(b.start + b.count);
-          }
-        } catch (e) {
-          asStageError(e);
-        } finally {
-          await predictor.dispose();
-        }
-        bar.done();
-        engineName = predictor.name;
-      }
-      return out;
+      const probs = await predictor.predict({ name, dir: dataset.dir, contentHash: dataset.contentHash, files: list }, p.batch_size);
+      return probs.map((row, i) => ({ file: list[i]!, label: labelOf(list[i]!, classes), probs: Array.from(row) }));
     };
 
     let valid: Prediction[] = [];
@@ -224,9 +130,10 @@ export const evaluateStage: Stage<EvaluateParams> = {
       valid = await predictSplit('valid', validFiles);
       test = await predictSplit('test', testFiles);
     } finally {
-      await engine?.dispose();
+      await predictor.dispose();
       model.dispose();
     }
+    const engineName = predictor.engineName;
 
     const metrics = metricsLib.computeMetrics(valid, classes, p.on === 'test' ? 'test' : 'valid', test.length);
     const write = (name: string, text: string) => writeFile(path.join(ctx.outDir, name), text);

@@ -113,7 +113,8 @@ export async function runFinetune<P extends TrainParams>(
   const validName = p.use_sample ? 'sample/valid' : 'valid';
   const trainFiles = splitFiles(split, trainName);
   const validFiles = splitFiles(split, validName);
-  if (trainFiles.length === 0) throw new StageError(`the dataset has no '${trainName}' files`);
+  if (trainFiles.length === 0) throw new StageError(`the dataset has no '${trainName}' files`, 'a dataset with only valid images can evaluate a model, not train one');
+  if (validFiles.length === 0) ctx.log.warn(`the dataset has no '${validName}' images (valid: 0): training on all ${trainFiles.length} images, with no validation metrics`);
   const labelsFor = (files: readonly string[]) => {
     const labels = Int32Array.from(files, (f) => labelOf(f, classes));
     const bad = files.find((_, i) => labels[i]! < 0);
@@ -275,7 +276,7 @@ export async function runFinetune<P extends TrainParams>(
       summary:
         last?.val_accuracy !== undefined
           ? `val_accuracy ${last.val_accuracy.toFixed(4)}, val_loss ${last.val_loss!.toFixed(4)} after ${result.history.epochs.length} epochs (trained on ${trainedOn(result.engine)}, frozen part: ${String(engineDetail['name'] ?? 'none')})`
-          : `trained ${result.history.epochs.length} epochs (${trainedOn(result.engine)})`,
+          : `trained ${result.history.epochs.length} epochs (${trainedOn(result.engine)}; no '${validName}' images, so no validation metrics)`,
     };
   } finally {
     for (const r of readers) await r.close();

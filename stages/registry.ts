@@ -13,11 +13,12 @@ import { provisionStage } from './provision.js';
 import { finetuneVgg16Stage } from './finetune-vgg16.js';
 import { finetuneStage } from './finetune.js';
 import { evaluateStage } from './evaluate.js';
+import { predictStage } from './predict.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyStage = Stage<any>;
 
-const stages: readonly AnyStage[] = [commandStage, provisionStage, fetchKaggleStage, imagesStage, synthImagesStage, splitStage, finetuneVgg16Stage, finetuneStage, evaluateStage, reportStage];
+const stages: readonly AnyStage[] = [commandStage, provisionStage, fetchKaggleStage, imagesStage, synthImagesStage, splitStage, finetuneVgg16Stage, finetuneStage, evaluateStage, predictStage, reportStage];
 
 export const registry: ReadonlyMap<string, AnyStage> = new Map(stages.map((s) => [s.name, s]));
 

@@ -1,20 +1,28 @@
 // `uses: split`: labelled images -> the Keras/fast.ai layout: train/<class>/, valid/<class>/,
 // sample/train/<class>/, sample/valid/<class>/, test/unknown/ as hard links into the input
-// artifact, plus split.json (the model and report stages read it). Every image is decoded once;
-// files that do not decode are left out and listed with the decoder's reason. Deterministic:
-// files are sorted before a seeded shuffle, so the same input and seed give byte-identical
-// split.json whatever order the file system lists them in.
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+// artifact, plus split.json (the dataset contract: dataset-contract.ts). `layout: random` splits
+// one labelled folder by seed; `layout: folders` keeps given train/valid folders as they are.
+// Every image is decoded once; files that do not decode are left out and listed with the
+// decoder's reason; images byte-identical in train and valid are reported (and left out of
+// valid). Deterministic: files are sorted before a seeded shuffle, so the same input and seed
+// give byte-identical split.json whatever order the file system lists them in.
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
-import { mapLimit } from '../runner/hash-files.js';
+import type { DatasetSplit } from './dataset-contract.js';
 import { apportion, byCodePoint, makeRng, shuffle } from './random.js';
+import { byClass, isDir, labelByFolder, labelByName, listImages, normaliseSub, requireDir, type Excluded, type Found } from './split/find.js';
+import { findDuplicates } from './split/duplicates.js';
+import { decodeCheck, writeLinks } from './split/io.js';
 
 export { apportion, byCodePoint, makeRng, shuffle };
 
 export interface SplitParams {
   from: string;
+  /** Absent: 'random'. No schema default, so that pipelines written before it keep their cache keys. */
+  layout?: 'random' | 'folders';
+  folders?: { train?: string; valid?: string; test?: string };
   label_from: 'filename' | 'folder';
   label_pattern: string;
   valid: number;
@@ -23,100 +31,50 @@ export interface SplitParams {
   stratify: boolean;
   seed: number;
   extensions: string[];
+  /** Absent: true. */
+  dedupe?: boolean;
 }
 
-/** The split.json written by this stage (version 1). */
-export interface SplitFile {
-  readonly version: 1;
-  readonly classes: string[];
-  readonly seed: number;
-  readonly counts: {
-    train: Record<string, number>;
-    valid: Record<string, number>;
-    'sample/train': Record<string, number>;
-    'sample/valid': Record<string, number>;
-    test: number;
+type SetName = 'train' | 'valid' | 'sample/train' | 'sample/valid';
+
+/** The split.json this stage writes: the dataset contract with every set and count filled in. */
+export type SplitFile = DatasetSplit &
+  Required<Pick<DatasetSplit, 'seed' | 'excluded'>> & {
+    readonly counts: Record<SetName, Record<string, number>> & { test: number };
+    readonly files: Record<SetName | 'test', string[]>;
   };
-  readonly files: { train: string[]; valid: string[]; 'sample/train': string[]; 'sample/valid': string[]; test: string[] };
-  readonly excluded: { file: string; reason: string }[];
-}
-
-/** Decodes in flight: measured best at 3-4 on two cores (sharp runs one thread per call). */
-const DECODE_CONCURRENCY = 4;
-
-// ---- finding the files ----
-
-interface Found {
-  /** Path in the input artifact, '/'-separated. */
-  readonly file: string;
-  readonly cls: string;
-  /** File name in the class folder of the output. */
-  readonly outName: string;
-}
-
-function isHidden(name: string): boolean {
-  return name.startsWith('.') || name === '__MACOSX';
-}
-
-/** Image files under `dir` (relative to `base`), sorted; `skip` is a base-relative folder left out. */
-async function listImages(base: string, dir: string, exts: ReadonlySet<string>, skip?: string): Promise<string[]> {
-  const out: string[] = [];
-  const stack = [dir];
-  while (stack.length) {
-    const rel = stack.pop()!;
-    const entries = await readdir(path.join(base, rel), { withFileTypes: true });
-    for (const e of entries) {
-      if (isHidden(e.name)) continue;
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) {
-        if (r !== skip) stack.push(r);
-      } else if (e.isFile() && exts.has(path.posix.extname(e.name).slice(1).toLowerCase())) {
-        out.push(r);
-      }
-    }
-  }
-  return out.sort(byCodePoint);
-}
-
-function safeSegment(name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\\') && !name.includes('\0');
-}
-
-async function requireDir(base: string, rel: string, what: string): Promise<void> {
-  let isDir = false;
-  try {
-    isDir = (await stat(path.join(base, rel))).isDirectory();
-  } catch {
-    // reported below
-  }
-  if (!isDir) {
-    const top = (await readdir(base, { withFileTypes: true })).filter((e) => e.isDirectory() && !isHidden(e.name)).map((e) => e.name).sort(byCodePoint);
-    throw new StageError(`split: the input has no folder '${rel}' (${what})`, top.length ? `its folders: ${top.slice(0, 20).join(', ')}` : 'it has no folders');
-  }
-}
-
-function normaliseSub(p: string): string {
-  const n = path.posix.normalize(p.replace(/\\/g, '/')).replace(/^\.\/?/, '').replace(/\/+$/, '');
-  if (n.startsWith('/') || n === '..' || n.startsWith('../')) throw new StageError(`split: '${p}' must be a folder inside the input`);
-  return n === '.' ? '' : n;
-}
-
-// ---- the stage ----
 
 export const splitStage: Stage<SplitParams> = {
   name: 'split',
   version: 1,
   description:
     'Splits labelled images into train/valid (and a small sample of each, plus an unlabelled test set) in the Keras/fast.ai layout, ' +
-    'one folder per class, as hard links into the input, with split.json. Every image is decoded once: corrupt files are left out and listed.',
+    'one folder per class, as hard links into the input, with split.json; or keeps given train/valid folders (`layout: folders`). ' +
+    'Every image is decoded once: corrupt files are left out and listed. Images byte-identical in train and valid are reported and left out of valid.',
   params: {
     type: 'object',
     additionalProperties: false,
     properties: {
       from: {
-        description: "Folder of the input holding the labelled images (e.g. 'train'); '' is the input's root.",
+        description: "Folder of the input holding the labelled images (e.g. 'train'), or with `layout: folders` the folder holding train/ and valid/; '' is the input's root.",
         type: 'string',
         default: '',
+      },
+      layout: {
+        description:
+          "`random` (default): split the labelled images under `from` by `valid` and `seed`. `folders`: keep the train and valid folders under `from` as they are " +
+          "(one sub-folder per class, as fast.ai's dogscats.zip, Keras' flow_from_directory, torchvision's ImageFolder); `valid` and `label_from` do not apply.",
+        enum: ['random', 'folders'],
+      },
+      folders: {
+        description: "With `layout: folders`: the folders under `from` holding each set. A missing train or valid folder is an empty set (a valid-only dataset evaluates a model on it); a missing test folder is no test set.",
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          train: { description: "Training images, one sub-folder per class (default 'train').", type: 'string', minLength: 1 },
+          valid: { description: "Validation images, one sub-folder per class (default 'valid').", type: 'string', minLength: 1 },
+          test: { description: "Unlabelled test images (default 'test'; fast.ai's dogscats has 'test1'). The `test` param, when given, wins.", type: 'string', minLength: 1 },
+        },
       },
       label_from: {
         description: "'filename': the class is label_pattern's capture group on the file name (cat.123.jpg -> cat); 'folder': the class is the folder under `from`.",
@@ -130,9 +88,9 @@ export const splitStage: Stage<SplitParams> = {
         default: '^([a-z]+)\\.',
       },
       valid: {
-        description: 'Validation images: a count (e.g. 2000) or a fraction of the labelled images (e.g. 0.2).',
+        description: 'Validation images: a count (e.g. 2000; 0 trains on everything, with no validation metrics) or a fraction of the labelled images (e.g. 0.2). `1.0` is refused: write 1 for one image.',
         oneOf: [
-          { type: 'integer', minimum: 1 },
+          { type: 'integer', minimum: 0 },
           { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
         ],
         default: 0.2,
@@ -169,6 +127,10 @@ export const splitStage: Stage<SplitParams> = {
         minItems: 1,
         default: ['jpg', 'jpeg', 'png', 'webp'],
       },
+      dedupe: {
+        description: 'Leave out of valid the images byte-identical (same sha256) to a train image, so validation only sees unseen images (default true). Either way they are listed in split.json.',
+        type: 'boolean',
+      },
     },
   },
   inputs: { images: { kind: 'files', description: 'labelled images (fetch-kaggle, images, synth-images)' } },
@@ -178,132 +140,51 @@ export const splitStage: Stage<SplitParams> = {
     const input = ctx.inputs.images;
     if (!input) throw new StageError("split needs an input 'images'");
     const base = input.dir;
-    const from = normaliseSub(p.from);
-    const testRel = p.test === undefined ? undefined : normaliseSub(p.test);
-    if (testRel === '') throw new StageError("split: `test` must name a folder of the input, not its root");
-    let pattern: RegExp | undefined;
-    if (p.label_from === 'filename') {
-      try {
-        pattern = new RegExp(p.label_pattern);
-      } catch (e) {
-        throw new StageError(`split: label_pattern is not a valid regular expression (${(e as Error).message})`);
-      }
-      if ((new RegExp(`${p.label_pattern}|`).exec('')?.length ?? 1) < 2) throw new StageError(`split: label_pattern '${p.label_pattern}' needs a capture group, e.g. '^([a-z]+)\\.'`);
-    }
+    const folders = p.layout === 'folders';
+    const dedupe = p.dedupe ?? true;
     const exts = new Set(p.extensions.map((e) => e.toLowerCase()));
-    await requireDir(base, from, 'from');
-    if (testRel !== undefined) await requireDir(base, testRel, 'test');
 
     // 1. Find and label.
-    const skip = testRel !== undefined && (from === '' || testRel.startsWith(`${from}/`)) ? testRel : undefined;
-    const candidates = await listImages(base, from, exts, skip);
-    const excluded: { file: string; reason: string }[] = [];
-    const labelled: Found[] = [];
-    const prefix = from ? `${from}/` : '';
-    for (const file of candidates) {
-      const below = file.slice(prefix.length);
-      let cls: string | undefined;
-      let outName: string;
-      if (p.label_from === 'filename') {
-        const m = pattern!.exec(path.posix.basename(below));
-        cls = m?.[1];
-        outName = below.split('/').join('_');
-        if (!cls) {
-          excluded.push({ file, reason: `no label: the file name does not match ${p.label_pattern}` });
-          continue;
-        }
-      } else {
-        const parts = below.split('/');
-        if (parts.length < 2) {
-          excluded.push({ file, reason: 'no label: not in a class folder' });
-          continue;
-        }
-        cls = parts[0]!;
-        outName = parts.slice(1).join('_');
-      }
-      if (!safeSegment(cls)) {
-        excluded.push({ file, reason: `no label: '${cls}' cannot be a folder name` });
-        continue;
-      }
-      labelled.push({ file, cls, outName });
-    }
-    const testFiles = testRel === undefined ? [] : await listImages(base, testRel, exts);
-    if (labelled.length === 0) {
-      throw new StageError(
-        `split: no labelled images under '${from || '.'}' (${candidates.length} image files, none labelled)`,
-        p.label_from === 'filename' ? `label_pattern '${p.label_pattern}' must match the file names; or use label_from: folder` : 'put each class in its own folder under `from`',
-      );
-    }
+    const found = folders ? await findGivenSets(p, base, exts, (m) => ctx.log.info(m)) : await findLabelled(p, base, exts);
+    const { excluded, testFiles, testRel } = found;
+    const labelled = [...found.train, ...found.valid, ...found.pool];
 
     // 2. Decode every image once; leave out what does not decode.
-    const { checkImage } = await import('./vision/decode-check.js');
-    const all = [...labelled.map((f) => f.file), ...testFiles];
-    const bar = ctx.progress('decode check', all.length);
-    const bad = new Map<string, string>();
-    await mapLimit(all, DECODE_CONCURRENCY, async (file) => {
-      if (ctx.signal.aborted) throw new StageError('interrupted');
-      const reason = await checkImage(path.join(base, file));
-      if (reason !== undefined) bad.set(file, reason);
-      bar.tick();
-    });
-    // Decoder messages are only reproducible when nothing else decodes at the same time (see
-    // decode-check.ts): check the failures again, one by one, for the reason that is recorded.
-    for (const file of [...bad.keys()].sort(byCodePoint)) {
-      const reason = await checkImage(path.join(base, file));
-      if (reason === undefined) bad.delete(file);
-      else bad.set(file, reason);
-    }
-    bar.done(`${all.length - bad.size} ok, ${bad.size} corrupt`);
+    const bad = await decodeCheck(ctx, base, [...labelled.map((f) => f.file), ...testFiles]);
     for (const [file, reason] of bad) excluded.push({ file, reason });
-    for (const [file, reason] of [...bad].sort((x, y) => byCodePoint(x[0], y[0])).slice(0, 10)) ctx.log.warn(`left out ${file}: ${reason}`);
-    if (bad.size > 10) ctx.log.warn(`... and ${bad.size - 10} more corrupt files (listed in split.json)`);
+    const good = (list: readonly Found[]) => list.filter((f) => !bad.has(f.file));
 
-    // 3. Group by class (sorted), shuffle with the seed, split.
-    const byClass = new Map<string, Found[]>();
-    for (const f of labelled) {
-      if (bad.has(f.file)) continue;
-      let list = byClass.get(f.cls);
-      if (!list) byClass.set(f.cls, (list = []));
-      list.push(f);
-    }
-    const classes = [...byClass.keys()].sort(byCodePoint);
+    // 3. Classes (sorted); train and valid per class, shuffled with the seed.
+    const classes = [...new Set(good(labelled).map((f) => f.cls))].sort(byCodePoint);
     if (classes.length < 2) {
       throw new StageError(
         `split: found ${classes.length} class${classes.length === 1 ? ` ('${classes[0]}')` : 'es'}: a classifier needs at least two`,
-        p.label_from === 'filename' ? `check label_pattern '${p.label_pattern}' against the file names` : 'each class needs its own folder under `from`',
+        folders || p.label_from === 'folder' ? 'each class needs its own folder' : `check label_pattern '${p.label_pattern}' against the file names`,
       );
     }
     const rng = makeRng(p.seed);
-    const perClass = classes.map((c) => shuffle(byClass.get(c)!, rng)); // each already in path order
-    const sizes = perClass.map((l) => l.length);
-    const total = sizes.reduce((s, n) => s + n, 0);
-    if (!(p.valid > 0) || (p.valid >= 1 && !Number.isInteger(p.valid))) throw new StageError(`split: valid must be a count (1, 2, ...) or a fraction between 0 and 1, not ${p.valid}`);
-    const validTotal = p.valid >= 1 ? p.valid : Math.round(p.valid * total);
-    if (validTotal < 1) throw new StageError(`split: valid ${p.valid} of ${total} images is less than one image`);
-    if (validTotal >= total) throw new StageError(`split: valid asks for ${validTotal} images but only ${total} labelled images decode (none would be left to train on)`);
-
-    const train: Found[][] = [];
-    const valid: Found[][] = [];
-    if (p.stratify) {
-      const want = apportion(validTotal, sizes);
-      classes.forEach((c, i) => {
-        const n = sizes[i]!;
-        const v = want[i]!;
-        if (v >= n) throw new StageError(`split: class '${c}' has ${n} images: holding out ${v} for validation would leave none to train on`, 'lower `valid`');
-        valid.push(perClass[i]!.slice(0, v));
-        train.push(perClass[i]!.slice(v));
-      });
+    let train: Found[][];
+    let valid: Found[][];
+    if (folders) {
+      train = byClass(good(found.train), classes).map((l) => shuffle(l, rng));
+      valid = byClass(good(found.valid), classes).map((l) => shuffle(l, rng));
     } else {
-      const pooled = shuffle(perClass.flat().sort((x, y) => byCodePoint(x.file, y.file)), rng);
-      const v = new Set(pooled.slice(0, validTotal));
-      classes.forEach((_c, i) => {
-        valid.push(perClass[i]!.filter((f) => v.has(f)));
-        train.push(perClass[i]!.filter((f) => !v.has(f)));
-      });
+      ({ train, valid } = randomSplit(p, byClass(good(found.pool), classes).map((l) => shuffle(l, rng)), classes, rng));
     }
+
+    // 4. Byte-identical images in train and valid: reported, and left out of valid unless dedupe: false.
+    const duplicates = await findDuplicates(base, train.flat(), valid.flat());
+    const dupValid = new Set(duplicates.flatMap((d) => d.valid));
+    if (dupValid.size) {
+      ctx.log.warn(`${dupValid.size} valid image${dupValid.size === 1 ? ' is' : 's are'} byte-identical to train images (listed in split.json): ${dedupe ? 'left out of valid (dedupe: false keeps them)' : 'kept in valid (dedupe: false)'}`);
+      if (dedupe) valid = valid.map((l) => l.filter((f) => !dupValid.has(f.file)));
+    }
+
     // Samples come from the split's own train and valid sets (as the lesson), in shuffled order.
-    const drawSample = (from: Found[][], size: number, name: string): Found[][] => {
+    const drawSample = (from: Found[][], asked: number, name: string): Found[][] => {
       const have = from.reduce((s, l) => s + l.length, 0);
+      // An empty set has an empty sample; given folders are as large as they are.
+      const size = have === 0 || folders ? Math.min(asked, have) : asked;
       if (size > have) throw new StageError(`split: sample.${name} asks for ${size} images but ${name} has ${have}`, `lower sample.${name}, or valid`);
       if (p.stratify) {
         const want = apportion(size, from.map((l) => l.length));
@@ -316,10 +197,10 @@ export const splitStage: Stage<SplitParams> = {
     const sampleTrain = drawSample(train, p.sample.train, 'train');
     const sampleValid = drawSample(valid, p.sample.valid, 'valid');
 
-    // 4. Lay out the links.
+    // 5. Lay out the links.
     const links: [string, string][] = [];
-    const files: SplitFile['files'] = { train: [], valid: [], 'sample/train': [], 'sample/valid': [], test: [] };
-    const counts: SplitFile['counts'] = { train: {}, valid: {}, 'sample/train': {}, 'sample/valid': {}, test: 0 };
+    const files = { train: [] as string[], valid: [] as string[], 'sample/train': [] as string[], 'sample/valid': [] as string[], test: [] as string[] };
+    const counts = { train: {} as Record<string, number>, valid: {} as Record<string, number>, 'sample/train': {} as Record<string, number>, 'sample/valid': {} as Record<string, number>, test: 0 };
     const place = (set: 'train' | 'valid' | 'sample/train' | 'sample/valid', groups: Found[][]): void => {
       const seen = new Set<string>();
       classes.forEach((c, i) => {
@@ -350,26 +231,29 @@ export const splitStage: Stage<SplitParams> = {
     }
     files.test.sort(byCodePoint);
     counts.test = files.test.length;
-
-    const dirs = new Set(links.map(([, rel]) => path.posix.dirname(rel)));
-    for (const d of dirs) await mkdir(path.join(ctx.outDir, d), { recursive: true });
-    const { linkOrCopy } = await import('./images.js');
-    const linkBar = ctx.progress('link', links.length);
-    let copies = 0;
-    await mapLimit(links, 16, async ([src, rel]) => {
-      if ((await linkOrCopy(path.join(base, src), path.join(ctx.outDir, rel))) === 'copy') copies++;
-      linkBar.tick();
-    });
-    linkBar.done(copies ? `${copies} copied (another device)` : undefined);
+    await writeLinks(ctx, base, links);
 
     excluded.sort((x, y) => byCodePoint(x.file, y.file));
-    const split: SplitFile = { version: 1, classes, seed: p.seed, counts, files, excluded };
+    // Fields beyond the first version's are written only when they say something, so a split
+    // made before them is byte-identical (and what was trained on it stays cached).
+    const split: SplitFile = {
+      version: 1,
+      classes,
+      ...(folders ? { layout: 'folders' as const } : {}),
+      seed: p.seed,
+      counts,
+      files,
+      excluded,
+      ...(duplicates.length ? { duplicates, dedupe } : {}),
+    };
     await writeFile(path.join(ctx.outDir, 'split.json'), `${JSON.stringify(split, null, 2)}\n`);
 
     const n = (set: keyof typeof files): number => files[set].length;
+    const dupNote = dupValid.size ? `; ${dupValid.size} duplicate${dupValid.size === 1 ? '' : 's'} of train images ${dedupe ? 'left out of' : 'kept in'} valid` : '';
     return {
       meta: {
         classes,
+        layout: folders ? 'folders' : 'random',
         train: n('train'),
         valid: n('valid'),
         sample_train: n('sample/train'),
@@ -377,8 +261,114 @@ export const splitStage: Stage<SplitParams> = {
         test: n('test'),
         excluded: excluded.length,
         corrupt: bad.size,
+        duplicates: dupValid.size,
       },
-      summary: `${classes.length} classes (${classes.join(', ')}): train ${n('train')}, valid ${n('valid')}, sample ${n('sample/train')}/${n('sample/valid')}, test ${n('test')}; ${excluded.length} left out`,
+      summary: `${classes.length} classes (${classes.join(', ')}): train ${n('train')}, valid ${n('valid')}, sample ${n('sample/train')}/${n('sample/valid')}, test ${n('test')}; ${excluded.length} left out${dupNote}`,
     };
   },
 };
+
+interface FoundSets {
+  /** layout: folders: the given sets. */
+  readonly train: Found[];
+  readonly valid: Found[];
+  /** layout: random: the labelled images to split. */
+  readonly pool: Found[];
+  readonly testFiles: string[];
+  readonly testRel: string | undefined;
+  readonly excluded: Excluded[];
+}
+
+/** layout: random: the labelled images under `from` (by file name or class folder) and the test folder. */
+async function findLabelled(p: SplitParams, base: string, exts: ReadonlySet<string>): Promise<FoundSets> {
+  const from = normaliseSub(p.from);
+  const testRel = p.test === undefined ? undefined : normaliseSub(p.test);
+  if (testRel === '') throw new StageError('split: `test` must name a folder of the input, not its root');
+  let pattern: RegExp | undefined;
+  if (p.label_from === 'filename') {
+    try {
+      pattern = new RegExp(p.label_pattern);
+    } catch (e) {
+      throw new StageError(`split: label_pattern is not a valid regular expression (${(e as Error).message})`);
+    }
+    if ((new RegExp(`${p.label_pattern}|`).exec('')?.length ?? 1) < 2) throw new StageError(`split: label_pattern '${p.label_pattern}' needs a capture group, e.g. '^([a-z]+)\\.'`);
+  }
+  await requireDir(base, from, 'from');
+  if (testRel !== undefined) await requireDir(base, testRel, 'test');
+  const skip = testRel !== undefined && (from === '' || testRel.startsWith(`${from}/`)) ? new Set([testRel]) : new Set<string>();
+  const candidates = await listImages(base, from, exts, skip);
+  const excluded: Excluded[] = [];
+  const pool = pattern ? labelByName(candidates, from, pattern, p.label_pattern, excluded) : labelByFolder(candidates, from, excluded);
+  if (pool.length === 0) {
+    throw new StageError(
+      `split: no labelled images under '${from || '.'}' (${candidates.length} image files, none labelled)`,
+      p.label_from === 'filename' ? `label_pattern '${p.label_pattern}' must match the file names; or use label_from: folder` : 'put each class in its own folder under `from`',
+    );
+  }
+  const testFiles = testRel === undefined ? [] : await listImages(base, testRel, exts);
+  return { train: [], valid: [], pool, testFiles, testRel, excluded };
+}
+
+/** layout: folders: the given train and valid folders (one sub-folder per class) and the test folder. */
+async function findGivenSets(p: SplitParams, base: string, exts: ReadonlySet<string>, log: (m: string) => void): Promise<FoundSets> {
+  const from = normaliseSub(p.from);
+  await requireDir(base, from, 'from');
+  const under = (name: string, what: string): string => {
+    const rel = normaliseSub(name, what);
+    if (rel === '') throw new StageError(`split: ${what} must name a folder inside '${from || '.'}', not the folder itself`);
+    return from ? `${from}/${rel}` : rel;
+  };
+  const trainRel = under(p.folders?.train ?? 'train', 'folders.train');
+  const validRel = under(p.folders?.valid ?? 'valid', 'folders.valid');
+  let testRel: string | undefined;
+  if (p.test !== undefined) {
+    testRel = normaliseSub(p.test, 'test');
+    await requireDir(base, testRel, 'test');
+  } else if (p.folders?.test !== undefined) {
+    testRel = under(p.folders.test, 'folders.test');
+    await requireDir(base, testRel, 'folders.test', from);
+  } else if (await isDir(base, under('test', 'folders.test'))) {
+    testRel = under('test', 'folders.test');
+  }
+  const [hasTrain, hasValid] = [await isDir(base, trainRel), await isDir(base, validRel)];
+  if (!hasTrain && !hasValid) await requireDir(base, trainRel, 'layout: folders needs a train or a valid folder', from);
+  if (!hasTrain) log(`split: no folder '${trainRel}': the dataset has no train set (it can evaluate a model, not train one)`);
+  if (!hasValid) log(`split: no folder '${validRel}': the dataset has no valid set`);
+  const excluded: Excluded[] = [];
+  const list = async (rel: string, has: boolean) => (has ? labelByFolder(await listImages(base, rel, exts), rel, excluded) : []);
+  const train = await list(trainRel, hasTrain);
+  const valid = await list(validRel, hasValid);
+  if (train.length + valid.length === 0) throw new StageError(`split: no images in class folders under '${trainRel}' or '${validRel}'`, 'put each class in its own folder: train/cats/1.jpg, valid/dogs/2.jpg');
+  const testFiles = testRel === undefined ? [] : await listImages(base, testRel, exts);
+  return { train, valid, pool: [], testFiles, testRel, excluded };
+}
+
+/** layout: random: hold out `valid` images (a count, 0, or a fraction), per class or from the pool. */
+function randomSplit(p: SplitParams, perClass: Found[][], classes: readonly string[], rng: () => number): { train: Found[][]; valid: Found[][] } {
+  const sizes = perClass.map((l) => l.length);
+  const total = sizes.reduce((s, n) => s + n, 0);
+  if (!(p.valid >= 0) || (p.valid >= 1 && !Number.isInteger(p.valid))) throw new StageError(`split: valid must be a count (0, 1, 2, ...) or a fraction between 0 and 1, not ${p.valid}`);
+  const validTotal = p.valid >= 1 || p.valid === 0 ? p.valid : Math.round(p.valid * total);
+  if (validTotal < 1 && p.valid !== 0) throw new StageError(`split: valid ${p.valid} of ${total} images is less than one image`);
+  if (validTotal >= total) throw new StageError(`split: valid asks for ${validTotal} images but only ${total} labelled images decode (none would be left to train on)`);
+  const train: Found[][] = [];
+  const valid: Found[][] = [];
+  if (p.stratify) {
+    const want = apportion(validTotal, sizes);
+    classes.forEach((c, i) => {
+      const n = sizes[i]!;
+      const v = want[i]!;
+      if (v >= n) throw new StageError(`split: class '${c}' has ${n} images: holding out ${v} for validation would leave none to train on`, 'lower `valid`');
+      valid.push(perClass[i]!.slice(0, v));
+      train.push(perClass[i]!.slice(v));
+    });
+  } else {
+    const pooled = shuffle(perClass.flat().sort((x, y) => byCodePoint(x.file, y.file)), rng);
+    const v = new Set(pooled.slice(0, validTotal));
+    perClass.forEach((l) => {
+      valid.push(l.filter((f) => v.has(f)));
+      train.push(l.filter((f) => !v.has(f)));
+    });
+  }
+  return { train, valid };
+}

@@ -10,7 +10,7 @@ import { STYLE } from './style.js';
 
 export type ThumbnailLookup = (file: string) => ThumbnailResult;
 
-const CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
+export const CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
 
 export function renderHtml(data: ReportData, thumb: ThumbnailLookup): string {
   const m = data.metrics;

@@ -12,30 +12,17 @@ import type { Progress } from '../../runner/types.js';
 import type { FrozenEngine } from './frozen.js';
 import { loadBatches, type Fit, type PreprocessMode } from './images.js';
 import type { DerivedFn } from './tfjs-engine.js';
+import { readSplitFile, type DatasetSplit } from '../dataset-contract.js';
 
 /** Bump when the feature file layout or its computation changes. */
 const FEATURES_VERSION = 1;
 
-export interface SplitJson {
-  readonly version: number;
-  readonly classes: readonly string[];
-  readonly files: Readonly<Record<string, readonly string[]>>;
-  readonly seed?: number;
-  readonly counts?: unknown;
-}
+/** The dataset artifact's split.json (the dataset contract: ../dataset-contract.ts). */
+export type SplitJson = DatasetSplit;
 
-/** The dataset artifact's split.json. */
+/** The dataset artifact's split.json, checked against the dataset contract. */
 export async function readSplit(datasetDir: string): Promise<SplitJson> {
-  const file = path.join(datasetDir, 'split.json');
-  let json: SplitJson;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8')) as SplitJson;
-  } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  if (!Array.isArray(json.classes) || json.classes.length < 2) throw new Error(`${file}: 'classes' must list at least two classes`);
-  if (typeof json.files !== 'object' || json.files === null) throw new Error(`${file}: no 'files'`);
-  return json;
+  return readSplitFile(datasetDir);
 }
 
 /** The class index of a dataset-relative file (its folder), or -1 (e.g. test/unknown). */
@@ -46,7 +33,7 @@ export function labelOf(rel: string, classes: readonly string[]): number {
 }
 
 export function splitFiles(split: SplitJson, name: string): readonly string[] {
-  return split.files[name] ?? [];
+  return (split.files as Readonly<Record<string, readonly string[] | undefined>>)[name] ?? [];
 }
 
 export interface PreprocessSpec {

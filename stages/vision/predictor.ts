@@ -1,0 +1,134 @@
+// A trained model's class probabilities for a list of images: the frozen part's outputs from
+// the same derived cache entries as finetune's (same key: images the model was trained or
+// evaluated on cost nothing), then the trained head; with nothing frozen, the whole network
+// straight from the images. The engine choice (ONNX where it loads and converts, else tfjs)
+// is made once, by openFrozenEngine. Used by `evaluate` and `predict`.
+import path from 'node:path';
+import type * as TF from '@tensorflow/tfjs';
+import type { Progress } from '../../runner/types.js';
+import { asStageError, frozenBatchSize } from '../finetune-flow.js';
+import type { Tf } from './backend.js';
+import type { FrozenEngine } from './frozen.js';
+import type { ModelArtifact } from './model-artifact.js';
+import type { DerivedFn, EnginePref } from './tfjs-engine.js';
+
+export interface PredictorOptions {
+  readonly tf: Tf;
+  readonly model: TF.LayersModel;
+  readonly artifact: ModelArtifact;
+  readonly engine: EnginePref;
+  /** The tfjs backend that loaded, for the engine's detail. */
+  readonly backend: string;
+  readonly derived: DerivedFn;
+  readonly progress: (label: string, total?: number) => Progress;
+  readonly log: (message: string) => void;
+  readonly warn: (message: string) => void;
+  readonly signal: AbortSignal;
+  /** The stage's workDir: an interrupted frozen pass resumes from there. */
+  readonly workDir: string;
+}
+
+/** Images to predict: files relative to `dir`, an artifact with content hash `contentHash`. */
+export interface ImageSet {
+  /** The set's name in the feature cache key ('valid', 'test', a folder). */
+  readonly name: string;
+  readonly dir: string;
+  readonly contentHash: string;
+  readonly files: readonly string[];
+}
+
+export class Predictor {
+  /** What computed the frozen part (or the whole model): 'onnx', 'tfjs', or 'none' before any run. */
+  engineName = 'none';
+  private frozen: FrozenEngine | undefined;
+
+  constructor(private readonly o: PredictorOptions) {}
+
+  /** Probabilities per file, in file order: `files.length` rows of `classes.length`. */
+  async predict(set: ImageSet, batchSize: number): Promise<Float32Array[]> {
+    const out: Float32Array[] = [];
+    if (set.files.length === 0) return out;
+    const width = this.o.artifact.classes.length;
+    const rows = (probs: Float32Array, count: number): void => {
+      for (let i = 0; i < count; i++) out.push(probs.slice(i * width, (i + 1) * width));
+    };
+    const cut = this.o.artifact.finetune.cut;
+    if (cut) {
+      const { tf, model } = this.o;
+      const { frozenFingerprint, cachedFeatures, FeatureReader } = await import('./features.js');
+      const { headModel } = await import('./train.js');
+      const pre = this.o.artifact.preprocess;
+      const features = await cachedFeatures({
+        derived: this.o.derived,
+        frozen: frozenFingerprint(model, cut),
+        cut,
+        architecture: this.o.artifact.finetune.architecture,
+        datasetHash: set.contentHash,
+        datasetDir: set.dir,
+        split: set.name,
+        files: set.files,
+        preprocess: pre,
+        engine: async () => (this.frozen ??= await this.open(model, cut, { backend: this.o.backend })),
+        batchSize: frozenBatchSize(pre.size),
+        progress: this.o.progress,
+        log: this.o.log,
+        signal: this.o.signal,
+        resumeDir: path.join(this.o.workDir, 'features'),
+      }).catch(asStageError);
+      this.engineName = String(features.index.engine['name'] ?? this.engineName);
+      const head = headModel(tf, model, cut);
+      const reader = await FeatureReader.open(features);
+      const runner = await this.open(head, head.layers[head.layers.length - 1]!.name);
+      try {
+        for (let s = 0; s < set.files.length; s += batchSize) {
+          const idx = Array.from({ length: Math.min(batchSize, set.files.length - s) }, (_, i) => s + i);
+          rows(await runner.run(await reader.rows(idx), idx.length), idx.length);
+        }
+      } finally {
+        await runner.dispose();
+        await reader.close();
+      }
+      return out;
+    }
+    // Nothing frozen: the whole network from the images.
+    const { loadBatches } = await import('./images.js');
+    const pre = this.o.artifact.preprocess;
+    const bar = this.o.progress(`predict: ${set.name}`, set.files.length);
+    const runner = await this.open(this.o.model, this.o.model.layers[this.o.model.layers.length - 1]!.name);
+    const batches = loadBatches(
+      set.files.map((f) => path.join(set.dir, f)),
+      { size: pre.size, fit: pre.fit, preprocess: pre.mode, batchSize: frozenBatchSize(pre.size), signal: this.o.signal, reuseBuffers: true },
+    );
+    try {
+      for await (const b of batches) {
+        rows(await runner.run(b.data, b.count), b.count);
+        bar.update(b.start + b.count);
+      }
+    } catch (e) {
+      asStageError(e);
+    } finally {
+      await runner.dispose();
+    }
+    bar.done();
+    this.engineName = runner.name;
+    return out;
+  }
+
+  async dispose(): Promise<void> {
+    await this.frozen?.dispose();
+    this.frozen = undefined;
+  }
+
+  // The trained part (or the whole model when nothing is frozen) runs through the same engine
+  // choice as the frozen part: ONNX where it converts (a block5 head is 2.8 GFLOP per image), else tfjs.
+  private async open(net: TF.LayersModel, cut: string, backendDetail?: Record<string, unknown>): Promise<FrozenEngine> {
+    const { openFrozenEngine } = await import('./tfjs-engine.js');
+    return openFrozenEngine(this.o.tf, net, cut, {
+      engine: this.o.engine,
+      log: this.o.log,
+      warn: this.o.warn,
+      derived: this.o.derived,
+      ...(backendDetail ? { backendDetail } : {}),
+    });
+  }
+}

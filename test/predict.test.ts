@@ -1,0 +1,138 @@
+// predict on a model fine-tuned here (tiny VGG, generated images): predictions.csv in the
+// model's class order, corrupt files left out and listed, the picture page, and the frozen
+// outputs shared with finetune and evaluate (a folder they saw costs no frozen pass).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { StageError, type Artifact } from '../runner/types.js';
+import { predictStage, type PredictParams } from '../stages/predict.js';
+import { evaluateStage, type EvaluateParams } from '../stages/evaluate.js';
+import { finetuneVgg16Stage, type FinetuneVgg16Params } from '../stages/finetune-vgg16.js';
+import { artifactFromDir, makeTestContext, type TestContext } from './helpers/stage-context.js';
+import { writeSyntheticSplit } from './helpers/tiny-vgg.js';
+
+let root: string;
+let derivedRoot: string;
+let dataset: Artifact;
+let model: Artifact;
+let finetuneCtx: TestContext<FinetuneVgg16Params>;
+let files: Record<string, string[]>;
+
+before(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'pipe-predict-'));
+  derivedRoot = path.join(root, 'derived');
+  await mkdir(derivedRoot);
+  const dsDir = path.join(root, 'dataset');
+  ({ files } = await writeSyntheticSplit(dsDir, { train: 24, valid: 12, test: 6, seed: 11 }));
+  dataset = artifactFromDir(dsDir, 'dataset', 'split');
+  const params: FinetuneVgg16Params = {
+    weights: 'none',
+    architecture: 'tiny-vgg',
+    input_size: 32,
+    trainable: 'predictions',
+    fit: 'fill',
+    use_sample: false,
+    epochs: 4,
+    batch_size: 8,
+    learning_rate: 0.01,
+    lr_schedule: 'constant',
+    optimizer: 'adam',
+    seed: 2,
+    validate_every_epoch: false,
+    backend: 'wasm',
+    engine: 'tfjs',
+  };
+  finetuneCtx = await makeTestContext(params, { inputs: { dataset }, derivedRoot });
+  await finetuneVgg16Stage.run(finetuneCtx);
+  model = artifactFromDir(finetuneCtx.outDir, 'model', 'finetune');
+});
+after(async () => {
+  await finetuneCtx.cleanup();
+  await rm(root, { recursive: true, force: true });
+});
+
+const PARAMS: PredictParams = { from: '', batch_size: 5, top_k: 3, extensions: ['jpg', 'jpeg', 'png', 'webp'], backend: 'wasm', engine: 'tfjs' };
+
+async function predict(images: Artifact, over: Partial<PredictParams> = {}): Promise<TestContext<PredictParams> & { summary: string; meta: Record<string, unknown> }> {
+  const ctx = await makeTestContext<PredictParams>({ ...PARAMS, ...over }, { inputs: { model, images }, derivedRoot });
+  try {
+    const r = await predictStage.run(ctx);
+    return Object.assign(ctx, { summary: r?.summary ?? '', meta: r?.meta ?? {} });
+  } catch (e) {
+    await ctx.cleanup();
+    throw e;
+  }
+}
+
+function parseCsv(text: string): string[][] {
+  return text.trim().split('\n').map((l) => l.split(','));
+}
+
+test('predict on a folder of new photos: predictions.csv in class order, corrupt files left out and listed, the picture page', async () => {
+  const dir = path.join(root, 'new-photos');
+  await mkdir(path.join(dir, 'batch1'), { recursive: true });
+  for (const f of files['test']!) await copyFile(path.join(dataset.dir, f), path.join(dir, 'batch1', path.basename(f)));
+  await writeFile(path.join(dir, 'batch1', 'broken.jpg'), 'not a jpeg');
+  await writeFile(path.join(dir, 'notes.txt'), 'ignored');
+  const ctx = await predict(artifactFromDir(dir, 'files', 'images'));
+  try {
+    const rows = parseCsv(await readFile(path.join(ctx.outDir, 'predictions.csv'), 'utf8'));
+    assert.deepEqual(rows[0], ['file', 'predicted', 'p_cat', 'p_dog']);
+    assert.deepEqual(rows.slice(1).map((r) => r[0]), ['batch1/1.jpg', 'batch1/2.jpg', 'batch1/3.jpg', 'batch1/4.jpg', 'batch1/5.jpg', 'batch1/6.jpg']);
+    for (const r of rows.slice(1)) {
+      const [pc, pd] = [Number(r[2]), Number(r[3])];
+      assert.ok(Math.abs(pc + pd - 1) < 1e-4, r.join());
+      assert.equal(r[1], pc >= pd ? 'cat' : 'dog');
+    }
+    const summary = JSON.parse(await readFile(path.join(ctx.outDir, 'predict.json'), 'utf8')) as { count: number; excluded: { file: string; reason: string }[]; per_class: Record<string, number> };
+    assert.equal(summary.count, 6);
+    assert.deepEqual(summary.excluded.map((e) => e.file), ['batch1/broken.jpg']);
+    assert.ok(summary.excluded[0]!.reason.length > 0);
+    assert.equal(summary.per_class['cat']! + summary.per_class['dog']!, 6);
+    const page = await readFile(path.join(ctx.outDir, 'predictions.html'), 'utf8');
+    assert.match(page, /Predicted cat \(\d+, most confident first\)/);
+    assert.match(page, /Least confident/);
+    assert.equal((page.match(/<img src="data:image\/jpeg;base64,/g) ?? []).length, Math.min(3, summary.per_class['cat']!) + Math.min(3, summary.per_class['dog']!) + 3);
+    assert.match(page, /1 left out \(corrupt: listed in predict\.json\)/);
+    assert.match(ctx.summary, /^6 images predicted \(cat \d, dog \d\); 1 corrupt left out$/);
+  } finally {
+    await ctx.cleanup();
+  }
+});
+
+test("predict on a dataset's valid folder: finetune's frozen outputs reused, the same probabilities as evaluate", async () => {
+  const ctx = await predict(dataset, { from: 'valid' });
+  try {
+    assert.equal(ctx.builds.get('features'), undefined, 'no frozen pass: finetune computed valid/ already');
+    assert.ok(ctx.logs.some((l) => /frozen outputs: valid: 24 images from the cache/.test(l)), ctx.logs.join('\n'));
+    const ours = parseCsv(await readFile(path.join(ctx.outDir, 'predictions.csv'), 'utf8')).slice(1);
+    const evalParams: EvaluateParams = { on: 'valid', gate: {}, clip: [0.05, 0.95], top_n: 2, batch_size: 7, backend: 'wasm', engine: 'tfjs' };
+    const ev = await makeTestContext(evalParams, { inputs: { model, dataset }, derivedRoot });
+    try {
+      await evaluateStage.run(ev);
+      const theirs = parseCsv(await readFile(path.join(ev.outDir, 'predictions.csv'), 'utf8')).slice(1);
+      assert.equal(ours.length, 24);
+      assert.deepEqual(
+        ours.map((r) => [`valid/${r[0]}`, r[1], r[2], r[3]]),
+        theirs.map((r) => [r[0], r[4], r[2], r[3]]),
+      );
+    } finally {
+      await ev.cleanup();
+    }
+  } finally {
+    await ctx.cleanup();
+  }
+});
+
+test('predict: clear errors for a missing folder, no images, and the wrong kind of input', async () => {
+  await assert.rejects(predict(dataset, { from: 'nope' }), (e: Error) => e instanceof StageError && /^predict: the input has no folder 'nope' \(from\)/.test(e.message) && /its folders: sample|test|train|valid/.test(e.hint ?? ''));
+  const empty = path.join(root, 'empty');
+  await mkdir(path.join(empty, 'docs'), { recursive: true });
+  await writeFile(path.join(empty, 'docs', 'a.txt'), 'x');
+  await assert.rejects(predict(artifactFromDir(empty, 'files')), /predict: no images under '\.' of the input/);
+  await assert.rejects(predict(model), /input 'images' is a model artifact \(from 'finetune'\): it needs photos/);
+  assert.deepEqual(predictStage.reads?.(PARAMS, 'images'), undefined);
+  assert.deepEqual(predictStage.reads?.({ ...PARAMS, from: 'test/' }, 'images'), ['test/**']);
+});
