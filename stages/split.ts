@@ -46,7 +46,10 @@ export type SplitFile = DatasetSplit &
 
 export const splitStage: Stage<SplitParams> = {
   name: 'split',
-  version: 1,
+  // 2: byte-identical train/valid images are left out of valid (version 1 kept them). A bump
+  // re-splits once; where the data has no such pairs the dataset's bytes, and so its content
+  // hash, are unchanged and what was trained on it stays cached.
+  version: 2,
   description:
     'Splits labelled images into train/valid (and a small sample of each, plus an unlabelled test set) in the Keras/fast.ai layout, ' +
     'one folder per class, as hard links into the input, with split.json; or keeps given train/valid folders (`layout: folders`). ' +
