@@ -205,7 +205,7 @@ test('valid: 1.0 is refused where it is written, naming both readings; 1, 0 and 
   for (const ok of ['1', '0', '0.5', '2000']) assert.deepEqual(await check(ok), [], ok);
 });
 
-test('the new params have no schema defaults: pipelines written before them keep their split key (and finetune stays cached)', () => {
+test('the new params have no schema defaults (a default would change the key of every split written before them)', () => {
   const props = splitStage.params.properties as Record<string, { default?: unknown; description?: string }>;
   for (const name of ['layout', 'folders', 'dedupe']) {
     assert.equal(props[name]?.default, undefined, `${name} must not have a schema default: defaults go into the cache key`);
