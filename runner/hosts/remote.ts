@@ -5,13 +5,13 @@
 import { mkdtemp, writeFile, rm, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Artifact, Logger, Progress, StageResult } from '../types.js';
 import { StageError } from '../types.js';
 import { decodeLine, type Job } from './job.js';
 import { rsyncDown, rsyncUp, shq, sshRun, type SshTarget } from './ssh.js';
 import { hashOf } from '../canonical.js';
 import { sparseOf } from '../sparse.js';
+import { installPipe } from './install.js';
 
 /** What the runner needs from a host artifact's host.json (written by `provision`). */
 export interface HostPlacement {
@@ -57,8 +57,6 @@ export interface RemoteRunOptions {
   readonly signal: AbortSignal;
 }
 
-const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-
 export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
   const p = o.placement;
   const where = p.instanceId ? `${p.address} (${p.instanceId})` : p.address;
@@ -83,19 +81,9 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
   };
 
   // pipe itself: an installation named by the host, or this package synced and installed once.
-  let bin: string;
-  if (p.pipePath) bin = path.posix.join(p.pipePath, 'bin/pipe.js');
-  else {
-    const toolDir = path.posix.join(root, 'tool');
-    o.log.info(`syncing pipe to ${where}:${toolDir}`);
-    await sync('syncing pipe to the host', () => rsyncUp(target, PACKAGE_ROOT, toolDir, { signal: o.signal, delete: true, exclude: ['node_modules', '.pipe', '.git', 'test-artifacts'] }));
-    const lock = hashOf(await readFile(path.join(PACKAGE_ROOT, 'package-lock.json'), 'utf8')).slice(0, 16);
-    const install = `cd ${shq(toolDir)} && if [ ! -f node_modules/.pipe-installed-${lock} ]; then npm ci --omit=dev --no-audit --no-fund >&2 && touch node_modules/.pipe-installed-${lock}; fi`;
-    const r = await sshRun(target, install, { signal: o.signal });
-    if (r.exitCode === 255) throw lost('installing pipe');
-    if (r.exitCode !== 0) throw new StageError(`installing pipe on ${where} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
-    bin = path.posix.join(toolDir, 'bin/pipe.js');
-  }
+  const bin = p.pipePath
+    ? path.posix.join(p.pipePath, 'bin/pipe.js')
+    : (await installPipe({ target, where, root, log: o.log, signal: o.signal, sync, lost }, 'cpu')).bin;
 
   // The project (relative paths in params) and the inputs, each input once per content hash.
   const projectDir = path.posix.join(root, 'projects', o.pipelineName);

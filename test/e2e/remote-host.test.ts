@@ -7,7 +7,16 @@ import path from 'node:path';
 import { Rig, REPO, collect } from './rig.js';
 import { startSshd, sshdUnavailable, type Sshd } from '../servers/sshd.js';
 
-function pipeline(sshd: Sshd, workspace: string, opts: { slow?: boolean; remote?: boolean } = {}): string {
+interface PipelineOptions {
+  readonly slow?: boolean;
+  readonly remote?: boolean;
+  /** An existing pipe on the host; default: none, pipe installs itself there (the user's default path). */
+  readonly pipePath?: string;
+  /** More `provision` params (YAML lines, indented under `with:`). */
+  readonly hostParams?: readonly string[];
+}
+
+export function pipeline(sshd: Sshd, workspace: string, opts: PipelineOptions = {}): string {
   const host = {
     provider: 'ssh',
     address: '127.0.0.1',
@@ -15,7 +24,6 @@ function pipeline(sshd: Sshd, workspace: string, opts: { slow?: boolean; remote?
     sshPort: sshd.port,
     sshKey: sshd.userKey,
     workspace,
-    pipePath: REPO,
   };
   const work = opts.slow
     ? 'echo started; sleep 20; echo never > out.txt'
@@ -31,8 +39,7 @@ stages:
       ssh_port: ${host.sshPort}
       ssh_key: ${host.sshKey}
       remote_dir: ${host.workspace}
-      pipe_path: ${host.pipePath}
-      ssh_wait_seconds: 5
+      ssh_wait_seconds: 5${opts.pipePath ? `\n      pipe_path: ${opts.pipePath}` : ''}${(opts.hostParams ?? []).map((l) => `\n      ${l}`).join('')}
   data:
     uses: command
     with: { run: 'echo hello world > data.txt' }
@@ -45,12 +52,17 @@ stages:
     uses: command
     inputs: { t: train }
     with: { run: 'cat "$PIPE_IN_T/out.txt" > copy.txt' }
+  shout:
+    uses: command
+    inputs: { t: train${opts.remote === false ? '' : ', host: gpu'} }
+    ${opts.remote === false ? '' : 'runs_on: gpu'}
+    with: { run: 'tr a-z A-Z < "$PIPE_IN_T/out.txt" > loud.txt' }
 `;
 }
 
 const skip = sshdUnavailable();
 
-test('runs_on: the stage runs on the host over ssh, its artifact equals a local run, nothing is sent twice', { skip }, async () => {
+test('runs_on without pipe_path: pipe installs itself on the host once, the artifact equals a local run, nothing is sent twice', { skip }, async () => {
   const sshd = await startSshd();
   const rig = await Rig.create();
   const local = await Rig.create();
@@ -62,6 +74,9 @@ test('runs_on: the stage runs on the host over ssh, its artifact equals a local 
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /train \| running on 127\.0\.0\.1/);
     assert.match(r.stderr, /train \| remote-log-line/);
+    // The default path: pipe synced and installed on the host, once for both placed stages.
+    assert.equal(r.stderr.match(/installed pipe's dependencies on 127\.0\.0\.1/g)?.length, 1, r.stderr);
+    assert.equal(await rig.read('.pipe/latest/remote/shout/loud.txt'), 'HELLO WORLD\nPROJECT FILE\n');
     assert.equal(await rig.read('.pipe/latest/remote/after/copy.txt'), 'HELLO WORLD\nproject file\n');
     // The work happened in the remote workspace; its job dir is cleaned after the fetch.
     assert.ok((await readdir(path.join(workspace, 'store'))).some((n) => n.endsWith('.complete')));
@@ -79,6 +94,8 @@ test('runs_on: the stage runs on the host over ssh, its artifact equals a local 
     const again = await rig.run(['run', 'p.yaml', '--only', 'train', '--force']);
     assert.equal(again.code, 0, again.stderr);
     assert.doesNotMatch(again.stderr, /sending input/);
+    // A later run reuses the install.
+    assert.doesNotMatch(again.stderr, /installed pipe's dependencies/);
   } finally {
     await sshd.close();
     await rig.cleanup();
@@ -91,7 +108,7 @@ test('runs_on: the host dropping mid-stage fails the stage clearly and leaves th
   const rig = await Rig.create();
   try {
     await rig.write('notes.txt', 'x\n');
-    await rig.write('p.yaml', pipeline(sshd, rig.path('ws'), { slow: true }));
+    await rig.write('p.yaml', pipeline(sshd, rig.path('ws'), { slow: true, pipePath: REPO }));
     const child = rig.spawn(['run', 'p.yaml']);
     const done = collect(child);
     await new Promise<void>((resolve) => child.stderr!.on('data', (d: Buffer) => d.toString().includes('train | started') && resolve()));
@@ -105,6 +122,22 @@ test('runs_on: the host dropping mid-stage fails the stage clearly and leaves th
     assert.match(verify.stdout, /0 corrupt/);
     const status = JSON.parse((await rig.run(['status', 'p.yaml', '--json'])).stdout) as { stages: { stage: string; state: string }[] };
     assert.equal(status.stages.find((s) => s.stage === 'train')?.state, 'never-run');
+  } finally {
+    await sshd.close();
+    await rig.cleanup();
+  }
+});
+
+test('runs_on a host whose Node has no npm: a clear message naming the host, exit 1, no stack', { skip }, async () => {
+  const sshd = await startSshd({ hide: ['/usr/bin/npm'] });
+  const rig = await Rig.create();
+  try {
+    await rig.write('notes.txt', 'x\n');
+    await rig.write('p.yaml', pipeline(sshd, rig.path('ws')));
+    const r = await rig.run(['run', 'p.yaml']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /✗ train cannot install pipe on 127\.0\.0\.1: npm is not on the PATH/);
+    assert.doesNotMatch(r.stderr, /internal error|at .*\.js:\d+/);
   } finally {
     await sshd.close();
     await rig.cleanup();
