@@ -356,6 +356,7 @@ export async function execute(
         durationMs,
         ...(result?.metrics ? { metrics: result.metrics } : {}),
         ...(result?.summary ? { summary: result.summary } : {}),
+        ...deviceFacts(result?.meta),
         reused: previous !== undefined && previous.key !== key && previous.contentHash === artifact.contentHash,
       });
       return { status: 'ran', artifact };
@@ -383,6 +384,16 @@ async function placementOf(host: StageOutcome | undefined): Promise<import('./ho
   const { readPlacement, isRemote } = await import('./hosts/remote.js');
   const placement = await readPlacement(host.artifact.dir);
   return isRemote(placement) ? placement : undefined;
+}
+
+/** The device a stage computed on and its warnings (a GPU host's CPU), from its meta (runner/hosts/remote.ts). */
+function deviceFacts(meta: Record<string, unknown> | undefined): { device?: string; warnings?: string[] } {
+  const device = meta?.['device'];
+  const warnings = meta?.['warnings'];
+  return {
+    ...(typeof device === 'string' ? { device } : {}),
+    ...(Array.isArray(warnings) && warnings.length ? { warnings: warnings.map(String) } : {}),
+  };
 }
 
 /** One line for a stage failure: the message of an expected error, the class + message else. */

@@ -80,6 +80,8 @@ export interface SshdOptions {
   readonly hide?: readonly string[];
   /** A directory the sessions see at /usr/local/sbin, first on sshd's default PATH (stand-in tools). */
   readonly extraBin?: string;
+  /** Environment of every session (sshd_config SetEnv). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
@@ -106,6 +108,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       'StrictModes no',
       'UsePAM no',
       'Subsystem sftp internal-sftp',
+      ...(opts.env && Object.keys(opts.env).length ? [`SetEnv ${Object.entries(opts.env).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
       '',
     ].join('\n'),
   );
