@@ -23,6 +23,7 @@ import { explainRun } from './plan.js';
 import { getStage } from '../stages/registry.js';
 import type { RemoteResolver } from './remote/index.js';
 import { isStub } from './remote/stub.js';
+import { withDeviceScope } from './device.js';
 
 export interface ExecuteOptions {
   readonly runId: string;
@@ -290,6 +291,7 @@ export async function execute(
         }
       }
       const placement = await placementOf(spec.runsOn ? outcomes.get(spec.runsOn) : undefined);
+      const localOut = path.join(tmp, 'data');
       const result: StageResult | void = placement
         ? await (await import('./hosts/remote.js')).runOnHost({
             placement,
@@ -307,13 +309,13 @@ export async function execute(
             progress: (label, total) => output.progress(id, label, total),
             signal: options.signal,
           })
-        : await stage.run({
+        : await locally(() => stage.run({
         params: spec.with,
         inputs,
         stageId: id,
         pipelineName: pipeline.name,
         pipelineDir: pipeline.dir,
-        outDir: path.join(tmp, 'data'),
+        outDir: localOut,
         workDir,
         log,
         progress: (label, total) => output.progress(id, label, total),
@@ -325,7 +327,7 @@ export async function execute(
         },
         lineage,
         runId: options.runId,
-      });
+      }));
       if (options.signal.aborted) throw new StageError('interrupted');
       const kind = typeof stage.output === 'function' ? stage.output(spec.with) : stage.output;
       const durationMs = Date.now() - started;
@@ -384,6 +386,12 @@ async function placementOf(host: StageOutcome | undefined): Promise<import('./ho
   const { readPlacement, isRemote } = await import('./hosts/remote.js');
   const placement = await readPlacement(host.artifact.dir);
   return isRemote(placement) ? placement : undefined;
+}
+
+/** A local stage's run, with the devices its engines computed on in its meta (runner/device.ts). */
+async function locally(run: () => Promise<StageResult | void>): Promise<StageResult | void> {
+  const { value, devices } = await withDeviceScope(run);
+  return devices.length ? { ...value, meta: { ...value?.meta, device: devices.join(', ') } } : value;
 }
 
 /** The device a stage computed on and its warnings (a GPU host's CPU), from its meta (runner/hosts/remote.ts). */

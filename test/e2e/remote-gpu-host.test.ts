@@ -108,7 +108,8 @@ test('a GPU host without Node: pipe installs Node, requests the CUDA build, fall
     const summary = r.stderr.slice(r.stderr.lastIndexOf('stages:'));
     assert.match(summary, /! train ran on the CPU of 127\.0\.0\.1 \(1x Tesla T4\): ONNX Runtime's CUDA provider could not be installed/);
     assert.match(summary, /! shout ran on the CPU of 127\.0\.0\.1/);
-    const meta = JSON.parse(await rig.read('.pipe/latest/remote/train/meta.json')) as { info?: { host?: { gpus: string[] }; warnings?: string[] } };
+    const key = path.basename(path.dirname(await readlink(rig.path('.pipe/latest/remote/train'))));
+    const meta = JSON.parse(await rig.read(`.pipe/cache/${key}/meta.json`)) as { info?: { host?: { gpus: string[] }; warnings?: string[] } };
     assert.deepEqual(meta.info?.host?.gpus, ['Tesla T4']);
     assert.match(meta.info?.warnings?.[0] ?? '', /CUDA provider could not be installed/);
 
