@@ -23,7 +23,7 @@ import { explainRun } from './plan.js';
 import { getStage } from '../stages/registry.js';
 import type { RemoteResolver } from './remote/index.js';
 import { isStub } from './remote/stub.js';
-import { withDeviceScope } from './device.js';
+import { deviceFacts, locally } from './device.js';
 
 export interface ExecuteOptions {
   readonly runId: string;
@@ -386,22 +386,6 @@ async function placementOf(host: StageOutcome | undefined): Promise<import('./ho
   const { readPlacement, isRemote } = await import('./hosts/remote.js');
   const placement = await readPlacement(host.artifact.dir);
   return isRemote(placement) ? placement : undefined;
-}
-
-/** A local stage's run, with the devices its engines computed on in its meta (runner/device.ts). */
-async function locally(run: () => Promise<StageResult | void>): Promise<StageResult | void> {
-  const { value, devices } = await withDeviceScope(run);
-  return devices.length ? { ...value, meta: { ...value?.meta, device: devices.join(', ') } } : value;
-}
-
-/** The device a stage computed on and its warnings (a GPU host's CPU), from its meta (runner/hosts/remote.ts). */
-function deviceFacts(meta: Record<string, unknown> | undefined): { device?: string; warnings?: string[] } {
-  const device = meta?.['device'];
-  const warnings = meta?.['warnings'];
-  return {
-    ...(typeof device === 'string' ? { device } : {}),
-    ...(Array.isArray(warnings) && warnings.length ? { warnings: warnings.map(String) } : {}),
-  };
 }
 
 /** One line for a stage failure: the message of an expected error, the class + message else. */

@@ -76,15 +76,17 @@ test('runs_on: the host dropping mid-stage fails the stage clearly and leaves th
   }
 });
 
-test('runs_on a host whose Node has no npm: a clear message naming the host, exit 1, no stack', { skip }, async () => {
+test('runs_on a host whose Node has no npm: pipe sets out to install its own Node, and an unreachable download is a clear message', { skip }, async () => {
   const sshd = await startSshd({ hide: ['/usr/bin/npm'] });
   const rig = await Rig.create();
   try {
     await rig.write('notes.txt', 'x\n');
-    await rig.write('p.yaml', pipeline(sshd, rig.path('ws')));
+    // Nothing listens on port 9: the download fails at once (and offline).
+    await rig.write('p.yaml', pipeline(sshd, rig.path('ws'), { hostParams: ['node_dist_url: http://127.0.0.1:9/dist'] }));
     const r = await rig.run(['run', 'p.yaml']);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /✗ train cannot install pipe on 127\.0\.0\.1: npm is not on the PATH/);
+    assert.match(r.stderr, /train \| host 127\.0\.0\.1 has Node v[\d.]+ without npm: installing Node v[\d.]+ \(x64\) from http:\/\/127\.0\.0\.1:9\/dist/);
+    assert.match(r.stderr, /✗ train installing Node on 127\.0\.0\.1 failed: downloading http:\/\/127\.0\.0\.1:9\/dist\/v[\d.]+\/SHASUMS256\.txt failed \(exit \d+\) \(set `node_dist_url`/);
     assert.doesNotMatch(r.stderr, /internal error|at .*\.js:\d+/);
   } finally {
     await sshd.close();
