@@ -23,6 +23,7 @@ import { explainRun } from './plan.js';
 import { getStage } from '../stages/registry.js';
 import type { RemoteResolver } from './remote/index.js';
 import { isStub } from './remote/stub.js';
+import { deviceFacts, locally } from './device.js';
 
 export interface ExecuteOptions {
   readonly runId: string;
@@ -290,6 +291,7 @@ export async function execute(
         }
       }
       const placement = await placementOf(spec.runsOn ? outcomes.get(spec.runsOn) : undefined);
+      const localOut = path.join(tmp, 'data');
       const result: StageResult | void = placement
         ? await (await import('./hosts/remote.js')).runOnHost({
             placement,
@@ -307,13 +309,13 @@ export async function execute(
             progress: (label, total) => output.progress(id, label, total),
             signal: options.signal,
           })
-        : await stage.run({
+        : await locally(() => stage.run({
         params: spec.with,
         inputs,
         stageId: id,
         pipelineName: pipeline.name,
         pipelineDir: pipeline.dir,
-        outDir: path.join(tmp, 'data'),
+        outDir: localOut,
         workDir,
         log,
         progress: (label, total) => output.progress(id, label, total),
@@ -325,7 +327,7 @@ export async function execute(
         },
         lineage,
         runId: options.runId,
-      });
+      }));
       if (options.signal.aborted) throw new StageError('interrupted');
       const kind = typeof stage.output === 'function' ? stage.output(spec.with) : stage.output;
       const durationMs = Date.now() - started;
@@ -356,6 +358,7 @@ export async function execute(
         durationMs,
         ...(result?.metrics ? { metrics: result.metrics } : {}),
         ...(result?.summary ? { summary: result.summary } : {}),
+        ...deviceFacts(result?.meta),
         reused: previous !== undefined && previous.key !== key && previous.contentHash === artifact.contentHash,
       });
       return { status: 'ran', artifact };

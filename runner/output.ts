@@ -60,6 +60,9 @@ export class Output {
     return this.c;
   }
 
+  /** Warnings of finished stages (a GPU host's CPU did the work), repeated under the run summary. */
+  readonly warnings: string[] = [];
+
   /** Print a line above the live block (or plainly). */
   line(text: string): void {
     this.clear();
@@ -99,8 +102,13 @@ export class Output {
         this.active.delete(e.stage);
         const metrics = e.metrics ? ` ${formatMetrics(e.metrics)}` : '';
         const reused = e.reused ? c.dim(' (same output as before)') : '';
-        this.line(`${this.stamp()}${c.green('✓')} ${e.stage} ${c.dim(formatDuration(e.durationMs))}${metrics}${reused}`);
+        const device = e.device ? c.dim(` on ${e.device}`) : '';
+        this.line(`${this.stamp()}${c.green('✓')} ${e.stage} ${c.dim(formatDuration(e.durationMs))}${device}${metrics}${reused}`);
         if (e.summary) this.line(`${this.stamp()}  ${e.summary}`);
+        for (const w of e.warnings ?? []) {
+          this.warnings.push(`${e.stage} ${w}`);
+          this.line(`${this.stamp()}${c.yellow(`! ${e.stage} ${w}`)}`);
+        }
         break;
       }
       case 'stage-failed': {

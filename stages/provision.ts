@@ -17,6 +17,9 @@ export interface ProvisionParams {
   address?: string;
   remote_dir?: string;
   pipe_path?: string;
+  gpu: 'auto' | 'required' | 'cpu';
+  node_version?: string;
+  node_dist_url?: string;
   instance_type: string;
   region?: string;
   ami?: string;
@@ -43,6 +46,11 @@ export interface HostInfo {
   readonly workspace?: string;
   /** An existing pipe installation on the host (else pipe is synced and installed there once). */
   readonly pipePath?: string;
+  /** `gpu: required`: a stage that would compute on the host's CPU fails instead of warning. */
+  readonly gpu?: 'auto' | 'required' | 'cpu';
+  /** The Node pipe installs on a host without one. */
+  readonly nodeVersion?: string;
+  readonly nodeDistUrl?: string;
   /** Public DNS name or IP of the instance; 'localhost' for local. */
   readonly address: string;
   readonly instanceId?: string;
@@ -178,7 +186,15 @@ export const provisionStage: Stage<ProvisionParams> = {
       provider: { description: '`local` (this machine), `ec2` (a GPU instance pipe manages) or `ssh` (a machine you already have, at `address`).', enum: ['local', 'ec2', 'ssh'], default: 'local' },
       address: str('Host name or IP of the machine, for `provider: ssh`.'),
       remote_dir: str('Where pipe keeps its files on the host, relative to the remote home (default .pipe-remote).'),
-      pipe_path: str('An existing pipe installation on the host; default: pipe is synced there and installed once (npm ci).'),
+      pipe_path: str('An existing pipe installation on the host; default: pipe is synced there and installed once (npm ci; the CUDA 12 build of ONNX Runtime where nvidia-smi lists a GPU).'),
+      gpu: {
+        description:
+          '`auto`: use the GPU where the host has one, and warn (with the reason) when a stage would compute on its CPU; `required`: fail such a stage instead; `cpu`: install for the CPU only.',
+        enum: ['auto', 'required', 'cpu'],
+        default: 'auto',
+      },
+      node_version: str('The Node.js version pipe installs under `remote_dir` on a host without Node >= 20 (default: a pinned LTS).', { pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$' }),
+      node_dist_url: str('Where Node release tarballs and SHASUMS256.txt are downloaded from (a mirror of https://nodejs.org/dist).', { pattern: '^https?://[^\\s\'"`$\\\\]+$' }),
       instance_type: str('EC2 instance type.', { default: 'g4dn.xlarge' }),
       region: str('AWS region (default: from AWS_REGION / ~/.aws/config).', { pattern: '^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$' }),
       ami: str('Explicit AMI id (default: the latest Deep Learning AMI of `ami_type`).', { pattern: '^ami-[0-9a-f]{8,17}$' }),
@@ -216,7 +232,15 @@ export const provisionStage: Stage<ProvisionParams> = {
   async run(ctx) {
     const p = ctx.params;
     const info = p.provider === 'ec2' ? await provisionEc2(ctx) : p.provider === 'ssh' ? await provisionSsh(ctx) : await provisionLocal(ctx);
-    if (p.provider !== 'local') Object.assign(info.host, { ...(p.remote_dir ? { workspace: p.remote_dir } : {}), ...(p.pipe_path ? { pipePath: p.pipe_path } : {}) });
+    if (p.provider !== 'local') {
+      Object.assign(info.host, {
+        ...(p.remote_dir ? { workspace: p.remote_dir } : {}),
+        ...(p.pipe_path ? { pipePath: p.pipe_path } : {}),
+        ...(p.gpu !== 'auto' ? { gpu: p.gpu } : {}),
+        ...(p.node_version ? { nodeVersion: p.node_version } : {}),
+        ...(p.node_dist_url ? { nodeDistUrl: p.node_dist_url } : {}),
+      });
+    }
     await writeFile(path.join(ctx.outDir, HOST_FILE), `${JSON.stringify(info.host, null, 2)}\n`);
     return info.result;
   },

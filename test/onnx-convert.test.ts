@@ -13,6 +13,7 @@ import { createOnnxEngine, cudaProviderInstalled, tryCreateOnnxEngine } from '..
 import { fileHandler } from '../stages/vision/onnx/fs-handler.js';
 import { buildVgg } from '../stages/vision/vgg16.js';
 import { mulberry32 } from '../stages/random.js';
+import { withDeviceScope } from '../runner/device.js';
 
 await tf.setBackend('wasm');
 await tf.ready();
@@ -279,7 +280,9 @@ test('the .onnx is cached by weights and cut; partial batches; input checks', as
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pipe-onnx-'));
   try {
     const m = tinyDarknet();
-    const e1 = await createOnnxEngine(m, 'gap', { cacheDir: dir, provider: 'cpu' });
+    // The engine reports the device it computes on to the stage's scope (meta.json's `device`).
+    const { value: e1, devices } = await withDeviceScope(() => createOnnxEngine(m, 'gap', { cacheDir: dir, provider: 'cpu', threads: 2 }));
+    assert.deepEqual(devices, ['onnx cpu (2 threads)']);
     assert.equal(e1.detail['onnxCache'], 'miss');
     const x = randomArray(4 * 32 * 32 * 3, rng(3));
     const y1 = await e1.run(x, 4);

@@ -10,6 +10,7 @@ import { Cache } from '../cache.js';
 import { encodeLine, type Job, type JobLine } from '../hosts/job.js';
 import { describeError } from '../execute.js';
 import { EXIT } from '../errors.js';
+import { devicesUsed } from '../device.js';
 
 const say = (line: JobLine): void => {
   process.stdout.write(encodeLine(line));
@@ -83,7 +84,8 @@ export async function execCommand(jobFile: string): Promise<number> {
       runId: job.runId,
     });
     if (controller.signal.aborted) throw new StageError('interrupted');
-    const final = result ?? {};
+    const devices = devicesUsed();
+    const final: StageResult = devices.length ? { ...result, meta: { ...result?.meta, device: devices.join(', ') } } : (result ?? {});
     await writeFile(path.join(path.dirname(job.outDir), DONE_FILE), JSON.stringify(final));
     say({ t: 'result', result: final });
     return EXIT.ok;

@@ -159,6 +159,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const status = result.interrupted ? 'interrupted' : result.failed ? 'failed' : 'ok';
   bus.emit({ type: 'run-end', status, durationMs: Date.now() - started });
   output.line(summaryLine(result.outcomes, Date.now() - started, output, pulledStages, remote?.url));
+  for (const w of output.warnings) output.line(output.colors.yellow(`! ${w}`));
   for (const [id, o] of result.outcomes) {
     if ((o.status === 'ran' || o.status === 'cached') && o.artifact.kind === 'report') {
       const link = path.join(cache.latestRoot, pipeline.name, id, 'index.html');

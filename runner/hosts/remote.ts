@@ -5,13 +5,13 @@
 import { mkdtemp, writeFile, rm, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Artifact, Logger, Progress, StageResult } from '../types.js';
 import { StageError } from '../types.js';
 import { decodeLine, type Job } from './job.js';
 import { rsyncDown, rsyncUp, shq, sshRun, type SshTarget } from './ssh.js';
 import { hashOf } from '../canonical.js';
 import { sparseOf } from '../sparse.js';
+import { prepareHost, type GpuMode, type HostRuntime } from './prepare.js';
 
 /** What the runner needs from a host artifact's host.json (written by `provision`). */
 export interface HostPlacement {
@@ -25,6 +25,11 @@ export interface HostPlacement {
   readonly workspace?: string;
   /** An existing pipe installation on the host; else pipe is synced and installed there once. */
   readonly pipePath?: string;
+  /** The Node pipe installs on a host without one (version, and a mirror of nodejs.org/dist). */
+  readonly nodeVersion?: string;
+  readonly nodeDistUrl?: string;
+  /** 'required': a stage that would compute on the CPU of this host fails instead of warning. */
+  readonly gpu?: GpuMode;
 }
 
 export async function readPlacement(hostArtifactDir: string): Promise<HostPlacement | undefined> {
@@ -57,8 +62,6 @@ export interface RemoteRunOptions {
   readonly signal: AbortSignal;
 }
 
-const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-
 export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
   const p = o.placement;
   const where = p.instanceId ? `${p.address} (${p.instanceId})` : p.address;
@@ -82,20 +85,20 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
     }
   };
 
-  // pipe itself: an installation named by the host, or this package synced and installed once.
-  let bin: string;
-  if (p.pipePath) bin = path.posix.join(p.pipePath, 'bin/pipe.js');
-  else {
-    const toolDir = path.posix.join(root, 'tool');
-    o.log.info(`syncing pipe to ${where}:${toolDir}`);
-    await sync('syncing pipe to the host', () => rsyncUp(target, PACKAGE_ROOT, toolDir, { signal: o.signal, delete: true, exclude: ['node_modules', '.pipe', '.git', 'test-artifacts'] }));
-    const lock = hashOf(await readFile(path.join(PACKAGE_ROOT, 'package-lock.json'), 'utf8')).slice(0, 16);
-    const install = `cd ${shq(toolDir)} && if [ ! -f node_modules/.pipe-installed-${lock} ]; then npm ci --omit=dev --no-audit --no-fund >&2 && touch node_modules/.pipe-installed-${lock}; fi`;
-    const r = await sshRun(target, install, { signal: o.signal });
-    if (r.exitCode === 255) throw lost('installing pipe');
-    if (r.exitCode !== 0) throw new StageError(`installing pipe on ${where} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
-    bin = path.posix.join(toolDir, 'bin/pipe.js');
-  }
+  // Node and pipe itself: what the host has, or installed there once (prepare.ts).
+  const host = await prepareHost({
+    target,
+    where,
+    root,
+    log: o.log,
+    signal: o.signal,
+    sync,
+    lost,
+    ...(p.pipePath ? { pipePath: p.pipePath } : {}),
+    ...(p.nodeVersion ? { nodeVersion: p.nodeVersion } : {}),
+    ...(p.nodeDistUrl ? { nodeDistUrl: p.nodeDistUrl } : {}),
+    ...(p.gpu ? { gpu: p.gpu } : {}),
+  });
 
   // The project (relative paths in params) and the inputs, each input once per content hash.
   const projectDir = path.posix.join(root, 'projects', o.pipelineName);
@@ -144,7 +147,7 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
     o.log.info(`running on ${where}`);
     let failure: string | undefined;
     const bars = new Map<number, Progress>();
-    const run = await sshRun(target, `cd ${shq(projectDir)} && node ${shq(bin)} exec ${shq(path.posix.join(jobDir, 'job.json'))}`, {
+    const run = await sshRun(target, `cd ${shq(projectDir)} && ${host.env}node ${shq(host.bin)} exec ${shq(path.posix.join(jobDir, 'job.json'))}`, {
       signal: o.signal,
       onLine: (text) => {
         const line = decodeLine(text);
@@ -179,7 +182,22 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
   }
   await sync('fetching the output', () => rsyncDown(target, job.outDir, o.outDir, { signal: o.signal }));
   await sshRun(target, `rm -rf ${shq(jobDir)}`, { signal: o.signal });
-  return result ?? {};
+  return withDevice(result ?? {}, where, host, o.log);
+}
+
+/**
+ * meta.json says where the stage ran and on which device (as its engines reported it); a stage
+ * that computed on the CPU of a host with a GPU carries the reason as a warning, which the run
+ * summary shows.
+ */
+function withDevice(result: StageResult, where: string, host: HostRuntime, log: Logger): StageResult {
+  const device = typeof result.meta?.['device'] === 'string' ? (result.meta['device'] as string) : undefined;
+  if (device) log.info(`computed on ${device}`);
+  const onGpu = device !== undefined && /cuda|tensorflow-gpu/.test(device);
+  const gpuList = host.gpus.length ? `${host.gpus.length}x ${[...new Set(host.gpus)].join(', ')}` : 'no GPU';
+  const warning = host.cpuReason && !onGpu ? `ran on the CPU of ${where} (${gpuList}): ${host.cpuReason}` : undefined;
+  const meta = { ...result.meta, host: { address: where, gpus: host.gpus }, ...(warning ? { warnings: [warning] } : {}) };
+  return { ...result, meta };
 }
 
 function tryJson(text: string): StageResult | undefined {

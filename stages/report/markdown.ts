@@ -96,7 +96,7 @@ export function renderMarkdown(data: ReportData): string {
     ),
     '',
   );
-  const backend = data.stages.flatMap((s) => ['backend', 'engine'].flatMap((k) => (s.info[k] === undefined ? [] : [`${mdText(s.stage)} ${k}: ${mdText(fmt.value(s.info[k], 80))}`])));
+  const backend = data.stages.flatMap((s) => ['backend', 'engine', 'device', 'warnings'].flatMap((k) => (s.info[k] === undefined ? [] : [`${mdText(s.stage)} ${k}: ${mdText(fmt.value(s.info[k], 80))}`])));
   if (backend.length > 0) out.push(backend.join(' · '), '');
   return out.join('\n');
 }

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
+import { noteDevice } from '../../runner/device.js';
 
 export type BackendPref = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_PREFS: readonly BackendPref[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -106,6 +107,7 @@ async function select(pref: BackendPref, log?: (m: string) => void): Promise<Bac
       }
       const detail = { requested: pref, selected: c, skipped, tfjsVersion: tf.version.tfjs, ...(threads !== undefined ? { threads } : {}) };
       const why = skipped.length ? ` (skipped: ${skipped.map((s) => `${s.candidate}: ${s.reason}`).join('; ')})` : '';
+      noteDevice(`tfjs ${c === 'tensorflow-gpu' ? `tensorflow-gpu${process.env.PIPE_GPU_NAME ? ` (${process.env.PIPE_GPU_NAME})` : ''}` : c}${threads !== undefined ? ` (${threads} threads)` : ''}`);
       log?.(`tfjs backend: ${backend}${threads !== undefined ? `, ${threads} thread${threads === 1 ? '' : 's'}` : ''}${why}`);
       return { tf, backend, detail };
     } catch (e) {

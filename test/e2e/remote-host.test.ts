@@ -5,52 +5,12 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Rig, REPO, collect } from './rig.js';
-import { startSshd, sshdUnavailable, type Sshd } from '../servers/sshd.js';
-
-function pipeline(sshd: Sshd, workspace: string, opts: { slow?: boolean; remote?: boolean } = {}): string {
-  const host = {
-    provider: 'ssh',
-    address: '127.0.0.1',
-    sshUser: 'root',
-    sshPort: sshd.port,
-    sshKey: sshd.userKey,
-    workspace,
-    pipePath: REPO,
-  };
-  const work = opts.slow
-    ? 'echo started; sleep 20; echo never > out.txt'
-    : 'echo remote-log-line; tr a-z A-Z < "$PIPE_IN_SRC/data.txt" > out.txt; cat "$PIPE_PIPELINE_DIR/notes.txt" >> out.txt';
-  return `name: remote
-stages:
-  gpu:
-    uses: provision
-    with:
-      provider: ssh
-      address: 127.0.0.1
-      ssh_user: root
-      ssh_port: ${host.sshPort}
-      ssh_key: ${host.sshKey}
-      remote_dir: ${host.workspace}
-      pipe_path: ${host.pipePath}
-      ssh_wait_seconds: 5
-  data:
-    uses: command
-    with: { run: 'echo hello world > data.txt' }
-  train:
-    uses: command
-    inputs: { src: data${opts.remote === false ? '' : ', host: gpu'} }
-    ${opts.remote === false ? '' : 'runs_on: gpu'}
-    with: { run: ${JSON.stringify(work)} }
-  after:
-    uses: command
-    inputs: { t: train }
-    with: { run: 'cat "$PIPE_IN_T/out.txt" > copy.txt' }
-`;
-}
+import { pipeline } from '../helpers/remote-host-pipeline.js';
+import { startSshd, sshdUnavailable } from '../servers/sshd.js';
 
 const skip = sshdUnavailable();
 
-test('runs_on: the stage runs on the host over ssh, its artifact equals a local run, nothing is sent twice', { skip }, async () => {
+test('runs_on without pipe_path: pipe installs itself on the host once, the artifact equals a local run, nothing is sent twice', { skip }, async () => {
   const sshd = await startSshd();
   const rig = await Rig.create();
   const local = await Rig.create();
@@ -62,6 +22,9 @@ test('runs_on: the stage runs on the host over ssh, its artifact equals a local 
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /train \| running on 127\.0\.0\.1/);
     assert.match(r.stderr, /train \| remote-log-line/);
+    // The default path: pipe synced and installed on the host, once for both placed stages.
+    assert.equal(r.stderr.match(/installed pipe's dependencies on 127\.0\.0\.1/g)?.length, 1, r.stderr);
+    assert.equal(await rig.read('.pipe/latest/remote/shout/loud.txt'), 'HELLO WORLD\nPROJECT FILE\n');
     assert.equal(await rig.read('.pipe/latest/remote/after/copy.txt'), 'HELLO WORLD\nproject file\n');
     // The work happened in the remote workspace; its job dir is cleaned after the fetch.
     assert.ok((await readdir(path.join(workspace, 'store'))).some((n) => n.endsWith('.complete')));
@@ -79,6 +42,8 @@ test('runs_on: the stage runs on the host over ssh, its artifact equals a local 
     const again = await rig.run(['run', 'p.yaml', '--only', 'train', '--force']);
     assert.equal(again.code, 0, again.stderr);
     assert.doesNotMatch(again.stderr, /sending input/);
+    // A later run reuses the install.
+    assert.doesNotMatch(again.stderr, /installed pipe's dependencies/);
   } finally {
     await sshd.close();
     await rig.cleanup();
@@ -91,7 +56,7 @@ test('runs_on: the host dropping mid-stage fails the stage clearly and leaves th
   const rig = await Rig.create();
   try {
     await rig.write('notes.txt', 'x\n');
-    await rig.write('p.yaml', pipeline(sshd, rig.path('ws'), { slow: true }));
+    await rig.write('p.yaml', pipeline(sshd, rig.path('ws'), { slow: true, pipePath: REPO }));
     const child = rig.spawn(['run', 'p.yaml']);
     const done = collect(child);
     await new Promise<void>((resolve) => child.stderr!.on('data', (d: Buffer) => d.toString().includes('train | started') && resolve()));
@@ -105,6 +70,24 @@ test('runs_on: the host dropping mid-stage fails the stage clearly and leaves th
     assert.match(verify.stdout, /0 corrupt/);
     const status = JSON.parse((await rig.run(['status', 'p.yaml', '--json'])).stdout) as { stages: { stage: string; state: string }[] };
     assert.equal(status.stages.find((s) => s.stage === 'train')?.state, 'never-run');
+  } finally {
+    await sshd.close();
+    await rig.cleanup();
+  }
+});
+
+test('runs_on a host whose Node has no npm: pipe sets out to install its own Node, and an unreachable download is a clear message', { skip }, async () => {
+  const sshd = await startSshd({ hide: ['/usr/bin/npm'] });
+  const rig = await Rig.create();
+  try {
+    await rig.write('notes.txt', 'x\n');
+    // Nothing listens on port 9: the download fails at once (and offline).
+    await rig.write('p.yaml', pipeline(sshd, rig.path('ws'), { hostParams: ['node_dist_url: http://127.0.0.1:9/dist'] }));
+    const r = await rig.run(['run', 'p.yaml']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /train \| host 127\.0\.0\.1 has Node v[\d.]+ without npm: installing Node v[\d.]+ \(x64\) from http:\/\/127\.0\.0\.1:9\/dist/);
+    assert.match(r.stderr, /✗ train installing Node on 127\.0\.0\.1 failed: downloading http:\/\/127\.0\.0\.1:9\/dist\/v[\d.]+\/SHASUMS256\.txt failed \(exit \d+\) \(set `node_dist_url`/);
+    assert.doesNotMatch(r.stderr, /internal error|at .*\.js:\d+/);
   } finally {
     await sshd.close();
     await rig.cleanup();

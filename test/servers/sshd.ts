@@ -75,7 +75,16 @@ function descendants(pid: number): number[] {
   return all;
 }
 
-export async function startSshd(): Promise<Sshd> {
+export interface SshdOptions {
+  /** Files hidden from the server's sessions (a /dev/null bind mount in a private mount namespace): a host without them. */
+  readonly hide?: readonly string[];
+  /** A directory the sessions see at /usr/local/sbin, first on sshd's default PATH (stand-in tools). */
+  readonly extraBin?: string;
+  /** Environment of every session (sshd_config SetEnv). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pipe-sshd-'));
   await mkdir('/run/sshd', { recursive: true });
   const hostKey = path.join(dir, 'host_ed25519');
@@ -99,10 +108,15 @@ export async function startSshd(): Promise<Sshd> {
       'StrictModes no',
       'UsePAM no',
       'Subsystem sftp internal-sftp',
+      ...(opts.env && Object.keys(opts.env).length ? [`SetEnv ${Object.entries(opts.env).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
       '',
     ].join('\n'),
   );
-  const child: ChildProcess = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Mounts made in a private namespace (unshare -m) are seen by this sshd's sessions only.
+  const mounts = [...(opts.hide ?? []).map((f) => `mount --bind /dev/null ${f}`), ...(opts.extraBin ? [`mount --bind ${opts.extraBin} /usr/local/sbin`] : [])];
+  const child: ChildProcess = mounts.length
+    ? spawn('unshare', ['-m', 'sh', '-c', `${mounts.join(' && ')} && exec ${SSHD} -D -e -f ${config}`], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   try {

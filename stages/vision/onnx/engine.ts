@@ -8,6 +8,7 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type * as Ort from 'onnxruntime-node';
 import { checkRunArgs, type FrozenEngine } from '../frozen.js';
+import { noteDevice } from '../../../runner/device.js';
 import { chainFingerprint, convertToOnnx, UnsupportedLayerError, type ConvertOptions } from './convert.js';
 
 export type OnnxProvider = 'cpu' | 'cuda' | 'auto';
@@ -118,6 +119,18 @@ export async function openSession(
   // Not testable on this CPU-only host: the CUDA path follows onnxruntime-node's documented
   // `executionProviders: [{ name: 'cuda', deviceId }]`; session creation throws if the provider cannot load.
   const cuda = async () => ort.InferenceSession.create(bytes, { ...base, executionProviders: [{ name: 'cuda', deviceId: 0 }, 'cpu'] });
+  const opened = await chooseSession(provider, cpu, cuda, log);
+  // PIPE_GPU_NAME: set by the runner on a host where nvidia-smi named the GPU.
+  noteDevice(opened.provider === 'cuda' ? `onnx cuda:0${process.env.PIPE_GPU_NAME ? ` (${process.env.PIPE_GPU_NAME})` : ''}` : `onnx cpu (${threads} threads)`);
+  return opened;
+}
+
+async function chooseSession(
+  provider: OnnxProvider,
+  cpu: () => Promise<Ort.InferenceSession>,
+  cuda: () => Promise<Ort.InferenceSession>,
+  log: (m: string) => void,
+): Promise<{ session: Ort.InferenceSession; provider: 'cpu' | 'cuda'; providerNote?: string }> {
   switch (provider) {
     case 'cpu':
       return { session: await cpu(), provider: 'cpu' };

@@ -1,0 +1,120 @@
+// pipe's own installation on a host without `pipe_path`: this package (with its built dist/) is
+// synced to <root>/tool and its runtime dependencies installed there once per lockfile.
+// `npm ci --ignore-scripts`: our `prepare` script builds with tsc, a devDependency that
+// `--omit=dev` leaves out, and the built dist/ is already synced; dependencies' own install
+// scripts are run explicitly where pipe needs one (onnxruntime-node's CUDA provider), so the
+// result is the same whichever npm the host has (older npm runs install scripts, newer npm
+// only those an allowlist names).
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StageError, type Logger } from '../types.js';
+import { hashOf } from '../canonical.js';
+import { rsyncUp, shq, sshRun, type SshTarget } from './ssh.js';
+
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** Exit status of the install script when npm is not on the host's PATH. */
+const NO_NPM = 97;
+
+export interface InstallOptions {
+  readonly target: SshTarget;
+  readonly where: string;
+  /** pipe's directory on the host. */
+  readonly root: string;
+  /** Prepended to PATH for npm (a Node that pipe bootstrapped there), if any. */
+  readonly nodeBinDir?: string;
+  readonly log: Logger;
+  readonly signal: AbortSignal;
+  /** Turns a sync failure into the stage's error (lost connection or not). */
+  sync(doing: string, fn: () => Promise<void>): Promise<void>;
+  lost(doing: string): StageError;
+}
+
+/** The install's marker: one per lockfile, so a changed dependency set installs again. */
+export async function installKey(): Promise<string> {
+  return hashOf(await readFile(path.join(PACKAGE_ROOT, 'package-lock.json'), 'utf8')).slice(0, 16);
+}
+
+/** What the install put there: the CPU build, or ONNX Runtime's CUDA 12 provider too. */
+export type InstallVariant = 'cpu' | 'cuda12';
+
+/** Where onnxruntime-node keeps the CUDA provider it downloads (linux x64 only). */
+const ORT_CUDA_LIB = 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so';
+const CUDA_FAILED = 'node_modules/.pipe-cuda-failed';
+
+/**
+ * The shell script run in the tool dir: nothing when the marker of (lockfile, variant) is there,
+ * else `npm ci`, then for 'cuda12' onnxruntime-node's own installer asked for the CUDA 12
+ * provider (a download from NuGet; its failure is recorded, and the install stays CPU-only).
+ * Prints `installed` when it was there already, `cuda-failed=<why>` and `cuda=yes` facts.
+ */
+export function installScript(toolDir: string, key: string, variant: InstallVariant, nodeBinDir?: string): string {
+  const marker = `node_modules/.pipe-installed-${key}-${variant}`;
+  return [
+    `cd ${shq(toolDir)} || exit 1`,
+    ...(nodeBinDir ? [`PATH=${shq(nodeBinDir)}:"$PATH"; export PATH`] : []),
+    `if [ -f ${marker} ]; then echo installed; else`,
+    `  npm --version >/dev/null 2>&1 || exit ${NO_NPM}`,
+    `  npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund >&2 || exit $?`,
+    ...(variant === 'cuda12'
+      ? [
+          `  if ! ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js > node_modules/.pipe-cuda.log 2>&1; then`,
+          `    grep -m1 -E '^[A-Za-z]*Error' node_modules/.pipe-cuda.log | cut -c1-300 > ${CUDA_FAILED}`,
+          `    [ -s ${CUDA_FAILED} ] || tail -n1 node_modules/.pipe-cuda.log | cut -c1-300 > ${CUDA_FAILED}`,
+          '  fi',
+        ]
+      : []),
+    `  touch ${marker}`,
+    'fi',
+    `[ -s ${CUDA_FAILED} ] && echo "cuda-failed=$(cat ${CUDA_FAILED})"`,
+    `[ -e ${ORT_CUDA_LIB} ] && echo cuda=yes`,
+    'true',
+  ].join('\n');
+}
+
+export interface Installed {
+  /** bin/pipe.js on the host. */
+  readonly bin: string;
+  readonly variant: InstallVariant;
+  /** Whether ONNX Runtime's CUDA provider library is installed there. */
+  readonly cudaProvider: boolean;
+  /** Why the CUDA provider could not be installed (its download failed), for a 'cuda12' install. */
+  readonly cudaFailed?: string;
+}
+
+// Two stages placed on the same host in one run share one sync and install.
+const inFlight = new Map<string, Promise<Installed>>();
+
+/** Sync pipe to the host and install it there (once per lockfile and variant). */
+export function installPipe(o: InstallOptions, variant: InstallVariant): Promise<Installed> {
+  const id = `${o.target.user}@${o.target.address}:${o.target.port}:${o.root}:${variant}`;
+  let p = inFlight.get(id);
+  if (!p) {
+    p = doInstall(o, variant);
+    inFlight.set(id, p);
+    p.catch(() => inFlight.delete(id));
+  }
+  return p;
+}
+
+async function doInstall(o: InstallOptions, variant: InstallVariant): Promise<Installed> {
+  const toolDir = path.posix.join(o.root, 'tool');
+  o.log.debug(`syncing pipe to ${o.where}:${toolDir}`);
+  // .npmrc is this checkout's npm setup, not the host's: the install passes what it needs itself.
+  await o.sync('syncing pipe to the host', () =>
+    rsyncUp(o.target, PACKAGE_ROOT, toolDir, { signal: o.signal, delete: true, exclude: ['node_modules', '.pipe', '.git', 'test-artifacts', '.npmrc'] }),
+  );
+  const started = Date.now();
+  const lines: string[] = [];
+  const r = await sshRun(o.target, installScript(toolDir, await installKey(), variant, o.nodeBinDir), { signal: o.signal, onLine: (l) => lines.push(l.trim()) });
+  if (r.exitCode === 255) throw o.lost('installing pipe');
+  if (r.exitCode === NO_NPM) {
+    throw new StageError(`cannot install pipe on ${o.where}: npm is not on the PATH of a non-interactive ssh session there`, 'install npm there (Debian/Ubuntu: apt-get install npm), or set `pipe_path` to an existing pipe installation');
+  }
+  if (r.exitCode !== 0) throw new StageError(`installing pipe on ${o.where} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
+  const cudaFailed = lines.find((l) => l.startsWith('cuda-failed='))?.slice('cuda-failed='.length);
+  if (lines.includes('installed')) o.log.debug(`pipe is already installed on ${o.where} (${variant})`);
+  else o.log.info(`installed pipe's dependencies on ${o.where} (${variant === 'cuda12' ? 'with the CUDA 12 build of ONNX Runtime' : 'CPU build'}) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return { bin: path.posix.join(toolDir, 'bin/pipe.js'), variant, cudaProvider: lines.includes('cuda=yes'), ...(cudaFailed ? { cudaFailed } : {}) };
+}
