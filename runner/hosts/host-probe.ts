@@ -7,7 +7,7 @@ import { shq } from './ssh.js';
 /** The oldest Node major pipe runs on (package.json engines). */
 export const MIN_NODE_MAJOR = 20;
 /** The Node LTS pipe installs for itself on a host without a suitable one. */
-export const NODE_VERSION = '24.11.0';
+export const NODE_VERSION = '24.22.3'; // the LTS the CI suite also runs on
 export const NODE_DIST_URL = 'https://nodejs.org/dist';
 
 export interface HostProbe {
