@@ -3,7 +3,7 @@
 // progress printed at most every few seconds. NO_COLOR is respected.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import pc from 'picocolors';
-import type { Logger, Progress } from './types.js';
+import type { Logger, Progress, Verdict } from './types.js';
 import type { TimedEvent } from './events.js';
 
 export interface OutputOptions {
@@ -88,6 +88,7 @@ export class Output {
         const from = e.remote ? (e.remote.downloaded ? ` (pulled from ${e.remote.url})` : ` on ${e.remote.url}`) : '';
         const partial = e.partial ? ` (partly: ${e.partial.files} of ${e.partial.of} files, from a partial pull)` : '';
         this.line(`${this.stamp()}${c.green('✓')} ${e.stage} ${c.dim(`cached${from}${partial}`)}`);
+        this.verdictLine(e.verdict);
         break;
       }
       case 'stage-pulled':
@@ -101,6 +102,7 @@ export class Output {
         const reused = e.reused ? c.dim(' (same output as before)') : '';
         this.line(`${this.stamp()}${c.green('✓')} ${e.stage} ${c.dim(formatDuration(e.durationMs))}${metrics}${reused}`);
         if (e.summary) this.line(`${this.stamp()}  ${e.summary}`);
+        this.verdictLine(e.verdict);
         break;
       }
       case 'stage-failed': {
@@ -126,6 +128,11 @@ export class Output {
       }
     }
   };
+
+  /** A stage's verdict under its line: a failed one in red (it fails the run), a passed one plainly. */
+  private verdictLine(v: Verdict | undefined): void {
+    if (v) this.line(`${this.stamp()}  ${v.passed ? this.c.green(v.message) : this.c.red(`✗ ${v.message}`)}`);
+  }
 
   /** A logger for one stage: its lines go to its log file, the terminal, and a 20-line tail. */
   stageLogger(stage: string, logFile?: string): Logger {

@@ -205,3 +205,15 @@ export function gateFailures(m: Pick<Metrics, 'accuracy' | 'log_loss'>, gate: Ga
   if (gate.log_loss !== undefined && !(m.log_loss <= gate.log_loss)) out.push(`log_loss ${m.log_loss.toFixed(4)} is above the gate ${gate.log_loss}`);
   return out;
 }
+
+/** The gate's verdict: passed or not, each failure, and one line saying so (for the log, the report, the run summary). */
+export function gateVerdict(m: Pick<Metrics, 'accuracy' | 'log_loss'>, gate: Gate): { passed: boolean; failures: string[]; message: string } {
+  const failures = gateFailures(m, gate);
+  const checked = [
+    ...(gate.accuracy === undefined ? [] : [`accuracy ${m.accuracy.toFixed(4)} ≥ ${gate.accuracy}`]),
+    ...(gate.log_loss === undefined ? [] : [`log_loss ${m.log_loss.toFixed(4)} ≤ ${gate.log_loss}`]),
+  ];
+  return failures.length > 0
+    ? { passed: false, failures, message: `gate failed: ${failures.join('; ')}` }
+    : { passed: true, failures, message: `gate passed: ${checked.join(', ')}` };
+}

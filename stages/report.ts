@@ -25,6 +25,7 @@ import {
   type RemoteOrigin,
   type ReportData,
   type StageRow,
+  type StageVerdict,
 } from './report/model.js';
 import { isStub, pulledInfo, stubRemote } from '../runner/remote/stub.js';
 import { makeThumbnails, resolveInside, type ThumbnailResult } from './report/thumbnails.js';
@@ -114,6 +115,7 @@ export const reportStage: Stage<ReportParams> = {
       preprocess,
       mostWrong: wrongest(predictions, analysis),
       stages: stageRows(ctx),
+      verdicts: verdictsOf(ctx),
       maxPerView,
       ...(await earlierRuns(ctx)),
     };
@@ -181,6 +183,20 @@ function stageRows(ctx: StageContext<ReportParams>): StageRow[] {
     info: {},
   });
   return rows;
+}
+
+/** The verdicts (a gate) of the upstream artifacts, in dependency order. */
+function verdictsOf(ctx: StageContext<ReportParams>): StageVerdict[] {
+  const arts = [...ctx.lineage.map((l) => l.artifact), ...Object.values(ctx.inputs)];
+  const seen = new Set<string>();
+  const out: StageVerdict[] = [];
+  for (const a of arts) {
+    const v = a.meta.verdict;
+    if (!v || seen.has(a.meta.stage)) continue;
+    seen.add(a.meta.stage);
+    out.push({ stage: a.meta.stage, passed: v.passed, message: v.message });
+  }
+  return out;
 }
 
 /**

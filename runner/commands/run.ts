@@ -7,7 +7,7 @@ import { openPipeline, type PipelineOptions } from '../open.js';
 import { selectStages, upstreamOf, type Graph } from '../graph.js';
 import { EventBus, newRunId, runRecordWriter } from '../events.js';
 import { Output, formatDuration } from '../output.js';
-import { execute, type StageOutcome } from '../execute.js';
+import { execute, failedVerdict, type StageOutcome } from '../execute.js';
 import { planStages } from '../plan.js';
 import { ExitError, EXIT } from '../errors.js';
 import { useStatCache, saveStatCache } from '../hash-files.js';
@@ -176,7 +176,12 @@ function summaryLine(outcomes: ReadonlyMap<string, StageOutcome>, ms: number, ou
   const parts = [`${count('ran')} ran`, `${count('cached')} cached${fromRemote}`];
   if (count('failed')) parts.push(output.colors.red(`${count('failed')} failed`));
   if (count('skipped')) parts.push(output.colors.yellow(`${count('skipped')} skipped`));
-  return `${outcomes.size} stage${outcomes.size === 1 ? '' : 's'}: ${parts.join(', ')} in ${formatDuration(ms)}`;
+  // A failed verdict (a gate) fails the run though every stage ran: say which and why.
+  const verdicts = [...outcomes].flatMap(([id, o]) => {
+    const v = failedVerdict(o);
+    return v ? [output.colors.red(`${id}: ${v.message}`)] : [];
+  });
+  return `${outcomes.size} stage${outcomes.size === 1 ? '' : 's'}: ${parts.join(', ')} in ${formatDuration(ms)}${verdicts.map((v) => `; ${v}`).join('')}`;
 }
 
 function removeOwnTemp(tmpRoot: string): void {

@@ -35,6 +35,7 @@ export function renderHtml(data: ReportData, thumb: ThumbnailLookup): string {
 </div>
 </header>
 <main class="wrap">
+${data.verdicts.map((v) => html`<p class="verdict ${v.passed ? 'passed' : 'failed'}"><b>${v.passed ? 'Passed' : 'FAILED'}</b> ${v.stage}: ${v.message}</p>`)}
 <section id="results">
 <h2>Results on the ${m.on} set</h2>
 <div class="cards">

@@ -36,6 +36,8 @@ export function renderMarkdown(data: ReportData): string {
   const out: string[] = [];
   out.push(`## ${mdText(data.title)}`, '');
   out.push(`Pipeline \`${data.pipelineName.replace(/`/g, "'")}\` · run \`${data.runId.replace(/`/g, "'")}\` · ${fmt.date(data.generatedAt)} · pipe ${mdText(data.pipeVersion)}`, '');
+  // A failed gate first, where a CI summary reader looks.
+  for (const v of data.verdicts) out.push(v.passed ? `✅ **${mdText(v.stage)}: ${mdText(v.message)}**` : `> ❌ **FAILED — ${mdText(v.stage)}: ${mdText(v.message)}**`, '');
 
   const headline: string[][] = [
     ['accuracy', `**${fmt.percent(m.accuracy, 2)}** (${m.accuracy.toFixed(4)})`],
