@@ -13,6 +13,7 @@ import { ExitError, EXIT } from '../errors.js';
 import { useStatCache, saveStatCache } from '../hash-files.js';
 import { pipeVersion } from '../version.js';
 import { printPlan } from './status.js';
+import { SWEEP_CHILD_ENV } from '../sweep.js';
 
 export interface RunFlags extends PipelineOptions {
   only?: string[];
@@ -27,6 +28,12 @@ export interface RunFlags extends PipelineOptions {
   remote?: string;
   /** The command line recorded in the run record (a sweep passes each combination's own). */
   argv?: string[];
+  /**
+   * One combination of a sweep: the sweep puts latest/ back afterwards, so the report's path
+   * printed is its cache entry's, not latest/'s. (Child processes of a parallel sweep are told by
+   * SWEEP_CHILD_ENV.)
+   */
+  sweepCombination?: boolean;
 }
 
 export function neededStages(graph: Graph, selected: readonly string[]): string[] {
@@ -159,9 +166,10 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const status = result.interrupted ? 'interrupted' : result.failed ? 'failed' : 'ok';
   bus.emit({ type: 'run-end', status, durationMs: Date.now() - started });
   output.line(summaryLine(result.outcomes, Date.now() - started, output, pulledStages, remote?.url));
+  const ownReport = flags.sweepCombination || process.env[SWEEP_CHILD_ENV] === '1';
   for (const [id, o] of result.outcomes) {
     if ((o.status === 'ran' || o.status === 'cached') && o.artifact.kind === 'report') {
-      const link = path.join(cache.latestRoot, pipeline.name, id, 'index.html');
+      const link = path.join(ownReport ? o.artifact.dir : path.join(cache.latestRoot, pipeline.name, id), 'index.html');
       output.line(`report: ${path.relative(process.cwd(), link) || link}`);
     }
   }
