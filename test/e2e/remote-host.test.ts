@@ -35,16 +35,16 @@ stages:
       ssh_wait_seconds: 5
   data:
     uses: command
-    with: { run: 'echo hello world > data.txt' }
+    with: { workdir: out, run: 'echo hello world > data.txt' }
   train:
     uses: command
     inputs: { src: data${opts.remote === false ? '' : ', host: gpu'} }
     ${opts.remote === false ? '' : 'runs_on: gpu'}
-    with: { run: ${JSON.stringify(work)} }
+    with: { workdir: out, run: ${JSON.stringify(work)} }
   after:
     uses: command
     inputs: { t: train }
-    with: { run: 'cat "$PIPE_IN_T/out.txt" > copy.txt' }
+    with: { workdir: out, run: 'cat "$PIPE_IN_T/out.txt" > copy.txt' }
 `;
 }
 
