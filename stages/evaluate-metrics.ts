@@ -37,11 +37,22 @@ export function predicted(probs: readonly number[]): number {
   return best;
 }
 
-/** Mean negative log-likelihood of the true class, probabilities clipped to [eps, 1-eps] (as scikit-learn). */
-export function logLoss(preds: readonly Prediction[], eps = 1e-15): number {
+/**
+ * The log loss's clipping: probabilities are clipped to [eps, 1-eps] as scikit-learn and Kaggle's
+ * scorer do. The one definition of the metric: evaluate's log_loss and finetune's val_loss.
+ */
+export const LOG_LOSS_EPS = 1e-15;
+
+/** One row's share of the log loss: -log of the true class's probability, clipped. */
+export function rowLogLoss(pTrue: number): number {
+  return -Math.log(Math.min(1 - LOG_LOSS_EPS, Math.max(LOG_LOSS_EPS, pTrue)));
+}
+
+/** Mean negative log-likelihood of the true class, probabilities clipped (rowLogLoss). */
+export function logLoss(preds: readonly Prediction[]): number {
   if (preds.length === 0) return Number.NaN;
   let sum = 0;
-  for (const p of preds) sum -= Math.log(Math.min(1 - eps, Math.max(eps, p.probs[p.label] ?? 0)));
+  for (const p of preds) sum += rowLogLoss(p.probs[p.label] ?? 0);
   return sum / preds.length;
 }
 
