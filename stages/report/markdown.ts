@@ -2,6 +2,7 @@
 // summaries, PR comments). No images: those places do not take data: URIs.
 import * as fmt from './format.js';
 import type { ReportData, StageRow } from './model.js';
+import { engineText } from './training-engine.js';
 
 /**
  * Text for a GFM table cell: `|` would end the cell, `<` could start raw HTML (a file may be
@@ -98,7 +99,8 @@ export function renderMarkdown(data: ReportData): string {
     ),
     '',
   );
-  const backend = data.stages.flatMap((s) => ['backend', 'engine'].flatMap((k) => (s.info[k] === undefined ? [] : [`${mdText(s.stage)} ${k}: ${mdText(fmt.value(s.info[k], 80))}`])));
+  const shown = (s: StageRow, k: string): unknown => (k === 'engine' ? engineText(s.info) : s.info[k]);
+  const backend = data.stages.flatMap((s) => ['backend', 'engine'].flatMap((k) => (shown(s, k) === undefined ? [] : [`${mdText(s.stage)} ${k}: ${mdText(fmt.value(shown(s, k), 80))}`])));
   if (backend.length > 0) out.push(backend.join(' · '), '');
   return out.join('\n');
 }
