@@ -306,7 +306,7 @@ export async function execute(
             runId: options.runId,
             outDir: path.join(tmp, 'data'),
             log,
-            progress: (label, total) => output.progress(id, label, total),
+            progress: (label, total, resumed) => output.progress(id, label, total, resumed),
             signal: options.signal,
           })
         : await stage.run({
@@ -318,7 +318,7 @@ export async function execute(
         outDir: path.join(tmp, 'data'),
         workDir,
         log,
-        progress: (label, total) => output.progress(id, label, total),
+        progress: (label, total, resumed) => output.progress(id, label, total, resumed),
         signal: options.signal,
         derived: async (name, dkey, build) => {
           const dir = await cache.derived(name, dkey, build, options.signal);

@@ -172,8 +172,8 @@ export class Output {
     this.logFiles.clear();
   }
 
-  progress(stage: string, label: string, total?: number): Progress {
-    const state = { label, done: 0, total, status: undefined as string | undefined, started: Date.now() };
+  progress(stage: string, label: string, total?: number, resumed = 0): Progress {
+    const state = { label, done: resumed, resumed, total, status: undefined as string | undefined, started: Date.now() };
     const entry = this.active.get(stage);
     if (entry) entry.progress = state;
     let lastPlain = 0;
@@ -253,13 +253,15 @@ function bar(p: { done: number; total?: number }): string {
   return `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}]`;
 }
 
-function describeProgress(p: { done: number; total?: number; status?: string; started: number }): string {
+export function describeProgress(p: { done: number; resumed?: number; total?: number; status?: string; started: number }, now = Date.now()): string {
   const parts: string[] = [];
-  const elapsed = (Date.now() - p.started) / 1000;
+  const elapsed = (now - p.started) / 1000;
+  // The pace is this attempt's: what a resumed run found done took no time now.
+  const doneHere = p.done - (p.resumed ?? 0);
   if (p.total) {
     parts.push(`${formatCount(p.done)}/${formatCount(p.total)} (${Math.floor((p.done / p.total) * 100)}%)`);
-    if (p.done > 0 && p.done < p.total && elapsed > 1) {
-      parts.push(`ETA ${formatDuration(((p.total - p.done) / p.done) * elapsed * 1000)}`);
+    if (doneHere > 0 && p.done < p.total && elapsed > 1) {
+      parts.push(`ETA ${formatDuration(((p.total - p.done) / doneHere) * elapsed * 1000)}`);
     }
   } else {
     parts.push(formatCount(p.done));

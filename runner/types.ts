@@ -124,7 +124,11 @@ export interface StageContext<P> {
    */
   readonly workDir: string;
   readonly log: Logger;
-  progress(label: string, total?: number): Progress;
+  /**
+   * `resumed`: units an earlier, interrupted attempt already did (a resume): the bar starts there
+   * and the ETA counts only what is left, at the pace of this attempt.
+   */
+  progress(label: string, total?: number, resumed?: number): Progress;
   readonly signal: AbortSignal;
   /**
    * A content-addressed sub-artifact owned by the runner's cache (e.g. cached frozen-layer

@@ -177,7 +177,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
               backendDetail: { backend: choice.backend },
             })),
           batchSize: frozenBatchSize(size),
-          progress: (l, t) => ctx.progress(l, t),
+          progress: (l, t, r) => ctx.progress(l, t, r),
           log: (m) => ctx.log.info(m),
           signal: ctx.signal,
           resumeDir: path.join(ctx.workDir, 'features'),
