@@ -12,27 +12,27 @@ const PIPELINE = `name: bench
 stages:
   data:
     uses: command
-    with: { run: 'mkdir -p imgs && for i in $(seq 0 24999); do echo $i > imgs/$i.txt; done' }
+    with: { workdir: out, run: 'mkdir -p imgs && for i in $(seq 0 24999); do echo $i > imgs/$i.txt; done' }
   s1:
     uses: command
     inputs: { data: data }
-    with: { run: 'ls "$PIPE_IN_DATA/imgs" | wc -l > n.txt' }
+    with: { workdir: out, run: 'ls "$PIPE_IN_DATA/imgs" | wc -l > n.txt' }
   s2:
     uses: command
     inputs: { s1: s1 }
-    with: { run: 'cat "$PIPE_IN_S1/n.txt" > n.txt' }
+    with: { workdir: out, run: 'cat "$PIPE_IN_S1/n.txt" > n.txt' }
   s3:
     uses: command
     inputs: { s2: s2, data: data }
-    with: { run: 'cat "$PIPE_IN_S2/n.txt" > n.txt' }
+    with: { workdir: out, run: 'cat "$PIPE_IN_S2/n.txt" > n.txt' }
   s4:
     uses: command
     inputs: { s3: s3 }
-    with: { run: 'cat "$PIPE_IN_S3/n.txt" > n.txt' }
+    with: { workdir: out, run: 'cat "$PIPE_IN_S3/n.txt" > n.txt' }
   s5:
     uses: command
     inputs: { s4: s4 }
-    with: { run: 'cat "$PIPE_IN_S4/n.txt" > n.txt' }
+    with: { workdir: out, run: 'cat "$PIPE_IN_S4/n.txt" > n.txt' }
 `;
 
 function time(args: string[], cwd: string): number {

@@ -91,15 +91,14 @@ export function buildProgram(): Command {
   program
     .command('diff')
     .description('compare two runs: changed params, metrics with deltas, which stages re-ran and why (default: the last two)')
-    .argument('[runA]', 'run id or unique prefix (alone: compared with the newest run of its pipeline)')
-    .argument('[runB]', 'run id or unique prefix')
+    .argument('[refs...]', '[FILE] [RUN_A] [RUN_B]: the pipeline file, then run ids or unique prefixes (one alone: compared with the newest run of its pipeline)')
     .option('--file <file>', 'pipeline whose runs to compare')
     .option('--pipeline <name>', 'pipeline name, when ./.pipe holds several')
     .option('--json', 'machine-readable output')
     .option('--cache-dir <dir>', 'cache location')
-    .action(async (a: string | undefined, b: string | undefined, flags) => {
+    .action(async (refs: string[], flags) => {
       const { diffCommand } = await import('./commands/diff.js');
-      process.exitCode = await diffCommand(a, b, flags);
+      process.exitCode = await diffCommand(refs, flags);
     });
 
   program

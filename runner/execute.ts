@@ -7,7 +7,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Artifact, LineageEntry, Stage, StageResult } from './types.js';
+import type { Artifact, LineageEntry, Stage, StageResult, Verdict } from './types.js';
 import { StageError } from './types.js';
 import type { Pipeline } from './pipeline.js';
 import type { Graph } from './graph.js';
@@ -45,7 +45,8 @@ export interface ExecuteOptions {
 }
 
 export type StageOutcome =
-  | { readonly status: 'cached' | 'ran'; readonly artifact: Artifact }
+  // `verdict`: the artifact's verdict (StageResult.verdict), from this run or its meta.json.
+  | { readonly status: 'cached' | 'ran'; readonly artifact: Artifact; readonly verdict?: Verdict }
   | { readonly status: 'failed'; readonly error: string }
   | { readonly status: 'skipped'; readonly reason: string };
 
@@ -170,8 +171,9 @@ export async function execute(
     const remote = o ? { url: o.remote, downloaded: o.downloaded, ...(o.files === undefined ? {} : { files: o.files, bytes: o.bytes ?? 0, durationMs: o.durationMs ?? 0 }) } : undefined;
     const sparse = sparseOf(artifact);
     const partial = sparse ? { partial: { files: sparse.present.length, of: sparse.files, reads: sparse.reads } } : {};
-    bus.emit({ type: 'stage-cached', stage: id, key: artifact.key, contentHash: artifact.contentHash, durationMs: artifact.meta.durationMs, ...(remote ? { remote } : {}), ...partial });
-    return { status: 'cached', artifact };
+    const verdict = artifact.meta.verdict ? { verdict: artifact.meta.verdict } : {};
+    bus.emit({ type: 'stage-cached', stage: id, key: artifact.key, contentHash: artifact.contentHash, durationMs: artifact.meta.durationMs, ...(remote ? { remote } : {}), ...partial, ...verdict });
+    return { status: 'cached', artifact, ...verdict };
   };
 
   /**
@@ -306,7 +308,7 @@ export async function execute(
             runId: options.runId,
             outDir: path.join(tmp, 'data'),
             log,
-            progress: (label, total) => output.progress(id, label, total),
+            progress: (label, total, resumed) => output.progress(id, label, total, resumed),
             signal: options.signal,
           })
         : await locally(() => stage.run({
@@ -318,7 +320,7 @@ export async function execute(
         outDir: localOut,
         workDir,
         log,
-        progress: (label, total) => output.progress(id, label, total),
+        progress: (label, total, resumed) => output.progress(id, label, total, resumed),
         signal: options.signal,
         derived: async (name, dkey, build) => {
           const dir = await cache.derived(name, dkey, build, options.signal);
@@ -346,7 +348,9 @@ export async function execute(
         host: os.hostname(),
         ...(result?.metrics ? { metrics: result.metrics } : {}),
         info: { ...(result?.meta ?? {}), ...(derivedUsed.length ? { derived: derivedUsed } : {}) },
+        ...(result?.verdict ? { verdict: result.verdict } : {}),
       });
+      const verdict = result?.verdict ? { verdict: result.verdict } : {};
       tmp = undefined;
       await rm(workDir, { recursive: true, force: true });
       await cache.setLatest(pipeline.name, id, key);
@@ -360,8 +364,9 @@ export async function execute(
         ...(result?.summary ? { summary: result.summary } : {}),
         ...deviceFacts(result?.meta),
         reused: previous !== undefined && previous.key !== key && previous.contentHash === artifact.contentHash,
+        ...verdict,
       });
-      return { status: 'ran', artifact };
+      return { status: 'ran', artifact, ...verdict };
     } catch (e) {
       const aborted = options.signal.aborted;
       const message = aborted ? 'interrupted' : describeError(e) + partialReadHint(e, stage, spec.with, inputs);
@@ -376,7 +381,8 @@ export async function execute(
 
   await Promise.all(options.needed.map((id) => outcomeOf(id)));
   await output.closeLogs();
-  const failed = [...outcomes.values()].some((o) => o.status === 'failed' || o.status === 'skipped');
+  // A failed verdict fails the run, but only after its stage and those downstream committed.
+  const failed = [...outcomes.values()].some((o) => o.status === 'failed' || o.status === 'skipped' || failedVerdict(o));
   return { outcomes, failed, interrupted: options.signal.aborted };
 }
 
@@ -386,6 +392,11 @@ async function placementOf(host: StageOutcome | undefined): Promise<import('./ho
   const { readPlacement, isRemote } = await import('./hosts/remote.js');
   const placement = await readPlacement(host.artifact.dir);
   return isRemote(placement) ? placement : undefined;
+}
+
+/** The failed verdict of a stage that ran or came from the cache (a gate below its threshold). */
+export function failedVerdict(o: StageOutcome): Verdict | undefined {
+  return (o.status === 'ran' || o.status === 'cached') && o.verdict && !o.verdict.passed ? o.verdict : undefined;
 }
 
 /** One line for a stage failure: the message of an expected error, the class + message else. */

@@ -3,7 +3,7 @@
 // progress printed at most every few seconds. NO_COLOR is respected.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import pc from 'picocolors';
-import type { Logger, Progress } from './types.js';
+import type { Logger, Progress, Verdict } from './types.js';
 import type { TimedEvent } from './events.js';
 
 export interface OutputOptions {
@@ -91,6 +91,7 @@ export class Output {
         const from = e.remote ? (e.remote.downloaded ? ` (pulled from ${e.remote.url})` : ` on ${e.remote.url}`) : '';
         const partial = e.partial ? ` (partly: ${e.partial.files} of ${e.partial.of} files, from a partial pull)` : '';
         this.line(`${this.stamp()}${c.green('✓')} ${e.stage} ${c.dim(`cached${from}${partial}`)}`);
+        this.verdictLine(e.verdict);
         break;
       }
       case 'stage-pulled':
@@ -109,6 +110,7 @@ export class Output {
           this.warnings.push(`${e.stage} ${w}`);
           this.line(`${this.stamp()}${c.yellow(`! ${e.stage} ${w}`)}`);
         }
+        this.verdictLine(e.verdict);
         break;
       }
       case 'stage-failed': {
@@ -134,6 +136,11 @@ export class Output {
       }
     }
   };
+
+  /** A stage's verdict under its line: a failed one in red (it fails the run), a passed one plainly. */
+  private verdictLine(v: Verdict | undefined): void {
+    if (v) this.line(`${this.stamp()}  ${v.passed ? this.c.green(v.message) : this.c.red(`✗ ${v.message}`)}`);
+  }
 
   /** A logger for one stage: its lines go to its log file, the terminal, and a 20-line tail. */
   stageLogger(stage: string, logFile?: string): Logger {
@@ -173,8 +180,8 @@ export class Output {
     this.logFiles.clear();
   }
 
-  progress(stage: string, label: string, total?: number): Progress {
-    const state = { label, done: 0, total, status: undefined as string | undefined, started: Date.now() };
+  progress(stage: string, label: string, total?: number, resumed = 0): Progress {
+    const state = { label, done: resumed, resumed, total, status: undefined as string | undefined, started: Date.now() };
     const entry = this.active.get(stage);
     if (entry) entry.progress = state;
     let lastPlain = 0;
@@ -254,13 +261,15 @@ function bar(p: { done: number; total?: number }): string {
   return `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}]`;
 }
 
-function describeProgress(p: { done: number; total?: number; status?: string; started: number }): string {
+export function describeProgress(p: { done: number; resumed?: number; total?: number; status?: string; started: number }, now = Date.now()): string {
   const parts: string[] = [];
-  const elapsed = (Date.now() - p.started) / 1000;
+  const elapsed = (now - p.started) / 1000;
+  // The pace is this attempt's: what a resumed run found done took no time now.
+  const doneHere = p.done - (p.resumed ?? 0);
   if (p.total) {
     parts.push(`${formatCount(p.done)}/${formatCount(p.total)} (${Math.floor((p.done / p.total) * 100)}%)`);
-    if (p.done > 0 && p.done < p.total && elapsed > 1) {
-      parts.push(`ETA ${formatDuration(((p.total - p.done) / p.done) * elapsed * 1000)}`);
+    if (doneHere > 0 && p.done < p.total && elapsed > 1) {
+      parts.push(`ETA ${formatDuration(((p.total - p.done) / doneHere) * elapsed * 1000)}`);
     }
   } else {
     parts.push(formatCount(p.done));

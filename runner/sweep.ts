@@ -105,3 +105,6 @@ export function expandGrid(axes: readonly SweepAxis[]): Combination[] {
 export function describeCombination(c: Combination, short: (path: string) => string = (p) => p): string {
   return c.values.map((v) => `${short(v.path)}=${v.text}`).join(' ');
 }
+
+/** Set (to 1) in the environment of a parallel sweep's child runs: see RunFlags.sweepCombination. */
+export const SWEEP_CHILD_ENV = 'PIPE_SWEEP_COMBINATION';

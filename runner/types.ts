@@ -58,6 +58,18 @@ export interface ArtifactMeta {
   readonly metrics?: Record<string, number>;
   /** Whatever the stage returned in StageResult.meta (backend, engine, counts...). */
   readonly info?: Record<string, unknown>;
+  /** The stage's verdict on this output (StageResult.verdict): a cache hit fails the run again when it failed. */
+  readonly verdict?: Verdict;
+}
+
+/**
+ * A judgement on a valid output, such as evaluate's metric gate: the output itself is good data
+ * (it is committed, cached and read downstream); the verdict says whether it is good enough.
+ */
+export interface Verdict {
+  readonly passed: boolean;
+  /** One line: what was checked and how it came out ("gate failed: accuracy 0.61 is below 0.95"). */
+  readonly message: string;
 }
 
 /** A committed, immutable artifact in the cache. */
@@ -112,7 +124,11 @@ export interface StageContext<P> {
    */
   readonly workDir: string;
   readonly log: Logger;
-  progress(label: string, total?: number): Progress;
+  /**
+   * `resumed`: units an earlier, interrupted attempt already did (a resume): the bar starts there
+   * and the ETA counts only what is left, at the pace of this attempt.
+   */
+  progress(label: string, total?: number, resumed?: number): Progress;
   readonly signal: AbortSignal;
   /**
    * A content-addressed sub-artifact owned by the runner's cache (e.g. cached frozen-layer
@@ -132,6 +148,15 @@ export interface StageResult {
   readonly meta?: Record<string, unknown>;
   /** One line shown after the stage finishes. */
   readonly summary?: string;
+  /**
+   * A verdict on the output (a metric gate). A failed verdict does not fail the stage: the runner
+   * commits and caches the artifact, points latest/ at it and runs the stages downstream as usual
+   * (a report shows the failing run), then counts it as a failure of the run (exit 1). It is kept
+   * in meta.json, so a later run that finds the artifact in the cache fails again, computing
+   * nothing. meta.json is not part of the content hash that downstream keys see: a stage whose
+   * readers show the verdict also writes it into its own files (evaluate's gate.json).
+   */
+  readonly verdict?: Verdict;
 }
 
 export interface Stage<P = Record<string, unknown>> {

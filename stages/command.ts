@@ -1,6 +1,9 @@
-// `uses: command`: run any external program as a stage, like DVC's `cmd`. Whatever it writes
-// under its working directory (the stage's output dir) is the artifact.
+// `uses: command`: run any external program as a stage, like DVC's `cmd`. It runs in the pipeline
+// file's folder, as make, DVC and Snakemake run theirs (so `python train.py` finds train.py), and
+// what it writes under $PIPE_OUT is the artifact. `workdir: out` runs it in $PIPE_OUT instead (what
+// pipe did before), where relative writes become the artifact.
 import { createWriteStream } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import path from 'node:path';
 import type { ArtifactKind, Stage } from '../runner/types.js';
@@ -12,6 +15,7 @@ export interface CommandParams {
   deps: string[];
   env: Record<string, string>;
   kind: ArtifactKind;
+  workdir: 'pipeline' | 'out';
 }
 
 export const commandStage: Stage<CommandParams> = {
@@ -19,7 +23,7 @@ export const commandStage: Stage<CommandParams> = {
   version: 1,
   description:
     'Runs an external program (through the shell when `run` is a string, directly when it is a list). ' +
-    'Its working directory is the output dir; stdout and stderr are saved to log.txt there.',
+    "Its working directory is the pipeline file's folder (`workdir: out`: the output dir); the artifact is what it writes under $PIPE_OUT. stdout and stderr are saved to log.txt there.",
   params: {
     type: 'object',
     additionalProperties: false,
@@ -43,6 +47,12 @@ export const commandStage: Stage<CommandParams> = {
         type: 'object',
         additionalProperties: { type: 'string' },
         default: {},
+      },
+      workdir: {
+        description:
+          "Working directory: `pipeline`, the pipeline file's folder (project files by their relative paths, as in make, DVC or Snakemake; write the output under $PIPE_OUT), or `out`, the output dir itself (relative writes are the output).",
+        enum: ['pipeline', 'out'],
+        default: 'pipeline',
       },
       kind: {
         description: 'Artifact kind of the output, so it can feed typed ports.',
@@ -80,7 +90,7 @@ export const commandStage: Stage<CommandParams> = {
       PIPE_PIPELINE_DIR: ctx.pipelineDir,
     };
     const options = {
-      cwd: ctx.outDir,
+      cwd: ctx.params.workdir === 'out' ? ctx.outDir : ctx.pipelineDir,
       env: childEnv,
       reject: false,
       all: true,
@@ -133,6 +143,10 @@ export const commandStage: Stage<CommandParams> = {
       // A program may also fail without saying why: then ask the filesystem it was writing to.
       const full = recent.some((l) => /no space left on device|ENOSPC|disk quota exceeded/i.test(l)) || (await nearlyFull(ctx.outDir));
       throw new StageError(`command failed (${why})${full ? ': no space left on device' : ''}`);
+    }
+    // The likeliest cause of an empty output: a program written for the output dir as its working directory.
+    if (ctx.params.workdir !== 'out' && (await readdir(ctx.outDir)).every((n) => n === 'log.txt')) {
+      ctx.log.warn(`wrote nothing into its output dir: it runs in ${ctx.pipelineDir}; write the output under "$PIPE_OUT" (or set workdir: out)`);
     }
     if (logError) {
       const code = (logError as NodeJS.ErrnoException).code;

@@ -37,11 +37,22 @@ export function predicted(probs: readonly number[]): number {
   return best;
 }
 
-/** Mean negative log-likelihood of the true class, probabilities clipped to [eps, 1-eps] (as scikit-learn). */
-export function logLoss(preds: readonly Prediction[], eps = 1e-15): number {
+/**
+ * The log loss's clipping: probabilities are clipped to [eps, 1-eps] as scikit-learn and Kaggle's
+ * scorer do. The one definition of the metric: evaluate's log_loss and finetune's val_loss.
+ */
+export const LOG_LOSS_EPS = 1e-15;
+
+/** One row's share of the log loss: -log of the true class's probability, clipped. */
+export function rowLogLoss(pTrue: number): number {
+  return -Math.log(Math.min(1 - LOG_LOSS_EPS, Math.max(LOG_LOSS_EPS, pTrue)));
+}
+
+/** Mean negative log-likelihood of the true class, probabilities clipped (rowLogLoss). */
+export function logLoss(preds: readonly Prediction[]): number {
   if (preds.length === 0) return Number.NaN;
   let sum = 0;
-  for (const p of preds) sum -= Math.log(Math.min(1 - eps, Math.max(eps, p.probs[p.label] ?? 0)));
+  for (const p of preds) sum += rowLogLoss(p.probs[p.label] ?? 0);
   return sum / preds.length;
 }
 
@@ -204,4 +215,16 @@ export function gateFailures(m: Pick<Metrics, 'accuracy' | 'log_loss'>, gate: Ga
   if (gate.accuracy !== undefined && !(m.accuracy >= gate.accuracy)) out.push(`accuracy ${m.accuracy.toFixed(4)} is below the gate ${gate.accuracy}`);
   if (gate.log_loss !== undefined && !(m.log_loss <= gate.log_loss)) out.push(`log_loss ${m.log_loss.toFixed(4)} is above the gate ${gate.log_loss}`);
   return out;
+}
+
+/** The gate's verdict: passed or not, each failure, and one line saying so (for the log, the report, the run summary). */
+export function gateVerdict(m: Pick<Metrics, 'accuracy' | 'log_loss'>, gate: Gate): { passed: boolean; failures: string[]; message: string } {
+  const failures = gateFailures(m, gate);
+  const checked = [
+    ...(gate.accuracy === undefined ? [] : [`accuracy ${m.accuracy.toFixed(4)} ≥ ${gate.accuracy}`]),
+    ...(gate.log_loss === undefined ? [] : [`log_loss ${m.log_loss.toFixed(4)} ≤ ${gate.log_loss}`]),
+  ];
+  return failures.length > 0
+    ? { passed: false, failures, message: `gate failed: ${failures.join('; ')}` }
+    : { passed: true, failures, message: `gate passed: ${checked.join(', ')}` };
 }

@@ -2,7 +2,9 @@
 // what the report reads: predictions.csv, metrics.json, analysis.json and, for the test set,
 // Kaggle's submission.csv. The frozen part's outputs come from the same derived cache entries as
 // finetune's (same key scheme), so evaluating on `valid` after training recomputes nothing.
-// A failed gate is a StageError (exit 1), the CI use. Heavy modules are imported inside run.
+// A gate is a verdict on the evaluation, not a failure of it: the artifact (gate.json included) is
+// committed and reported, and the runner fails the run (exit 1), the CI use. Heavy modules are
+// imported inside run.
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
@@ -27,7 +29,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
   description:
     "Evaluates a fine-tuned model on the split's valid and/or test images: predictions.csv, metrics.json (accuracy, log loss, confusion matrix, " +
     'per-class precision/recall/F1), analysis.json (per class the most confident correct, most confident wrong and most uncertain images) ' +
-    "and Kaggle's submission.csv for the test set. A `gate` makes it fail (exit 1) below a metric: the CI use.",
+    "and Kaggle's submission.csv for the test set. A `gate` is a verdict on the metrics (gate.json): below it the evaluation and its report are still made, and the run exits 1: the CI use.",
   params: {
     type: 'object',
     additionalProperties: false,
@@ -37,7 +39,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
         type: 'object',
         additionalProperties: false,
         default: {},
-        description: 'Fail the stage when validation accuracy is below `accuracy` or log loss above `log_loss`.',
+        description: 'Fail the run (exit 1, after the evaluation and its report are made) when validation accuracy is below `accuracy` or log loss above `log_loss`.',
         properties: {
           accuracy: { type: 'number', minimum: 0, maximum: 1, description: 'Minimum validation accuracy.' },
           log_loss: { type: 'number', minimum: 0, description: 'Maximum validation log loss.' },
@@ -113,7 +115,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
       engine: p.engine,
       backend: choice.backend,
       derived: (n, k, b) => ctx.derived(n, k, b),
-      progress: (l, t) => ctx.progress(l, t),
+      progress: (l, t, r) => ctx.progress(l, t, r),
       log: (m) => ctx.log.info(m),
       warn: (m) => ctx.log.warn(m),
       signal: ctx.signal,
@@ -143,15 +145,15 @@ export const evaluateStage: Stage<EvaluateParams> = {
     if (test.length > 0) await write('submission.csv', metricsLib.submissionCsv(test, classes, [lo, hi]));
 
     const headline = valid.length ? `accuracy ${metrics.accuracy.toFixed(4)}, log_loss ${metrics.log_loss.toFixed(4)} on ${valid.length} valid images` : 'no labelled images';
-    if (gated && valid.length) {
-      const failed = metricsLib.gateFailures(metrics, p.gate);
-      if (failed.length > 0) throw new StageError(`gate failed: ${failed.join('; ')} (${headline})`);
-    }
+    // In the files too, not only in meta.json: a report made from them must differ when it does.
+    const verdict = gated && valid.length ? metricsLib.gateVerdict(metrics, p.gate) : undefined;
+    if (verdict) await write('gate.json', `${JSON.stringify({ gate: p.gate, ...verdict }, null, 2)}\n`);
     const headlineMetrics: Record<string, number> = valid.length ? { accuracy: metrics.accuracy, log_loss: metrics.log_loss } : {};
     return {
       metrics: headlineMetrics,
       meta: { backend: choice.backend, engine: engineName, cut, valid_count: valid.length, test_count: test.length },
       summary: `${headline}${test.length ? `; submission.csv with ${test.length} rows` : ''}`,
+      ...(verdict ? { verdict: { passed: verdict.passed, message: verdict.message } } : {}),
     };
   },
 };

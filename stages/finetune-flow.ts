@@ -170,7 +170,7 @@ export async function runFinetune<P extends TrainParams>(
           preprocess: prepared.preprocess,
           engine: openEngine,
           batchSize: frozenBatchSize(prepared.preprocess.size),
-          progress: (l, t) => ctx.progress(l, t),
+          progress: (l, t, r) => ctx.progress(l, t, r),
           log: (m) => ctx.log.info(m),
           signal: ctx.signal,
           resumeDir: path.join(ctx.workDir, 'features'),

@@ -95,7 +95,7 @@ export const predictStage: Stage<PredictParams> = {
       engine: p.engine,
       backend: choice.backend,
       derived: (n, k, b) => ctx.derived(n, k, b),
-      progress: (l, t) => ctx.progress(l, t),
+      progress: (l, t, r) => ctx.progress(l, t, r),
       log: (m) => ctx.log.info(m),
       warn: (m) => ctx.log.warn(m),
       signal: ctx.signal,

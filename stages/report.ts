@@ -25,9 +25,11 @@ import {
   type RemoteOrigin,
   type ReportData,
   type StageRow,
+  type StageVerdict,
 } from './report/model.js';
 import { isStub, pulledInfo, stubRemote } from '../runner/remote/stub.js';
 import { makeThumbnails, resolveInside, type ThumbnailResult } from './report/thumbnails.js';
+import { trainingCard } from './report/training-engine.js';
 
 export interface ReportParams {
   title?: string;
@@ -98,7 +100,8 @@ export const reportStage: Stage<ReportParams> = {
     const predictions = await readPredictions(evaluation.dir);
     const noModel = 'no model artifact among the inputs or upstream stages';
     const history = model ? await readHistory(model.dir) : unavailable<never>(noModel);
-    const finetune = model ? await readObjectFile(model.dir, 'finetune.json') : unavailable<never>(noModel);
+    const finetuneFile = model ? await readObjectFile(model.dir, 'finetune.json') : unavailable<never>(noModel);
+    const finetune = finetuneFile.ok ? available(trainingCard(finetuneFile.value)) : finetuneFile;
     const preprocess = model ? await readObjectFile(model.dir, 'preprocess.json') : unavailable<never>(noModel);
 
     const data: ReportData = {
@@ -114,6 +117,7 @@ export const reportStage: Stage<ReportParams> = {
       preprocess,
       mostWrong: wrongest(predictions, analysis),
       stages: stageRows(ctx),
+      verdicts: verdictsOf(ctx),
       maxPerView,
       ...(await earlierRuns(ctx)),
     };
@@ -181,6 +185,20 @@ function stageRows(ctx: StageContext<ReportParams>): StageRow[] {
     info: {},
   });
   return rows;
+}
+
+/** The verdicts (a gate) of the upstream artifacts, in dependency order. */
+function verdictsOf(ctx: StageContext<ReportParams>): StageVerdict[] {
+  const arts = [...ctx.lineage.map((l) => l.artifact), ...Object.values(ctx.inputs)];
+  const seen = new Set<string>();
+  const out: StageVerdict[] = [];
+  for (const a of arts) {
+    const v = a.meta.verdict;
+    if (!v || seen.has(a.meta.stage)) continue;
+    seen.add(a.meta.stage);
+    out.push({ stage: a.meta.stage, passed: v.passed, message: v.message });
+  }
+  return out;
 }
 
 /**

@@ -18,7 +18,7 @@ function writer(split: unknown, images = ['train/cat/a.jpg', 'train/dog/b.jpg', 
 }
 
 async function runCommand(run: string[]): Promise<{ outDir: string; cleanup: () => Promise<void> }> {
-  const ctx = await makeTestContext<CommandParams>({ run, deps: [], env: {}, kind: 'dataset' });
+  const ctx = await makeTestContext<CommandParams>({ run, deps: [], env: {}, kind: 'dataset', workdir: 'out' });
   try {
     await commandStage.run(ctx);
   } catch (e) {

@@ -4,10 +4,12 @@ import {
   analysisViews,
   computeMetrics,
   gateFailures,
+  logLoss,
   predictionsCsv,
   submissionCsv,
   type Prediction,
 } from '../stages/evaluate-metrics.js';
+import { evaluateSource } from '../stages/vision/train.js';
 
 const classes = ['cat', 'dog'];
 // Hand-checked set: 3 of 5 right; confusion [[1,1],[1,2]].
@@ -97,4 +99,19 @@ test('gates: accuracy is a minimum, log loss a maximum', () => {
   const failed = gateFailures({ accuracy: 0.6, log_loss: 0.61 }, { accuracy: 0.95, log_loss: 0.2 });
   assert.deepEqual(failed, ['accuracy 0.6000 is below the gate 0.95', 'log_loss 0.6100 is above the gate 0.2']);
   assert.equal(gateFailures({ accuracy: Number.NaN, log_loss: 0 }, { accuracy: 0.5 }).length, 1);
+});
+
+test("finetune's val_loss and evaluate's log_loss are one definition: the same rows give the same number, a confident mistake included", async () => {
+  // Row 0 is a confident mistake (P(true) = 1e-12): where two clippings (1e-7, 1e-15) part ways.
+  const rows = Float32Array.from([1e-12, 1 - 1e-12, 0.9, 0.1, 0.3, 0.7, 0.6, 0.4]);
+  const labels = Int32Array.from([0, 0, 1, 1]);
+  const source = { count: 4, shape: [1], labels, rows: async (idx: readonly number[]) => new Float32Array(idx.length) };
+  let at = 0;
+  const predict = async (_x: Float32Array, n: number): Promise<Float32Array> => rows.slice(at * 2, (at += n) * 2);
+  const val = await evaluateSource(predict, source, 3);
+  const preds: Prediction[] = [0, 1, 2, 3].map((i) => ({ file: `${i}.jpg`, label: labels[i]!, probs: [rows[2 * i]!, rows[2 * i + 1]!] }));
+  const logLossOfEvaluate = logLoss(preds);
+  assert.ok(logLossOfEvaluate > 7, `the confident mistake counts in full: ${logLossOfEvaluate}`);
+  assert.ok(Math.abs(val.loss - logLossOfEvaluate) < 1e-9, `val_loss ${val.loss} vs log_loss ${logLossOfEvaluate}`);
+  assert.equal(val.accuracy, 0.5);
 });

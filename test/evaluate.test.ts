@@ -139,14 +139,27 @@ test('evaluate on a machine without the cache recomputes the same predictions (O
   }
 });
 
-test('a failed gate is a StageError naming the metric, value and threshold', async () => {
-  await assert.rejects(evaluate(params({ gate: { log_loss: 0.0001 } }), derivedRoot), (e: Error) => {
-    assert.ok(e instanceof StageError);
-    assert.match(e.message, /^gate failed: log_loss \d\.\d{4} is above the gate 0\.0001 \(accuracy \d\.\d{4}, log_loss \d\.\d{4} on 24 valid images\)$/);
-    return true;
-  });
-  const passed = await evaluate(params({ gate: { accuracy: 0.5 }, on: 'valid' }), derivedRoot);
+test('a failed gate is a verdict on a written evaluation, naming the metric, value and threshold (gate.json too)', async () => {
+  const failed = await evaluate(params({ gate: { log_loss: 0.0001 } }), derivedRoot);
+  try {
+    assert.equal(failed.result.verdict?.passed, false);
+    assert.match(failed.result.verdict?.message ?? '', /^gate failed: log_loss \d\.\d{4} is above the gate 0\.0001$/);
+    assert.ok((await read(failed.ctx, 'metrics.json')).length > 0, 'the evaluation is written');
+    const gate = JSON.parse(await read(failed.ctx, 'gate.json')) as { gate: unknown; passed: boolean; failures: string[] };
+    assert.deepEqual(gate.gate, { log_loss: 0.0001 });
+    assert.equal(gate.passed, false);
+    assert.equal(gate.failures.length, 1);
+  } finally {
+    await failed.ctx.cleanup();
+  }
+  const passed = await evaluate(params({ gate: { accuracy: 0 }, on: 'valid' }), derivedRoot);
+  assert.match(passed.result.verdict?.message ?? '', /^gate passed: accuracy \d\.\d{4} ≥ 0$/);
+  assert.equal(passed.result.verdict?.passed, true);
   await passed.ctx.cleanup();
+  const ungated = await evaluate(params({ on: 'valid' }), derivedRoot);
+  assert.equal(ungated.result.verdict, undefined);
+  await assert.rejects(read(ungated.ctx, 'gate.json'), /ENOENT/);
+  await ungated.ctx.cleanup();
   await assert.rejects(evaluate(params({ gate: { accuracy: 0.5 }, on: 'test' }), derivedRoot), /gate needs labelled data/);
 });
 

@@ -292,8 +292,11 @@ test('frozen outputs: streamed to disk, and an interrupted computation resumes w
     await assert.rejects(cachedFeatures(request(controller.signal, stopping)));
     const partial = images;
     assert.ok(partial >= 24 && partial < 64, `${partial} images before the abort`);
-    const resumed = await cachedFeatures(request(new AbortController().signal));
+    const bars: [string, number | undefined, number | undefined][] = [];
+    const spy = (label: string, total?: number, resumedAt?: number) => (bars.push([label, total, resumedAt]), ctx.progress(label));
+    const resumed = await cachedFeatures(request(new AbortController().signal, spy));
     assert.ok(ctx.logs.some((l) => l.startsWith(`frozen outputs: train: resuming after ${partial} of 64 images`)), ctx.logs.join('\n'));
+    assert.deepEqual(bars, [['frozen outputs: train', 64, partial]], 'the bar starts where the resume does, for its ETA');
     assert.equal(images, 64); // the rest only
     assert.equal(ctx.builds.get('features'), 1);
     assert.deepEqual(await readdir(resumeDir), []); // moved into the derived entry

@@ -446,7 +446,7 @@ test('port, param and stage names that are Object.prototype properties are plain
   try {
     await writeFile(
       path.join(dir, 'p.yaml'),
-      `params: { constructor: 1 }\nstages:\n  a:\n    uses: command\n    with: { run: 'echo x > o.txt' }\n  toString:\n    uses: command\n    inputs: { constructor: a, toString: a, valueOf: a }\n    with: { run: 'cat "$PIPE_IN_CONSTRUCTOR/o.txt" > o.txt' }\n`,
+      `params: { constructor: 1 }\nstages:\n  a:\n    uses: command\n    with: { workdir: out, run: 'echo x > o.txt' }\n  toString:\n    uses: command\n    inputs: { constructor: a, toString: a, valueOf: a }\n    with: { workdir: out, run: 'cat "$PIPE_IN_CONSTRUCTOR/o.txt" > o.txt' }\n`,
     );
     const r = await loadPipeline('p.yaml', { cwd: dir });
     assert.ok(r.ok, r.ok ? '' : r.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));

@@ -71,7 +71,7 @@ test('load: the six-stage fixture, with defaults, references and positions', asy
   assert.deepEqual(p.params, { seed: 42, image_size: 224, sample: { train: 200, valid: 50 }, tag: '007' });
 
   const data = p.stages.get('data')!;
-  assert.deepEqual(data.with, { run: 'echo fetching > data.txt', deps: ['scripts/*.sh'], env: {}, kind: 'files' }); // defaults filled in
+  assert.deepEqual(data.with, { run: 'echo fetching > data.txt', deps: ['scripts/*.sh'], env: {}, kind: 'files', workdir: 'pipeline' }); // defaults filled in
   const split = p.stages.get('split')!;
   assert.deepEqual(split.with.run, ['sh', '-c', 'echo split seed=42 size=224 > split.txt']); // embedded: stringified
   assert.deepEqual(split.with.env, { SEED: '42', TAG: '007' }); // whole, but the schema wants a string
@@ -320,6 +320,6 @@ test('load: every valid fixture loads without a problem', async () => {
   }
   const anchors = await loadPipeline('anchors.yaml', { cwd: VALID });
   assert.ok(anchors.ok);
-  assert.deepEqual(anchors.value.stages.get('b')!.with, { run: ['echo', 'b'], env: { LANG: 'C' }, deps: [], kind: 'files' });
-  assert.deepEqual(anchors.value.stages.get('c')!.with, { run: 'true', env: { LANG: 'C' }, deps: [], kind: 'files' });
+  assert.deepEqual(anchors.value.stages.get('b')!.with, { run: ['echo', 'b'], env: { LANG: 'C' }, deps: [], kind: 'files', workdir: 'pipeline' });
+  assert.deepEqual(anchors.value.stages.get('c')!.with, { run: 'true', env: { LANG: 'C' }, deps: [], kind: 'files', workdir: 'pipeline' });
 });

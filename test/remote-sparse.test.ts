@@ -233,6 +233,7 @@ stages:
     uses: command
     inputs: { dataset: split }
     with:
+      workdir: out
       run: find "$PIPE_IN_DATASET" -type f | wc -l | tr -d ' ' > files.txt
 `;
 

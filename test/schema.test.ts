@@ -44,8 +44,8 @@ test('precompiled validators are used while their schema is unchanged, ajv other
   const edited = { ...command.params, required: [] };
   const compiled = validatorFor(edited, 'command');
   assert.notEqual(compiled, pre, 'a changed schema is compiled, not matched by name');
-  assert.deepEqual(checkParams(edited, {}).params, { deps: [], env: {}, kind: 'files' });
-  assert.deepEqual(checkParams(command.params, { run: 'x' }, 'command').params, { run: 'x', deps: [], env: {}, kind: 'files' });
+  assert.deepEqual(checkParams(edited, {}).params, { deps: [], env: {}, kind: 'files', workdir: 'pipeline' });
+  assert.deepEqual(checkParams(command.params, { run: 'x' }, 'command').params, { run: 'x', deps: [], env: {}, kind: 'files', workdir: 'pipeline' });
   assert.deepEqual(checkParams(command.params, { run: 1 }, 'command').problems.map((p) => p.message), ['must be a string or a list of strings']);
 });
 

@@ -1,5 +1,6 @@
 // `pipe diff [RUN_A] [RUN_B]`: what changed between two runs (params, code), what it did to the
 // metrics, and which stages re-ran and why. Default: the last two runs of the pipeline.
+import { stat } from 'node:fs/promises';
 import pc from 'picocolors';
 import { ExitError, EXIT } from '../errors.js';
 import { formatDuration, wantColor } from '../output.js';
@@ -163,8 +164,18 @@ export function pickRuns(runs: readonly RunSummary[], refA: string | undefined, 
   return [same[1]!, same[0]!];
 }
 
-export async function diffCommand(refA: string | undefined, refB: string | undefined, flags: DiffFlags): Promise<number> {
-  const scope = await historyScope(flags.file, flags);
+/**
+ * `refs`: up to two run ids, after an optional pipeline file (`pipe diff pipelines/demo.yaml`,
+ * as `pipe runs FILE`; the same as --file FILE).
+ */
+export async function diffCommand(refs: readonly string[], flags: DiffFlags): Promise<number> {
+  const first = refs[0];
+  const fileFirst = first !== undefined && /\.ya?ml$/i.test(first) && (await stat(first).then((s) => s.isFile()).catch(() => false));
+  if (fileFirst && flags.file) throw new ExitError(EXIT.usage, `diff: a pipeline file twice (${first} and --file ${flags.file})`);
+  const file = fileFirst ? first : flags.file;
+  const [refA, refB, ...rest] = fileFirst ? refs.slice(1) : refs;
+  if (rest.length > 0) throw new ExitError(EXIT.usage, `diff: at most two runs to compare, got ${refs.length - (fileFirst ? 1 : 0)} (${refs.join(' ')})`);
+  const scope = await historyScope(file, flags, 'diff');
   let pipeline = scope.pipeline;
   if (!pipeline && !refA) {
     const names = await pipelinesIn(scope.root);

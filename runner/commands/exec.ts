@@ -33,15 +33,15 @@ export async function execCommand(jobFile: string): Promise<number> {
   await mkdir(job.outDir, { recursive: true });
   await mkdir(job.workDir, { recursive: true });
   let progressIds = 0;
-  const progress = (label: string, total?: number): Progress => {
+  const progress = (label: string, total?: number, resumed = 0): Progress => {
     const id = ++progressIds;
-    const state = { done: 0, total, status: undefined as string | undefined };
+    const state = { done: resumed, total, status: undefined as string | undefined };
     let last = 0;
     const send = (end = false): void => {
       const now = Date.now();
       if (!end && now - last < 500) return;
       last = now;
-      say({ t: 'progress', id, label, done: state.done, ...(state.total !== undefined ? { total: state.total } : {}), ...(state.status ? { status: state.status } : {}), ...(end ? { end } : {}) });
+      say({ t: 'progress', id, label, done: state.done, ...(resumed ? { resumed } : {}), ...(state.total !== undefined ? { total: state.total } : {}), ...(state.status ? { status: state.status } : {}), ...(end ? { end } : {}) });
     };
     return {
       tick: (n = 1, status) => {

@@ -6,12 +6,16 @@ import { Cache } from '../cache.js';
 import { assertDirectoryOrAbsent, cacheOrigin, cacheRoot, openPipeline } from '../open.js';
 import { Output } from '../output.js';
 import { EXIT, ExitError } from '../errors.js';
+import { defaultCacheRoot } from '../cache-home.js';
 
 export async function gcCommand(file: string | undefined, flags: { dryRun?: boolean; cacheDir?: string }): Promise<number> {
   let root: string;
   if (file) root = cacheRoot((await openPipeline(file, {})).pipeline, flags.cacheDir);
-  else if (flags.cacheDir || process.env.PIPE_CACHE_DIR) root = path.resolve(flags.cacheDir ?? process.env.PIPE_CACHE_DIR!);
-  else root = path.resolve('.pipe');
+  else {
+    const home = await defaultCacheRoot('pipe gc', flags.cacheDir);
+    root = home.root;
+    if (home.note) process.stderr.write(`${home.note}\n`);
+  }
   await assertDirectoryOrAbsent(root, file ? cacheOrigin(undefined, flags.cacheDir) : flags.cacheDir ? '--cache-dir' : process.env.PIPE_CACHE_DIR ? 'PIPE_CACHE_DIR' : 'the default cache dir');
   const cache = new Cache(root);
   const keys = await cache.listKeys();

@@ -7,12 +7,13 @@ import { openPipeline, type PipelineOptions } from '../open.js';
 import { selectStages, upstreamOf, type Graph } from '../graph.js';
 import { EventBus, newRunId, runRecordWriter } from '../events.js';
 import { Output, formatDuration } from '../output.js';
-import { execute, type StageOutcome } from '../execute.js';
+import { execute, failedVerdict, type StageOutcome } from '../execute.js';
 import { planStages } from '../plan.js';
 import { ExitError, EXIT } from '../errors.js';
 import { useStatCache, saveStatCache } from '../hash-files.js';
 import { pipeVersion } from '../version.js';
 import { printPlan } from './status.js';
+import { SWEEP_CHILD_ENV } from '../sweep.js';
 
 export interface RunFlags extends PipelineOptions {
   only?: string[];
@@ -27,6 +28,12 @@ export interface RunFlags extends PipelineOptions {
   remote?: string;
   /** The command line recorded in the run record (a sweep passes each combination's own). */
   argv?: string[];
+  /**
+   * One combination of a sweep: the sweep puts latest/ back afterwards, so the report's path
+   * printed is its cache entry's, not latest/'s. (Child processes of a parallel sweep are told by
+   * SWEEP_CHILD_ENV.)
+   */
+  sweepCombination?: boolean;
 }
 
 export function neededStages(graph: Graph, selected: readonly string[]): string[] {
@@ -160,9 +167,10 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   bus.emit({ type: 'run-end', status, durationMs: Date.now() - started });
   output.line(summaryLine(result.outcomes, Date.now() - started, output, pulledStages, remote?.url));
   for (const w of output.warnings) output.line(output.colors.yellow(`! ${w}`));
+  const ownReport = flags.sweepCombination || process.env[SWEEP_CHILD_ENV] === '1';
   for (const [id, o] of result.outcomes) {
     if ((o.status === 'ran' || o.status === 'cached') && o.artifact.kind === 'report') {
-      const link = path.join(cache.latestRoot, pipeline.name, id, 'index.html');
+      const link = path.join(ownReport ? o.artifact.dir : path.join(cache.latestRoot, pipeline.name, id), 'index.html');
       output.line(`report: ${path.relative(process.cwd(), link) || link}`);
     }
   }
@@ -177,7 +185,12 @@ function summaryLine(outcomes: ReadonlyMap<string, StageOutcome>, ms: number, ou
   const parts = [`${count('ran')} ran`, `${count('cached')} cached${fromRemote}`];
   if (count('failed')) parts.push(output.colors.red(`${count('failed')} failed`));
   if (count('skipped')) parts.push(output.colors.yellow(`${count('skipped')} skipped`));
-  return `${outcomes.size} stage${outcomes.size === 1 ? '' : 's'}: ${parts.join(', ')} in ${formatDuration(ms)}`;
+  // A failed verdict (a gate) fails the run though every stage ran: say which and why.
+  const verdicts = [...outcomes].flatMap(([id, o]) => {
+    const v = failedVerdict(o);
+    return v ? [output.colors.red(`${id}: ${v.message}`)] : [];
+  });
+  return `${outcomes.size} stage${outcomes.size === 1 ? '' : 's'}: ${parts.join(', ')} in ${formatDuration(ms)}${verdicts.map((v) => `; ${v}`).join('')}`;
 }
 
 function removeOwnTemp(tmpRoot: string): void {

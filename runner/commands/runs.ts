@@ -6,6 +6,7 @@ import pc from 'picocolors';
 import { parse } from 'yaml';
 import { cacheRoot, openPipeline } from '../open.js';
 import { ExitError, EXIT } from '../errors.js';
+import { defaultCacheRoot } from '../cache-home.js';
 import { formatDuration, wantColor } from '../output.js';
 import type { Pipeline } from '../pipeline.js';
 import {
@@ -33,14 +34,15 @@ export interface RunsFlags extends HistoryFlags {
 export const DEFAULT_LIMIT = 20;
 
 /** Where the history lives and which pipeline's runs to show: from FILE, or ./.pipe (or --cache-dir). */
-export async function historyScope(file: string | undefined, flags: HistoryFlags): Promise<{ root: string; pipeline?: string }> {
+export async function historyScope(file: string | undefined, flags: HistoryFlags, command = 'runs'): Promise<{ root: string; pipeline?: string }> {
   if (file) {
     const { root, name } = await pipelineHome(file, flags.cacheDir);
     return { root, pipeline: name };
   }
-  const root = path.resolve(flags.cacheDir ?? process.env.PIPE_CACHE_DIR ?? '.pipe');
+  const { root, note } = await defaultCacheRoot(`pipe ${command}`, flags.cacheDir);
   const isDir = await stat(root).then((s) => s.isDirectory()).catch(() => false);
   if (!isDir) throw new ExitError(EXIT.usage, `no pipe cache at ${root}: name the pipeline file, or use --cache-dir`);
+  if (note) process.stderr.write(`${note}\n`);
   return { root, ...(flags.pipeline ? { pipeline: flags.pipeline } : {}) };
 }
 

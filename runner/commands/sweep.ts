@@ -3,6 +3,7 @@
 // the swept params are shared through the cache (computed once, under the cache's key locks even
 // when combinations run at once). Then a comparison table; exit 1 if any combination failed.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,8 +13,8 @@ import { openPipeline } from '../open.js';
 import { ExitError, EXIT } from '../errors.js';
 import { wantColor } from '../output.js';
 import { loadHistory, sameValue, shortParam, type RunSummary } from '../history.js';
-import { describeCombination, expandGrid, parseSweeps, SweepError, type Combination } from '../sweep.js';
-import { linkCombinations, restoreLatest, snapshotLatest } from '../sweep-links.js';
+import { describeCombination, expandGrid, parseSweeps, SWEEP_CHILD_ENV, SweepError, type Combination } from '../sweep.js';
+import { combinationLabel, linkCombinations, restoreLatest, snapshotLatest } from '../sweep-links.js';
 import { runsTable } from './runs.js';
 import type { RunFlags } from './run.js';
 
@@ -45,7 +46,7 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   const parallel = flags.sweepParallel === undefined ? 1 : Number(flags.sweepParallel);
   if (!Number.isInteger(parallel) || parallel < 1) throw new ExitError(EXIT.usage, `--sweep-parallel: expected a positive integer, got ${flags.sweepParallel}`);
   const { sweep: _sweep, sweepParallel: _parallel, ...runFlags } = flags;
-  const flagsFor = (c: Combination): RunFlags => ({ ...runFlags, set: [...(runFlags.set ?? []), ...c.set], argv: childArgs(file, runFlags, c, 1) });
+  const flagsFor = (c: Combination): RunFlags => ({ ...runFlags, set: [...(runFlags.set ?? []), ...c.set], argv: childArgs(file, runFlags, c, 1), sweepCombination: true });
 
   // Every combination must load before any runs: a typo in the last value should not surface
   // an hour into the sweep.
@@ -138,7 +139,10 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   const out = process.stdout;
   const outColors = pc.createColors(wantColor(out));
   out.write(`\n${sweepTable(resolved, byId, outColors).join('\n')}\n`);
-  if (linked) err.write(`sweep: each combination's artifacts are in ${path.relative(process.cwd(), linked) || '.'}/<n>-<values>/<stage>; latest/ is as it was before the sweep\n`);
+  if (linked) {
+    err.write(`sweep: each combination's artifacts are in ${path.relative(process.cwd(), linked) || '.'}/<n>-<values>/<stage>; latest/ is as it was before the sweep\n`);
+    for (const r of await reportLinks(linked, resolved, byId)) err.write(`report [${r.index}]: ${path.relative(process.cwd(), r.file) || r.file}\n`);
+  }
   const failed = resolved.filter((o) => o.exitCode !== EXIT.ok && o.exitCode !== EXIT.interrupted).length;
   const cut = resolved.filter((o) => o.exitCode === EXIT.interrupted).length;
   const interrupted = stopping || cut > 0;
@@ -150,6 +154,19 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   err.write(`sweep: ${combos.length} combination${combos.length === 1 ? '' : 's'}: ${parts.join(', ')}\n`);
   if (interrupted) return EXIT.interrupted;
   return failed > 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** Each combination's report (index.html of every report-kind stage it made or used), as linked under sweeps/. */
+async function reportLinks(root: string, outcomes: readonly SweepOutcome[], runs: ReadonlyMap<string, RunSummary>): Promise<{ index: number; file: string }[]> {
+  const out: { index: number; file: string }[] = [];
+  for (const o of outcomes) {
+    const run = o.runId ? runs.get(o.runId) : undefined;
+    for (const [stage, rec] of Object.entries(run?.stages ?? {})) {
+      const file = path.join(root, `${o.combination.index}-${combinationLabel(o.combination)}`, stage, 'index.html');
+      if (rec.key && (rec.status === 'ran' || rec.status === 'cached') && existsSync(file)) out.push({ index: o.combination.index, file });
+    }
+  }
+  return out;
 }
 
 /** The comparison: one row per combination with its values, headline metrics and status. */
@@ -236,7 +253,7 @@ async function runChildren(
   const err = process.stderr;
   const results: SweepOutcome[] = [];
   let next = 0;
-  const env = { ...process.env, ...(wantColor(err) && !('NO_COLOR' in process.env) ? { FORCE_COLOR: '1' } : {}) };
+  const env = { ...process.env, [SWEEP_CHILD_ENV]: '1', ...(wantColor(err) && !('NO_COLOR' in process.env) ? { FORCE_COLOR: '1' } : {}) };
   const worker = async (): Promise<void> => {
     while (next < combos.length && !stopping()) {
       const c = combos[next++]!;

@@ -58,7 +58,7 @@ export interface RemoteRunOptions {
   /** Local directory the output lands in (the runner's temp data dir). */
   readonly outDir: string;
   readonly log: Logger;
-  progress(label: string, total?: number): Progress;
+  progress(label: string, total?: number, resumed?: number): Progress;
   readonly signal: AbortSignal;
 }
 
@@ -157,7 +157,7 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
             return o.log[line.level](line.msg);
           case 'progress': {
             let bar = bars.get(line.id);
-            if (!bar) bars.set(line.id, (bar = o.progress(line.label, line.total)));
+            if (!bar) bars.set(line.id, (bar = o.progress(line.label, line.total, line.resumed)));
             if (line.total !== undefined) bar.setTotal(line.total);
             if (line.end) bar.done(line.status);
             else bar.update(line.done, line.status);

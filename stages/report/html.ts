@@ -4,6 +4,7 @@
 import { confusionHeatmap, lineChart } from './charts.js';
 import * as fmt from './format.js';
 import { html, join, raw, type Interpolation, type Markup } from './markup.js';
+import { engineText } from './training-engine.js';
 import type { AnalysisItem, AnalysisView, Available, History, ReportData, StageRow } from './model.js';
 import type { ThumbnailResult } from './thumbnails.js';
 import { STYLE } from './style.js';
@@ -35,6 +36,7 @@ export function renderHtml(data: ReportData, thumb: ThumbnailLookup): string {
 </div>
 </header>
 <main class="wrap">
+${data.verdicts.map((v) => html`<p class="verdict ${v.passed ? 'passed' : 'failed'}"><b>${v.passed ? 'Passed' : 'FAILED'}</b> ${v.stage}: ${v.message}</p>`)}
 <section id="results">
 <h2>Results on the ${m.on} set</h2>
 <div class="cards">
@@ -205,7 +207,10 @@ function modelSection(data: ReportData): Markup {
 function stageRow(s: StageRow): Markup {
   const chips = [
     ...Object.entries(s.metrics).map(([k, v]) => html`<span class="chip metric">${k} ${Number.isInteger(v) ? v : v.toFixed(4)}</span>`),
-    ...Object.entries(s.info).map(([k, v]) => html`<span class="chip">${k}: ${fmt.value(v, 60)}</span>`),
+    // The engine that trained (train_engine) is named in the engine chip.
+    ...Object.entries(s.info)
+      .filter(([k]) => k !== 'train_engine')
+      .map(([k, v]) => html`<span class="chip">${k}: ${fmt.value(k === 'engine' ? engineText(s.info) : v, 60)}</span>`),
   ];
   const when =
     s.durationMs === undefined

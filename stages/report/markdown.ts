@@ -2,6 +2,7 @@
 // summaries, PR comments). No images: those places do not take data: URIs.
 import * as fmt from './format.js';
 import type { ReportData, StageRow } from './model.js';
+import { engineText } from './training-engine.js';
 
 /**
  * Text for a GFM table cell: `|` would end the cell, `<` could start raw HTML (a file may be
@@ -36,6 +37,8 @@ export function renderMarkdown(data: ReportData): string {
   const out: string[] = [];
   out.push(`## ${mdText(data.title)}`, '');
   out.push(`Pipeline \`${data.pipelineName.replace(/`/g, "'")}\` · run \`${data.runId.replace(/`/g, "'")}\` · ${fmt.date(data.generatedAt)} · pipe ${mdText(data.pipeVersion)}`, '');
+  // A failed gate first, where a CI summary reader looks.
+  for (const v of data.verdicts) out.push(v.passed ? `✅ **${mdText(v.stage)}: ${mdText(v.message)}**` : `> ❌ **FAILED — ${mdText(v.stage)}: ${mdText(v.message)}**`, '');
 
   const headline: string[][] = [
     ['accuracy', `**${fmt.percent(m.accuracy, 2)}** (${m.accuracy.toFixed(4)})`],
@@ -96,7 +99,8 @@ export function renderMarkdown(data: ReportData): string {
     ),
     '',
   );
-  const backend = data.stages.flatMap((s) => ['backend', 'engine', 'device', 'warnings'].flatMap((k) => (s.info[k] === undefined ? [] : [`${mdText(s.stage)} ${k}: ${mdText(fmt.value(s.info[k], 80))}`])));
+  const shown = (s: StageRow, k: string): unknown => (k === 'engine' ? engineText(s.info) : s.info[k]);
+  const backend = data.stages.flatMap((s) => ['backend', 'engine', 'device', 'warnings'].flatMap((k) => (shown(s, k) === undefined ? [] : [`${mdText(s.stage)} ${k}: ${mdText(fmt.value(shown(s, k), 80))}`])));
   if (backend.length > 0) out.push(backend.join(' · '), '');
   return out.join('\n');
 }

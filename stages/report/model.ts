@@ -304,6 +304,12 @@ export interface RemoteOrigin {
   readonly partial?: { readonly files: number; readonly of: number };
 }
 
+export interface StageVerdict {
+  readonly stage: string;
+  readonly passed: boolean;
+  readonly message: string;
+}
+
 export interface ReportData {
   readonly title: string;
   readonly pipelineName: string;
@@ -319,6 +325,8 @@ export interface ReportData {
   readonly mostWrong: Available<readonly Prediction[]>;
   readonly stages: readonly StageRow[];
   readonly maxPerView: number;
+  /** Upstream stages' verdicts on their outputs (evaluate's gate): shown first, a failed one plainly. */
+  readonly verdicts: readonly StageVerdict[];
   /** The last runs of this pipeline (params that differ, headline metrics), when there are several. */
   readonly earlierRuns?: import('../../runner/report-history.js').RecentRuns;
 }

@@ -27,6 +27,9 @@ h3 { font-size: 16px; margin: 0 0 10px; font-weight: 600; }
 h4 { font-size: 14px; margin: 0 0 8px; font-weight: 600; }
 .panel { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 16px 18px; min-width: 0; }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 14px; margin-bottom: 16px; }
+.verdict { margin: 18px 0 0; padding: 12px 16px; border-radius: 10px; border: 1px solid var(--line); font-size: 16px; }
+.verdict.failed { background: #fdecea; border-color: var(--bad); color: var(--bad); }
+.verdict.passed { background: #e8f5ec; border-color: var(--good); color: var(--good); }
 .card { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px; }
 .card .label { color: var(--muted); font-size: 13px; text-transform: uppercase; letter-spacing: 0.04em; }
 .card .big { font-size: 30px; font-weight: 650; font-variant-numeric: tabular-nums; line-height: 1.25; margin: 2px 0; }

@@ -110,7 +110,7 @@ export interface FeatureRequest {
   readonly engine: () => Promise<FrozenEngine>;
   readonly batchSize: number;
   readonly concurrency?: number;
-  readonly progress: (label: string, total?: number) => Progress;
+  readonly progress: (label: string, total?: number, resumed?: number) => Progress;
   readonly log: (message: string) => void;
   readonly signal: AbortSignal;
   /** Keep partial outputs here (ctx.workDir) so an interrupted computation resumes. */
@@ -162,8 +162,7 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
       await truncate(file, done * rowBytes); // drop a half-written row
       if (done > 0) r.log(`frozen outputs: ${r.split}: resuming after ${done} of ${r.files.length} images`);
     }
-    const bar = r.progress(`frozen outputs: ${r.split}`, r.files.length);
-    bar.update(done);
+    const bar = r.progress(`frozen outputs: ${r.split}`, r.files.length, done);
     const fh = await open(file, r.resumeDir ? 'a' : 'w');
     const first = done;
     try {

@@ -20,7 +20,7 @@ export interface PredictorOptions {
   /** The tfjs backend that loaded, for the engine's detail. */
   readonly backend: string;
   readonly derived: DerivedFn;
-  readonly progress: (label: string, total?: number) => Progress;
+  readonly progress: (label: string, total?: number, resumed?: number) => Progress;
   readonly log: (message: string) => void;
   readonly warn: (message: string) => void;
   readonly signal: AbortSignal;

@@ -10,6 +10,7 @@ import type { Progress } from '../../runner/types.js';
 import type { Tf } from './backend.js';
 import { cutOutputShape } from './tfjs-engine.js';
 import { mulberry32 as prng, shuffle } from '../random.js';
+import { rowLogLoss } from '../evaluate-metrics.js';
 import { openLearner, type Learner, type OptimizerName } from './learner.js';
 import type { EnginePref } from './tfjs-engine.js';
 
@@ -106,7 +107,7 @@ function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : Object.assign(new Error('interrupted'), { name: 'AbortError' });
 }
 
-/** Mean cross-entropy and accuracy on `source` of what `predict` returns (softmax rows). */
+/** Mean log loss (evaluate's definition: rowLogLoss) and accuracy on `source` of what `predict` returns (softmax rows). */
 export async function evaluateSource(
   predict: (x: Float32Array, count: number) => Promise<Float32Array>,
   source: DataSource,
@@ -124,7 +125,7 @@ export async function evaluateSource(
     idx.forEach((row, i) => {
       const label = source.labels[row]!;
       const p = probs.subarray(i * k, (i + 1) * k);
-      lossSum += -Math.log(Math.min(1 - 1e-7, Math.max(1e-7, p[label]!)));
+      lossSum += rowLogLoss(p[label]!);
       if (argmax(p) === label) correct++;
     });
   }

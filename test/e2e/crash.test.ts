@@ -55,7 +55,7 @@ async function cleanup(dir: string): Promise<void> {
 test("after kill -9 the next run does not wait for the dead run's lock", { timeout: 60_000 }, async () => {
   const dir = await tempDir();
   try {
-    await writeFile(path.join(dir, 'p.yaml'), `stages:\n  slow:\n    uses: command\n    with: { run: 'echo slow start; sleep 1.5; echo ok > s.txt' }\n`);
+    await writeFile(path.join(dir, 'p.yaml'), `stages:\n  slow:\n    uses: command\n    with: { workdir: out, run: 'echo slow start; sleep 1.5; echo ok > s.txt' }\n`);
     const s = spawnPipe(dir, ['run', 'p.yaml']);
     assert.ok(await waitForOutput(s, /slow \| slow start/), s.stderr());
     killGroup(s.child.pid); // the runner and its stage: nothing of the dead run is left running
@@ -84,7 +84,7 @@ test('after kill -9 during a stage, the next run stops the orphaned stage proces
       // directory and writes by absolute path ($PIPE_OUT), re-creating the dir when it is gone,
       // as many programs do. The count is read from a file that is not in the key: long for the
       // killed run, short after.
-      `stages:\n  w:\n    uses: command\n    with:\n      run: 'echo writing; n=$(cat "$PIPE_PIPELINE_DIR/n"); cd /; i=0; while [ $i -lt $n ]; do [ -d "$PIPE_OUT" ] || mkdir -p "$PIPE_OUT"; echo $i > "$PIPE_OUT/f$((i % 2000))"; i=$((i+1)); done'\n`,
+      `stages:\n  w:\n    uses: command\n    with:\n      workdir: out\n      run: 'echo writing; n=$(cat "$PIPE_PIPELINE_DIR/n"); cd /; i=0; while [ $i -lt $n ]; do [ -d "$PIPE_OUT" ] || mkdir -p "$PIPE_OUT"; echo $i > "$PIPE_OUT/f$((i % 2000))"; i=$((i+1)); done'\n`,
     );
     await writeFile(path.join(dir, 'n'), '60000\n');
     const s = spawnPipe(dir, ['run', 'p.yaml']);
@@ -116,7 +116,7 @@ test('kill -9 between stages of a chain: what was committed stays, the rest is r
   try {
     await mkdir(path.join(dir, 'counters'));
     const stage = (n: string, dep?: string): string =>
-      `  ${n}:\n    uses: command\n${dep ? `    inputs: { up: ${dep} }\n` : ''}    with: { run: 'echo run >> "$COUNTERS/${n}"; echo ${n} start; sleep 0.4; ${dep ? 'cat "$PIPE_IN_UP/o.txt" > o.txt; ' : ''}echo ${n} >> o.txt' }\n`;
+      `  ${n}:\n    uses: command\n${dep ? `    inputs: { up: ${dep} }\n` : ''}    with: { workdir: out, run: 'echo run >> "$COUNTERS/${n}"; echo ${n} start; sleep 0.4; ${dep ? 'cat "$PIPE_IN_UP/o.txt" > o.txt; ' : ''}echo ${n} >> o.txt' }\n`;
     await writeFile(path.join(dir, 'p.yaml'), `stages:\n${stage('a')}${stage('b', 'a')}${stage('c', 'b')}`);
     const s = spawnPipe(dir, ['run', 'p.yaml']);
     assert.ok(await waitForOutput(s, /c \| c start/), s.stderr());
@@ -144,7 +144,7 @@ test('kill -9 between stages of a chain: what was committed stays, the rest is r
 test('Ctrl-C stops a shell command and everything it started, promptly', { timeout: 60_000 }, async () => {
   const dir = await tempDir();
   try {
-    await writeFile(path.join(dir, 'p.yaml'), `stages:\n  train:\n    uses: command\n    with: { run: 'echo started; sleep 20; echo trained > model.txt' }\n`);
+    await writeFile(path.join(dir, 'p.yaml'), `stages:\n  train:\n    uses: command\n    with: { workdir: out, run: 'echo started; sleep 20; echo trained > model.txt' }\n`);
     const s = spawnPipe(dir, ['run', 'p.yaml']);
     assert.ok(await waitForOutput(s, /train \| started/), s.stderr());
     const sent = Date.now();

@@ -66,11 +66,11 @@ params:
 stages:
   small:
     uses: command
-    with: { run: 'echo small > s.txt' }
+    with: { workdir: out, run: 'echo small > s.txt' }
   fill:
     uses: command
     inputs: { s: small }
-    with: { run: 'echo filling; ${fillCommand}' }
+    with: { workdir: out, run: 'echo filling; ${fillCommand}' }
 `;
 
 async function checkCleanFailure(m: Mounted, file: string, r: { code: number | null; stderr: string; stdout: string }): Promise<void> {

@@ -16,16 +16,19 @@ stages:
   prep:
     uses: command
     with:
+      workdir: out
       run: 'echo run >> "$COUNTERS/prep"; echo data > data.txt'
   train:
     uses: command
     inputs: { data: prep }
     with:
+      workdir: out
       run: 'echo run >> "$COUNTERS/train"; test "\${params.lr}" != 0.5 || exit 3; printf "{\\"accuracy\\": %s, \\"seed_used\\": %s, \\"note\\": \\"x\\"}" "\${params.lr}" "\${params.seed}" > metrics.json'
   score:
     uses: command
     inputs: { model: train }
     with:
+      workdir: out
       run: 'echo run >> "$COUNTERS/score"; sed s/accuracy/score/ "$PIPE_IN_MODEL/metrics.json" > metrics.json'
 `;
 

@@ -290,24 +290,29 @@ stages:
   many:
     uses: command
     with:
+      workdir: out
       run: 'i=0; while [ $i -lt ${sizes.manyFiles} ]; do d=d/$((i % 40)); [ -d $d ] || mkdir -p $d; echo "$i \${params.salt_many}" > $d/f$i.txt; i=$((i+1)); done'
   big:
     uses: command
     with:
+      workdir: out
       run: 'yes "big \${params.salt_big}" | head -c ${sizes.bigBytes} > big.bin'
   slow:
     uses: command
     with:
+      workdir: out
       run: 'echo slow start; sleep ${sizes.slowSeconds}; echo "slow \${params.salt_slow}" > s.txt'
   combine:
     uses: command
     inputs: { many: many, big: big, slow: slow }
     with:
+      workdir: out
       run: '(cd "$PIPE_IN_MANY" && find d -type f | sort | xargs cat) | sha256sum > sums.txt; sha256sum < "$PIPE_IN_BIG/big.bin" >> sums.txt; cat "$PIPE_IN_SLOW/s.txt" >> sums.txt; mkdir -p parts; split -l 1 sums.txt parts/p'
   final:
     uses: command
     inputs: { sums: combine }
     with:
+      workdir: out
       run: 'cat "$PIPE_IN_SUMS/sums.txt" > final.txt; ls "$PIPE_IN_SUMS/parts" >> final.txt; echo done >> final.txt'
 `;
 }
@@ -486,16 +491,19 @@ stages:
   shared:
     uses: command
     with:
+      workdir: out
       run: '${count(`shared-${salt}`)}; mkdir d; i=0; while [ $i -lt ${files} ]; do echo "$i ${salt}" > d/$i.txt; i=$((i+1)); done; sleep 0.3'
   own:
     uses: command
     inputs: { src: shared }
     with:
+      workdir: out
       run: '${count(`own-${name}-${salt}`)}; ls "$PIPE_IN_SRC/d" | wc -l > n.txt; echo ${name} >> n.txt; sleep 0.2'
   last:
     uses: command
     inputs: { own: own, shared: shared }
     with:
+      workdir: out
       run: '${count(`last-${name}-${salt}`)}; cat "$PIPE_IN_OWN/n.txt" > out.txt; cat "$PIPE_IN_SHARED/d/0.txt" >> out.txt'
 `;
 }

@@ -37,7 +37,7 @@ async function nothingEscaped(b: Box): Promise<void> {
   assert.deepEqual(inside, []);
 }
 
-const cmd = (run: string): string => `{ uses: command, with: { run: '${run}' } }`;
+const cmd = (run: string): string => `{ uses: command, with: { workdir: out, run: '${run}' } }`;
 
 test('stage and pipeline names that try to climb out of the cache dir are refused, located', async () => {
   await withBox(async (b) => {
@@ -89,11 +89,11 @@ test('a stage whose inputs, needs or runs_on point at itself, or a cycle: locate
   await withBox(async (b) => {
     const count = (n: string): string => `echo run >> \\"$COUNTERS/${n}\\"; echo x > o.txt`;
     const cases: [string, RegExp[]][] = [
-      [`stages:\n  a:\n    uses: command\n    inputs: { src: a }\n    with: { run: "${count('a')}" }\n`, [/p\.yaml:4:20: stages\.a\.inputs\.src: a stage cannot take its own output as input/]],
-      [`stages:\n  a:\n    uses: command\n    needs: [a]\n    with: { run: "${count('a')}" }\n`, [/p\.yaml:4:13: stages\.a\.needs\[0\]: a stage cannot need itself/]],
-      [`stages:\n  a:\n    uses: command\n    runs_on: a\n    with: { run: "${count('a')}" }\n`, [/p\.yaml:4:14: stages\.a\.runs_on: a stage cannot run on itself/]],
+      [`stages:\n  a:\n    uses: command\n    inputs: { src: a }\n    with: { workdir: out, run: "${count('a')}" }\n`, [/p\.yaml:4:20: stages\.a\.inputs\.src: a stage cannot take its own output as input/]],
+      [`stages:\n  a:\n    uses: command\n    needs: [a]\n    with: { workdir: out, run: "${count('a')}" }\n`, [/p\.yaml:4:13: stages\.a\.needs\[0\]: a stage cannot need itself/]],
+      [`stages:\n  a:\n    uses: command\n    runs_on: a\n    with: { workdir: out, run: "${count('a')}" }\n`, [/p\.yaml:4:14: stages\.a\.runs_on: a stage cannot run on itself/]],
       [
-        `stages:\n  a:\n    uses: command\n    inputs: { src: c }\n    with: { run: "${count('a')}" }\n  b:\n    uses: command\n    inputs: { src: a }\n    with: { run: "${count('b')}" }\n  c:\n    uses: command\n    inputs: { src: b }\n    with: { run: "${count('c')}" }\n`,
+        `stages:\n  a:\n    uses: command\n    inputs: { src: c }\n    with: { workdir: out, run: "${count('a')}" }\n  b:\n    uses: command\n    inputs: { src: a }\n    with: { workdir: out, run: "${count('b')}" }\n  c:\n    uses: command\n    inputs: { src: b }\n    with: { workdir: out, run: "${count('c')}" }\n`,
         [/p\.yaml:\d+:\d+: stages\.\w\.inputs\.src: cycle: (a -> b -> c -> a|b -> c -> a -> b|c -> a -> b -> c)/, /note: p\.yaml:\d+:\d+: stages\.\w\.inputs\.src: \w depends on \w/],
       ],
     ];

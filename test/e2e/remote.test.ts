@@ -23,6 +23,7 @@ stages:
   data:
     uses: command
     with:
+      workdir: out
       run: |
         echo run >> "$COUNTERS/data"
         mkdir imgs
@@ -32,6 +33,7 @@ stages:
     uses: command
     inputs: { images: data }
     with:
+      workdir: out
       run: |
         echo run >> "$COUNTERS/split"
         mkdir valid train
@@ -41,6 +43,7 @@ stages:
     uses: command
     inputs: { dataset: split }
     with:
+      workdir: out
       run: |
         echo run >> "$COUNTERS/train"
         ls "$PIPE_IN_DATASET/train" | wc -l > model.txt
@@ -49,6 +52,7 @@ stages:
     uses: command
     inputs: { model: train, dataset: split }
     with:
+      workdir: out
       run: |
         echo run >> "$COUNTERS/evaluate"
         cat "$PIPE_IN_MODEL/model.txt" > metrics.txt

@@ -14,25 +14,30 @@ stages:
   a:
     uses: command
     with:
+      workdir: out
       run: '${fakeStage('a', opts.aText ?? 'A', opts.aExtra ?? '')}'
   b:
     uses: command
     inputs: { src: a }
     with:
+      workdir: out
       run: 'echo run >> "$COUNTERS/b"; cat "$PIPE_IN_SRC/out.txt" > out.txt; echo \${params.greeting} >> out.txt'
   c:
     uses: command
     inputs: { src: a }
     with:
+      workdir: out
       run: '${opts.cFail ? 'echo run >> "$COUNTERS/c"; echo "something broke" >&2; exit 3' : fakeStage('c', 'C')}'
   d:
     uses: command
     inputs: { left: b, right: c }
     with:
+      workdir: out
       run: 'echo run >> "$COUNTERS/d"; cat "$PIPE_IN_LEFT/out.txt" "$PIPE_IN_RIGHT/out.txt" > out.txt'
   e:
     uses: command
     with:
+      workdir: out
       run: '${fakeStage('e', 'E')}'
 `;
 }
@@ -197,6 +202,7 @@ test('Ctrl-C: running stages are aborted, exit 130, no temp dirs, nothing half-w
   slow:
     uses: command
     with:
+      workdir: out
       run: 'echo started; for i in 1 2 3 4 5 6 7 8 9 10; do echo $i >> partial.txt; sleep 0.5; done'
 `,
     );
@@ -224,7 +230,7 @@ test('independent stages run concurrently with -j 2; two runs at once compute ea
   const rig = await Rig.create();
   try {
     const slow = (n: string): string => `echo run >> "$COUNTERS/${n}"; sleep 1; echo ${n} > out.txt`;
-    await rig.write('p.yaml', `stages:\n  x:\n    uses: command\n    with: { run: '${slow('x')}' }\n  y:\n    uses: command\n    with: { run: '${slow('y')}' }\n`);
+    await rig.write('p.yaml', `stages:\n  x:\n    uses: command\n    with: { workdir: out, run: '${slow('x')}' }\n  y:\n    uses: command\n    with: { workdir: out, run: '${slow('y')}' }\n`);
     const [r1, r2] = await Promise.all([rig.run(['run', 'p.yaml', '-j', '2']), rig.run(['run', 'p.yaml', '-j', '2'])]);
     assert.equal(r1.code, 0, r1.stderr);
     assert.equal(r2.code, 0, r2.stderr);
@@ -254,6 +260,7 @@ test('command stage: PIPE_PARAMS, env, deps files in the key, log.txt in the art
   t:
     uses: command
     with:
+      workdir: out
       run: ['sh', '-c', 'echo run >> "$COUNTERS/t"; echo "$PIPE_PARAMS" > params.json; echo "mode=$MODE"']
       deps: ['*.py']
       env: { MODE: fast }
@@ -294,7 +301,7 @@ test('invalid pipeline: located error, exit 2, no stack trace', async () => {
 test('the stage log lands in .pipe/logs and meta.json records how the artifact was made', async () => {
   const rig = await Rig.create();
   try {
-    await rig.write('p.yaml', `stages:\n  s:\n    uses: command\n    with: { run: 'echo hi; echo out > o.txt' }\n`);
+    await rig.write('p.yaml', `stages:\n  s:\n    uses: command\n    with: { workdir: out, run: 'echo hi; echo out > o.txt' }\n`);
     assert.equal((await rig.run(['run', 'p.yaml'])).code, 0);
     const link = await readlink(rig.path('.pipe/latest/p/s'));
     const entry = path.dirname(path.resolve(rig.path('.pipe/latest/p'), link));

@@ -38,21 +38,21 @@ stages:
       ssh_wait_seconds: 5${opts.pipePath ? `\n      pipe_path: ${opts.pipePath}` : ''}${(opts.hostParams ?? []).map((l) => `\n      ${l}`).join('')}
   data:
     uses: command
-    with: { run: 'echo hello world > data.txt' }
+    with: { workdir: out, run: 'echo hello world > data.txt' }
   train:
     uses: command
     inputs: { src: data${opts.remote === false ? '' : ', host: gpu'} }
     ${opts.remote === false ? '' : 'runs_on: gpu'}
-    with: { run: ${JSON.stringify(work)} }
+    with: { workdir: out, run: ${JSON.stringify(work)} }
   after:
     uses: command
     inputs: { t: train }
-    with: { run: 'cat "$PIPE_IN_T/out.txt" > copy.txt' }
+    with: { workdir: out, run: 'cat "$PIPE_IN_T/out.txt" > copy.txt' }
   shout:
     uses: command
     inputs: { t: train${opts.remote === false ? '' : ', host: gpu'} }
     ${opts.remote === false ? '' : 'runs_on: gpu'}
-    with: { run: 'tr a-z A-Z < "$PIPE_IN_T/out.txt" > loud.txt' }
+    with: { workdir: out, run: 'tr a-z A-Z < "$PIPE_IN_T/out.txt" > loud.txt' }
 `;
 }
 
