@@ -29,6 +29,9 @@ export type MetaDraft = Omit<StoredMeta, 'contentHash'>;
 
 let tmpCounter = 0;
 
+/** The file that marks a derived folder complete: its name, key and manifest (derived-check.ts). */
+export const DERIVED_COMPLETE = '.complete';
+
 export class Cache {
   readonly cacheDir: string;
   readonly tmpRoot: string;
@@ -319,15 +322,18 @@ export class Cache {
   async derived(name: string, key: unknown, build: (dir: string) => Promise<void>, signal?: AbortSignal): Promise<string> {
     const safe = name.replace(/[^A-Za-z0-9_-]/g, '_');
     const dir = path.join(this.derivedRoot, `${safe}-${hashOf([name, key]).slice(0, 40)}`);
-    if (existsSync(path.join(dir, '.complete'))) return dir;
+    if (existsSync(path.join(dir, DERIVED_COMPLETE))) return dir;
     const release = await this.lockKey(`derived-${path.basename(dir)}`, signal);
     try {
-      if (existsSync(path.join(dir, '.complete'))) return dir;
+      if (existsSync(path.join(dir, DERIVED_COMPLETE))) return dir;
       const tmp = await this.makeTemp(`derived-${safe}`);
       try {
         const data = path.join(tmp, 'data');
         await build(data);
-        await writeFile(path.join(data, '.complete'), JSON.stringify({ name, key }));
+        // The manifest lets `pipe verify` check a derived folder as it checks an entry.
+        const manifest = await buildManifest(data);
+        await makeReadOnly(data, manifest.map((m) => m.path));
+        await writeFile(path.join(data, DERIVED_COMPLETE), JSON.stringify({ name, key, manifest }), { mode: READ_ONLY });
         await fsyncTree(data, await listFiles(data));
         await rm(dir, { recursive: true, force: true });
         await rename(data, dir);
