@@ -259,7 +259,7 @@ export async function execute(
         if (isStub(a) || sparseOf(a)) inputs[port] = await localInput(id, port, a, spec.inputs[port] ?? a.meta.stage, declaredReads(stage, spec.with, port));
       }
       const damage = cache.damageOf(key);
-      const reason = options.force ? 'forced' : damage ? `cache entry damaged: ${damage}` : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
+      const reason = options.force ? 'forced' : damage ? `cache entry damaged (${damage})` : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
       const previousKey = await cache.latestKey(pipeline.name, id);
       const previous = previousKey ? await cache.lookup(previousKey) : undefined;
       bus.emit({ type: 'stage-start', stage: id, key, reason });

@@ -69,6 +69,8 @@ for (const [what, damage] of [
       assert.equal(first.code, 0, first.stderr);
       const key = await latestKey(rig, 'stamp', 'stamp');
       await damage(rig.path('.pipe/cache', key));
+      const status = await rig.run(['status', 'p.yaml']);
+      assert.match(status.stdout + status.stderr, /cache entry damaged/);
 
       const second = await rig.run(['run', 'p.yaml']);
       assert.equal(second.code, 0, second.stderr);
