@@ -16,13 +16,15 @@ import type { Artifact, ArtifactKind, ArtifactMeta, ManifestEntry } from './type
 import { buildManifest, contentHashOf, fsyncPath, fsyncTree, listFiles, verifyAgainstManifest, type VerifyProblem } from './manifest.js';
 import { hashOf } from './canonical.js';
 import { makeReadOnly, READ_ONLY, safeReaddir } from './fs-util.js';
-import { parseMeta, structuralDamage } from './entry-check.js';
+import { parseMeta, shapeOf, structuralDamage, type EntryShape } from './entry-check.js';
 import { lockFile, tryLockFile, type Release } from './key-lock.js';
 import { isAlive, killProcessesIn } from './processes.js';
 import { markSparse, readSparse, replaceSparse, sparseOf, type SparseInfo } from './sparse.js';
 
 export interface StoredMeta extends ArtifactMeta {
   readonly kind: ArtifactKind;
+  /** The entry's layout as sealed here, for the structural check on every hit (entry-check.ts). */
+  readonly shape?: EntryShape;
 }
 
 export type MetaDraft = Omit<StoredMeta, 'contentHash'>;
@@ -100,7 +102,7 @@ export class Cache {
     if (sparse) return markSparse(artifact, sparse);
     // Checked once per process: a plan and then a run look up the same keys.
     if (!this.whole.has(key)) {
-      const damage = await structuralDamage(dir);
+      const damage = await structuralDamage(dir, meta.shape);
       if (damage) return this.noteDamage(key, damage);
       this.whole.add(key);
     }
@@ -156,7 +158,9 @@ export class Cache {
    * committed meanwhile (the temp dir is then still there, for the caller to deal with).
    */
   async seal(tmpDir: string, meta: StoredMeta, manifest: readonly ManifestEntry[], dataPaths: readonly string[], extra: Readonly<Record<string, string>> = {}): Promise<boolean> {
-    const files: Record<string, string> = { 'manifest.json': JSON.stringify(manifest, null, 1), 'meta.json': JSON.stringify(meta, null, 2), ...extra };
+    const manifestText = JSON.stringify(manifest, null, 1);
+    const sealed: StoredMeta = { ...meta, shape: shapeOf(manifest, manifestText) };
+    const files: Record<string, string> = { 'manifest.json': manifestText, 'meta.json': JSON.stringify(sealed, null, 2), ...extra };
     for (const [name, text] of Object.entries(files)) await writeFile(path.join(tmpDir, name), text, { mode: READ_ONLY });
     // Every committed file is read-only: the cache is never edited in place (hard links to it, as split makes, stay safe).
     await makeReadOnly(path.join(tmpDir, 'data'), dataPaths);

@@ -10,6 +10,7 @@ import type { Artifact, ManifestEntry } from './types.js';
 import type { Cache, StoredMeta } from './cache.js';
 import { fsyncPath, fsyncTree } from './manifest.js';
 import { makeReadOnly, READ_ONLY, writeAtomic } from './fs-util.js';
+import { shapeOf } from './entry-check.js';
 
 /** sparse.json of a sparse entry: which of its manifest's files are under data/ (each verified by sha256). */
 export interface SparseInfo {
@@ -106,7 +107,12 @@ export async function extendSparse(
     remote: current.remote,
     present,
   });
-  if (update.meta) await writeAtomic(path.join(entry, 'meta.json'), JSON.stringify(update.meta, null, 2), READ_ONLY);
+  if (update.meta) {
+    // The shape is of the manifest.json written here (a pulled meta may carry the remote's).
+    const { shape: _remote, ...meta } = update.meta;
+    const shape = shapeOf(manifest, await readFile(path.join(entry, 'manifest.json'), 'utf8'));
+    await writeAtomic(path.join(entry, 'meta.json'), JSON.stringify({ ...meta, shape }, null, 2), READ_ONLY);
+  }
   if (info.present.length < manifest.length) {
     await writeAtomic(path.join(entry, SPARSE_FILE), JSON.stringify(info), READ_ONLY);
   } else {

@@ -74,11 +74,24 @@ test('a damaged entry is not served (damageOf says why) and the next commit of i
     ['no data/', (e) => rm(path.join(e, 'data'), { recursive: true }), /data\/ is missing/],
     ['a file gone', (e) => rm(path.join(e, 'data', 'x.txt')), /top-level/],
     ['a file added', (e) => writeFile(path.join(e, 'data', 'extra.txt'), 'e'), /top-level/],
+    // An entry sealed by an older pipe (no shape in meta.json): its manifest is parsed instead.
+    ['junk manifest, older entry', async (e) => {
+      const { shape: _, ...meta } = JSON.parse(await readFile(path.join(e, 'meta.json'), 'utf8')) as Record<string, unknown>;
+      await writeFile(path.join(e, 'meta.json'), JSON.stringify(meta));
+      await writeFile(path.join(e, 'manifest.json'), '[{"path":1}]');
+    }, /manifest\.json is not a list of files/],
+    ['a file renamed, older entry', async (e) => {
+      const { shape: _, ...meta } = JSON.parse(await readFile(path.join(e, 'meta.json'), 'utf8')) as Record<string, unknown>;
+      await writeFile(path.join(e, 'meta.json'), JSON.stringify(meta));
+      await rm(path.join(e, 'data', 'x.txt'));
+      await writeFile(path.join(e, 'data', 'z.txt'), 'x');
+    }, /top-level/],
   ];
   for (const [what, damage, why] of damages) {
     const cache = await tempCache();
     try {
       await cache.commit(await temp(cache, { 'x.txt': 'x', 'sub/y.txt': 'y' }), draft());
+      assert.ok(await cache.lookup(KEY), what);
       await damage(cache.entryDir(KEY));
       const fresh = new Cache(cache.root); // a later run: nothing checked yet
       assert.equal(await fresh.lookup(KEY), undefined, what);
