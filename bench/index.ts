@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   model: async () => (await import('./model.js')).benchModel,
   engines: async () => (await import('./engines.js')).benchEngines,
   remote: async () => (await import('./remote.js')).benchRemote,
+  images: async () => (await import('./images.js')).benchImages,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { finetuneVgg16Stage, type FinetuneVgg16Params } from '../stages/finetune-vgg16.js';
-import type { History } from '../stages/vision/train.js';
+import type { EpochTiming, History } from '../stages/vision/train.js';
 import { artifactFromDir, makeTestContext } from '../test/helpers/stage-context.js';
 import { writeSyntheticSplit } from '../test/helpers/tiny-vgg.js';
 import { readFile } from 'node:fs/promises';
@@ -53,8 +53,8 @@ export async function benchModel(): Promise<object> {
     };
     const first = await run(params);
     const second = await run({ ...params, learning_rate: 0.0003 });
-    const t = first.result.meta!['timings'] as Record<string, number>;
-    const epochs = first.history.epochs.map((e) => e.seconds + (e.val_seconds ?? 0));
+    const t = first.result.meta!['timings'] as Record<string, number> & { epochs: EpochTiming[] };
+    const epochs = t.epochs.map((e) => e.seconds + (e.val_seconds ?? 0));
     const maxEpoch = Math.max(...epochs);
     const round = (x: number, d = 3) => Number(x.toFixed(d));
     return {

@@ -15,18 +15,24 @@ import path from 'node:path';
 import type { Artifact, ArtifactKind, ArtifactMeta, ManifestEntry } from './types.js';
 import { buildManifest, contentHashOf, fsyncPath, fsyncTree, listFiles, verifyAgainstManifest, type VerifyProblem } from './manifest.js';
 import { hashOf } from './canonical.js';
-import { safeReaddir } from './fs-util.js';
+import { makeReadOnly, READ_ONLY, safeReaddir } from './fs-util.js';
+import { parseMeta, shapeOf, structuralDamage, type EntryShape } from './entry-check.js';
 import { lockFile, tryLockFile, type Release } from './key-lock.js';
 import { isAlive, killProcessesIn } from './processes.js';
 import { markSparse, readSparse, replaceSparse, sparseOf, type SparseInfo } from './sparse.js';
 
 export interface StoredMeta extends ArtifactMeta {
   readonly kind: ArtifactKind;
+  /** The entry's layout as sealed here, for the structural check on every hit (entry-check.ts). */
+  readonly shape?: EntryShape;
 }
 
 export type MetaDraft = Omit<StoredMeta, 'contentHash'>;
 
 let tmpCounter = 0;
+
+/** The file that marks a derived folder complete: its name, key and manifest (derived-check.ts). */
+export const DERIVED_COMPLETE = '.complete';
 
 export class Cache {
   readonly cacheDir: string;
@@ -39,6 +45,10 @@ export class Cache {
   readonly locksRoot: string;
   readonly runsDir: string;
   readonly logsRoot: string;
+  /** Keys whose entry passed the structural check in this process. */
+  private readonly whole = new Set<string>();
+  /** Keys whose entry failed it, and why. */
+  private readonly damaged = new Map<string, string>();
 
   constructor(readonly root: string) {
     this.cacheDir = path.join(root, 'cache');
@@ -71,18 +81,43 @@ export class Cache {
     return a && !sparseOf(a) ? a : undefined;
   }
 
-  /** The entry for a key, complete or sparse (then marked: see sparseOf), or undefined. */
+  /**
+   * The entry for a key, complete or sparse (then marked: see sparseOf), or undefined. A
+   * complete entry that fails the structural check (entry-check.ts) is undefined too: it is
+   * never served, damageOf says why, and the next commit of its key replaces it.
+   */
   async find(key: string): Promise<Artifact | undefined> {
     const dir = this.entryDir(key);
-    let meta: StoredMeta;
+    let text: string;
     try {
-      meta = JSON.parse(await readFile(path.join(dir, 'meta.json'), 'utf8')) as StoredMeta;
-    } catch {
+      text = await readFile(path.join(dir, 'meta.json'), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || existsSync(dir)) this.noteDamage(key, 'meta.json is missing or unreadable');
       return undefined;
     }
+    const meta = parseMeta<StoredMeta>(text);
+    if (!meta) return this.noteDamage(key, 'meta.json does not parse');
     const artifact: Artifact = { kind: meta.kind, key, contentHash: meta.contentHash, dir: path.join(dir, 'data'), meta };
     const sparse = await readSparse(dir);
-    return sparse ? markSparse(artifact, sparse) : artifact;
+    if (sparse) return markSparse(artifact, sparse);
+    // Checked once per process: a plan and then a run look up the same keys.
+    if (!this.whole.has(key)) {
+      const damage = await structuralDamage(dir, meta.shape);
+      if (damage) return this.noteDamage(key, damage);
+      this.whole.add(key);
+    }
+    return artifact;
+  }
+
+  /** Why the entry of a key was not served (the structural check failed), if it was not. */
+  damageOf(key: string): string | undefined {
+    return this.damaged.get(key);
+  }
+
+  private noteDamage(key: string, why: string): undefined {
+    this.damaged.set(key, why);
+    this.whole.delete(key);
+    return undefined;
   }
 
   async readManifest(key: string): Promise<ManifestEntry[]> {
@@ -96,14 +131,19 @@ export class Cache {
     return dir;
   }
 
-  /** Seal a temp dir into cache/<key>. If another run committed the key first, theirs wins. */
-  async commit(tmpDir: string, draft: MetaDraft): Promise<Artifact> {
+  /**
+   * Seal a temp dir into cache/<key>. If another run committed the key first, theirs wins,
+   * unless `replace` (a forced run: its output becomes the entry) or theirs is damaged; the new
+   * entry is then swapped in (swapIn). The caller holds the key's lock.
+   */
+  async commit(tmpDir: string, draft: MetaDraft, options: { replace?: boolean } = {}): Promise<Artifact> {
     const manifest = await buildManifest(path.join(tmpDir, 'data'));
     const meta: StoredMeta = { ...draft, contentHash: contentHashOf(manifest) };
     if (!(await this.seal(tmpDir, meta, manifest, manifest.map((m) => m.path)))) {
       const existing = await this.find(draft.key);
       const sparse = existing ? sparseOf(existing) : undefined;
       if (existing && sparse) await replaceSparse(this, existing, sparse, tmpDir, manifest, meta);
+      else if (!existing || options.replace) await this.swapIn(tmpDir, draft.key);
       await rm(tmpDir, { recursive: true, force: true });
     }
     await fsyncPath(this.cacheDir);
@@ -118,8 +158,12 @@ export class Cache {
    * committed meanwhile (the temp dir is then still there, for the caller to deal with).
    */
   async seal(tmpDir: string, meta: StoredMeta, manifest: readonly ManifestEntry[], dataPaths: readonly string[], extra: Readonly<Record<string, string>> = {}): Promise<boolean> {
-    const files: Record<string, string> = { 'manifest.json': JSON.stringify(manifest, null, 1), 'meta.json': JSON.stringify(meta, null, 2), ...extra };
-    for (const [name, text] of Object.entries(files)) await writeFile(path.join(tmpDir, name), text);
+    const manifestText = JSON.stringify(manifest, null, 1);
+    const sealed: StoredMeta = { ...meta, shape: shapeOf(manifest, manifestText) };
+    const files: Record<string, string> = { 'manifest.json': manifestText, 'meta.json': JSON.stringify(sealed, null, 2), ...extra };
+    for (const [name, text] of Object.entries(files)) await writeFile(path.join(tmpDir, name), text, { mode: READ_ONLY });
+    // Every committed file is read-only: the cache is never edited in place (hard links to it, as split makes, stay safe).
+    await makeReadOnly(path.join(tmpDir, 'data'), dataPaths);
     await fsyncTree(path.join(tmpDir, 'data'), dataPaths);
     for (const name of Object.keys(files)) await fsyncPath(path.join(tmpDir, name));
     await fsyncPath(tmpDir);
@@ -131,6 +175,34 @@ export class Cache {
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
       return false;
     }
+  }
+
+  /**
+   * Replace cache/<key> by a sealed temp dir: the old entry is renamed away, the new one renamed
+   * in, the old one removed. A reader sees the old entry, none for an instant (a miss: a run
+   * then waits for the key's lock and finds the new one), or the new one; never a mix. A crash
+   * in between leaves no entry (the key is recomputed) and the old one in tmp/ (swept).
+   */
+  async swapIn(tmpDir: string, key: string): Promise<void> {
+    const target = this.entryDir(key);
+    const doomed = path.join(this.tmpRoot, `${process.pid}-${++tmpCounter}-replaced-${key.slice(0, 16)}`);
+    const moved = await rename(target, doomed).then(
+      () => true,
+      (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+        return false;
+      },
+    );
+    try {
+      await rename(tmpDir, target);
+    } catch (e) {
+      // Another run committed the key in between: that entry is whole too.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+    }
+    this.whole.delete(key);
+    this.damaged.delete(key);
+    if (moved) await rm(doomed, { recursive: true, force: true });
   }
 
   /** Hold the lock of a key while computing it (see key-lock.ts); abort ends the wait. */
@@ -254,15 +326,18 @@ export class Cache {
   async derived(name: string, key: unknown, build: (dir: string) => Promise<void>, signal?: AbortSignal): Promise<string> {
     const safe = name.replace(/[^A-Za-z0-9_-]/g, '_');
     const dir = path.join(this.derivedRoot, `${safe}-${hashOf([name, key]).slice(0, 40)}`);
-    if (existsSync(path.join(dir, '.complete'))) return dir;
+    if (existsSync(path.join(dir, DERIVED_COMPLETE))) return dir;
     const release = await this.lockKey(`derived-${path.basename(dir)}`, signal);
     try {
-      if (existsSync(path.join(dir, '.complete'))) return dir;
+      if (existsSync(path.join(dir, DERIVED_COMPLETE))) return dir;
       const tmp = await this.makeTemp(`derived-${safe}`);
       try {
         const data = path.join(tmp, 'data');
         await build(data);
-        await writeFile(path.join(data, '.complete'), JSON.stringify({ name, key }));
+        // The manifest lets `pipe verify` check a derived folder as it checks an entry.
+        const manifest = await buildManifest(data);
+        await makeReadOnly(data, manifest.map((m) => m.path));
+        await writeFile(path.join(data, DERIVED_COMPLETE), JSON.stringify({ name, key, manifest }), { mode: READ_ONLY });
         await fsyncTree(data, await listFiles(data));
         await rm(dir, { recursive: true, force: true });
         await rename(data, dir);
@@ -315,6 +390,8 @@ export class Cache {
     // Rename first so a concurrent reader never sees a half-deleted entry as valid.
     const doomed = path.join(this.tmpRoot, `${process.pid}-gc-${key}`);
     await rename(this.entryDir(key), doomed);
+    this.whole.delete(key);
+    this.damaged.delete(key);
     await rm(doomed, { recursive: true, force: true });
   }
 

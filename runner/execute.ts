@@ -261,7 +261,8 @@ export async function execute(
       for (const [port, a] of Object.entries(inputs)) {
         if (isStub(a) || sparseOf(a)) inputs[port] = await localInput(id, port, a, spec.inputs[port] ?? a.meta.stage, declaredReads(stage, spec.with, port));
       }
-      const reason = options.force ? 'forced' : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
+      const damage = cache.damageOf(key);
+      const reason = options.force ? 'forced' : damage ? `cache entry damaged (${damage})` : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
       const previousKey = await cache.latestKey(pipeline.name, id);
       const previous = previousKey ? await cache.lookup(previousKey) : undefined;
       bus.emit({ type: 'stage-start', stage: id, key, reason });
@@ -277,6 +278,7 @@ export async function execute(
       }
       const derivedUsed: string[] = [];
       const log = output.stageLogger(id, logFile);
+      if (damage) log.warn(`its cache entry ${key.slice(0, 12)} is damaged (${damage}): not used, recomputing it`);
       // An optional input left unwired that the stage finds in its lineage by kind (report's
       // dataset, for its pictures): with --pull, the files it declares for that port are
       // pulled as for a wired input. Optional: when that fails the stage runs without them.
@@ -349,7 +351,7 @@ export async function execute(
         ...(result?.metrics ? { metrics: result.metrics } : {}),
         info: { ...(result?.meta ?? {}), ...(derivedUsed.length ? { derived: derivedUsed } : {}) },
         ...(result?.verdict ? { verdict: result.verdict } : {}),
-      });
+      }, { replace: options.force && options.selected.has(id) });
       const verdict = result?.verdict ? { verdict: result.verdict } : {};
       tmp = undefined;
       await rm(workDir, { recursive: true, force: true });

@@ -1,19 +1,28 @@
 // Small filesystem helpers the cache and the stages share.
-import { open, readdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, open, readdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncPath } from './manifest.js';
+import { mapLimit } from './hash-files.js';
+
+/** The mode of every file committed to the cache. */
+export const READ_ONLY = 0o444;
+
+/** chmod 0444 the files (paths relative to dir). Folders stay writable: rm, gc and swaps still work. */
+export async function makeReadOnly(dir: string, files: readonly string[]): Promise<void> {
+  await mapLimit(files, 16, (rel) => chmod(path.join(dir, rel), READ_ONLY));
+}
 
 /**
  * Replace a file atomically and durably: write a sibling, fsync, rename, fsync the folder.
  * `data` may come in parts, written one after the other (a checkpoint's arrays: no 1.5 GB
  * concatenated copy in memory).
  */
-export async function writeAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
+export async function writeAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[], mode = 0o666): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
   if (typeof data === 'string' || data instanceof Uint8Array) {
-    await writeFile(tmp, data);
+    await writeFile(tmp, data, { mode });
   } else {
-    const fh = await open(tmp, 'w');
+    const fh = await open(tmp, 'w', mode);
     try {
       for (const part of data) for (let done = 0; done < part.byteLength; ) done += (await fh.write(part, done, part.byteLength - done)).bytesWritten;
     } finally {

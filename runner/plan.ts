@@ -87,7 +87,8 @@ export async function planStages(pipeline: Pipeline, graph: Graph, cache: Cache,
       artifacts.set(id, hit);
       out.push({ stage: id, uses: spec.uses, state: 'cached', reason: `made ${hit.meta.createdAt} in ${hit.meta.runId}`, key, artifact: hit });
     } else {
-      const reason = options.force?.has(id) ? 'forced' : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
+      const damage = cache.damageOf(key);
+      const reason = options.force?.has(id) ? 'forced' : damage ? `cache entry damaged (${damage})` : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
       out.push({ stage: id, uses: spec.uses, state: 'run', reason, key });
     }
   }

@@ -9,7 +9,8 @@ import path from 'node:path';
 import type { Artifact, ManifestEntry } from './types.js';
 import type { Cache, StoredMeta } from './cache.js';
 import { fsyncPath, fsyncTree } from './manifest.js';
-import { writeAtomic } from './fs-util.js';
+import { makeReadOnly, READ_ONLY, writeAtomic } from './fs-util.js';
+import { shapeOf } from './entry-check.js';
 
 /** sparse.json of a sparse entry: which of its manifest's files are under data/ (each verified by sha256). */
 export interface SparseInfo {
@@ -52,26 +53,20 @@ export async function replaceSparse(cache: Cache, existing: Artifact, sparse: Sp
     await extendSparse(cache, meta.key, path.join(tmpDir, 'data'), manifest.map((m) => m.path).filter((p) => !have.has(p)), { meta });
     return;
   }
-  const target = cache.entryDir(meta.key);
-  const doomed = path.join(cache.tmpRoot, `${process.pid}-replaced-${meta.key.slice(0, 16)}`);
-  await rename(target, doomed);
-  try {
-    await rename(tmpDir, target);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-  }
-  await rm(doomed, { recursive: true, force: true });
+  await cache.swapIn(tmpDir, meta.key);
 }
 
 /**
  * Seal a temp dir holding some of an artifact's files (data/) into a sparse entry: the full
  * manifest and meta, and sparse.json. The caller has verified every file against the manifest,
- * whose hash is the meta's content hash. If the key was committed meanwhile, that entry wins.
+ * whose hash is the meta's content hash. If the key was committed meanwhile, that entry wins
+ * (unless it is damaged).
  */
 export async function commitSparse(cache: Cache, tmpDir: string, meta: StoredMeta, manifest: readonly ManifestEntry[], sparse: Omit<SparseInfo, 'version' | 'presentBytes' | 'files' | 'bytes'>): Promise<Artifact> {
   const info = sparseInfo(manifest, sparse);
   if (!(await cache.seal(tmpDir, meta, manifest, info.present, { [SPARSE_FILE]: JSON.stringify(info) }))) {
+    // A damaged entry (see Cache.find) is replaced; a whole one wins.
+    if (!(await cache.find(meta.key))) await cache.swapIn(tmpDir, meta.key);
     await rm(tmpDir, { recursive: true, force: true });
   }
   await fsyncPath(cache.cacheDir);
@@ -102,6 +97,7 @@ export async function extendSparse(
     await mkdir(path.dirname(dest), { recursive: true });
     await rename(path.join(fromDir, p), dest);
   }
+  await makeReadOnly(data, paths);
   await fsyncTree(data, paths);
   const manifest = await cache.readManifest(key);
   const present = [...new Set([...current.present, ...paths])].sort();
@@ -111,9 +107,14 @@ export async function extendSparse(
     remote: current.remote,
     present,
   });
-  if (update.meta) await writeAtomic(path.join(entry, 'meta.json'), JSON.stringify(update.meta, null, 2));
+  if (update.meta) {
+    // The shape is of the manifest.json written here (a pulled meta may carry the remote's).
+    const { shape: _remote, ...meta } = update.meta;
+    const shape = shapeOf(manifest, await readFile(path.join(entry, 'manifest.json'), 'utf8'));
+    await writeAtomic(path.join(entry, 'meta.json'), JSON.stringify({ ...meta, shape }, null, 2), READ_ONLY);
+  }
   if (info.present.length < manifest.length) {
-    await writeAtomic(path.join(entry, SPARSE_FILE), JSON.stringify(info));
+    await writeAtomic(path.join(entry, SPARSE_FILE), JSON.stringify(info), READ_ONLY);
   } else {
     for (const m of manifest) {
       let size = -1;

@@ -230,9 +230,7 @@ export async function runFinetune<P extends TrainParams>(
       cut,
       trainable: prepared.trainable,
       weights: prepared.weights,
-      backend: choice.backend,
-      engine: engineDetail['name'] ?? 'none',
-      train_engine: result.engine['engine'],
+      // What computed it (backend, engines) is not here: it is not part of the key, so it goes to meta.json only.
       frozen_fingerprint: frozenKey,
       input: { dataset: dataset.contentHash, train: trainName, valid: validName, train_count: trainFiles.length, valid_count: validFiles.length },
       ...(prepared.extra ?? {}),
@@ -271,6 +269,8 @@ export async function runFinetune<P extends TrainParams>(
           train_s: result.trainSeconds,
           validate_s: result.validSeconds,
           save_s: saveSeconds,
+          // Per epoch trained in this run: history.json holds only what the weights determine.
+          epochs: result.epochTimings,
         },
       },
       summary:

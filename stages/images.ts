@@ -1,8 +1,11 @@
 // `uses: images`: a local folder (or .zip / .tar archive) of pictures as the data source, so a
-// user swaps in their own photos by editing one line. Files are hard-linked into the artifact
-// with their layout kept (copied when the cache is on another device); the cache key covers
-// their content through the stat cache, so a no-op run over 25,000 files does not re-read them.
-import { copyFile, link, lstat, mkdir, readdir, realpath, stat } from 'node:fs/promises';
+// user swaps in their own photos by editing one line. Files are copied into the artifact with
+// their layout kept (a reflink where the file system can: no extra space on btrfs/xfs), never
+// hard-linked: a cache file that is the user's file would let an edit of one change the other.
+// The cache key covers their content through the stat cache, so a no-op run over 25,000 files
+// does not re-read them. A symbolic link that leads out of the folder is refused unless
+// `follow_symlinks` (a stray link to /etc/passwd would land in the cache, and on a remote).
+import { constants, copyFile, link, mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
@@ -10,9 +13,14 @@ import { cachedFileHash, hashFiles, mapLimit } from '../runner/hash-files.js';
 
 export interface ImagesParams {
   path: string;
+  follow_symlinks: boolean;
 }
 
-/** Hard-link `src` to `dest` (creating folders), or copy when a link is impossible (another device). */
+/**
+ * Hard-link `src` to `dest` (creating folders), or copy when a link is impossible (another
+ * device). Only for files already in the cache (split linking its input): a file from outside
+ * `.pipe/` enters it with copyIn.
+ */
 export async function linkOrCopy(src: string, dest: string): Promise<'link' | 'copy'> {
   try {
     await link(src, dest);
@@ -31,6 +39,38 @@ export async function linkOrCopy(src: string, dest: string): Promise<'link' | 'c
     }
     throw e;
   }
+}
+
+/**
+ * Copy a file from outside the cache into it (creating folders): a reflink (shared blocks,
+ * copy-on-write) where the file system has them, else a plain copy. Never the same inode.
+ */
+export async function copyIn(src: string, dest: string): Promise<void> {
+  try {
+    await copyFile(src, dest, constants.COPYFILE_FICLONE);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    await mkdir(path.dirname(dest), { recursive: true });
+    await copyFile(src, dest, constants.COPYFILE_FICLONE);
+  }
+}
+
+/**
+ * Where each file of a folder source really is. A path that resolves outside the folder (through
+ * a linked file or folder) is an error naming it, unless `follow`.
+ */
+export async function resolveInside(root: string, files: readonly string[], label: string, follow: boolean): Promise<string[]> {
+  const realRoot = await realpath(root);
+  return mapLimit(files, 16, async (rel) => {
+    const real = await realpath(path.join(root, rel));
+    if (!follow && real !== realRoot && !real.startsWith(realRoot + path.sep)) {
+      throw new StageError(
+        `images: ${path.posix.join(label, rel)} is a symbolic link (or inside a linked folder) that leads out of ${label}, to ${real}`,
+        'move the file into the folder, or set `follow_symlinks: true` on this stage to take it',
+      );
+    }
+    return real;
+  });
 }
 
 type SourceKind = 'folder' | 'zip' | 'tar';
@@ -107,7 +147,8 @@ export const imagesStage: Stage<ImagesParams> = {
   version: 1,
   description:
     'A local folder, .zip or .tar archive of images as the data source (e.g. train/cat.0.jpg ... or one folder per class). ' +
-    'Files are hard-linked into the artifact with their layout kept (copied across devices); the cache key covers their content.',
+    'Files are copied into the artifact with their layout kept (a reflink where the file system can), never hard-linked; the cache key covers their content. ' +
+    'A symbolic link leading out of the folder is refused unless `follow_symlinks: true`.',
   params: {
     type: 'object',
     additionalProperties: false,
@@ -118,8 +159,14 @@ export const imagesStage: Stage<ImagesParams> = {
         type: 'string',
         minLength: 1,
       },
+      follow_symlinks: {
+        description: 'Take files that symbolic links in the folder lead to outside it (refused by default). Not part of the cache key: the files are.',
+        type: 'boolean',
+        default: false,
+      },
     },
   },
+  keyExclude: ['follow_symlinks'],
   inputs: {},
   output: 'files',
   async keyExtra(params, pipelineDir) {
@@ -134,20 +181,18 @@ export const imagesStage: Stage<ImagesParams> = {
     const { abs, kind } = await resolveSource(ctx.params, ctx.pipelineDir);
     const label = ctx.params.path;
     let files: string[];
-    let copies = 0;
     if (kind === 'folder') {
       const { glob } = await import('tinyglobby');
       files = (await glob(FOLDER_GLOB, { cwd: abs, onlyFiles: true, dot: false, followSymbolicLinks: true })).map((f) => f.split(path.sep).join('/')).sort();
       if (files.length === 0) throw new StageError(`images: ${label} holds no files`);
-      const bar = ctx.progress('link images', files.length);
+      const sources = await resolveInside(abs, files, label, ctx.params.follow_symlinks);
+      const bar = ctx.progress('copy images', files.length);
       const dirs = new Set(files.map((f) => path.posix.dirname(f)));
       for (const d of dirs) await mkdir(path.join(ctx.outDir, d), { recursive: true });
-      await mapLimit(files, 16, async (rel) => {
+      // The artifact holds the files links point to, never a link.
+      await mapLimit(files, 16, async (rel, i) => {
         if (ctx.signal.aborted) throw new StageError('interrupted');
-        let src = path.join(abs, rel);
-        // A symbolic link is followed: the artifact holds the file it points to, never a link.
-        if ((await lstat(src)).isSymbolicLink()) src = await realpath(src);
-        if ((await linkOrCopy(src, path.join(ctx.outDir, rel))) === 'copy') copies++;
+        await copyIn(sources[i]!, path.join(ctx.outDir, rel));
         bar.tick();
       });
       bar.done(`${files.length} files`);
@@ -161,8 +206,8 @@ export const imagesStage: Stage<ImagesParams> = {
     }
     if (files.length === 0) throw new StageError(`images: ${label} holds no files`);
     return {
-      meta: { source: kind, files: files.length, ...(kind === 'folder' ? { copied: copies } : {}) },
-      summary: `${files.length} files from ${label}${copies ? ` (${copies} copied: another device)` : ''}`,
+      meta: { source: kind, files: files.length },
+      summary: `${files.length} files from ${label}`,
     };
   },
 };

@@ -29,7 +29,7 @@ import {
 } from './report/model.js';
 import { isStub, pulledInfo, stubRemote } from '../runner/remote/stub.js';
 import { makeThumbnails, resolveInside, type ThumbnailResult } from './report/thumbnails.js';
-import { trainingCard } from './report/training-engine.js';
+import { engineFields, trainingCard } from './report/training-engine.js';
 
 export interface ReportParams {
   title?: string;
@@ -101,7 +101,7 @@ export const reportStage: Stage<ReportParams> = {
     const noModel = 'no model artifact among the inputs or upstream stages';
     const history = model ? await readHistory(model.dir) : unavailable<never>(noModel);
     const finetuneFile = model ? await readObjectFile(model.dir, 'finetune.json') : unavailable<never>(noModel);
-    const finetune = finetuneFile.ok ? available(trainingCard(finetuneFile.value)) : finetuneFile;
+    const finetune = finetuneFile.ok ? available(trainingCard({ ...finetuneFile.value, ...engineFields(model?.meta.info) })) : finetuneFile;
     const preprocess = model ? await readObjectFile(model.dir, 'preprocess.json') : unavailable<never>(noModel);
 
     const data: ReportData = {

@@ -39,13 +39,14 @@ async function run(p: ImagesParams): Promise<{ outDir: string; cleanup: () => Pr
 
 const EXPECTED = ['test/1.jpg', 'test/2.jpg', 'train/cat.0.jpg', 'train/cat.1.jpg', 'train/cat.2.jpg', 'train/dog.0.jpg', 'train/dog.1.jpg', 'train/dog.2.jpg'];
 
-test('a folder, relative to the pipeline file: hard links with the layout kept, hidden files left out', async () => {
-  const r = await run({ path: 'photos' });
+test('a folder, relative to the pipeline file: copies (never hard links) with the layout kept, hidden files left out', async () => {
+  const r = await run({ follow_symlinks: false, path: 'photos' });
   try {
     assert.deepEqual(await listAll(r.outDir), EXPECTED);
     const a = await stat(path.join(r.outDir, 'train/cat.0.jpg'));
     const b = await stat(path.join(root, 'photos/train/cat.0.jpg'));
-    assert.equal(a.ino, b.ino);
+    assert.notEqual(a.ino, b.ino, "the artifact's file is not the user's file");
+    assert.deepEqual(await readFile(path.join(r.outDir, 'train/cat.0.jpg')), await readFile(path.join(root, 'photos/train/cat.0.jpg')));
     assert.match(r.summary ?? '', /^8 files from photos/);
   } finally {
     await r.cleanup();
@@ -56,7 +57,7 @@ test('the key covers content, and re-uses hashes while size and mtime are unchan
   useStatCache(path.join(root, 'stat-cache.json'));
   const dir = path.join(root, 'keyed');
   await writeKaggleSet(dir, { cats: 2, dogs: 2 });
-  const key = async () => JSON.stringify(await imagesStage.keyExtra!({ path: 'keyed' }, root));
+  const key = async () => JSON.stringify(await imagesStage.keyExtra!({ follow_symlinks: false, path: 'keyed' }, root));
   const file = path.join(dir, 'train/cat.0.jpg');
   const when = new Date('2024-01-01T00:00:00Z');
   await utimes(file, when, when);
@@ -105,10 +106,10 @@ test("saving the stat cache removes temp files that killed runs left (only dead 
 
 test('a .zip archive is extracted (zip-slip checks apply)', async () => {
   await writeFile(path.join(root, 'photos.zip'), await zipOf(await kaggleFiles({ cats: 3, dogs: 3, test: 2 })));
-  const r = await run({ path: 'photos.zip' });
+  const r = await run({ follow_symlinks: false, path: 'photos.zip' });
   try {
     assert.deepEqual(await listAll(r.outDir), EXPECTED);
-    const key = (await imagesStage.keyExtra!({ path: 'photos.zip' }, root)) as { kind: string; size: number };
+    const key = (await imagesStage.keyExtra!({ follow_symlinks: false, path: 'photos.zip' }, root)) as { kind: string; size: number };
     assert.equal(key.kind, 'zip');
   } finally {
     await r.cleanup();
@@ -117,7 +118,7 @@ test('a .zip archive is extracted (zip-slip checks apply)', async () => {
 
 test('a .tar(.gz) archive is extracted; members that escape or link are refused', async () => {
   await execa('tar', ['-czf', path.join(root, 'photos.tar.gz'), '-C', path.join(root, 'photos'), 'train', 'test']);
-  const r = await run({ path: 'photos.tar.gz' });
+  const r = await run({ follow_symlinks: false, path: 'photos.tar.gz' });
   try {
     assert.deepEqual(await listAll(r.outDir), EXPECTED);
   } finally {
@@ -128,13 +129,13 @@ test('a .tar(.gz) archive is extracted; members that escape or link are refused'
   await mkdir(evilDir, { recursive: true });
   await writeFile(path.join(root, 'evil', 'escaped.txt'), 'x');
   await execa('tar', ['-cPf', path.join(root, 'evil.tar'), '../escaped.txt'], { cwd: evilDir });
-  await assert.rejects(run({ path: 'evil.tar' }), (e: Error) => e instanceof StageError && e.message.includes("refusing tar member '../escaped.txt' in evil.tar: its path climbs out"));
+  await assert.rejects(run({ follow_symlinks: false, path: 'evil.tar' }), (e: Error) => e instanceof StageError && e.message.includes("refusing tar member '../escaped.txt' in evil.tar: its path climbs out"));
   // A symbolic link member.
   const linkDir = path.join(root, 'linky');
   await mkdir(linkDir, { recursive: true });
   await symlink('/etc/passwd', path.join(linkDir, 'cat.0.jpg'));
   await execa('tar', ['-cf', path.join(root, 'link.tar'), 'cat.0.jpg'], { cwd: linkDir });
-  await assert.rejects(run({ path: 'link.tar' }), /refusing tar member 'cat\.0\.jpg' in link\.tar: it is a symbolic link/);
+  await assert.rejects(run({ follow_symlinks: false, path: 'link.tar' }), /refusing tar member 'cat\.0\.jpg' in link\.tar: it is a symbolic link/);
 });
 
 test('unsafeTarMember', () => {
@@ -147,8 +148,8 @@ test('unsafeTarMember', () => {
 });
 
 test('a missing path or a plain file is a clear error', async () => {
-  await assert.rejects(run({ path: 'nowhere' }), /images: nowhere does not exist/);
+  await assert.rejects(run({ follow_symlinks: false, path: 'nowhere' }), /images: nowhere does not exist/);
   await writeFile(path.join(root, 'notes.txt'), 'x');
-  await assert.rejects(run({ path: 'notes.txt' }), /neither a folder nor a \.zip\/\.tar archive/);
-  await assert.rejects(imagesStage.keyExtra!({ path: 'nowhere' }, root), StageError);
+  await assert.rejects(run({ follow_symlinks: false, path: 'notes.txt' }), /neither a folder nor a \.zip\/\.tar archive/);
+  await assert.rejects(imagesStage.keyExtra!({ follow_symlinks: false, path: 'nowhere' }, root), StageError);
 });

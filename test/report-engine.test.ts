@@ -1,5 +1,6 @@
 // The report's model card names the engine that trained the model: after ONNX training of a whole
-// net (nothing frozen) finetune.json says engine 'none' (the frozen part's) and train_engine 'onnx'.
+// net (nothing frozen) the model's meta.json says engine 'none' (the frozen part's) and
+// train_engine 'onnx'; finetune.json holds neither (what computed a model is not its content).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -11,7 +12,7 @@ import { makeTestContext } from './helpers/stage-context.js';
 test('the model card and report.md name the engine that trained, not the frozen part\'s "none"', async (t) => {
   const fixture = await makeReportFixture();
   // As finetune-flow writes them after `trainable: all` trained on ONNX Runtime.
-  await writeFile(path.join(fixture.modelDir, 'finetune.json'), JSON.stringify({ architecture: 'tiny-vgg', cut: null, trainable: 'all', backend: 'wasm', engine: 'none', train_engine: 'onnx' }));
+  await writeFile(path.join(fixture.modelDir, 'finetune.json'), JSON.stringify({ architecture: 'tiny-vgg', cut: null, trainable: 'all' }));
   const a = fixtureArtifacts(fixture);
   const model = { ...a.model, meta: { ...a.model.meta, info: { backend: 'wasm', engine: 'none', train_engine: { engine: 'onnx', provider: 'cpu', threads: 2 } } } };
   const lineage = a.lineage.map((l) => (l.stage === 'finetune' ? { ...l, artifact: model } : l));

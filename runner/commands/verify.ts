@@ -1,9 +1,11 @@
 // `pipe verify FILE`: re-hash cached artifacts against their manifests. A partial pull (a sparse
-// entry) is checked on the files it holds and reported as partial, not corrupt.
+// entry) is checked on the files it holds and reported as partial, not corrupt. The folders of
+// derived/ (frozen features, downloaded weights) are checked too (derived-check.ts).
 import path from 'node:path';
 import { openPipeline, type PipelineOptions } from '../open.js';
 import { Output } from '../output.js';
 import { EXIT } from '../errors.js';
+import { removeDerived, verifyDerived } from '../derived-check.js';
 
 export async function verifyCommand(file: string, flags: PipelineOptions & { all?: boolean; remove?: boolean; json?: boolean }): Promise<number> {
   const { pipeline, graph, cache } = await openPipeline(file, flags);
@@ -34,13 +36,27 @@ export async function verifyCommand(file: string, flags: PipelineOptions & { all
     }
     if (problems.length > 0 && flags.remove) await cache.removeEntry(key);
   }
+  const derived = await verifyDerived(cache);
+  for (const d of derived) {
+    if (!flags.json) {
+      if (d.problems.length === 0) out.line(`${c.green('ok     ')} derived/${d.name}${d.unchecked ? c.dim(` (not checked: ${d.unchecked})`) : ''}`);
+      else {
+        out.line(`${c.red('CORRUPT')} derived/${d.name}`);
+        for (const p of d.problems.slice(0, 20)) out.line(`        ${p.path}: ${p.problem}`);
+        if (d.problems.length > 20) out.line(`        ... and ${d.problems.length - 20} more`);
+      }
+    }
+    if (d.problems.length > 0 && flags.remove) await removeDerived(cache, d.name);
+  }
   const corrupt = report.filter((r) => r.problems.length > 0).length;
+  const corruptDerived = derived.filter((d) => d.problems.length > 0).length;
   const partial = report.filter((r) => r.partial).length;
-  if (flags.json) process.stdout.write(`${JSON.stringify({ verified: report.length, corrupt, partial, entries: report }, null, 2)}\n`);
+  if (flags.json) process.stdout.write(`${JSON.stringify({ verified: report.length, corrupt, partial, entries: report, derived: { verified: derived.length, corrupt: corruptDerived, folders: derived } }, null, 2)}\n`);
   else
     out.line(
       `${report.length} artifact${report.length === 1 ? '' : 's'} verified, ${corrupt} corrupt${corrupt && flags.remove ? ' (removed: the next run recomputes them)' : ''}` +
-        `${partial ? `, ${partial} partial (pulled in part: not corrupt)` : ''}`,
+        `${partial ? `, ${partial} partial (pulled in part: not corrupt)` : ''}` +
+        `${derived.length ? `; ${derived.length} derived folder${derived.length === 1 ? '' : 's'}, ${corruptDerived} corrupt${corruptDerived && flags.remove ? ' (removed: rebuilt when needed)' : ''}` : ''}`,
     );
-  return corrupt > 0 ? EXIT.failed : EXIT.ok;
+  return corrupt + corruptDerived > 0 ? EXIT.failed : EXIT.ok;
 }

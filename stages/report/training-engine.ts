@@ -1,6 +1,17 @@
-// Which engine trained the model, as the report names it. finetune.json and the model's meta.json
-// call the engine of the frozen part `engine` ('none' when nothing is frozen) and the one that
-// trained `train_engine`: after ONNX training of a whole net the card would read "engine: none".
+// Which engine trained the model, as the report names it. The model's meta.json calls the engine
+// of the frozen part `engine` ('none' when nothing is frozen) and the one that trained
+// `train_engine`: after ONNX training of a whole net the card would read "engine: none". They are
+// in meta.json, not in finetune.json: what computed a model is not part of its content.
+
+/** The engine fields of a model artifact's meta.json info, as finetune.json once held them. */
+export function engineFields(info: Readonly<Record<string, unknown>> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (typeof info?.['engine'] === 'string') out['engine'] = info['engine'];
+  const trained = info?.['train_engine'];
+  const name = trained && typeof trained === 'object' ? (trained as Record<string, unknown>)['engine'] : trained;
+  if (typeof name === 'string') out['train_engine'] = name;
+  return out;
+}
 
 /** finetune.json as the model card shows it: `engine` is what trained it, `frozen_engine` what computed the frozen part. */
 export function trainingCard(finetune: Readonly<Record<string, unknown>>): Record<string, unknown> {

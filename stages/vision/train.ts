@@ -32,6 +32,11 @@ export interface EpochRecord {
   accuracy: number;
   val_loss?: number;
   val_accuracy?: number;
+}
+
+/** How long an epoch took: run-dependent, so it goes to meta.json, never into history.json. */
+export interface EpochTiming {
+  epoch: number;
   /** Training time of the epoch. */
   seconds: number;
   /** Validation time of the epoch (when validated). */
@@ -75,6 +80,8 @@ export interface TrainResult {
   readonly resumedFrom: number;
   readonly trainSeconds: number;
   readonly validSeconds: number;
+  /** The epochs trained by this call (not those restored from a checkpoint). */
+  readonly epochTimings: readonly EpochTiming[];
 }
 
 
@@ -208,13 +215,23 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
   const state = await readCheckpoint(o.checkpointDir, key);
   if (state && state.epoch >= 1 && state.epoch <= o.epochs) {
     await learner.restore(path.join(o.checkpointDir, `epoch-${state.epoch}`));
-    history = state.history;
+    // Checkpoints written before timings left the history still carry them.
+    history = {
+      epochs: state.history.epochs.map(({ epoch, loss, accuracy, val_loss, val_accuracy }) => ({
+        epoch,
+        loss,
+        accuracy,
+        ...(val_loss === undefined ? {} : { val_loss }),
+        ...(val_accuracy === undefined ? {} : { val_accuracy }),
+      })),
+    };
     start = state.epoch + 1;
     o.log(`resuming from the checkpoint of epoch ${state.epoch}/${o.epochs}`);
   }
 
   let trainSeconds = 0;
   let validSeconds = 0;
+  const epochTimings: EpochTiming[] = [];
   const batches = Math.ceil(train.count / o.batchSize);
   for (let epoch = start; epoch <= o.epochs; epoch++) {
     const t0 = performance.now();
@@ -248,15 +265,17 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
     }
     const seconds = (performance.now() - t0) / 1000;
     trainSeconds += seconds;
-    const record: EpochRecord = { epoch, loss: lossSum / seen, accuracy: correct / seen, seconds };
+    const record: EpochRecord = { epoch, loss: lossSum / seen, accuracy: correct / seen };
+    const timing: EpochTiming = { epoch, seconds };
+    epochTimings.push(timing);
     bar.done(`loss ${record.loss.toFixed(4)} acc ${record.accuracy.toFixed(3)}`);
     if (valid && valid.count > 0 && (o.validateEveryEpoch || epoch === o.epochs)) {
       const v0 = performance.now();
       const v = await evaluateSource((x, n) => learner.predict(x, n), valid, Math.max(o.batchSize, 64), signal);
       record.val_loss = v.loss;
       record.val_accuracy = v.accuracy;
-      record.val_seconds = (performance.now() - v0) / 1000;
-      validSeconds += record.val_seconds;
+      timing.val_seconds = (performance.now() - v0) / 1000;
+      validSeconds += timing.val_seconds;
     }
     history = { epochs: [...history.epochs, record] };
     o.log(
@@ -266,5 +285,5 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
     );
     await writeCheckpoint(o.checkpointDir, { key, epoch, history }, learner);
   }
-  return { history, engine: learner.detail, resumedFrom: start - 1, trainSeconds, validSeconds };
+  return { history, engine: learner.detail, resumedFrom: start - 1, trainSeconds, validSeconds, epochTimings };
 }
