@@ -12,12 +12,12 @@ stages:
   stamp:
     uses: command
     with:
-      run: 'echo run >> "$COUNTERS/stamp"; date +%s%N > stamp.txt'
+      run: 'echo run >> "$COUNTERS/stamp"; date +%s%N > "$PIPE_OUT/stamp.txt"'
   copy:
     uses: command
     inputs: { src: stamp }
     with:
-      run: 'cat "$PIPE_IN_SRC/stamp.txt" > copy.txt'
+      run: 'cat "$PIPE_IN_SRC/stamp.txt" > "$PIPE_OUT/copy.txt"'
 `;
 
 /** The key latest/<pipeline>/<stage> points at. */
