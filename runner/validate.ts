@@ -8,7 +8,7 @@ import type { Stage } from './types.js';
 import { didYouMean, show } from './diagnostics.js';
 import { joinPath, positionIn, type Positions } from './load-yaml.js';
 import { interpolate, type Reference } from './interpolate.js';
-import { applyOverrides, deepMerge, fitToSchema, schemaAt, type Override } from './overrides.js';
+import { applyOverrides, deepMerge, fitToSchema, schemaAt, unknownParam, type Override } from './overrides.js';
 import { checkParams } from './validate-params.js';
 import { checkLinks } from './validate-links.js';
 import { buildGraph } from './graph.js';
@@ -249,6 +249,16 @@ function checkStage(r: Reporter, id: string, raw: unknown, params: Record<string
   };
 }
 
+/** Every key of a --params-file names a declared param (recursively, where both are mappings). */
+function checkParamsFileKeys(r: Reporter, declared: unknown, value: Record<string, unknown>, base: readonly string[]): void {
+  for (const [k, v] of Object.entries(value)) {
+    const path = [...base, k];
+    const unknown = unknownParam(declared, path);
+    if (unknown) r.error(`params.${path.join('.')}`, unknown, 'key');
+    else if (isMapping(v)) checkParamsFileKeys(r, declared, v, path);
+  }
+}
+
 export function validatePipeline(input: ValidateInput): { value?: Validated; errors: Diagnostic[] } {
   const r = new Reporter(input.file, input.positions, input.source);
   const doc = input.doc;
@@ -261,12 +271,15 @@ export function validatePipeline(input: ValidateInput): { value?: Validated; err
     return { errors: [{ file: input.file, pos, path: '', message }] };
   }
 
-  // Parameters from outside the file, lowest precedence first: --params-file, -p, --set.
+  // Parameters from outside the file, lowest precedence first: --params-file, -p, --set. Each
+  // may change only the params the pipeline declares.
+  const declared = doc.params;
   if (input.paramsFile && (doc.params === undefined || doc.params === null || isMapping(doc.params))) {
     doc.params = deepMerge(isMapping(doc.params) ? doc.params : {}, input.paramsFile.value);
     for (const k of Object.keys(input.paramsFile.value)) r.setOrigin(`params.${k}`, { kind: 'params-file', pf: input.paramsFile });
+    checkParamsFileKeys(r, declared, input.paramsFile.value, []);
   }
-  const applied = applyOverrides(doc, input.overrides, input.registry);
+  const applied = applyOverrides(doc, input.overrides, input.registry, declared);
   r.errors.push(...applied.errors);
   for (const a of applied.applied) r.setOrigin(a.path, { kind: 'flag', flag: a.flag, raw: a.raw });
 
