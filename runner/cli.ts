@@ -195,7 +195,23 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A reader that stops early (`pipe runs | head -1`) closes the pipe: stop quietly, as Unix
+ * tools do, instead of an unhandled EPIPE and its stack trace. Any other output error
+ * (a full disk behind `> file`) is one line and exit 1.
+ */
+function quietOnClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(EXIT.ok);
+      if (stream === process.stdout) process.stderr.write(`pipe: cannot write the output: ${e.message}\n`);
+      process.exit(EXIT.failed);
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
+  quietOnClosedOutput();
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -101,11 +101,13 @@ class Reporter {
   }
 
   error(path: string, message: string, at: 'key' | 'value' = 'value', related?: Diagnostic['related'], needle?: string): void {
+    this.errors.push(this.diagnostic(path, message, at, related, needle));
+  }
+
+  /** A problem at `path`, located where its value was written (the file, a params file or a flag). */
+  diagnostic(path: string, message: string, at: 'key' | 'value' = 'value', related?: Diagnostic['related'], needle?: string): Diagnostic {
     const o = this.originOf(path);
-    if (o?.origin.kind === 'flag') {
-      this.errors.push({ file: o.origin.flag, path, message, ...(related ? { related } : {}) });
-      return;
-    }
+    if (o?.origin.kind === 'flag') return { file: o.origin.flag, path, message, ...(related ? { related } : {}) };
     let file = this.file;
     let pos: SourcePos | undefined;
     if (o?.origin.kind === 'params-file') {
@@ -115,7 +117,7 @@ class Reporter {
       pos = positionIn(this.positions, path, at);
       if (pos && needle) pos = this.refine(pos, needle);
     }
-    this.errors.push({ file, path, message, ...(pos ? { pos } : {}), ...(related ? { related } : {}) });
+    return { file, path, message, ...(pos ? { pos } : {}), ...(related ? { related } : {}) };
   }
 }
 
@@ -259,7 +261,14 @@ function checkParamsFileKeys(r: Reporter, declared: unknown, value: Record<strin
   }
 }
 
-export function validatePipeline(input: ValidateInput): { value?: Validated; errors: Diagnostic[] } {
+export interface ValidateOutput {
+  readonly value?: Validated;
+  readonly errors: Diagnostic[];
+  /** Locates a later problem (a missing input path) as the problems found here are. */
+  readonly locate: (path: string, message: string) => Diagnostic;
+}
+
+export function validatePipeline(input: ValidateInput): ValidateOutput {
   const r = new Reporter(input.file, input.positions, input.source);
   const doc = input.doc;
   if (!isMapping(doc)) {
@@ -268,8 +277,9 @@ export function validatePipeline(input: ValidateInput): { value?: Validated; err
       doc === null || doc === undefined
         ? "empty pipeline: expected a mapping with at least 'stages:'"
         : `the top level must be a mapping (${TOP_KEYS.join(', ')}), not ${Array.isArray(doc) ? 'a list' : `the value ${show(doc)}`}`;
-    return { errors: [{ file: input.file, pos, path: '', message }] };
+    return { errors: [{ file: input.file, pos, path: '', message }], locate: (path, message) => ({ file: input.file, path, message }) };
   }
+  const locate = (path: string, message: string): Diagnostic => r.diagnostic(path, message);
 
   // Parameters from outside the file, lowest precedence first: --params-file, -p, --set. Each
   // may change only the params the pipeline declares.
@@ -306,7 +316,7 @@ export function validatePipeline(input: ValidateInput): { value?: Validated; err
     const graph = buildGraph(acyclic, { file: input.file, positionOf: (p) => positionIn(input.positions, p) });
     if (!graph.ok) r.errors.push(...graph.errors);
   }
-  if (r.errors.length > 0) return { errors: r.errors };
+  if (r.errors.length > 0) return { errors: r.errors, locate };
   const cache = isMapping(doc.cache) ? (doc.cache as { remote?: string; dir?: string }) : undefined;
-  return { value: { name, params, stages: specs, ...(cache ? { cache } : {}) }, errors: [] };
+  return { value: { name, params, stages: specs, ...(cache ? { cache } : {}) }, errors: [], locate };
 }

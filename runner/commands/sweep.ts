@@ -50,7 +50,7 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   const flagsFor = (c: Combination): RunFlags => ({ ...runFlags, set: [...(runFlags.set ?? []), ...c.set], argv: childArgs(file, runFlags, c, 1) });
 
   // A swept param the pipeline does not declare is named against its own --sweep flag.
-  const declared = (await openPipeline(file, runFlags)).pipeline.params;
+  const declared = (await openPipeline(file, runFlags, { checkPaths: true })).pipeline.params;
   for (const [i, axis] of axes.entries()) {
     const segments = axis.path.split('.');
     const unknown = segments[0] === 'params' ? unknownParam(declared, segments.slice(1)) : undefined;
