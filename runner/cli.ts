@@ -210,8 +210,19 @@ function quietOnClosedOutput(): void {
   }
 }
 
+/**
+ * The AWS SDK warns on every AWS command, in 8 lines, that its releases after January 2027 will
+ * want Node 22; pipe supports Node >= 20 and pins its SDK version, so that says nothing to act
+ * on. Its own switch turns off that one message (not Node's other warnings); a user who sets
+ * the variable keeps their choice.
+ */
+function quietAwsSdkNodeVersionNotice(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
 export async function main(argv: string[]): Promise<void> {
   quietOnClosedOutput();
+  quietAwsSdkNodeVersionNotice();
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
