@@ -194,7 +194,34 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A reader that stops early (`pipe runs | head -1`) closes the pipe: stop quietly, as Unix
+ * tools do, instead of an unhandled EPIPE and its stack trace. Any other output error
+ * (a full disk behind `> file`) is one line and exit 1.
+ */
+function quietOnClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(EXIT.ok);
+      if (stream === process.stdout) process.stderr.write(`pipe: cannot write the output: ${e.message}\n`);
+      process.exit(EXIT.failed);
+    });
+  }
+}
+
+/**
+ * The AWS SDK warns on every AWS command, in 8 lines, that its releases after January 2027 will
+ * want Node 22; pipe supports Node >= 20 and pins its SDK version, so that says nothing to act
+ * on. Its own switch turns off that one message (not Node's other warnings); a user who sets
+ * the variable keeps their choice.
+ */
+function quietAwsSdkNodeVersionNotice(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
 export async function main(argv: string[]): Promise<void> {
+  quietOnClosedOutput();
+  quietAwsSdkNodeVersionNotice();
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -118,7 +118,15 @@ export async function execute(
       if (o && (o.status === 'cached' || o.status === 'ran')) inputs[port] = o.artifact;
     }
 
-    const material = await keyMaterial(stage, spec, inputs, pipeline.dir);
+    // A stage's key reads the local files it names: one gone since the run began (or
+    // unreadable) fails that stage with the reason, like any other stage failure.
+    let material: Awaited<ReturnType<typeof keyMaterial>>;
+    try {
+      material = await keyMaterial(stage, spec, inputs, pipeline.dir);
+    } catch (e) {
+      bus.emit({ type: 'stage-failed', stage: id, error: describeError(e), durationMs: 0 });
+      return { status: 'failed', error: describeError(e) };
+    }
     const key = stage.cache === 'never' ? hashOf([keyOf(material), options.runId]) : keyOf(material);
     const selected = options.selected.has(id);
 

@@ -1,5 +1,5 @@
 // Small filesystem helpers the cache and the stages share.
-import { chmod, open, readdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, open, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncPath } from './manifest.js';
 import { mapLimit } from './hash-files.js';
@@ -40,5 +40,18 @@ export async function safeReaddir(dir: string): Promise<string[]> {
     return await readdir(dir);
   } catch {
     return [];
+  }
+}
+
+/** Why `rel` (a param's path, relative to the pipeline folder) is not a readable file, or undefined. */
+export async function fileProblem(pipelineDir: string, rel: string): Promise<string | undefined> {
+  const abs = path.resolve(pipelineDir, rel);
+  try {
+    const st = await stat(abs);
+    return st.isFile() ? undefined : `${rel} is ${st.isDirectory() ? 'a folder' : 'not a regular file'}, not a file`;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES') return `${rel} cannot be read (permission denied: ${abs})`;
+    return `${rel} does not exist (resolved against the pipeline folder: ${abs})`;
   }
 }

@@ -21,6 +21,8 @@ export interface LoadOptions {
   cwd?: string;
   /** The stage types `uses:` may name (default: the built-in registry). */
   registry?: ReadonlyMap<string, Stage<any>>;
+  /** Check that the local files and folders stages read exist (validate, run, status). */
+  checkPaths?: boolean;
 }
 
 // Refuse absurd inputs before parsing them: a pipeline is a few kilobytes.
@@ -107,6 +109,13 @@ export async function loadPipeline(file: string, options: LoadOptions = {}): Pro
     ...(paramsFile ? { paramsFile } : {}),
   });
   errors.push(...validated.errors);
+  if (errors.length === 0 && validated.value && options.checkPaths) {
+    for (const spec of validated.value.stages.values()) {
+      const stage = registry.get(spec.uses);
+      if (!stage?.checkPaths) continue;
+      for (const p of await stage.checkPaths(spec.with, path.dirname(abs))) errors.push(validated.locate(`stages.${spec.id}.with.${p.param}`, p.message));
+    }
+  }
   if (errors.length > 0 || !validated.value) return { ok: false, errors: sorted(errors, display) };
 
   const { name, params, stages, cache } = validated.value;

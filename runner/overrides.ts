@@ -132,6 +132,27 @@ export function typedValue(raw: string, schema: JsonSchema | undefined): unknown
   return fitToSchema(value === undefined ? null : value, schema, raw);
 }
 
+/**
+ * Why `path` (below `params:`) names no param the pipeline declares, or undefined when it does.
+ * A value is never added silently: `-p seed=1` on a pipeline without `seed` is a typo to report,
+ * not a new param nothing reads. Below a declared value that is not a mapping there is nothing
+ * to check here (setting a key inside a number fails on its own; inside null it is allowed).
+ */
+export function unknownParam(declared: unknown, path: readonly string[]): string | undefined {
+  let node: unknown = declared ?? {};
+  for (const [i, seg] of path.entries()) {
+    if (!isMapping(node)) return undefined;
+    if (!Object.prototype.hasOwnProperty.call(node, seg)) {
+      const keys = Object.keys(node);
+      const where = i === 0 ? 'the pipeline declares no param' : `params.${path.slice(0, i).join('.')} has no key`;
+      const known = keys.length === 0 ? (i === 0 ? '; declare it under `params:` first' : '') : `; ${i === 0 ? 'params' : 'keys'}: ${keys.join(', ')}`;
+      return `${where} '${seg}'${didYouMean(seg, keys)}${known}`;
+    }
+    node = node[seg];
+  }
+  return undefined;
+}
+
 export interface AppliedOverride {
   readonly path: string;
   readonly flag: string;
@@ -143,12 +164,21 @@ export function applyOverrides(
   doc: Record<string, unknown>,
   overrides: readonly Override[],
   registry: ReadonlyMap<string, Stage<any>>,
+  /** The params the pipeline declares (with its --params-file): -p and --set params.* may only change these. */
+  declared: unknown = doc.params,
 ): { applied: AppliedOverride[]; errors: Diagnostic[] } {
   const applied: AppliedOverride[] = [];
   const errors: Diagnostic[] = [];
   for (const o of overrides) {
     const joined = o.path.join('.');
     const fail = (message: string): void => void errors.push({ file: o.flag, path: joined, message });
+    if (o.path[0] === 'params' && o.path.length >= 2) {
+      const unknown = unknownParam(declared, o.path.slice(1));
+      if (unknown) {
+        fail(unknown);
+        continue;
+      }
+    }
     if (o.path[0] === 'stages' && o.path.length >= 2) {
       const stages = isMapping(doc.stages) ? doc.stages : {};
       if (!Object.prototype.hasOwnProperty.call(stages, o.path[1]!)) {

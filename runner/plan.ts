@@ -68,7 +68,13 @@ export async function planStages(pipeline: Pipeline, graph: Graph, cache: Cache,
       const a = artifacts.get(up);
       if (a) inputs[port] = a;
     }
-    const material = await keyMaterial(stage, spec, inputs, pipeline.dir);
+    let material: Awaited<ReturnType<typeof keyMaterial>>;
+    try {
+      material = await keyMaterial(stage, spec, inputs, pipeline.dir);
+    } catch (e) {
+      out.push({ stage: id, uses: spec.uses, state: 'run', reason: `would fail: ${(e as Error).message}` });
+      continue;
+    }
     if (stage.cache === 'never') {
       out.push({ stage: id, uses: spec.uses, state: 'run', reason: 'runs every time (checks the real world)' });
       const latest = await cache.latestKey(pipeline.name, id);

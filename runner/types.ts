@@ -188,6 +188,12 @@ export interface Stage<P = Record<string, unknown>> {
    */
   keyExtra?(params: P, pipelineDir: string): Promise<unknown>;
   /**
+   * Local files or folders its params name that must be there before anything runs (a data
+   * folder, a weights file): one problem per param (`param` relative to `with`), so that
+   * `pipe validate`, `run` and `status` report a typo'd path located, as a user error.
+   */
+  checkPaths?(params: P, pipelineDir: string): Promise<readonly PathProblem[]>;
+  /**
    * The files this stage reads from input `port`: glob patterns relative to the input
    * artifact's data dir (`*`, `?`, `**`; a pattern matching a folder covers what is below it;
    * see runner/reads.ts). Undefined (or no method): everything. `pipe run --pull` downloads only
@@ -197,6 +203,12 @@ export interface Stage<P = Record<string, unknown>> {
    */
   reads?(params: P, port: string): readonly string[] | undefined;
   run(ctx: StageContext<P>): Promise<StageResult | void>;
+}
+
+/** A local path a stage's param names that is missing or of the wrong kind. */
+export interface PathProblem {
+  readonly param: string;
+  readonly message: string;
 }
 
 /** Thrown by stages for expected failures: printed as one clean line, no stack trace. */

@@ -8,7 +8,7 @@ import type { Stage } from './types.js';
 import { didYouMean, show } from './diagnostics.js';
 import { joinPath, positionIn, type Positions } from './load-yaml.js';
 import { interpolate, type Reference } from './interpolate.js';
-import { applyOverrides, deepMerge, fitToSchema, schemaAt, type Override } from './overrides.js';
+import { applyOverrides, deepMerge, fitToSchema, schemaAt, unknownParam, type Override } from './overrides.js';
 import { checkParams } from './validate-params.js';
 import { ambiguousCounts } from './count-or-fraction.js';
 import { checkLinks } from './validate-links.js';
@@ -110,11 +110,13 @@ class Reporter {
   }
 
   error(path: string, message: string, at: 'key' | 'value' = 'value', related?: Diagnostic['related'], needle?: string): void {
+    this.errors.push(this.diagnostic(path, message, at, related, needle));
+  }
+
+  /** A problem at `path`, located where its value was written (the file, a params file or a flag). */
+  diagnostic(path: string, message: string, at: 'key' | 'value' = 'value', related?: Diagnostic['related'], needle?: string): Diagnostic {
     const o = this.originOf(path);
-    if (o?.origin.kind === 'flag') {
-      this.errors.push({ file: o.origin.flag, path, message, ...(related ? { related } : {}) });
-      return;
-    }
+    if (o?.origin.kind === 'flag') return { file: o.origin.flag, path, message, ...(related ? { related } : {}) };
     let file = this.file;
     let pos: SourcePos | undefined;
     if (o?.origin.kind === 'params-file') {
@@ -124,7 +126,7 @@ class Reporter {
       pos = positionIn(this.positions, path, at);
       if (pos && needle) pos = this.refine(pos, needle);
     }
-    this.errors.push({ file, path, message, ...(pos ? { pos } : {}), ...(related ? { related } : {}) });
+    return { file, path, message, ...(pos ? { pos } : {}), ...(related ? { related } : {}) };
   }
 }
 
@@ -261,7 +263,24 @@ function checkStage(r: Reporter, id: string, raw: unknown, params: Record<string
   };
 }
 
-export function validatePipeline(input: ValidateInput): { value?: Validated; errors: Diagnostic[] } {
+/** Every key of a --params-file names a declared param (recursively, where both are mappings). */
+function checkParamsFileKeys(r: Reporter, declared: unknown, value: Record<string, unknown>, base: readonly string[]): void {
+  for (const [k, v] of Object.entries(value)) {
+    const path = [...base, k];
+    const unknown = unknownParam(declared, path);
+    if (unknown) r.error(`params.${path.join('.')}`, unknown, 'key');
+    else if (isMapping(v)) checkParamsFileKeys(r, declared, v, path);
+  }
+}
+
+export interface ValidateOutput {
+  readonly value?: Validated;
+  readonly errors: Diagnostic[];
+  /** Locates a later problem (a missing input path) as the problems found here are. */
+  readonly locate: (path: string, message: string) => Diagnostic;
+}
+
+export function validatePipeline(input: ValidateInput): ValidateOutput {
   const r = new Reporter(input.file, input.positions, input.source);
   const doc = input.doc;
   if (!isMapping(doc)) {
@@ -270,15 +289,19 @@ export function validatePipeline(input: ValidateInput): { value?: Validated; err
       doc === null || doc === undefined
         ? "empty pipeline: expected a mapping with at least 'stages:'"
         : `the top level must be a mapping (${TOP_KEYS.join(', ')}), not ${Array.isArray(doc) ? 'a list' : `the value ${show(doc)}`}`;
-    return { errors: [{ file: input.file, pos, path: '', message }] };
+    return { errors: [{ file: input.file, pos, path: '', message }], locate: (path, message) => ({ file: input.file, path, message }) };
   }
+  const locate = (path: string, message: string): Diagnostic => r.diagnostic(path, message);
 
-  // Parameters from outside the file, lowest precedence first: --params-file, -p, --set.
+  // Parameters from outside the file, lowest precedence first: --params-file, -p, --set. Each
+  // may change only the params the pipeline declares.
+  const declared = doc.params;
   if (input.paramsFile && (doc.params === undefined || doc.params === null || isMapping(doc.params))) {
     doc.params = deepMerge(isMapping(doc.params) ? doc.params : {}, input.paramsFile.value);
     for (const k of Object.keys(input.paramsFile.value)) r.setOrigin(`params.${k}`, { kind: 'params-file', pf: input.paramsFile });
+    checkParamsFileKeys(r, declared, input.paramsFile.value, []);
   }
-  const applied = applyOverrides(doc, input.overrides, input.registry);
+  const applied = applyOverrides(doc, input.overrides, input.registry, declared);
   r.errors.push(...applied.errors);
   for (const a of applied.applied) r.setOrigin(a.path, { kind: 'flag', flag: a.flag, raw: a.raw });
 
@@ -305,7 +328,7 @@ export function validatePipeline(input: ValidateInput): { value?: Validated; err
     const graph = buildGraph(acyclic, { file: input.file, positionOf: (p) => positionIn(input.positions, p) });
     if (!graph.ok) r.errors.push(...graph.errors);
   }
-  if (r.errors.length > 0) return { errors: r.errors };
+  if (r.errors.length > 0) return { errors: r.errors, locate };
   const cache = isMapping(doc.cache) ? (doc.cache as { remote?: string; dir?: string }) : undefined;
-  return { value: { name, params, stages: specs, ...(cache ? { cache } : {}) }, errors: [] };
+  return { value: { name, params, stages: specs, ...(cache ? { cache } : {}) }, errors: [], locate };
 }

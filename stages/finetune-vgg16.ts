@@ -81,6 +81,12 @@ export const finetuneVgg16Stage: Stage<FinetuneVgg16Params> = {
   inputs: { dataset: { kind: 'dataset', description: 'a split dataset (split.json + class folders)' } },
   output: 'model',
   keyExclude: ['backend', 'engine'],
+  async checkPaths(params, pipelineDir) {
+    if (params.weights === 'imagenet' || params.weights === 'none' || isUrl(params.weights)) return [];
+    const { fileProblem } = await import('../runner/fs-util.js');
+    const problem = await fileProblem(pipelineDir, params.weights);
+    return problem ? [{ param: 'weights', message: problem }] : [];
+  },
   async keyExtra(params, pipelineDir) {
     // A local weights file is keyed by content, not by path.
     if (params.weights === 'imagenet' || params.weights === 'none' || isUrl(params.weights)) return undefined;

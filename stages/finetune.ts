@@ -41,6 +41,11 @@ export const finetuneStage: Stage<FinetuneParams> = {
   inputs: { dataset: { kind: 'dataset', description: 'a split dataset (split.json + class folders)' } },
   output: 'model',
   keyExclude: ['backend', 'engine'],
+  async checkPaths(params, pipelineDir) {
+    const { fileProblem } = await import('../runner/fs-util.js');
+    const problem = await fileProblem(pipelineDir, params.backbone);
+    return problem ? [{ param: 'backbone', message: problem }] : [];
+  },
   async keyExtra(params, pipelineDir) {
     return { backbone: await modelFilesHash(path.resolve(pipelineDir, params.backbone)).catch(() => 'unreadable') };
   },

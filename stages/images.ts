@@ -81,18 +81,27 @@ function archiveKind(file: string): SourceKind | undefined {
   return undefined;
 }
 
-async function resolveSource(params: ImagesParams, pipelineDir: string): Promise<{ abs: string; kind: SourceKind }> {
+/** Where `path` is and what kind of source, or why it cannot be one (a user's typo, not a bug). */
+async function inspectSource(params: ImagesParams, pipelineDir: string): Promise<{ abs: string; kind: SourceKind } | { problem: string }> {
   const abs = path.resolve(pipelineDir, params.path);
   let st;
   try {
     st = await stat(abs);
-  } catch {
-    throw new StageError(`images: ${params.path} does not exist (resolved against the pipeline folder: ${abs})`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES') return { problem: `${params.path} cannot be read (permission denied: ${abs})` };
+    return { problem: `${params.path} does not exist (resolved against the pipeline folder: ${abs})` };
   }
   if (st.isDirectory()) return { abs, kind: 'folder' };
   const kind = archiveKind(abs);
-  if (!st.isFile() || !kind) throw new StageError(`images: ${params.path} is neither a folder nor a .zip/.tar archive`);
+  if (!st.isFile() || !kind) return { problem: `${params.path} is neither a folder nor a .zip/.tar archive` };
   return { abs, kind };
+}
+
+async function resolveSource(params: ImagesParams, pipelineDir: string): Promise<{ abs: string; kind: SourceKind }> {
+  const source = await inspectSource(params, pipelineDir);
+  if ('problem' in source) throw new StageError(`images: ${source.problem}`);
+  return source;
 }
 
 /** The files a folder source contributes: the same glob for the key and for the copy. */
@@ -169,6 +178,10 @@ export const imagesStage: Stage<ImagesParams> = {
   keyExclude: ['follow_symlinks'],
   inputs: {},
   output: 'files',
+  async checkPaths(params, pipelineDir) {
+    const source = await inspectSource(params, pipelineDir);
+    return 'problem' in source ? [{ param: 'path', message: source.problem }] : [];
+  },
   async keyExtra(params, pipelineDir) {
     const { abs, kind } = await resolveSource(params, pipelineDir);
     if (kind !== 'folder') {

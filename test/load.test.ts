@@ -143,14 +143,14 @@ stages:
 `;
 
 test('load: precedence is file < --params-file < -p < --set; values typed by their target', async () => {
-  await withDir({ 'p.yaml': PIPE, 'over.yaml': 'name: file\nmodel: { lr: 0.5 }\nextra: [1, 2]\n' }, async (dir) => {
+  await withDir({ 'p.yaml': PIPE, 'over.yaml': 'name: file\nmodel: { lr: 0.5 }\n' }, async (dir) => {
     const r = await load(dir, 'p.yaml', {
       paramsFile: 'over.yaml',
       params: ['seed=008', 'name=flag'],
       set: ['params.name=set', 'stages.a.with.run=007', 'stages.a.with.deps=[x.py, "y z.py"]', 'stages.b.with.sizes=[1, 2]'],
     });
     assert.ok(r.ok, lines(r).join('\n'));
-    assert.deepEqual(r.value.params, { seed: 8, name: 'set', model: { lr: 0.5, layers: 2 }, extra: [1, 2] });
+    assert.deepEqual(r.value.params, { seed: 8, name: 'set', model: { lr: 0.5, layers: 2 } });
     const a = r.value.stages.get('a')!;
     assert.equal(a.with.run, '007', 'the schema wants a string: the text as typed');
     assert.deepEqual(a.with.deps, ['x.py', 'y z.py']);
@@ -179,9 +179,9 @@ test('load: problems from flags are reported against the flag, without a positio
 });
 
 test('load: the params file is located in itself; its values are named where they do not fit', async () => {
-  await withDir({ 'p.yaml': PIPE, 'dup.yaml': 'a: 1\na: 2\n', 'bad.yaml': 'seed: [1\n', 'type.yaml': '# comment\nseed: "x"\n' }, async (dir) => {
+  await withDir({ 'p.yaml': PIPE, 'dup.yaml': 'seed: 1\nseed: 2\n', 'bad.yaml': 'seed: [1\n', 'type.yaml': '# comment\nseed: "x"\n' }, async (dir) => {
     const dup = await load(dir, 'p.yaml', { paramsFile: 'dup.yaml' });
-    assert.deepEqual(lines(dup), ["dup.yaml:2:1: a: duplicate key 'a'"]);
+    assert.deepEqual(lines(dup), ["dup.yaml:2:1: seed: duplicate key 'seed'"]);
     assert.ok(!dup.ok && dup.errors[0]!.related?.[0]?.pos?.line === 1, 'the first definition is related');
     const bad = await load(dir, 'p.yaml', { paramsFile: 'bad.yaml' });
     assert.ok(!bad.ok && bad.errors.every((d) => d.file === 'bad.yaml' && d.pos), lines(bad).join('\n'));

@@ -1,13 +1,15 @@
 // `pipe down FILE [--terminate]`: stop (or terminate) the EC2 instances this pipeline's
 // provision stages made from this cache. They are found by their tags (pipe:pipeline and
 // pipe:cache), not by local state, so it also finds instances of stages since renamed, and
-// works from a fresh checkout of the same cache directory. Stopped instances keep their disk
+// works from a fresh checkout of the same cache directory. Where to ask (region, endpoint)
+// comes from the provision stages in the file and, from the run records, as runs had them: a
+// run with `--set stages.host.with.provider=ec2` is found by a plain `pipe down FILE`. Stopped instances keep their disk
 // (and cost its storage); the next `pipe run` starts them again.
 import type { Pipeline } from '../pipeline.js';
 import type { PipelineOptions } from '../open.js';
 import type { HostInstance, StateChange } from '../../stages/aws/ec2.js';
 import { EXIT } from '../errors.js';
-import { failure, provisionLocations, type Write } from './hosts.js';
+import { failure, pipelineLocations, type Write } from './hosts.js';
 
 export interface DownFlags extends PipelineOptions {
   terminate?: boolean;
@@ -31,7 +33,8 @@ const stdout: Write = (t) => void process.stdout.write(t);
 export async function downTargets(pipeline: Pick<Pipeline, 'name' | 'stages'>, cacheRoot: string, flags: Pick<DownFlags, 'region' | 'endpoint'> = {}): Promise<DownTarget[]> {
   const { cacheIdOf } = await import('../../stages/provision.js');
   const cache = cacheIdOf(cacheRoot);
-  return provisionLocations(pipeline, { ...(flags.region ? { region: flags.region } : {}), ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) }).map((l) => ({
+  const locations = await pipelineLocations(pipeline, cacheRoot, { ...(flags.region ? { region: flags.region } : {}), ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
+  return locations.map((l) => ({
     pipeline: pipeline.name,
     cache,
     ...l,
@@ -106,7 +109,7 @@ export async function downCommand(file: string, flags: DownFlags, write: Write =
   const { pipeline } = await openPipeline(file, flags);
   const targets = await downTargets(pipeline, cacheRoot(pipeline, flags.cacheDir), flags);
   if (targets.length === 0) {
-    write(`${pipeline.name} has no \`provider: ec2\` provision stage: nothing to stop\n`);
+    write(`${pipeline.name} has no \`provider: ec2\` provision stage, and no run from this cache used one: nothing to stop\n`);
     return EXIT.ok;
   }
   return downHosts(targets, { ...(flags.terminate ? { terminate: true } : {}) }, write);

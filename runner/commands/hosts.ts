@@ -3,7 +3,7 @@
 // pipeline's, in the regions its provision stages use; without, every pipe instance in the
 // region of the AWS chain (or --region).
 import type { HostInstance, TagFilter } from '../../stages/aws/ec2.js';
-import type { Pipeline } from '../pipeline.js';
+import type { Pipeline, StageSpec } from '../pipeline.js';
 import type { PipelineOptions } from '../open.js';
 import { ExitError, EXIT } from '../errors.js';
 
@@ -40,8 +40,10 @@ export interface HostQuery {
   readonly cache?: string;
 }
 
+type ProvisionSpec = Pick<StageSpec, 'id' | 'uses' | 'with'>;
+
 /** Where a pipeline's ec2 provision stages live: distinct (region, endpoint) pairs; a region may be left to the AWS chain. */
-export function provisionLocations(pipeline: Pick<Pipeline, 'stages'>, override: { region?: string; endpoint?: string } = {}): { region?: string; endpoint?: string; stages: string[] }[] {
+export function provisionLocations(pipeline: { readonly stages: ReadonlyMap<string, ProvisionSpec> }, override: { region?: string; endpoint?: string } = {}): { region?: string; endpoint?: string; stages: string[] }[] {
   const out = new Map<string, { region?: string; endpoint?: string; stages: string[] }>();
   for (const spec of pipeline.stages.values()) {
     if (spec.uses !== 'provision' || spec.with.provider !== 'ec2') continue;
@@ -49,10 +51,34 @@ export function provisionLocations(pipeline: Pick<Pipeline, 'stages'>, override:
     const endpoint = override.endpoint ?? (typeof spec.with.endpoint === 'string' ? spec.with.endpoint : undefined);
     const k = `${region ?? ''}\0${endpoint ?? ''}`;
     const entry = out.get(k) ?? { ...(region ? { region } : {}), ...(endpoint ? { endpoint } : {}), stages: [] };
-    entry.stages.push(spec.id);
+    if (!entry.stages.includes(spec.id)) entry.stages.push(spec.id);
     out.set(k, entry);
   }
   return [...out.values()];
+}
+
+/**
+ * The provision stages as runs of this pipeline from this cache had them, from their run
+ * records: what the file says, or `--set stages.host.with.provider=ec2` (or a sweep) said at
+ * run time. So `pipe down FILE` finds the instance a run started though the file says local.
+ */
+export async function recordedProvisionSpecs(pipelineName: string, cacheRoot: string): Promise<ProvisionSpec[]> {
+  const { readRecords } = await import('../history.js');
+  const out: ProvisionSpec[] = [];
+  for (const record of await readRecords(cacheRoot)) {
+    const start = record.events.find((e) => e['type'] === 'run-start');
+    if (!start || start['pipeline'] !== pipelineName || typeof start['stages'] !== 'object' || start['stages'] === null) continue;
+    for (const [id, stage] of Object.entries(start['stages'] as Record<string, { uses?: unknown; with?: unknown }>)) {
+      if (stage?.uses === 'provision' && typeof stage.with === 'object' && stage.with !== null) out.push({ id, uses: 'provision', with: stage.with as Record<string, unknown> });
+    }
+  }
+  return out;
+}
+
+/** Where to look for a pipeline's instances: its provision stages now and as its runs had them. */
+export async function pipelineLocations(pipeline: Pick<Pipeline, 'name' | 'stages'>, cacheRoot: string, override: { region?: string; endpoint?: string } = {}): Promise<{ region?: string; endpoint?: string; stages: string[] }[]> {
+  const specs = [...pipeline.stages.values(), ...(await recordedProvisionSpecs(pipeline.name, cacheRoot))];
+  return provisionLocations({ stages: new Map(specs.map((s, i) => [String(i), s])) }, override);
 }
 
 /** Instances matching each query, with the errors mapped to one clear line (ExitError 1). */
@@ -130,9 +156,9 @@ export async function hostsCommand(file: string | undefined, flags: HostsFlags, 
   let queries: HostQuery[];
   let what: string;
   if (file) {
-    const { openPipeline } = await import('../open.js');
+    const { openPipeline, cacheRoot } = await import('../open.js');
     const { pipeline } = await openPipeline(file, flags);
-    const locations = provisionLocations(pipeline, { ...(flags.region ? { region: flags.region } : {}), ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
+    const locations = await pipelineLocations(pipeline, cacheRoot(pipeline, flags.cacheDir), { ...(flags.region ? { region: flags.region } : {}), ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
     if (locations.length === 0) {
       write(`${pipeline.name} has no \`provider: ec2\` provision stage: no hosts to list\n`);
       return EXIT.ok;

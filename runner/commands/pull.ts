@@ -7,7 +7,7 @@
 // pipeline. Every download is verified against the manifest hashes and committed atomically.
 // A wanted stage that is here only partly (a partial pull by `run --pull`) is completed.
 import path from 'node:path';
-import { openPipeline, type PipelineOptions } from '../open.js';
+import { cacheOrigin, initCache, openPipeline, type PipelineOptions } from '../open.js';
 import { Output } from '../output.js';
 import { ExitError, EXIT } from '../errors.js';
 import { checkStageNames, neededStages } from './run.js';
@@ -40,7 +40,7 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
   const onSigint = (): void => controller.abort();
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
-  await cache.init();
+  await initCache(cache, cacheOrigin(pipeline, flags.cacheDir));
   await cache.sweepTemp();
   useStatCache(path.join(cache.root, 'stat-cache.json'));
   const resolver = new RemoteResolver(remote, cache, output, controller.signal);

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openPipeline, type PipelineOptions } from '../open.js';
+import { cacheOrigin, initCache, openPipeline, type PipelineOptions } from '../open.js';
 import { selectStages, upstreamOf, type Graph } from '../graph.js';
 import { EventBus, newRunId, runRecordWriter } from '../events.js';
 import { Output, formatDuration } from '../output.js';
@@ -64,7 +64,7 @@ function gitInfo(dir: string): { commit: string; dirty: boolean } | undefined {
 }
 
 export async function runCommand(file: string, flags: RunFlags): Promise<number> {
-  const { pipeline, graph, cache } = await openPipeline(file, flags);
+  const { pipeline, graph, cache } = await openPipeline(file, flags, { checkPaths: true });
   for (const [flag, names] of [
     ['--only', flags.only ?? []],
     ['--from', flags.from ? [flags.from] : []],
@@ -94,7 +94,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     return EXIT.ok;
   }
 
-  await cache.init();
+  await initCache(cache, cacheOrigin(pipeline, flags.cacheDir));
   await cache.sweepTemp();
   useStatCache(path.join(cache.root, 'stat-cache.json'));
   const runId = newRunId();

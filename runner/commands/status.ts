@@ -41,7 +41,7 @@ export function printPlan(plan: readonly PlanEntry[], output: Output, selected?:
 }
 
 export async function statusCommand(file: string, flags: PipelineOptions & { json?: boolean }): Promise<number> {
-  const { pipeline, graph, cache } = await openPipeline(file, flags);
+  const { pipeline, graph, cache } = await openPipeline(file, flags, { checkPaths: true });
   const planned = await planStages(pipeline, graph, cache, graph.order);
   // A stage whose key cannot be computed here (its raw data was only looked up on the remote)
   // may still have a partial pull as its latest artifact: say so.

@@ -13,7 +13,8 @@ import { openPipeline } from '../open.js';
 import { ExitError, EXIT } from '../errors.js';
 import { wantColor } from '../output.js';
 import { loadHistory, sameValue, shortParam, type RunSummary } from '../history.js';
-import { describeCombination, expandGrid, parseSweeps, SWEEP_CHILD_ENV, SweepError, type Combination } from '../sweep.js';
+import { describeCombination, expandGrid, parseSweeps, SWEEP_CHILD_ENV, SweepError, type Combination, type SweepAxis } from '../sweep.js';
+import { unknownParam } from '../overrides.js';
 import { combinationLabel, linkCombinations, restoreLatest, snapshotLatest } from '../sweep-links.js';
 import { runsTable } from './runs.js';
 import type { RunFlags } from './run.js';
@@ -36,18 +37,26 @@ const PIPE_BIN = fileURLToPath(new URL('../../../bin/pipe.js', import.meta.url))
 
 export async function sweepCommand(file: string, flags: SweepFlags): Promise<number> {
   if (!flags.sweep?.length && flags.sweepParallel !== undefined) throw new ExitError(EXIT.usage, '--sweep-parallel: only with --sweep');
-  let combos: Combination[];
+  let axes: SweepAxis[];
   try {
-    combos = expandGrid(parseSweeps(flags.sweep ?? []));
+    axes = parseSweeps(flags.sweep ?? []);
   } catch (e) {
     if (e instanceof SweepError) throw new ExitError(EXIT.usage, e.message);
     throw e;
   }
+  const combos = expandGrid(axes);
   const parallel = flags.sweepParallel === undefined ? 1 : Number(flags.sweepParallel);
   if (!Number.isInteger(parallel) || parallel < 1) throw new ExitError(EXIT.usage, `--sweep-parallel: expected a positive integer, got ${flags.sweepParallel}`);
   const { sweep: _sweep, sweepParallel: _parallel, ...runFlags } = flags;
   const flagsFor = (c: Combination): RunFlags => ({ ...runFlags, set: [...(runFlags.set ?? []), ...c.set], argv: childArgs(file, runFlags, c, 1), sweepCombination: true });
 
+  // A swept param the pipeline does not declare is named against its own --sweep flag.
+  const declared = (await openPipeline(file, runFlags, { checkPaths: true })).pipeline.params;
+  for (const [i, axis] of axes.entries()) {
+    const segments = axis.path.split('.');
+    const unknown = segments[0] === 'params' ? unknownParam(declared, segments.slice(1)) : undefined;
+    if (unknown) throw new ExitError(EXIT.usage, `--sweep ${flags.sweep![i]}: ${unknown}`);
+  }
   // Every combination must load before any runs: a typo in the last value should not surface
   // an hour into the sweep.
   let opened: Awaited<ReturnType<typeof openPipeline>> | undefined;

@@ -14,6 +14,7 @@ export async function validateCommand(files: string[], flags: { set?: string[]; 
       ...(flags.set ? { set: flags.set } : {}),
       ...(flags.param ? { params: flags.param } : {}),
       ...(flags.paramsFile ? { paramsFile: flags.paramsFile } : {}),
+      checkPaths: true,
     });
     let errors = loaded.ok ? [] : [...loaded.errors];
     if (loaded.ok) {

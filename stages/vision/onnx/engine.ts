@@ -88,8 +88,9 @@ export function triesCuda(provider: OnnxProvider): boolean {
 }
 
 /**
- * Whether onnxruntime-node's CUDA provider library is installed beside its binding. npm installs
- * it only with `--onnxruntime-node-install=cuda12` (the project's .npmrc skips it: offline CPU hosts).
+ * Whether onnxruntime-node's CUDA provider library is installed beside its binding: only its own
+ * installer run with ONNXRUNTIME_NODE_INSTALL=cuda12 puts it there (the project's .npmrc has npm
+ * run no install scripts, so `npm ci` stays offline on CPU hosts).
  */
 export function cudaProviderInstalled(): boolean {
   if (process.platform !== 'linux' || process.arch !== 'x64') return false;
@@ -138,7 +139,7 @@ async function chooseSession(
       return { session: await cuda(), provider: 'cuda' };
     case 'auto': {
       if (!triesCuda(provider)) {
-        return { session: await cpu(), provider: 'cpu', providerNote: 'CUDA provider not installed (npm install --onnxruntime-node-install=cuda12 on a GPU host)' };
+        return { session: await cpu(), provider: 'cpu', providerNote: 'CUDA provider not installed (on a GPU host: ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js)' };
       }
       try {
         return { session: await cuda(), provider: 'cuda' };
