@@ -79,6 +79,13 @@ test('every YAML snippet of the README validates', async () => {
   assert.ok(yamlBlocks.length >= 3, `found ${yamlBlocks.length} yaml blocks`);
   for (const [i, b] of yamlBlocks.entries()) {
     const file = await rig.write(`yaml-${i}/p.yaml`, completePipeline(b.text));
+    // The folders of photos a snippet points `images` at are the reader's own: validate checks
+    // that they exist, so make them (empty) where the reader would have them.
+    const stages = (parse(await readFile(file, 'utf8')) as { stages: Record<string, StageDoc> }).stages;
+    for (const s of Object.values(stages)) {
+      const folder = s.uses === 'images' ? s.with?.['path'] : undefined;
+      if (typeof folder === 'string' && !path.isAbsolute(folder)) await mkdir(path.resolve(path.dirname(file), folder), { recursive: true });
+    }
     const r = await rig.run(['validate', file]);
     assert.equal(r.code, 0, `README yaml block under "${b.section}" does not validate:\n${await readFile(file, 'utf8')}\n${r.stdout}${r.stderr}`);
   }
