@@ -84,9 +84,8 @@ export const evaluateStage: Stage<EvaluateParams> = {
 
     const metricsLib = await import('./evaluate-metrics.js');
     const { readSplit, labelOf, splitFiles } = await import('./vision/features.js');
-    const { selectBackend } = await import('./vision/backend.js');
-    const { readModelArtifact, loadModelNetwork } = await import('./vision/model-artifact.js');
-    const { Predictor } = await import('./vision/predictor.js');
+    const { readModelArtifact } = await import('./vision/model-artifact.js');
+    const { stagePredictor } = await import('./vision/predictor.js');
 
     const artifact = await readModelArtifact(modelArt.dir);
     const split = await readSplit(dataset.dir).catch((e: Error) => {
@@ -103,24 +102,8 @@ export const evaluateStage: Stage<EvaluateParams> = {
     }
     if (p.on === 'test' && testFiles.length === 0) throw new StageError("the dataset has no 'test' files");
 
-    const choice = await selectBackend(p.backend, (m) => ctx.log.info(m)).catch((e: Error) => {
-      throw new StageError(e.message);
-    });
-    const model = await loadModelNetwork(choice.tf, artifact);
     const cut = artifact.finetune.cut;
-    const predictor = new Predictor({
-      tf: choice.tf,
-      model,
-      artifact,
-      engine: p.engine,
-      backend: choice.backend,
-      derived: (n, k, b) => ctx.derived(n, k, b),
-      progress: (l, t, r) => ctx.progress(l, t, r),
-      log: (m) => ctx.log.info(m),
-      warn: (m) => ctx.log.warn(m),
-      signal: ctx.signal,
-      workDir: ctx.workDir,
-    });
+    const { predictor, backend, dispose } = await stagePredictor(ctx, artifact, p);
     const predictSplit = async (name: string, list: readonly string[]): Promise<Prediction[]> => {
       const probs = await predictor.predict({ name, dir: dataset.dir, contentHash: dataset.contentHash, files: list }, p.batch_size);
       return probs.map((row, i) => ({ file: list[i]!, label: labelOf(list[i]!, classes), probs: Array.from(row) }));
@@ -132,8 +115,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
       valid = await predictSplit('valid', validFiles);
       test = await predictSplit('test', testFiles);
     } finally {
-      await predictor.dispose();
-      model.dispose();
+      await dispose();
     }
     const engineName = predictor.engineName;
 
@@ -151,7 +133,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
     const headlineMetrics: Record<string, number> = valid.length ? { accuracy: metrics.accuracy, log_loss: metrics.log_loss } : {};
     return {
       metrics: headlineMetrics,
-      meta: { backend: choice.backend, engine: engineName, cut, valid_count: valid.length, test_count: test.length },
+      meta: { backend, engine: engineName, cut, valid_count: valid.length, test_count: test.length },
       summary: `${headline}${test.length ? `; submission.csv with ${test.length} rows` : ''}`,
       ...(verdict ? { verdict: { passed: verdict.passed, message: verdict.message } } : {}),
     };

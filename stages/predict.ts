@@ -79,36 +79,18 @@ export const predictStage: Stage<PredictParams> = {
     const excluded = [...bad].map(([file, reason]) => ({ file, reason })).sort((a, b) => byCodePoint(a.file, b.file));
     if (files.length === 0) throw new StageError(`predict: none of the ${listed.length} images under '${from || '.'}' decodes`, `e.g. ${excluded[0]!.file}: ${excluded[0]!.reason}`);
 
-    const { selectBackend } = await import('./vision/backend.js');
-    const { readModelArtifact, loadModelNetwork } = await import('./vision/model-artifact.js');
-    const { Predictor } = await import('./vision/predictor.js');
+    const { readModelArtifact } = await import('./vision/model-artifact.js');
+    const { stagePredictor } = await import('./vision/predictor.js');
     const artifact = await readModelArtifact(modelArt.dir);
     const classes = artifact.classes;
-    const choice = await selectBackend(p.backend, (m) => ctx.log.info(m)).catch((e: Error) => {
-      throw new StageError(e.message);
-    });
-    const model = await loadModelNetwork(choice.tf, artifact);
-    const predictor = new Predictor({
-      tf: choice.tf,
-      model,
-      artifact,
-      engine: p.engine,
-      backend: choice.backend,
-      derived: (n, k, b) => ctx.derived(n, k, b),
-      progress: (l, t, r) => ctx.progress(l, t, r),
-      log: (m) => ctx.log.info(m),
-      warn: (m) => ctx.log.warn(m),
-      signal: ctx.signal,
-      workDir: ctx.workDir,
-    });
+    const { predictor, backend, dispose } = await stagePredictor(ctx, artifact, p);
     const t0 = performance.now();
     let probs: Float32Array[];
     try {
       // The set is named after the folder: a dataset's `valid` or `test` shares evaluate's cache entries.
       probs = await predictor.predict({ name: from || '.', dir: images.dir, contentHash: images.contentHash, files }, p.batch_size);
     } finally {
-      await predictor.dispose();
-      model.dispose();
+      await dispose();
     }
     const seconds = (performance.now() - t0) / 1000;
 
@@ -134,7 +116,7 @@ export const predictStage: Stage<PredictParams> = {
     const counts = classes.map((c) => `${c} ${perClass[c]}`).join(', ');
     return {
       metrics: { images: rows.length, images_per_second: rows.length / seconds },
-      meta: { backend: choice.backend, engine: predictor.engineName, cut: artifact.finetune.cut, count: rows.length, corrupt: excluded.length, per_class: perClass, seconds },
+      meta: { backend, engine: predictor.engineName, cut: artifact.finetune.cut, count: rows.length, corrupt: excluded.length, per_class: perClass, seconds },
       summary: `${rows.length} images predicted (${counts})${excluded.length ? `; ${excluded.length} corrupt left out` : ''}`,
     };
   },

@@ -5,9 +5,10 @@
 // is made once, by openFrozenEngine. Used by `evaluate` and `predict`.
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
-import type { Progress } from '../../runner/types.js';
+import type { Progress, StageContext } from '../../runner/types.js';
+import { StageError } from '../../runner/types.js';
 import { asStageError, frozenBatchSize } from '../finetune-flow.js';
-import type { Tf } from './backend.js';
+import type { BackendPref, Tf } from './backend.js';
 import type { FrozenEngine } from './frozen.js';
 import type { ModelArtifact } from './model-artifact.js';
 import type { DerivedFn, EnginePref } from './tfjs-engine.js';
@@ -131,4 +132,42 @@ export class Predictor {
       ...(backendDetail ? { backendDetail } : {}),
     });
   }
+}
+
+/**
+ * The predictor a stage (evaluate, predict) runs on `artifact`: the tfjs backend chosen (one that
+ * does not load is the stage's error) and the network loaded; `dispose` frees both.
+ */
+export async function stagePredictor(
+  ctx: StageContext<unknown>,
+  artifact: ModelArtifact,
+  prefs: { readonly backend: BackendPref; readonly engine: EnginePref },
+): Promise<{ readonly predictor: Predictor; readonly backend: string; dispose(): Promise<void> }> {
+  const { selectBackend } = await import('./backend.js');
+  const { loadModelNetwork } = await import('./model-artifact.js');
+  const choice = await selectBackend(prefs.backend, (m) => ctx.log.info(m)).catch((e: Error) => {
+    throw new StageError(e.message);
+  });
+  const model = await loadModelNetwork(choice.tf, artifact);
+  const predictor = new Predictor({
+    tf: choice.tf,
+    model,
+    artifact,
+    engine: prefs.engine,
+    backend: choice.backend,
+    derived: (n, k, b) => ctx.derived(n, k, b),
+    progress: (l, t, r) => ctx.progress(l, t, r),
+    log: (m) => ctx.log.info(m),
+    warn: (m) => ctx.log.warn(m),
+    signal: ctx.signal,
+    workDir: ctx.workDir,
+  });
+  return {
+    predictor,
+    backend: choice.backend,
+    async dispose() {
+      await predictor.dispose();
+      model.dispose();
+    },
+  };
 }
