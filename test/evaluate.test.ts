@@ -198,3 +198,14 @@ test('a model with nothing frozen is evaluated straight from the images', async 
     await ctx.cleanup();
   }
 });
+
+test('evaluate on valid and test opens the trained head once, not once per set', async () => {
+  const { ctx } = await evaluate(params({ on: 'both', engine: 'auto' }));
+  try {
+    const opened = ctx.logs.filter((l) => /onnx: 'predictions' on cpu/.test(l));
+    assert.equal(opened.length, 1, ctx.logs.join('\n'));
+    assert.ok(existsSync(path.join(ctx.outDir, 'submission.csv')));
+  } finally {
+    await ctx.cleanup();
+  }
+});

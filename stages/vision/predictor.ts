@@ -42,6 +42,8 @@ export class Predictor {
   /** What computed the frozen part (or the whole model): 'onnx', 'tfjs', or 'none' before any run. */
   engineName = 'none';
   private frozen: FrozenEngine | undefined;
+  /** The trained part (or the whole network), opened once for every set this predictor runs. */
+  private runner: FrozenEngine | undefined;
 
   constructor(private readonly o: PredictorOptions) {}
 
@@ -77,16 +79,14 @@ export class Predictor {
         resumeDir: path.join(this.o.workDir, 'features'),
       }).catch(asStageError);
       this.engineName = String(features.index.engine['name'] ?? this.engineName);
-      const head = headModel(tf, model, cut);
       const reader = await FeatureReader.open(features);
-      const runner = await this.open(head, head.layers[head.layers.length - 1]!.name);
       try {
+        const head = (this.runner ??= await this.openLast(headModel(tf, model, cut)));
         for (let s = 0; s < set.files.length; s += batchSize) {
           const idx = Array.from({ length: Math.min(batchSize, set.files.length - s) }, (_, i) => s + i);
-          rows(await runner.run(await reader.rows(idx), idx.length), idx.length);
+          rows(await head.run(await reader.rows(idx), idx.length), idx.length);
         }
       } finally {
-        await runner.dispose();
         await reader.close();
       }
       return out;
@@ -95,7 +95,7 @@ export class Predictor {
     const { loadBatches } = await import('./images.js');
     const pre = this.o.artifact.preprocess;
     const bar = this.o.progress(`predict: ${set.name}`, set.files.length);
-    const runner = await this.open(this.o.model, this.o.model.layers[this.o.model.layers.length - 1]!.name);
+    const runner = (this.runner ??= await this.openLast(this.o.model));
     const batches = loadBatches(
       set.files.map((f) => path.join(set.dir, f)),
       { size: pre.size, fit: pre.fit, preprocess: pre.mode, batchSize: frozenBatchSize(pre.size), signal: this.o.signal, reuseBuffers: true },
@@ -107,8 +107,6 @@ export class Predictor {
       }
     } catch (e) {
       asStageError(e);
-    } finally {
-      await runner.dispose();
     }
     bar.done();
     this.engineName = runner.name;
@@ -117,7 +115,14 @@ export class Predictor {
 
   async dispose(): Promise<void> {
     await this.frozen?.dispose();
+    await this.runner?.dispose();
     this.frozen = undefined;
+    this.runner = undefined;
+  }
+
+  /** `net` up to its last layer, through the engine choice. */
+  private openLast(net: TF.LayersModel): Promise<FrozenEngine> {
+    return this.open(net, net.layers[net.layers.length - 1]!.name);
   }
 
   // The trained part (or the whole model when nothing is frozen) runs through the same engine
