@@ -8,6 +8,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
+import { PREDICTION_ENGINE_PARAMS } from './vision/prediction-params.js';
 import { StageError } from '../runner/types.js';
 import type { Gate, Prediction } from './evaluate-metrics.js';
 import type { BackendPref } from './vision/backend.js';
@@ -55,8 +56,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
       },
       top_n: { type: 'integer', minimum: 1, default: 4, description: 'Images per view in analysis.json.' },
       batch_size: { type: 'integer', minimum: 1, default: 64, description: 'Rows per prediction batch.' },
-      backend: { enum: ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'], default: 'auto', description: 'TensorFlow.js backend (see finetune-vgg16). Not part of the cache key.' },
-      engine: { enum: ['auto', 'onnx', 'tfjs'], default: 'auto', description: 'What computes the frozen layers and the trained head: ONNX Runtime where it loads and converts them (`auto`), or tfjs. Not part of the cache key.' },
+      ...PREDICTION_ENGINE_PARAMS,
     },
   },
   inputs: {

@@ -8,9 +8,10 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
+import { PREDICTION_ENGINE_PARAMS } from './vision/prediction-params.js';
 import { StageError } from '../runner/types.js';
-import { BACKEND_PREFS, type BackendPref } from './vision/backend.js';
-import { ENGINE_PREFS, type EnginePref } from './vision/tfjs-engine.js';
+import type { BackendPref } from './vision/backend.js';
+import type { EnginePref } from './vision/tfjs-engine.js';
 import { byCodePoint } from './random.js';
 import { listImages, normaliseSub, requireDir } from './split/find.js';
 
@@ -44,8 +45,7 @@ export const predictStage: Stage<PredictParams> = {
         minItems: 1,
         default: ['jpg', 'jpeg', 'png', 'webp'],
       },
-      backend: { enum: [...BACKEND_PREFS], default: 'auto', description: 'TensorFlow.js backend (see finetune-vgg16). Not part of the cache key.' },
-      engine: { enum: [...ENGINE_PREFS], default: 'auto', description: 'What computes the frozen layers and the trained head: ONNX Runtime where it loads and converts them (`auto`), or tfjs. Not part of the cache key.' },
+      ...PREDICTION_ENGINE_PARAMS,
     },
   },
   inputs: {
