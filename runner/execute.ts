@@ -7,7 +7,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Artifact, LineageEntry, Stage, StageResult, Verdict } from './types.js';
+import type { Artifact, LineageEntry, Stage, StageResult } from './types.js';
 import { StageError } from './types.js';
 import type { Pipeline } from './pipeline.js';
 import type { Graph } from './graph.js';
@@ -24,6 +24,7 @@ import { getStage } from '../stages/registry.js';
 import type { RemoteResolver } from './remote/index.js';
 import { isStub } from './remote/stub.js';
 import { deviceFacts, locally } from './device.js';
+import { describeError, failedVerdict, type StageOutcome } from './outcome.js';
 
 export interface ExecuteOptions {
   readonly runId: string;
@@ -43,12 +44,6 @@ export interface ExecuteOptions {
    */
   readonly computeSelected?: boolean;
 }
-
-export type StageOutcome =
-  // `verdict`: the artifact's verdict (StageResult.verdict), from this run or its meta.json.
-  | { readonly status: 'cached' | 'ran'; readonly artifact: Artifact; readonly verdict?: Verdict }
-  | { readonly status: 'failed'; readonly error: string }
-  | { readonly status: 'skipped'; readonly reason: string };
 
 export interface ExecuteResult {
   readonly outcomes: ReadonlyMap<string, StageOutcome>;
@@ -402,20 +397,4 @@ async function placementOf(host: StageOutcome | undefined): Promise<import('./ho
   const { readPlacement, isRemote } = await import('./hosts/remote.js');
   const placement = await readPlacement(host.artifact.dir);
   return isRemote(placement) ? placement : undefined;
-}
-
-/** The failed verdict of a stage that ran or came from the cache (a gate below its threshold). */
-export function failedVerdict(o: StageOutcome): Verdict | undefined {
-  return (o.status === 'ran' || o.status === 'cached') && o.verdict && !o.verdict.passed ? o.verdict : undefined;
-}
-
-/** One line for a stage failure: the message of an expected error, the class + message else. */
-export function describeError(e: unknown): string {
-  if (e instanceof StageError) return e.hint ? `${e.message} (${e.hint})` : e.message;
-  if (e instanceof Error) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC') return `no space left on device (${e.message})`;
-    return `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}`;
-  }
-  return String(e);
 }

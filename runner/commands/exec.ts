@@ -8,7 +8,7 @@ import { StageError } from '../types.js';
 import { getStage } from '../../stages/registry.js';
 import { Cache } from '../cache.js';
 import { encodeLine, type Job, type JobLine } from '../hosts/job.js';
-import { describeError } from '../execute.js';
+import { describeError } from '../outcome.js';
 import { EXIT } from '../errors.js';
 import { devicesUsed } from '../device.js';
 

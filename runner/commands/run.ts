@@ -7,7 +7,8 @@ import { cacheOrigin, initCache, openPipeline, type PipelineOptions } from '../o
 import { selectStages, upstreamOf, type Graph } from '../graph.js';
 import { EventBus, newRunId, runRecordWriter } from '../events.js';
 import { Output, formatDuration } from '../output.js';
-import { execute, failedVerdict, type StageOutcome } from '../execute.js';
+import { execute } from '../execute.js';
+import { failedVerdict, type StageOutcome } from '../outcome.js';
 import { planStages } from '../plan.js';
 import { ExitError, EXIT } from '../errors.js';
 import { useStatCache, saveStatCache } from '../hash-files.js';
