@@ -9,6 +9,7 @@ import path from 'node:path';
 import { StageError, type Artifact } from '../runner/types.js';
 import { evaluateStage, type EvaluateParams } from '../stages/evaluate.js';
 import { finetuneVgg16Stage, type FinetuneVgg16Params } from '../stages/finetune-vgg16.js';
+import { tinyFinetuneParams } from './helpers/tiny-finetune.js';
 import type { Analysis, Metrics } from '../stages/evaluate-metrics.js';
 import { artifactFromDir, makeTestContext, type TestContext } from './helpers/stage-context.js';
 import { writeSyntheticSplit } from './helpers/tiny-vgg.js';
@@ -31,23 +32,7 @@ before(async () => {
   const dsDir = path.join(root, 'dataset');
   await writeSyntheticSplit(dsDir, { train: 24, valid: 12, test: 12, seed: 11 });
   dataset = artifactFromDir(dsDir, 'dataset', 'split');
-  const params: FinetuneVgg16Params = {
-    weights: 'none',
-    architecture: 'tiny-vgg',
-    input_size: 32,
-    trainable: 'predictions',
-    fit: 'fill',
-    use_sample: false,
-    epochs: 4,
-    batch_size: 8,
-    learning_rate: 0.01,
-    lr_schedule: 'constant',
-    optimizer: 'adam',
-    seed: 2,
-    validate_every_epoch: false,
-    backend: 'wasm',
-    engine: 'tfjs',
-  };
+  const params = tinyFinetuneParams();
   finetuneCtx = await makeTestContext(params, { inputs: { dataset }, derivedRoot });
   finetuneMetrics = ((await finetuneVgg16Stage.run(finetuneCtx)) ?? {}).metrics ?? {};
   model = artifactFromDir(finetuneCtx.outDir, 'model', 'finetune');

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { StageError } from '../runner/types.js';
 import { evaluateStage, type EvaluateParams } from '../stages/evaluate.js';
-import { finetuneVgg16Stage, type FinetuneVgg16Params } from '../stages/finetune-vgg16.js';
+import { finetuneVgg16Stage } from '../stages/finetune-vgg16.js';
+import { tinyFinetuneParams } from './helpers/tiny-finetune.js';
 import { artifactFromDir, makeTestContext } from './helpers/stage-context.js';
 import { writeSyntheticSplit } from './helpers/tiny-vgg.js';
 
@@ -16,23 +17,7 @@ test('valid: 0: finetune trains on everything and says so; evaluate needs on: te
   try {
     await writeSyntheticSplit(path.join(root, 'dataset'), { train: 8, valid: 0, test: 4, seed: 3 });
     const dataset = artifactFromDir(path.join(root, 'dataset'), 'dataset', 'split');
-    const params: FinetuneVgg16Params = {
-      weights: 'none',
-      architecture: 'tiny-vgg',
-      input_size: 32,
-      trainable: 'predictions',
-      fit: 'fill',
-      use_sample: false,
-      epochs: 1,
-      batch_size: 8,
-      learning_rate: 0.01,
-      lr_schedule: 'constant',
-      optimizer: 'adam',
-      seed: 2,
-      validate_every_epoch: true,
-      backend: 'wasm',
-      engine: 'tfjs',
-    };
+    const params = tinyFinetuneParams({ epochs: 1, validate_every_epoch: true });
     const ft = await makeTestContext(params, { inputs: { dataset } });
     try {
       const r = await finetuneVgg16Stage.run(ft);
