@@ -185,12 +185,17 @@ export class Output {
     const entry = this.active.get(stage);
     if (entry) entry.progress = state;
     let lastPlain = 0;
+    let lastText = '';
     const plain = (force: boolean): void => {
       if (this.live) return;
       const now = Date.now();
       if (!force && now - lastPlain < PLAIN_PROGRESS_EVERY_MS) return;
+      const text = `${label} ${describeProgress(state)}`;
+      // The closing line repeats nothing: a last tick that already printed 100% is not printed twice.
+      if (text === lastText) return;
       lastPlain = now;
-      this.line(`${this.stamp()}${this.c.dim(`${stage} | `)}${label} ${describeProgress(state)}`);
+      lastText = text;
+      this.line(`${this.stamp()}${this.c.dim(`${stage} | `)}${text}`);
     };
     return {
       tick: (n = 1, status) => {

@@ -48,3 +48,14 @@ test('without a resume the ETA is unchanged: 100 of 1000 in ~1.2 s leave ~11 s',
   const eta = lastEta(lines);
   assert.ok(eta > 8 && eta < 40, `ETA ${eta} s:\n${lines.join('')}`);
 });
+
+test('in plain mode the closing line is not printed twice when the last tick already showed it', async () => {
+  const { output, lines } = plainOutput();
+  const bar = output.progress('finetune', 'epochs', 2);
+  bar.tick(1, 'loss 0.5'); // the first tick prints
+  await sleep(5100); // past the plain-line interval: the last tick prints too
+  bar.tick(1, 'loss 0.2');
+  bar.done();
+  const closing = lines.filter((l) => l.includes('2/2 (100%)'));
+  assert.equal(closing.length, 1, lines.join(''));
+});
