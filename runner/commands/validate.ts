@@ -6,6 +6,7 @@ export async function validateCommand(files: string[], flags: { set?: string[]; 
   const { loadPipeline } = await import('../load.js');
   const { formatDiagnostic } = await import('../diagnostics.js');
   const { buildGraph } = await import('../graph.js');
+  const { literalSecretWarnings } = await import('../secrets.js');
   const color = !('NO_COLOR' in process.env) && Boolean(process.stderr.isTTY);
   let problems = 0;
   let stages = 0;
@@ -17,13 +18,15 @@ export async function validateCommand(files: string[], flags: { set?: string[]; 
       checkPaths: true,
     });
     let errors = loaded.ok ? [] : [...loaded.errors];
+    // Warnings are printed but do not fail validation.
+    const warnings = loaded.ok ? literalSecretWarnings(loaded.value) : [];
     if (loaded.ok) {
       const graph = buildGraph(loaded.value.stages);
       if (!graph.ok) errors = [...graph.errors];
       stages += loaded.value.stages.size;
     }
     const sources = new Map<string, string | undefined>();
-    for (const d of errors) {
+    for (const d of [...warnings, ...errors]) {
       if (!sources.has(d.file)) sources.set(d.file, await readFile(d.file, 'utf8').catch(() => undefined));
       process.stderr.write(`${formatDiagnostic(d, sources.get(d.file), color)}\n`);
     }
