@@ -173,7 +173,8 @@ function checkSecrets(r: Reporter, value: unknown, base: string): DeclaredSecret
   const out: DeclaredSecret[] = [];
   value.forEach((v: unknown, i: number) => {
     if (typeof v === 'string' && SECRET_NAME.test(v)) out.push({ name: v, path: `${base}[${i}]` });
-    else r.error(`${base}[${i}]`, `must be the name of an environment variable (letters, digits and '_'), not its value; got ${show(v)}`);
+    // The value is not echoed: what was written there may be the secret itself.
+    else r.error(`${base}[${i}]`, `must be the name of an environment variable (letters, digits and '_'), not its value`);
   });
   return out;
 }

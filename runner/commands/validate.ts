@@ -4,7 +4,7 @@ import { EXIT } from '../errors.js';
 
 export async function validateCommand(files: string[], flags: { set?: string[]; param?: string[]; paramsFile?: string }): Promise<number> {
   const { loadPipeline } = await import('../load.js');
-  const { formatDiagnostic } = await import('../diagnostics.js');
+  const { formatDiagnostic, diagnosticLine } = await import('../diagnostics.js');
   const { buildGraph } = await import('../graph.js');
   const { literalSecretWarnings } = await import('../secrets.js');
   const color = !('NO_COLOR' in process.env) && Boolean(process.stderr.isTTY);
@@ -25,8 +25,10 @@ export async function validateCommand(files: string[], flags: { set?: string[]; 
       if (!graph.ok) errors = [...graph.errors];
       stages += loaded.value.stages.size;
     }
+    // One line each, without the excerpt of the source: that line holds the value.
+    for (const w of warnings) process.stderr.write(`${diagnosticLine(w)}\n`);
     const sources = new Map<string, string | undefined>();
-    for (const d of [...warnings, ...errors]) {
+    for (const d of errors) {
       if (!sources.has(d.file)) sources.set(d.file, await readFile(d.file, 'utf8').catch(() => undefined));
       process.stderr.write(`${formatDiagnostic(d, sources.get(d.file), color)}\n`);
     }
