@@ -25,7 +25,7 @@ import type { RemoteResolver } from './remote/index.js';
 import { isStub } from './remote/stub.js';
 import { deviceFacts, locally } from './device.js';
 import { describeError, failedVerdict, type StageOutcome } from './outcome.js';
-import { checkSecrets, secretValues, secretsMeta } from './secrets.js';
+import { checkSecrets, secretsForHost, secretsMeta } from './secrets.js';
 
 export interface ExecuteOptions {
   readonly runId: string;
@@ -317,7 +317,7 @@ export async function execute(
             log,
             progress: (label, total, resumed) => output.progress(id, label, total, resumed),
             signal: options.signal,
-            secrets: secretValues(stage, spec),
+            secrets: secretsForHost(stage, spec, log),
           })
         : await locally(() => stage.run({
         params: spec.with,

@@ -10,7 +10,7 @@
 // the host, never a command line that `ps` would show. Any launcher that can feed a process's
 // stdin (ssh today, a batch scheduler's job step later) can reuse this hand-off.
 import type { Readable } from 'node:stream';
-import type { SecretNeed, Stage } from './types.js';
+import type { Logger, SecretNeed, Stage } from './types.js';
 import { StageError } from './types.js';
 import type { Diagnostic, Pipeline, StageSpec } from './pipeline.js';
 
@@ -82,10 +82,19 @@ export function checkSecrets(pipeline: Pipeline, stage: Stage<any>, spec: StageS
   if (unset.length) throw new StageError(unset.map((u) => u.message).join('; '), SET_HINT);
 }
 
-/** The values to hand to a stage that runs elsewhere: every declared variable that is set. */
-export function secretValues(stage: Stage<any> | undefined, spec: StageSpec, env: Env = process.env): Record<string, string> {
+/**
+ * The values to hand to a stage that runs on another host: every declared variable that is set.
+ * An optional credential with none of its variables set here is said once: the stage there
+ * then depends on files of that host (~/.kaggle/...), which may well be what the user meant.
+ */
+export function secretsForHost(stage: Stage<any> | undefined, spec: StageSpec, log?: Logger, env: Env = process.env): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of secretNames(stage, spec)) if (isSet(env, name)) out[name] = env[name]!;
+  for (const need of stage?.secrets ?? []) {
+    if (need.optional && !need.anyOf.some((set) => set.every((n) => isSet(env, n)))) {
+      log?.info(`${describeNeed(need)}: none set here, so none is sent; on the host, ${stage!.name} looks for its own credential files`);
+    }
+  }
   return out;
 }
 
