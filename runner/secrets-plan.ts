@@ -34,5 +34,6 @@ export async function refuseUnsetSecrets(pipeline: Pipeline, graph: Graph, cache
   const running = new Set(plan.filter((p) => p.state === 'run' || p.state === 'blocked').map((p) => p.stage));
   const problems = unset.filter((u) => running.has(u.stage));
   if (problems.length === 0) return;
-  throw new ExitError(EXIT.usage, `${problems.map((p) => p.message).join('\n')}\n${SET_HINT}`);
+  // A pipeline-level secret reads the same for every stage: said once.
+  throw new ExitError(EXIT.usage, `${[...new Set(problems.map((p) => p.message))].join('\n')}\n${SET_HINT}`);
 }

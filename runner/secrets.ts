@@ -65,7 +65,8 @@ export function unsetSecrets(pipeline: Pipeline, stage: Stage<any> | undefined, 
     if (isSet(env, s.name)) continue;
     const pos = pipeline.positionOf(s.path);
     const at = `${pipeline.displayPath}${pos ? `:${pos.line}:${pos.col}` : ''}: ${s.path}`;
-    out.push({ stage: spec.id, names: s.name, message: `${at}: ${s.name} is not set in the environment pipe runs in (stage ${spec.id} declares it)` });
+    const who = s.path.startsWith('stages.') ? `stage ${spec.id} declares it` : 'declared for every stage';
+    out.push({ stage: spec.id, names: s.name, message: `${at}: ${s.name} is not set in the environment pipe runs in (${who})` });
   }
   for (const need of stage?.secrets ?? []) {
     const why = unmet(need, env);

@@ -332,7 +332,7 @@ stages:
     assert.equal(run.code, 2, run.stderr);
     assert.match(run.stderr, /stages\.call\.with\.env\.API_TOKEN: warning/);
     assert.doesNotMatch(run.stderr, /tok-literal-1234|hunter2/);
-    assert.match(run.stderr, /^p\.yaml:1:11: secrets\[0\]: SHARED_TOKEN is not set/m);
+    assert.match(run.stderr, /^p\.yaml:1:11: secrets\[0\]: SHARED_TOKEN is not set in the environment pipe runs in \(declared for every stage\)$/m);
 
     await rig.write('bad.yaml', `stages:\n  call:\n    uses: command\n    secrets: [API_TOKEN, "sk-123 value"]\n    with: { run: 'true' }\n`);
     const bad = await rig.run(['validate', 'bad.yaml']);
