@@ -46,10 +46,11 @@ export function printPlan(plan: readonly PlanEntry[], output: Output, selected?:
 export async function statusCommand(file: string, flags: PipelineOptions & { json?: boolean }): Promise<number> {
   const { pipeline, graph, cache } = await openPipeline(file, flags, { checkPaths: true });
   const planned = await planStages(pipeline, graph, cache, graph.order);
-  // A stage whose key cannot be computed here (its raw data was only looked up on the remote)
-  // may still have a partial pull as its latest artifact: say so.
+  // A stage that would run without a secret it needs says so ("needs API_TOKEN, not set").
   const noted = withSecretNotes(planned, pipeline);
   const unsetOf = new Map(noted.map((n) => [n.entry.stage, n.unset]));
+  // A stage whose key cannot be computed here (its raw data was only looked up on the remote)
+  // may still have a partial pull as its latest artifact: say so.
   const plan = await Promise.all(
     noted.map((n) => n.entry).map(async (p) => {
       if (p.state === 'cached' || p.state === 'partial') return p;
