@@ -25,6 +25,7 @@ import type { RemoteResolver } from './remote/index.js';
 import { isStub } from './remote/stub.js';
 import { deviceFacts, locally } from './device.js';
 import { describeError, failedVerdict, type StageOutcome } from './outcome.js';
+import { checkSecrets, secretsForHost, secretsMeta } from './secrets.js';
 
 export interface ExecuteOptions {
   readonly runId: string;
@@ -259,6 +260,7 @@ export async function execute(
         const fromRemote = await pulled(id, key, true);
         if (fromRemote) return await cached(id, fromRemote);
       }
+      checkSecrets(pipeline, stage, spec); // before anything starts: the variable named, where it is declared
       // Inputs known only by their remote meta, or partly local (a partial pull), are
       // downloaded now that a stage reads them: the files it declares (Stage.reads), or all.
       for (const [port, a] of Object.entries(inputs)) {
@@ -315,6 +317,7 @@ export async function execute(
             log,
             progress: (label, total, resumed) => output.progress(id, label, total, resumed),
             signal: options.signal,
+            secrets: secretsForHost(stage, spec, log),
           })
         : await locally(() => stage.run({
         params: spec.with,
@@ -354,6 +357,7 @@ export async function execute(
         ...(result?.metrics ? { metrics: result.metrics } : {}),
         info: { ...(result?.meta ?? {}), ...(derivedUsed.length ? { derived: derivedUsed } : {}) },
         ...(result?.verdict ? { verdict: result.verdict } : {}),
+        ...secretsMeta(stage, spec),
       }, { replace: options.force && options.selected.has(id) });
       const verdict = result?.verdict ? { verdict: result.verdict } : {};
       tmp = undefined;

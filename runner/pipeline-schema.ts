@@ -5,6 +5,7 @@
 import type { JsonSchema, Stage } from './types.js';
 import { registry as defaultRegistry } from '../stages/registry.js';
 import { NAME_PATTERN, STAGE_ID_PATTERN } from './validate.js';
+import { SECRET_NAME } from './secrets.js';
 
 const REF = '#/definitions/paramRef';
 
@@ -81,6 +82,12 @@ export function pipelineJsonSchema(registry: ReadonlyMap<string, Stage<any>> = d
       pattern: '^\\$\\{\\s*params\\.[^}]+\\}$',
       description: 'A whole `${params.name}` reference: replaced by the pipeline param, keeping its type.',
     },
+    secrets: {
+      type: 'array',
+      description:
+        'Environment variables holding credentials (API_TOKEN): passed from the environment pipe runs in to the stage, on a `runs_on` host too, and checked before it starts. Their values are never stored (key, meta.json, run records, logs, remotes); their names are.',
+      items: { type: 'string', pattern: SECRET_NAME.source },
+    },
     stageId: {
       type: 'string',
       pattern: STAGE_ID_PATTERN.source,
@@ -113,6 +120,7 @@ export function pipelineJsonSchema(registry: ReadonlyMap<string, Stage<any>> = d
           $ref: '#/definitions/stageId',
           description: 'A provision stage whose host this stage runs on (placement: not part of the cache key).',
         },
+        secrets: { $ref: '#/definitions/secrets' },
         description: { type: 'string', description: 'What this stage is for (shown by pipe graph and the report).' },
       },
       allOf: stages.map((s) => ({
@@ -137,6 +145,7 @@ export function pipelineJsonSchema(registry: ReadonlyMap<string, Stage<any>> = d
         description: "The pipeline's name (default: the file name without extension). It names directories under .pipe/.",
       },
       description: { type: 'string', description: 'What this pipeline does.' },
+      secrets: { $ref: '#/definitions/secrets', description: 'Secrets every stage is given (and needs): see a stage\'s `secrets`.' },
       params: {
         type: 'object',
         description: 'Pipeline parameters, used as `${params.name}` in stage parameters; override with -p name=value or --params-file.',

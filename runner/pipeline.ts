@@ -35,6 +35,16 @@ export interface StageSpec {
    * the run history shows a change there as the pipeline param's, not a second one.
    */
   readonly paramRefs?: readonly string[];
+  /**
+   * Environment variables declared under `secrets:` (the stage's, then the pipeline's), each
+   * with the JSON path where it was written ("stages.train.secrets[0]", "secrets[1]").
+   */
+  readonly secrets?: readonly DeclaredSecret[];
+}
+
+export interface DeclaredSecret {
+  readonly name: string;
+  readonly path: string;
 }
 
 export interface Pipeline {

@@ -60,6 +60,8 @@ export interface ArtifactMeta {
   readonly info?: Record<string, unknown>;
   /** The stage's verdict on this output (StageResult.verdict): a cache hit fails the run again when it failed. */
   readonly verdict?: Verdict;
+  /** Names of the environment variables the stage was given as secrets (runner/secrets.ts); never their values. */
+  readonly secrets?: readonly string[];
 }
 
 /**
@@ -182,6 +184,12 @@ export interface Stage<P = Record<string, unknown>> {
    */
   readonly keyExclude?: readonly string[];
   /**
+   * Credentials the stage reads from the environment (runner/secrets.ts): checked before it
+   * starts, handed to a `runs_on` host over the ssh session's stdin, never stored. Not params:
+   * their values are in no key, meta.json, record or log; their names are recorded.
+   */
+  readonly secrets?: readonly SecretNeed[];
+  /**
    * Extra material for the cache key that params alone do not capture: e.g. the content
    * hash of a local folder named by a param, or of the `deps` files of a command stage.
    * Must be cheap on a no-op run (use the stat cache in runner/hash-files.ts).
@@ -203,6 +211,19 @@ export interface Stage<P = Record<string, unknown>> {
    */
   reads?(params: P, port: string): readonly string[] | undefined;
   run(ctx: StageContext<P>): Promise<StageResult | void>;
+}
+
+/**
+ * One credential a stage needs: alternatives, each a set of variables that go together (a token,
+ * or a user name and a key); one whole set must be set (non-empty).
+ */
+export interface SecretNeed {
+  readonly anyOf: readonly (readonly string[])[];
+  /**
+   * The stage can also find this credential elsewhere (a file such as ~/.kaggle/access_token on
+   * the machine that runs it): none set is not an error; what is set is passed on.
+   */
+  readonly optional?: boolean;
 }
 
 /** A local path a stage's param names that is missing or of the wrong kind. */

@@ -3,7 +3,7 @@
 // own schema), links between stages (validate-links.ts), then cycles (graph.ts). Parameters
 // from --params-file, -p and --set are applied first, and a problem in a value one of them set
 // is reported against that flag or file, not against the pipeline's YAML.
-import type { Diagnostic, SourcePos, StageSpec } from './pipeline.js';
+import type { DeclaredSecret, Diagnostic, SourcePos, StageSpec } from './pipeline.js';
 import type { Stage } from './types.js';
 import { didYouMean, show } from './diagnostics.js';
 import { joinPath, positionIn, type Positions } from './load-yaml.js';
@@ -13,9 +13,10 @@ import { checkParams } from './validate-params.js';
 import { ambiguousCounts } from './count-or-fraction.js';
 import { checkLinks } from './validate-links.js';
 import { buildGraph } from './graph.js';
+import { SECRET_NAME } from './secrets.js';
 
-export const TOP_KEYS = ['name', 'description', 'params', 'stages', 'cache'] as const;
-export const STAGE_KEYS = ['uses', 'with', 'inputs', 'needs', 'runs_on', 'description'] as const;
+export const TOP_KEYS = ['name', 'description', 'params', 'secrets', 'stages', 'cache'] as const;
+export const STAGE_KEYS = ['uses', 'with', 'inputs', 'needs', 'runs_on', 'secrets', 'description'] as const;
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export const STAGE_ID_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const MAX_NAME = 100;
@@ -162,6 +163,22 @@ function checkTopLevel(r: Reporter, doc: Record<string, unknown>, defaultName: s
   return name;
 }
 
+/** `secrets:` (at `base`): a list of environment variable names, each kept with its path. */
+function checkSecrets(r: Reporter, value: unknown, base: string): DeclaredSecret[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    r.error(base, 'must be a list of environment variable names (secrets: [API_TOKEN])');
+    return [];
+  }
+  const out: DeclaredSecret[] = [];
+  value.forEach((v: unknown, i: number) => {
+    if (typeof v === 'string' && SECRET_NAME.test(v)) out.push({ name: v, path: `${base}[${i}]` });
+    // The value is not echoed: what was written there may be the secret itself.
+    else r.error(`${base}[${i}]`, `must be the name of an environment variable (letters, digits and '_'), not its value`);
+  });
+  return out;
+}
+
 function splitPath(p: string): string[] {
   return p.split(/\.|\[(\d+)\]/).filter((s): s is string => s !== undefined && s !== '');
 }
@@ -187,7 +204,7 @@ function typeReferences(r: Reporter, stage: Stage<any>, base: string, value: Rec
   }
 }
 
-function checkStage(r: Reporter, id: string, raw: unknown, params: Record<string, unknown>, registry: ReadonlyMap<string, Stage<any>>): { spec: StageSpec; stage?: Stage<any> } {
+function checkStage(r: Reporter, id: string, raw: unknown, params: Record<string, unknown>, registry: ReadonlyMap<string, Stage<any>>, shared: readonly DeclaredSecret[]): { spec: StageSpec; stage?: Stage<any> } {
   const base = `stages.${id}`;
   if (!STAGE_ID_PATTERN.test(id) || id.length > MAX_NAME) {
     r.error(base, `invalid stage name ${show(id)}: use letters, digits, '_' and '-', starting with a letter or '_' (it becomes a directory name)`, 'key');
@@ -217,6 +234,10 @@ function checkStage(r: Reporter, id: string, raw: unknown, params: Record<string
   let runsOn: string | undefined;
   if (typeof raw.runs_on === 'string') runsOn = raw.runs_on;
   else if (raw.runs_on !== undefined && raw.runs_on !== null) r.error(`${base}.runs_on`, 'must be the name of a provision stage');
+
+  // The stage's own secrets, then the pipeline's (for every stage) that it does not repeat.
+  const own = checkSecrets(r, raw.secrets, `${base}.secrets`);
+  const secrets = [...own, ...shared.filter((s) => !own.some((o) => o.name === s.name))];
 
   let withValue: Record<string, unknown> = {};
   let refs: readonly Reference[] = [];
@@ -258,6 +279,7 @@ function checkStage(r: Reporter, id: string, raw: unknown, params: Record<string
       needs,
       ...(runsOn !== undefined ? { runsOn } : {}),
       ...(refs.length ? { paramRefs: [...new Set(refs.map((x) => x.path))] } : {}),
+      ...(secrets.length ? { secrets } : {}),
     },
     ...(stage ? { stage } : {}),
   };
@@ -307,6 +329,7 @@ export function validatePipeline(input: ValidateInput): ValidateOutput {
 
   const name = checkTopLevel(r, doc, input.defaultName);
   const params = isMapping(doc.params) ? doc.params : {};
+  const shared = checkSecrets(r, doc.secrets, 'secrets');
   const stagesValue = doc.stages;
   const specs = new Map<string, StageSpec>();
   const types = new Map<string, Stage<any>>();
@@ -315,7 +338,7 @@ export function validatePipeline(input: ValidateInput): ValidateOutput {
   else if (!isMapping(stagesValue)) r.error('stages', 'must be a mapping of stage name to stage');
   else {
     for (const [id, raw] of Object.entries(stagesValue)) {
-      const { spec, stage } = checkStage(r, id, raw, params, input.registry);
+      const { spec, stage } = checkStage(r, id, raw, params, input.registry, shared);
       specs.set(id, spec);
       if (stage) types.set(id, stage);
     }

@@ -43,7 +43,7 @@ export const commandStage: Stage<CommandParams> = {
         default: [],
       },
       env: {
-        description: 'Extra environment variables.',
+        description: 'Extra environment variables. Their values are params, stored in meta.json and the run record: name credentials under the stage\'s `secrets:` instead.',
         type: 'object',
         additionalProperties: { type: 'string' },
         default: {},

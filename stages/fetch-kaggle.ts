@@ -124,6 +124,9 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
   inputs: {},
   output: 'files',
   keyExclude: ['endpoint', 'retries', 'stall_timeout'],
+  // Passed on to a `runs_on` host when set here; optional, since the machine that runs it may
+  // hold them in a file instead (~/.kaggle/access_token, kaggle.json), which the stage reads.
+  secrets: [{ anyOf: [['KAGGLE_API_TOKEN'], ['KAGGLE_USERNAME', 'KAGGLE_KEY']], optional: true }],
   async run(ctx) {
     const p = ctx.params;
     const target = targetOf(p);

@@ -11,6 +11,7 @@ import { encodeLine, type Job, type JobLine } from '../hosts/job.js';
 import { describeError } from '../outcome.js';
 import { EXIT } from '../errors.js';
 import { devicesUsed } from '../device.js';
+import { readSecretsLine } from '../secrets.js';
 
 const say = (line: JobLine): void => {
   process.stdout.write(encodeLine(line));
@@ -24,6 +25,16 @@ export async function execCommand(jobFile: string): Promise<number> {
   if (!stage) {
     say({ t: 'error', message: `this host's pipe has no stage '${job.uses}' (update pipe on the host)`, expected: true });
     return EXIT.failed;
+  }
+  // Secrets first, from stdin, into this process's environment (the stage's: this process runs
+  // nothing else); a job without them reads nothing.
+  if (job.secrets?.length) {
+    try {
+      Object.assign(process.env, await readSecretsLine(process.stdin, job.secrets));
+    } catch (e) {
+      say({ t: 'error', message: describeError(e), expected: true });
+      return EXIT.failed;
+    }
   }
   const controller = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => controller.abort());

@@ -15,6 +15,10 @@ import { useStatCache, saveStatCache } from '../hash-files.js';
 import { pipeVersion } from '../version.js';
 import { printPlan } from './status.js';
 import { SWEEP_CHILD_ENV } from '../sweep.js';
+import { literalSecretWarnings, secretNames } from '../secrets.js';
+import { refuseUnsetSecrets, withSecretNotes } from '../secrets-plan.js';
+import { diagnosticLine } from '../diagnostics.js';
+import { getStage } from '../../stages/registry.js';
 
 export interface RunFlags extends PipelineOptions {
   only?: string[];
@@ -83,6 +87,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   if (!Number.isInteger(jobs) || jobs < 1) throw new ExitError(EXIT.usage, `-j: expected a positive integer, got ${flags.jobs}`);
 
   const output = new Output();
+  for (const w of literalSecretWarnings(pipeline)) output.line(output.colors.yellow(diagnosticLine(w)));
   if (flags.dryRun) {
     const planned = await planStages(pipeline, graph, cache, needed, { force: new Set(flags.force ? selected : []) });
     // A partial pull is never a cache hit for its own stage: a selected one runs (or is completed by --pull).
@@ -91,9 +96,10 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
         ? { ...p, state: 'run' as const, reason: `only partly in the cache (${p.reason.split(';')[0]}): ${flags.pull ? 'the rest is pulled' : 'runs again (--pull would fetch the rest)'}` }
         : p,
     );
-    printPlan(plan, output, new Set(selected));
+    printPlan(withSecretNotes(plan, pipeline).map((p) => p.entry), output, new Set(selected));
     return EXIT.ok;
   }
+  if (!flags.pull) await refuseUnsetSecrets(pipeline, graph, cache, needed, new Set(flags.force ? selected : []));
 
   await initCache(cache, cacheOrigin(pipeline, flags.cacheDir));
   await cache.sweepTemp();
@@ -139,7 +145,12 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     pipeline: pipeline.name,
     file: path.relative(cache.root, pipeline.file),
     params: { ...pipeline.params },
-    stages: Object.fromEntries([...pipeline.stages].map(([id, s]) => [id, { uses: s.uses, with: s.with, ...(s.paramRefs ? { from_params: s.paramRefs } : {}) }])),
+    stages: Object.fromEntries(
+      [...pipeline.stages].map(([id, s]) => {
+        const secrets = secretNames(getStage(s.uses), s); // names only: values are never recorded
+        return [id, { uses: s.uses, with: s.with, ...(s.paramRefs ? { from_params: s.paramRefs } : {}), ...(secrets.length ? { secrets } : {}) }];
+      }),
+    ),
     selected,
     argv: flags.argv ?? process.argv.slice(2),
     ...(git ? { git } : {}),

@@ -6,6 +6,9 @@ import { Output } from '../output.js';
 import { EXIT } from '../errors.js';
 import { sparseOf } from '../sparse.js';
 import type { Artifact } from '../types.js';
+import { withSecretNotes } from '../secrets-plan.js';
+import { secretNames } from '../secrets.js';
+import { getStage } from '../../stages/registry.js';
 
 /** For --json: what a partial pull holds. */
 function partialOf(a: Artifact | undefined): { partial: { files: number; of: number; reads: readonly string[]; remote: string; readers: readonly string[] } } | undefined {
@@ -43,10 +46,13 @@ export function printPlan(plan: readonly PlanEntry[], output: Output, selected?:
 export async function statusCommand(file: string, flags: PipelineOptions & { json?: boolean }): Promise<number> {
   const { pipeline, graph, cache } = await openPipeline(file, flags, { checkPaths: true });
   const planned = await planStages(pipeline, graph, cache, graph.order);
+  // A stage that would run without a secret it needs says so ("needs API_TOKEN, not set").
+  const noted = withSecretNotes(planned, pipeline);
+  const unsetOf = new Map(noted.map((n) => [n.entry.stage, n.unset]));
   // A stage whose key cannot be computed here (its raw data was only looked up on the remote)
   // may still have a partial pull as its latest artifact: say so.
   const plan = await Promise.all(
-    planned.map(async (p) => {
+    noted.map((n) => n.entry).map(async (p) => {
       if (p.state === 'cached' || p.state === 'partial') return p;
       const latest = await cache.latestKey(pipeline.name, p.stage);
       const a = latest ? await cache.find(latest) : undefined;
@@ -54,6 +60,12 @@ export async function statusCommand(file: string, flags: PipelineOptions & { jso
       return s ? { ...p, reason: `${p.reason}; latest: a partial pull (${s.present.length} of ${s.files} files) from ${s.remote || 'a remote'}` } : p;
     }),
   );
+  // Names only: which variables a stage is given, and which of those it needs are not set.
+  const secretsRow = (id: string): { secrets?: { names: string[]; unset: string[] } } => {
+    const spec = pipeline.stages.get(id);
+    const names = spec ? secretNames(getStage(spec.uses), spec) : [];
+    return names.length ? { secrets: { names, unset: unsetOf.get(id) ?? [] } } : {};
+  };
   if (flags.json) {
     const rows = plan.map((p) => ({
       stage: p.stage,
@@ -63,6 +75,7 @@ export async function statusCommand(file: string, flags: PipelineOptions & { jso
       ...(p.key ? { key: p.key } : {}),
       ...(p.artifact ? { path: p.artifact.dir, contentHash: p.artifact.contentHash, metrics: p.artifact.meta.metrics } : {}),
       ...(partialOf(p.artifact) ?? {}),
+      ...secretsRow(p.stage),
     }));
     process.stdout.write(`${JSON.stringify({ pipeline: pipeline.name, stages: rows }, null, 2)}\n`);
     return EXIT.ok;

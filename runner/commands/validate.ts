@@ -4,8 +4,9 @@ import { EXIT } from '../errors.js';
 
 export async function validateCommand(files: string[], flags: { set?: string[]; param?: string[]; paramsFile?: string }): Promise<number> {
   const { loadPipeline } = await import('../load.js');
-  const { formatDiagnostic } = await import('../diagnostics.js');
+  const { formatDiagnostic, diagnosticLine } = await import('../diagnostics.js');
   const { buildGraph } = await import('../graph.js');
+  const { literalSecretWarnings } = await import('../secrets.js');
   const color = !('NO_COLOR' in process.env) && Boolean(process.stderr.isTTY);
   let problems = 0;
   let stages = 0;
@@ -17,11 +18,15 @@ export async function validateCommand(files: string[], flags: { set?: string[]; 
       checkPaths: true,
     });
     let errors = loaded.ok ? [] : [...loaded.errors];
+    // Warnings are printed but do not fail validation.
+    const warnings = loaded.ok ? literalSecretWarnings(loaded.value) : [];
     if (loaded.ok) {
       const graph = buildGraph(loaded.value.stages);
       if (!graph.ok) errors = [...graph.errors];
       stages += loaded.value.stages.size;
     }
+    // One line each, without the excerpt of the source: that line holds the value.
+    for (const w of warnings) process.stderr.write(`${diagnosticLine(w)}\n`);
     const sources = new Map<string, string | undefined>();
     for (const d of errors) {
       if (!sources.has(d.file)) sources.set(d.file, await readFile(d.file, 'utf8').catch(() => undefined));

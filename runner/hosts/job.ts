@@ -16,6 +16,11 @@ export interface Job {
   /** The host's own cache root, for derived sub-artifacts (features stay on the GPU host). */
   readonly cacheRoot: string;
   readonly runId: string;
+  /**
+   * Names of the secrets the stage is given (runner/secrets.ts): their values come as the first
+   * line on `pipe exec`'s stdin, never in this file.
+   */
+  readonly secrets?: readonly string[];
 }
 
 export type JobLine =

@@ -12,6 +12,7 @@ import { rsyncDown, rsyncUp, shq, sshRun, type SshTarget } from './ssh.js';
 import { hashOf } from '../canonical.js';
 import { sparseOf } from '../sparse.js';
 import { prepareHost, type GpuMode, type HostRuntime } from './prepare.js';
+import { secretsLine } from '../secrets.js';
 
 /** What the runner needs from a host artifact's host.json (written by `provision`). */
 export interface HostPlacement {
@@ -60,6 +61,8 @@ export interface RemoteRunOptions {
   readonly log: Logger;
   progress(label: string, total?: number, resumed?: number): Progress;
   readonly signal: AbortSignal;
+  /** Secret values for the stage's environment there (runner/secrets.ts): sent on stdin only. */
+  readonly secrets?: Readonly<Record<string, string>>;
 }
 
 export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
@@ -131,6 +134,7 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
     workDir: path.posix.join(jobDir, 'work'),
     cacheRoot: path.posix.join(root, 'cache'),
     runId: o.runId,
+    ...(o.secrets && Object.keys(o.secrets).length ? { secrets: Object.keys(o.secrets) } : {}),
   };
   let result: StageResult | undefined;
   const done = await sshRun(target, `cat ${shq(path.posix.join(jobDir, 'done.json'))} 2>/dev/null`, { signal: o.signal, onLine: (l) => (result ??= tryJson(l)) });
@@ -149,6 +153,7 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
     const bars = new Map<number, Progress>();
     const run = await sshRun(target, `cd ${shq(projectDir)} && ${host.env}node ${shq(host.bin)} exec ${shq(path.posix.join(jobDir, 'job.json'))}`, {
       signal: o.signal,
+      ...(job.secrets ? { input: secretsLine(o.secrets!) } : {}),
       onLine: (text) => {
         const line = decodeLine(text);
         if (!line) return o.log.info(text);

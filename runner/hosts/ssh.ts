@@ -49,12 +49,15 @@ export interface RemoteRun {
   readonly stderr: string;
 }
 
-/** Run a command on the host, streaming stdout line by line. Exit 255 = ssh's own failure. */
-export async function sshRun(t: SshTarget, command: string, opts: { signal?: AbortSignal; onLine?: (line: string) => void } = {}): Promise<RemoteRun> {
+/**
+ * Run a command on the host, streaming stdout line by line. Exit 255 = ssh's own failure.
+ * `input`: written to the remote command's stdin (secrets travel this way, never in `command`).
+ */
+export async function sshRun(t: SshTarget, command: string, opts: { signal?: AbortSignal; onLine?: (line: string) => void; input?: string } = {}): Promise<RemoteRun> {
   const child: ResultPromise = execa('ssh', [...sshOptions(t), destination(t), command], {
     reject: false,
     buffer: { stdout: false, stderr: true },
-    stdin: 'ignore',
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
     ...(opts.signal ? { cancelSignal: opts.signal } : {}),
   });
   let pending = '';

@@ -2,12 +2,16 @@
 // secrets (successful runs and failing ones), then every file under .pipe/ (artifacts, meta,
 // run records, logs, the report), what was pushed to a remote, and everything printed is
 // searched for them; the Kaggle storage server (reached by a redirect) never sees them.
+// Declared secrets (`secrets: [NAME]`) reach a `runs_on` host over the ssh session's stdin
+// only: not its disk, not a command line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, readdir, readFile, mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, readdir, readFile, mkdtemp, realpath, writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Rig } from './rig.js';
+import { Rig, REPO } from './rig.js';
+import { startSshd, sshdUnavailable } from '../servers/sshd.js';
 import { startKaggleServer, zipOf, TEST_USER, TEST_KEY, TEST_TOKEN, type KaggleServer } from '../servers/kaggle-server.js';
 import { startS3Server } from '../servers/s3.js';
 import { s3ChildEnv } from '../helpers/remote-fixtures.js';
@@ -167,6 +171,174 @@ test('a Kaggle API token appears in no file under .pipe/, no output, no remote, 
     await s3.close();
     await kaggle.close();
     await rm(confDir, { recursive: true, force: true });
+    await rig.cleanup();
+  }
+});
+
+const SECRET_VALUE = 'sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0-DECLARED';
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+test('declared secrets reach a runs_on host over ssh stdin only: no file there or under .pipe/, no output, no command line holds them', { skip: sshdUnavailable(), timeout: 180_000 }, async () => {
+  const sshd = await startSshd();
+  const rig = await Rig.create();
+  const files = await kaggleFiles({ cats: 3, dogs: 3, test: 0 });
+  const kaggle = await startKaggleServer({ competitions: { comp: { files: { 'train.zip': await zipOf(new Map([...files].filter(([k]) => k.startsWith('train/')))) } } } });
+  try {
+    // Every ssh the runner starts (its own, and rsync's) goes through this logger of argv.
+    const argvLog = rig.path('ssh-argv.log');
+    await rig.write('bin/ssh', `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec /usr/bin/ssh "$@"\n`);
+    await chmod(rig.path('bin/ssh'), 0o755);
+    const workspace = rig.path('host-workspace');
+    await rig.write(
+      'p.yaml',
+      `name: sec
+stages:
+  gpu:
+    uses: provision
+    with: { provider: ssh, address: 127.0.0.1, ssh_user: root, ssh_port: ${sshd.port}, ssh_key: ${sshd.userKey}, remote_dir: ${workspace}, ssh_wait_seconds: 5, pipe_path: ${REPO} }
+  data:
+    uses: fetch-kaggle
+    runs_on: gpu
+    with: { competition: comp, files: [train.zip], endpoint: "${kaggle.url}" }
+  call:
+    uses: command
+    runs_on: gpu
+    secrets: [MY_API_TOKEN]
+    with:
+      workdir: out
+      # what every process on the machine shows while the stage runs (the host is this machine)
+      run: 'printf %s "$MY_API_TOKEN" | sha256sum | cut -c1-64 > token.sha256; ps -eo args > ps.txt'
+`,
+    );
+    const env = {
+      PATH: `${rig.path('bin')}:${process.env.PATH ?? ''}`,
+      MY_API_TOKEN: SECRET_VALUE,
+      KAGGLE_API_TOKEN: TEST_TOKEN,
+      KAGGLE_USERNAME: '',
+      KAGGLE_KEY: '',
+      KAGGLE_CONFIG_DIR: rig.path('no-kaggle-config'),
+    };
+    const r = await rig.run(['run', 'p.yaml'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /call \| running on 127\.0\.0\.1/);
+    // The host's stage saw the value (sshd gives a session none of the runner's environment).
+    assert.equal((await rig.read('.pipe/latest/sec/call/token.sha256')).trim(), sha256(SECRET_VALUE));
+    // fetch-kaggle declares its credentials: the token reached it on the host too.
+    const api = kaggle.requests.filter((q) => q.server === 'api');
+    assert.ok(api.length > 0 && api.every((q) => q.headers.authorization === `Bearer ${TEST_TOKEN}`), 'the Kaggle token did not reach the host');
+    // ps while the stage ran saw the runner's ssh and pipe exec on the host, with no value.
+    const ps = await rig.read('.pipe/latest/sec/call/ps.txt');
+    assert.match(ps, / exec .*job\.json/);
+    const argv = await readFile(argvLog, 'utf8');
+    assert.match(argv, / exec .*job\.json/);
+    // Names are recorded, values nowhere.
+    const meta = JSON.parse(await readFile(path.join(path.dirname(await realpath(rig.path('.pipe/latest/sec/call'))), 'meta.json'), 'utf8')) as { secrets?: string[] };
+    assert.deepEqual(meta.secrets, ['MY_API_TOKEN']);
+    const start = (await rig.runRecords())[0]!.find((e) => e.type === 'run-start') as { stages: Record<string, { secrets?: string[] }> };
+    assert.deepEqual(start.stages.call?.secrets, ['MY_API_TOKEN']);
+    assert.deepEqual(start.stages.data?.secrets, ['KAGGLE_API_TOKEN', 'KAGGLE_KEY', 'KAGGLE_USERNAME']);
+    const status = await rig.run(['status', 'p.yaml', '--json'], env);
+    const printed = [r.stdout, r.stderr, status.stdout, status.stderr, argv].join('\n');
+    const secrets = [SECRET_VALUE, TEST_TOKEN];
+    const n = await assertNowhere(secrets, rig.path('.pipe'), printed);
+    assert.ok(n > 10, `only ${n} files searched`);
+    const onHost = await assertNowhere(secrets, workspace, '');
+    assert.ok(onHost > 3, `only ${onHost} files on the host`);
+  } finally {
+    await kaggle.close();
+    await sshd.close();
+    await rig.cleanup();
+  }
+});
+
+const MISSING_PIPELINE = `stages:
+  prep:
+    uses: command
+    with: { run: 'echo prep > "$PIPE_OUT/prep.txt"' }
+  call:
+    uses: command
+    inputs: { prep: prep }
+    secrets: [MY_API_TOKEN]
+    with: { run: 'printf %s "$MY_API_TOKEN" | wc -c > "$PIPE_OUT/length.txt"' }
+`;
+
+test('a declared secret that is not set stops the run before any stage starts, located, exit 2; a cached stage needs none', async () => {
+  const rig = await Rig.create();
+  try {
+    await rig.write('p.yaml', MISSING_PIPELINE);
+    for (const unset of [{}, { MY_API_TOKEN: '' }]) {
+      const r = await rig.run(['run', 'p.yaml'], { MY_API_TOKEN: '', ...unset });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^p\.yaml:8:15: stages\.call\.secrets\[0\]: MY_API_TOKEN is not set in the environment pipe runs in \(stage call declares it\)$/m);
+      assert.doesNotMatch(r.stderr, /running|internal error|at .*\.js:\d+/);
+      assert.deepEqual(await readdir(rig.path('.pipe/cache')).catch(() => []), [], 'a stage ran');
+    }
+    const status = await rig.run(['status', 'p.yaml'], { MY_API_TOKEN: '' });
+    assert.match(status.stdout, /call .*needs MY_API_TOKEN, not set/);
+    const ok = await rig.run(['run', 'p.yaml'], { MY_API_TOKEN: 'abc' });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal((await rig.read('.pipe/latest/p/call/length.txt')).trim(), '3');
+    // From the cache, nothing needs the value.
+    const again = await rig.run(['run', 'p.yaml'], { MY_API_TOKEN: '' });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /2 cached/);
+    const forced = await rig.run(['run', 'p.yaml', '--only', 'call', '--force'], { MY_API_TOKEN: '' });
+    assert.equal(forced.code, 2, forced.stderr);
+    assert.match(forced.stderr, /MY_API_TOKEN is not set/);
+  } finally {
+    await rig.cleanup();
+  }
+});
+
+test('with --pull the stage itself refuses to start without its secret, naming it and where it is declared', { timeout: 60_000 }, async () => {
+  const rig = await Rig.create();
+  const s3 = await startS3Server();
+  try {
+    await rig.write('p.yaml', MISSING_PIPELINE);
+    const r = await rig.run(['run', 'p.yaml', '--pull'], { ...s3ChildEnv(s3, 'S3-SECRET-pull-7c1e', 'sec'), MY_API_TOKEN: '' });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /✓ prep/);
+    assert.match(r.stderr, /✗ call p\.yaml:8:15: stages\.call\.secrets\[0\]: MY_API_TOKEN is not set/);
+    assert.doesNotMatch(r.stderr, /▶ call/);
+  } finally {
+    await s3.close();
+    await rig.cleanup();
+  }
+});
+
+test('validate: a secret-looking literal under env: is a located warning pointing to secrets:, and secrets: takes names only', async () => {
+  const rig = await Rig.create();
+  try {
+    await rig.write(
+      'p.yaml',
+      `secrets: [SHARED_TOKEN]
+stages:
+  call:
+    uses: command
+    with:
+      run: 'true'
+      env: { API_TOKEN: "tok-literal-1234", DB_PASSWORD: "hunter2", REGION: eu }
+`,
+    );
+    const v = await rig.run(['validate', 'p.yaml']);
+    assert.equal(v.code, 0, v.stderr);
+    assert.match(v.stderr, /^p\.yaml:7:25: stages\.call\.with\.env\.API_TOKEN: warning: API_TOKEN looks like a secret written into the pipeline: its value is stored in meta\.json, the run record and what `pipe push` uploads\. Declare it instead \(`secrets: \[API_TOKEN\]` on the stage\)/m);
+    assert.match(v.stderr, /stages\.call\.with\.env\.DB_PASSWORD: warning/);
+    assert.doesNotMatch(v.stderr, /REGION/);
+    // The warning does not print the line it is about: that would show the value.
+    assert.doesNotMatch(v.stderr, /tok-literal-1234|hunter2/);
+    // The pipeline's own secrets apply to every stage, located at the top.
+    const run = await rig.run(['run', 'p.yaml'], { SHARED_TOKEN: '' });
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /stages\.call\.with\.env\.API_TOKEN: warning/);
+    assert.doesNotMatch(run.stderr, /tok-literal-1234|hunter2/);
+    assert.match(run.stderr, /^p\.yaml:1:11: secrets\[0\]: SHARED_TOKEN is not set in the environment pipe runs in \(declared for every stage\)$/m);
+
+    await rig.write('bad.yaml', `stages:\n  call:\n    uses: command\n    secrets: [API_TOKEN, "sk-123 value"]\n    with: { run: 'true' }\n`);
+    const bad = await rig.run(['validate', 'bad.yaml']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /bad\.yaml:4:26: stages\.call\.secrets\[1\]: must be the name of an environment variable \(letters, digits and '_'\), not its value/);
+  } finally {
     await rig.cleanup();
   }
 });
