@@ -20,7 +20,6 @@ import type { Output } from './output.js';
 import { keyMaterial, keyOf } from './fingerprint.js';
 import { hashOf } from './canonical.js';
 import { explainRun } from './plan.js';
-import { getStage } from '../stages/registry.js';
 import type { RemoteResolver } from './remote/index.js';
 import { isStub } from './remote/stub.js';
 import { deviceFacts, locally } from './device.js';
@@ -95,7 +94,7 @@ export async function execute(
   const runOne = async (id: string): Promise<StageOutcome> => {
     const spec = pipeline.stages.get(id);
     if (!spec) return { status: 'failed', error: `unknown stage ${id}` };
-    const stage = getStage(spec.uses);
+    const stage = pipeline.stageImpls.get(id);
     if (!stage) return { status: 'failed', error: `unknown stage type ${spec.uses}` };
 
     const deps = (graph.deps.get(id) ?? []).filter((d) => needed.has(d));

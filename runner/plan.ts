@@ -8,7 +8,6 @@ import type { Cache, StoredMeta } from './cache.js';
 import { sparseOf } from './sparse.js';
 import { keyMaterial, keyOf, type KeyMaterial } from './fingerprint.js';
 import { canonicalJson } from './canonical.js';
-import { getStage } from '../stages/registry.js';
 
 /** Compare what the stage would be keyed on with the artifact it made last time. */
 export async function explainRun(cache: Cache, pipeline: string, stageId: string, material: KeyMaterial, excluded: readonly string[] = []): Promise<string> {
@@ -56,7 +55,7 @@ export async function planStages(pipeline: Pipeline, graph: Graph, cache: Cache,
   const out: PlanEntry[] = [];
   for (const id of stages) {
     const spec = pipeline.stages.get(id);
-    const stage = spec ? getStage(spec.uses) : undefined;
+    const stage = pipeline.stageImpls.get(id);
     if (!spec || !stage) continue;
     const pending = (graph.deps.get(id) ?? []).filter((d) => stages.includes(d) && !artifacts.has(d));
     if (pending.length > 0) {

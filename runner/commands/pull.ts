@@ -17,7 +17,6 @@ import { useStatCache, saveStatCache } from '../hash-files.js';
 import type { Artifact, Stage } from '../types.js';
 import type { StoredMeta } from '../cache.js';
 import type { StageSpec } from '../pipeline.js';
-import { getStage } from '../../stages/registry.js';
 
 export interface PullFlags extends PipelineOptions {
   stage?: string[];
@@ -84,7 +83,7 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
     }
     for (const id of neededStages(graph, [...wanted])) {
       const spec = pipeline.stages.get(id)!;
-      const stage = getStage(spec.uses);
+      const stage = pipeline.stageImpls.get(id);
       if (!stage) throw new ExitError(EXIT.usage, `${id}: unknown stage type ${spec.uses}`);
       if (stage.cache === 'never') {
         if (wanted.has(id)) report(id, 'never', `runs every time (${spec.uses}): never stored, nothing to pull`);
@@ -95,7 +94,7 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
       for (const [port, up] of Object.entries(spec.inputs)) {
         const a = artifacts.get(up);
         if (a) inputs[port] = a;
-        else if (!isHostStage(pipeline.stages.get(up))) unavailable.push(up);
+        else if (!isHostStage(pipeline.stages.get(up), pipeline.stageImpls.get(up))) unavailable.push(up);
       }
       if (unavailable.length > 0) {
         if (wanted.has(id)) report(id, 'blocked', `needs ${unavailable.join(', ')}, which is neither local nor on the remote`);
@@ -172,8 +171,7 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
   return bad > 0 ? EXIT.failed : EXIT.ok;
 }
 
-function isHostStage(spec: StageSpec | undefined): boolean {
-  const stage = spec ? getStage(spec.uses) : undefined;
+function isHostStage(spec: StageSpec | undefined, stage: Stage<any> | undefined): boolean {
   if (!spec || !stage) return false;
   return (typeof stage.output === 'function' ? stage.output(spec.with) : stage.output) === 'host';
 }

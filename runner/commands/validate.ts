@@ -6,11 +6,13 @@ export async function validateCommand(files: string[], flags: { set?: string[]; 
   const { loadPipeline } = await import('../load.js');
   const { formatDiagnostic } = await import('../diagnostics.js');
   const { buildGraph } = await import('../graph.js');
+  const { registry } = await import('../../stages/registry.js');
   const color = !('NO_COLOR' in process.env) && Boolean(process.stderr.isTTY);
   let problems = 0;
   let stages = 0;
   for (const file of files) {
     const loaded = await loadPipeline(file, {
+      registry,
       ...(flags.set ? { set: flags.set } : {}),
       ...(flags.param ? { params: flags.param } : {}),
       ...(flags.paramsFile ? { paramsFile: flags.paramsFile } : {}),
