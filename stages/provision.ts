@@ -260,7 +260,7 @@ async function provisionLocal(ctx: StageContext<ProvisionParams>): Promise<{ hos
 async function provisionSsh(ctx: StageContext<ProvisionParams>): Promise<{ host: HostInfo; result: StageResult }> {
   const p = ctx.params;
   if (!p.address) throw new StageError('provider ssh needs `address`: the host name or IP of the machine');
-  const { waitForSsh } = await import('./aws/ssh-wait.js');
+  const { waitForSsh } = await import('../runner/hosts/ec2/ssh-wait.js');
   const waitMs = p.ssh_wait_seconds * 1000;
   const ssh = await waitForSsh({ host: p.address, port: p.ssh_port, timeoutMs: waitMs, intervalMs: Math.min(3000, Math.max(100, Math.floor(waitMs / 10))), signal: ctx.signal });
   ctx.log.info(`SSH answers on ${p.address}:${p.ssh_port} (${ssh.banner})`);
@@ -271,12 +271,12 @@ async function provisionSsh(ctx: StageContext<ProvisionParams>): Promise<{ host:
 
 async function provisionEc2(ctx: StageContext<ProvisionParams>): Promise<{ host: HostInfo; result: StageResult }> {
   const p = ctx.params;
-  const ec2 = await import('./aws/ec2.js');
-  const { describeAwsError } = await import('./aws/errors.js');
-  const { resolveAmi, DEFAULT_AMI_TYPE } = await import('./aws/ami.js');
-  const { maxHoursUserData } = await import('./aws/user-data.js');
-  const { waitForSsh } = await import('./aws/ssh-wait.js');
-  const { ensureSecurityGroup } = await import('./aws/security-group.js');
+  const ec2 = await import('../runner/hosts/ec2/ec2.js');
+  const { describeAwsError } = await import('../runner/hosts/ec2/errors.js');
+  const { resolveAmi, DEFAULT_AMI_TYPE } = await import('../runner/hosts/ec2/ami.js');
+  const { maxHoursUserData } = await import('../runner/hosts/ec2/user-data.js');
+  const { waitForSsh } = await import('../runner/hosts/ec2/ssh-wait.js');
+  const { ensureSecurityGroup } = await import('../runner/hosts/ec2/security-group.js');
 
   const region = await ec2.resolveRegion(p.region);
   const endpoint = ec2.ec2Endpoint(p.endpoint);

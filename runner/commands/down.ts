@@ -7,7 +7,7 @@
 // (and cost its storage); the next `pipe run` starts them again.
 import type { Pipeline } from '../pipeline.js';
 import type { PipelineOptions } from '../open.js';
-import type { HostInstance, StateChange } from '../../stages/aws/ec2.js';
+import type { HostInstance, StateChange } from '../hosts/ec2/ec2.js';
 import { EXIT } from '../errors.js';
 import { failure, pipelineLocations, type Write } from './hosts.js';
 
@@ -48,8 +48,8 @@ function describe(i: HostInstance): string {
 
 /** Stop or terminate what the targets' tags find. Exit 1 when something could not be stopped. */
 export async function downHosts(targets: readonly DownTarget[], options: { terminate?: boolean }, write: Write = stdout): Promise<number> {
-  const ec2 = await import('../../stages/aws/ec2.js');
-  const { describeAwsError } = await import('../../stages/aws/errors.js');
+  const ec2 = await import('../hosts/ec2/ec2.js');
+  const { describeAwsError } = await import('../hosts/ec2/errors.js');
   let acted = 0;
   let code: number = EXIT.ok;
   for (const t of targets) {
