@@ -11,5 +11,12 @@ export { writeAtomic, fileProblem } from './fs-util.js';
 export { noteDevice } from './device.js';
 /** Run history for the report: the last runs of a pipeline, and the cache root of a stage's dir. */
 export { recentRuns, cacheRootOf, type RecentRun, type RecentRuns } from './report-history.js';
+/** The provision stage's host clients, loaded lazily (the EC2 one loads the AWS SDK): call inside `run`. */
+export const hostClients = {
+  ssh: () => import('./hosts/ec2/ssh-wait.js'),
+  ec2: () => import('./hosts/ec2/client.js'),
+};
+/** The `pipe:cache` tag of a cache, and the cache root of a stage's work dir. */
+export { cacheIdOf, cacheRootOfWorkDir } from './hosts/cache-id.js';
 /** Where an input artifact came from: a stub of a remote artifact, or pulled from one. */
 export { isStub, pulledInfo, stubRemote, type PulledInfo } from './remote/stub.js';

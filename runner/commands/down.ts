@@ -31,7 +31,7 @@ export interface DownTarget {
 const stdout: Write = (t) => void process.stdout.write(t);
 
 export async function downTargets(pipeline: Pick<Pipeline, 'name' | 'stages'>, cacheRoot: string, flags: Pick<DownFlags, 'region' | 'endpoint'> = {}): Promise<DownTarget[]> {
-  const { cacheIdOf } = await import('../../stages/provision.js');
+  const { cacheIdOf } = await import('../hosts/cache-id.js');
   const cache = cacheIdOf(cacheRoot);
   const locations = await pipelineLocations(pipeline, cacheRoot, { ...(flags.region ? { region: flags.region } : {}), ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
   return locations.map((l) => ({
