@@ -19,7 +19,7 @@ export const VGG16_BASE_GFLOP = 30.7;
 /** The lesson on a K80: 3 epochs of 588 s (fast.ai 2017, lesson 1). */
 const K80_LESSON_S = 3 * 588;
 const LESSON_IMAGES = { train: 23_000, valid: 2_000, test: 12_500 };
-/** DESIGN.md section 6: sharp decode + resize + float32, 3-4 in flight. */
+/** sharp decode + resize + float32, 3-4 in flight (docs/architecture.md, "Figures the benchmarks use"). */
 const DECODE_IMG_PER_S = 300;
 
 export interface BenchOptions {
@@ -175,7 +175,7 @@ function projection(inf: Json, head: Json, block5Bench: Json): Json {
     trainable_predictions: {
       frozen_features_once_s: Math.round(features),
       decode_s: Math.round(decode),
-      decode_note: `sharp at ~${DECODE_IMG_PER_S} img/s (DESIGN.md); it shares the 2 cores with ONNX, so counted in full`,
+      decode_note: `sharp at ~${DECODE_IMG_PER_S} img/s (docs/architecture.md); it shares the 2 cores with ONNX, so counted in full`,
       head_3_epochs_s: round(3 * headS, 1),
       total_s: Math.round(predictions),
       total_h: round(predictions / 3600, 2),

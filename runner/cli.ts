@@ -39,7 +39,7 @@ export function buildProgram(): Command {
       .option('--sweep <path=values>', 'run once per value, e.g. stages.finetune.with.learning_rate=0.01,0.001 (repeatable: a grid)', collect)
       .option('--sweep-parallel <n>', 'with --sweep: run up to n combinations at once')
       .option('--pull', 'take missing artifacts from the remote cache instead of re-running their stages')
-      .option('--remote <url>', 'remote cache s3://bucket/prefix (default: PIPE_REMOTE, then cache.remote)'),
+      .option('--remote <url>', 'remote cache s3://bucket/prefix or file:///shared/folder (default: PIPE_REMOTE, then cache.remote)'),
   ).action(async (file: string, flags) => {
     if (flags.sweep || flags.sweepParallel) {
       const { sweepCommand } = await import('./commands/sweep.js');
@@ -56,7 +56,7 @@ export function buildProgram(): Command {
       .description("upload the latest run's artifacts to the remote cache (S3), skipping what it has")
       .argument('<file>', 'pipeline YAML')
       .option('--stage <stage...>', 'only these stages (default: every stage with a cached artifact)')
-      .option('--remote <url>', 'remote cache s3://bucket/prefix (default: PIPE_REMOTE, then cache.remote)'),
+      .option('--remote <url>', 'remote cache s3://bucket/prefix or file:///shared/folder (default: PIPE_REMOTE, then cache.remote)'),
   ).action(async (file: string, flags) => {
     const { pushCommand } = await import('./commands/push.js');
     process.exitCode = await pushCommand(file, flags);
@@ -69,7 +69,7 @@ export function buildProgram(): Command {
       .argument('<file>', 'pipeline YAML')
       .option('--stage <stage...>', 'only these stages (their upstream is read from the remote, not downloaded)')
       .option('--latest', 'take the keys of the last push as they are, then check them against the pipeline')
-      .option('--remote <url>', 'remote cache s3://bucket/prefix (default: PIPE_REMOTE, then cache.remote)'),
+      .option('--remote <url>', 'remote cache s3://bucket/prefix or file:///shared/folder (default: PIPE_REMOTE, then cache.remote)'),
   ).action(async (file: string, flags) => {
     const { pullCommand } = await import('./commands/pull.js');
     process.exitCode = await pullCommand(file, flags);

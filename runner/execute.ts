@@ -17,10 +17,9 @@ import { sparseOf } from './sparse.js';
 import { declaredReads, partialReadHint, sparseHolds } from './partial-inputs.js';
 import type { EventBus } from './events.js';
 import type { Output } from './output.js';
-import { keyMaterial, keyOf } from './fingerprint.js';
-import { hashOf } from './canonical.js';
+import type { KeyMaterial } from './fingerprint.js';
+import { localState, resolveKey, type Resolved } from './resolve.js';
 import { explainRun } from './plan.js';
-import { getStage } from '../stages/registry.js';
 import type { RemoteResolver } from './remote/index.js';
 import { isStub } from './remote/stub.js';
 import { deviceFacts, locally } from './device.js';
@@ -93,10 +92,15 @@ export async function execute(
     return p;
   };
 
+  const artifactOf = (id: string): Artifact | undefined => {
+    const o = outcomes.get(id);
+    return o && (o.status === 'cached' || o.status === 'ran') ? o.artifact : undefined;
+  };
+
   const runOne = async (id: string): Promise<StageOutcome> => {
     const spec = pipeline.stages.get(id);
     if (!spec) return { status: 'failed', error: `unknown stage ${id}` };
-    const stage = getStage(spec.uses);
+    const stage = pipeline.stageImpls.get(id);
     if (!stage) return { status: 'failed', error: `unknown stage type ${spec.uses}` };
 
     const deps = (graph.deps.get(id) ?? []).filter((d) => needed.has(d));
@@ -108,35 +112,24 @@ export async function execute(
         return { status: 'skipped', reason };
       }
     }
-    const inputs: Record<string, Artifact> = {};
-    for (const [port, upstream] of Object.entries(spec.inputs)) {
-      const o = outcomes.get(upstream);
-      if (o && (o.status === 'cached' || o.status === 'ran')) inputs[port] = o.artifact;
-    }
-
     // A stage's key reads the local files it names: one gone since the run began (or
     // unreadable) fails that stage with the reason, like any other stage failure.
-    let material: Awaited<ReturnType<typeof keyMaterial>>;
+    let resolved: Resolved;
     try {
-      material = await keyMaterial(stage, spec, inputs, pipeline.dir);
+      resolved = await resolveKey(pipeline, id, artifactOf, options.runId);
     } catch (e) {
       bus.emit({ type: 'stage-failed', stage: id, error: describeError(e), durationMs: 0 });
       return { status: 'failed', error: describeError(e) };
     }
-    const key = stage.cache === 'never' ? hashOf([keyOf(material), options.runId]) : keyOf(material);
+    const { inputs, material, key } = resolved;
     const selected = options.selected.has(id);
 
-    if (!(selected && options.force)) {
-      const hit = await cache.lookup(key);
-      if (hit) return cached(id, hit);
-    }
+    const local = await localState(cache, key);
+    if (local.state === 'cached' && !(selected && options.force)) return cached(id, local.artifact);
     // A sparse entry (a partial pull) is never a hit for its own stage, but an upstream stage
     // that does not run needs only its content hash: the stages that read it check that it
     // holds their files (or complete it from the remote).
-    if (!selected && stage.cache !== 'never') {
-      const partial = await cache.find(key);
-      if (partial) return cached(id, partial);
-    }
+    if (local.state === 'partial' && !selected && stage.cache !== 'never') return cached(id, local.artifact);
     // A stage that is never cached (provision) re-checks the real world even when only its
     // dependents were selected: they need where to run.
     if (!selected && stage.cache !== 'never' && options.remote) {
@@ -231,7 +224,7 @@ export async function execute(
     id: string,
     stage: Stage<any>,
     key: string,
-    material: Awaited<ReturnType<typeof keyMaterial>>,
+    material: KeyMaterial,
     inputs: Record<string, Artifact>,
   ): Promise<StageOutcome> => {
     const spec = pipeline.stages.get(id)!;

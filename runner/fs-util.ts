@@ -1,8 +1,7 @@
 // Small filesystem helpers the cache and the stages share.
 import { chmod, open, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fsyncPath } from './manifest.js';
-import { mapLimit } from './hash-files.js';
+import { mapLimit } from './map-limit.js';
 
 /** The mode of every file committed to the cache. */
 export const READ_ONLY = 0o444;
@@ -53,5 +52,14 @@ export async function fileProblem(pipelineDir: string, rel: string): Promise<str
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EACCES') return `${rel} cannot be read (permission denied: ${abs})`;
     return `${rel} does not exist (resolved against the pipeline folder: ${abs})`;
+  }
+}
+
+export async function fsyncPath(p: string): Promise<void> {
+  const fh = await open(p, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

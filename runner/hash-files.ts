@@ -7,6 +7,9 @@ import { readFile, writeFile, stat, mkdir, rename, readdir, rm } from 'node:fs/p
 import path from 'node:path';
 import { glob } from 'tinyglobby';
 import { isAlive } from './processes.js';
+import { mapLimit } from './map-limit.js';
+
+export { mapLimit };
 
 export interface FileHash {
   readonly path: string; // relative to the base dir, '/'-separated
@@ -80,20 +83,6 @@ export async function cachedFileHash(absPath: string): Promise<{ size: number; s
   cache.set(absPath, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 });
   statCacheDirty = true;
   return { size: st.size, sha256 };
-}
-
-/** Run `fn` over items with at most `limit` in flight, keeping result order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /** Hashes of every file matching the globs under baseDir, sorted by path. */

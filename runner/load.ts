@@ -5,7 +5,6 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Diagnostic, Pipeline, Result } from './pipeline.js';
 import type { Stage } from './types.js';
-import { registry as defaultRegistry } from '../stages/registry.js';
 import { parseYaml, positionIn } from './load-yaml.js';
 import { parseOverride, type Override } from './overrides.js';
 import { isMapping, validatePipeline, type ParamsFile } from './validate.js';
@@ -19,8 +18,11 @@ export interface LoadOptions {
   paramsFile?: string;
   /** For relative paths and displayPath (default process.cwd()). */
   cwd?: string;
-  /** The stage types `uses:` may name (default: the built-in registry). */
-  registry?: ReadonlyMap<string, Stage<any>>;
+  /**
+   * The stage types `uses:` may name: the CLI passes the built-in registry (stages/registry.ts);
+   * the runner itself knows no stage types.
+   */
+  registry: ReadonlyMap<string, Stage<any>>;
   /** Check that the local files and folders stages read exist (validate, run, status). */
   checkPaths?: boolean;
 }
@@ -68,9 +70,9 @@ function sorted(errors: readonly Diagnostic[], mainFile: string): Diagnostic[] {
   return [...errors].sort((a, b) => fileRank(a) - fileRank(b) || (a.pos?.line ?? 0) - (b.pos?.line ?? 0) || (a.pos?.col ?? 0) - (b.pos?.col ?? 0));
 }
 
-export async function loadPipeline(file: string, options: LoadOptions = {}): Promise<Result<Pipeline>> {
+export async function loadPipeline(file: string, options: LoadOptions): Promise<Result<Pipeline>> {
   const cwd = options.cwd ?? process.cwd();
-  const registry = options.registry ?? defaultRegistry;
+  const registry = options.registry;
   const abs = path.resolve(cwd, file);
   const display = displayPathOf(abs, cwd);
   const errors: Diagnostic[] = [];
@@ -127,6 +129,7 @@ export async function loadPipeline(file: string, options: LoadOptions = {}): Pro
     name,
     params,
     stages,
+    stageImpls: new Map([...stages.values()].map((s) => [s.id, registry.get(s.uses)!])),
     ...(cache ? { cache } : {}),
     source,
     positionOf: (p) => positionIn(positions, p),

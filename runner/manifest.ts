@@ -1,10 +1,14 @@
 // An artifact's manifest: every file with its relative path, size and sha256. The content hash
 // of an artifact is the hash of its manifest, computed once when the artifact is committed.
-import { open, readdir, lstat } from 'node:fs/promises';
+import { readdir, lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ManifestEntry } from './types.js';
 import { hashOf } from './canonical.js';
-import { mapLimit, sha256File } from './hash-files.js';
+import { sha256File } from './hash-files.js';
+import { mapLimit } from './map-limit.js';
+import { fsyncPath } from './fs-util.js';
+
+export { fsyncPath };
 
 /** Relative '/'-separated paths of every regular file under dir, sorted. Links are refused. */
 export async function listFiles(dir: string): Promise<string[]> {
@@ -47,14 +51,6 @@ export async function fsyncTree(dir: string, files: readonly string[]): Promise<
   for (const d of dirs) await fsyncPath(d);
 }
 
-export async function fsyncPath(p: string): Promise<void> {
-  const fh = await open(p, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 export interface VerifyProblem {
   readonly path: string;

@@ -28,7 +28,9 @@ export async function openPipeline(file: string, options: PipelineOptions, how: 
   const { loadPipeline } = await import('./load.js');
   const { formatDiagnostic } = await import('./diagnostics.js');
   const { buildGraph } = await import('./graph.js');
+  const { registry } = await import('../stages/registry.js');
   const loaded = await loadPipeline(file, {
+    registry,
     ...(options.set ? { set: options.set } : {}),
     ...(options.param ? { params: options.param } : {}),
     ...(options.paramsFile ? { paramsFile: options.paramsFile } : {}),

@@ -1,5 +1,7 @@
 // The validated pipeline: what the front end (load + validate) hands to the graph, the cache
-// and the executor. It keeps the source positions so any later pass can point at the YAML.
+// and the executor. It keeps the source positions so any later pass can point at the YAML, and
+// the Stage object each stage's `uses:` named, so the runner never looks stage types up itself.
+import type { Stage } from './types.js';
 
 /** 1-based line and column in the pipeline file. */
 export interface SourcePos {
@@ -59,6 +61,11 @@ export interface Pipeline {
   readonly params: Readonly<Record<string, unknown>>;
   /** In file order. */
   readonly stages: ReadonlyMap<string, StageSpec>;
+  /**
+   * Stage id -> the Stage object its `uses:` names, from the registry the pipeline was loaded
+   * with (the built-in stages for the CLI; any others in a test or an embedding program).
+   */
+  readonly stageImpls: ReadonlyMap<string, Stage<any>>;
   readonly cache?: { readonly remote?: string; readonly dir?: string };
   /** The YAML source text, for printing the offending line under a diagnostic. */
   readonly source: string;

@@ -5,10 +5,10 @@ import type { Artifact } from './types.js';
 import type { Pipeline } from './pipeline.js';
 import type { Graph } from './graph.js';
 import type { Cache, StoredMeta } from './cache.js';
+import { localState, resolveKey, type Resolved } from './resolve.js';
+import { keyOf, type KeyMaterial } from './fingerprint.js';
 import { sparseOf } from './sparse.js';
-import { keyMaterial, keyOf, type KeyMaterial } from './fingerprint.js';
 import { canonicalJson } from './canonical.js';
-import { getStage } from '../stages/registry.js';
 
 /** Compare what the stage would be keyed on with the artifact it made last time. */
 export async function explainRun(cache: Cache, pipeline: string, stageId: string, material: KeyMaterial, excluded: readonly string[] = []): Promise<string> {
@@ -56,21 +56,16 @@ export async function planStages(pipeline: Pipeline, graph: Graph, cache: Cache,
   const out: PlanEntry[] = [];
   for (const id of stages) {
     const spec = pipeline.stages.get(id);
-    const stage = spec ? getStage(spec.uses) : undefined;
+    const stage = pipeline.stageImpls.get(id);
     if (!spec || !stage) continue;
     const pending = (graph.deps.get(id) ?? []).filter((d) => stages.includes(d) && !artifacts.has(d));
     if (pending.length > 0) {
       out.push({ stage: id, uses: spec.uses, state: 'blocked', reason: `after ${pending.join(', ')} (its output decides)` });
       continue;
     }
-    const inputs: Record<string, Artifact> = {};
-    for (const [port, up] of Object.entries(spec.inputs)) {
-      const a = artifacts.get(up);
-      if (a) inputs[port] = a;
-    }
-    let material: Awaited<ReturnType<typeof keyMaterial>>;
+    let resolved: Resolved;
     try {
-      material = await keyMaterial(stage, spec, inputs, pipeline.dir);
+      resolved = await resolveKey(pipeline, id, (up) => artifacts.get(up));
     } catch (e) {
       out.push({ stage: id, uses: spec.uses, state: 'run', reason: `would fail: ${(e as Error).message}` });
       continue;
@@ -82,14 +77,15 @@ export async function planStages(pipeline: Pipeline, graph: Graph, cache: Cache,
       if (prev) artifacts.set(id, prev);
       continue;
     }
-    const key = keyOf(material);
-    const hit = await cache.find(key);
-    const sparse = hit ? sparseOf(hit) : undefined;
-    if (hit && sparse && !options.force?.has(id)) {
+    const { key, material } = resolved;
+    const local = await localState(cache, key);
+    if (local.state === 'partial' && !options.force?.has(id)) {
+      const { artifact: hit, sparse } = local;
       artifacts.set(id, hit);
       const reason = `${sparse.present.length} of ${sparse.files} files (${sparse.reads.join(', ')}) pulled from ${sparse.remote || 'a remote'} for ${sparse.readers.join(', ') || 'another stage'}; the rest is fetched with --pull when a stage reads it`;
       out.push({ stage: id, uses: spec.uses, state: 'partial', reason, key, artifact: hit });
-    } else if (hit && !options.force?.has(id)) {
+    } else if (local.state === 'cached' && !options.force?.has(id)) {
+      const hit = local.artifact;
       artifacts.set(id, hit);
       out.push({ stage: id, uses: spec.uses, state: 'cached', reason: `made ${hit.meta.createdAt} in ${hit.meta.runId}`, key, artifact: hit });
     } else {

@@ -1,5 +1,7 @@
-// The stage contract and the shapes the runner passes around. Stages depend on this file only;
-// everything else in runner/ is the runner's business (caching, atomicity, logging, placement).
+// The stage contract and the shapes the runner passes around. Stages depend on this file and on
+// runner/stage-api.ts (the helpers the runner lends them: hashing, bounded parallel map, run
+// history, an artifact's origin) only; everything else in runner/ is the runner's business
+// (caching, atomicity, logging, placement). docs/architecture.md, "The wall".
 
 /** What an artifact holds; input ports are typed by it and the validator checks that kinds match. */
 export type ArtifactKind =
@@ -192,7 +194,7 @@ export interface Stage<P = Record<string, unknown>> {
   /**
    * Extra material for the cache key that params alone do not capture: e.g. the content
    * hash of a local folder named by a param, or of the `deps` files of a command stage.
-   * Must be cheap on a no-op run (use the stat cache in runner/hash-files.ts).
+   * Must be cheap on a no-op run (use the stat cache: `cachedFileHash`/`hashFiles` of runner/stage-api.ts).
    */
   keyExtra?(params: P, pipelineDir: string): Promise<unknown>;
   /**

@@ -8,7 +8,7 @@ import { finished } from 'node:stream/promises';
 import path from 'node:path';
 import type { ArtifactKind, Stage } from '../runner/types.js';
 import { ARTIFACT_KINDS, StageError } from '../runner/types.js';
-import { hashFiles } from '../runner/hash-files.js';
+import { hashFiles } from '../runner/stage-api.js';
 
 export interface CommandParams {
   run: string | string[];

@@ -323,7 +323,7 @@ function imageSource(
 /** Hash of a local tfjs model (model.json + its weight files), for the cache key. */
 export async function modelFilesHash(modelJson: string): Promise<unknown> {
   const { readFile } = await import('node:fs/promises');
-  const { cachedFileHash } = await import('../runner/hash-files.js');
+  const { cachedFileHash } = await import('../runner/stage-api.js');
   const json = JSON.parse(await readFile(modelJson, 'utf8')) as { weightsManifest?: { paths: string[] }[] };
   const files = [modelJson, ...(json.weightsManifest ?? []).flatMap((g) => g.paths.map((q) => path.join(path.dirname(modelJson), decodeURIComponent(q))))];
   return Promise.all(files.map(async (f) => (await cachedFileHash(f)).sha256));

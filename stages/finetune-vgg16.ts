@@ -83,14 +83,14 @@ export const finetuneVgg16Stage: Stage<FinetuneVgg16Params> = {
   keyExclude: ['backend', 'engine'],
   async checkPaths(params, pipelineDir) {
     if (params.weights === 'imagenet' || params.weights === 'none' || isUrl(params.weights)) return [];
-    const { fileProblem } = await import('../runner/fs-util.js');
+    const { fileProblem } = await import('../runner/stage-api.js');
     const problem = await fileProblem(pipelineDir, params.weights);
     return problem ? [{ param: 'weights', message: problem }] : [];
   },
   async keyExtra(params, pipelineDir) {
     // A local weights file is keyed by content, not by path.
     if (params.weights === 'imagenet' || params.weights === 'none' || isUrl(params.weights)) return undefined;
-    const { cachedFileHash } = await import('../runner/hash-files.js');
+    const { cachedFileHash } = await import('../runner/stage-api.js');
     const file = path.resolve(pipelineDir, params.weights);
     try {
       if (file.endsWith('.json')) return await modelFilesHash(file);

@@ -42,7 +42,7 @@ export const finetuneStage: Stage<FinetuneParams> = {
   output: 'model',
   keyExclude: ['backend', 'engine'],
   async checkPaths(params, pipelineDir) {
-    const { fileProblem } = await import('../runner/fs-util.js');
+    const { fileProblem } = await import('../runner/stage-api.js');
     const problem = await fileProblem(pipelineDir, params.backbone);
     return problem ? [{ param: 'backbone', message: problem }] : [];
   },

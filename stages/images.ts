@@ -9,7 +9,7 @@ import { constants, copyFile, link, mkdir, readdir, realpath, stat } from 'node:
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
-import { cachedFileHash, hashFiles, mapLimit } from '../runner/hash-files.js';
+import { cachedFileHash, hashFiles, mapLimit } from '../runner/stage-api.js';
 
 export interface ImagesParams {
   path: string;

@@ -4,13 +4,13 @@
 // answers, and writes host.json. `cache: never`: every run re-checks the real instance. The
 // host artifact is placement, not data: the runner leaves host inputs out of downstream keys.
 // The AWS SDK is imported only when provider is ec2, so the registry stays light.
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import type { Stage, StageContext, StageResult } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
+import { cacheIdOf, cacheRootOfWorkDir, hostClients } from '../runner/stage-api.js';
 
 export interface ProvisionParams {
   provider: 'local' | 'ec2' | 'ssh';
@@ -77,22 +77,6 @@ export const HOST_FILE = 'host.json';
 
 export async function readHostInfo(artifactDir: string): Promise<HostInfo> {
   return JSON.parse(await readFile(path.join(artifactDir, HOST_FILE), 'utf8')) as HostInfo;
-}
-
-/** A stable, path-free id of a cache directory for the `pipe:cache` tag (the same for `pipe down`). */
-export function cacheIdOf(cacheRoot: string): string {
-  let p = path.resolve(cacheRoot);
-  try {
-    p = realpathSync(p);
-  } catch {
-    // not created yet: the resolved path is what the first run will realpath to
-  }
-  return createHash('sha256').update(`pipe-cache\0${p}`).digest('hex').slice(0, 16);
-}
-
-/** The cache root of a stage's work dir (`<root>/work/<key>`, see runner/cache.ts). */
-export function cacheRootOfWorkDir(workDir: string): string {
-  return path.resolve(workDir, '..', '..');
 }
 
 interface TypeFacts {
@@ -260,7 +244,7 @@ async function provisionLocal(ctx: StageContext<ProvisionParams>): Promise<{ hos
 async function provisionSsh(ctx: StageContext<ProvisionParams>): Promise<{ host: HostInfo; result: StageResult }> {
   const p = ctx.params;
   if (!p.address) throw new StageError('provider ssh needs `address`: the host name or IP of the machine');
-  const { waitForSsh } = await import('./aws/ssh-wait.js');
+  const { waitForSsh } = await hostClients.ssh();
   const waitMs = p.ssh_wait_seconds * 1000;
   const ssh = await waitForSsh({ host: p.address, port: p.ssh_port, timeoutMs: waitMs, intervalMs: Math.min(3000, Math.max(100, Math.floor(waitMs / 10))), signal: ctx.signal });
   ctx.log.info(`SSH answers on ${p.address}:${p.ssh_port} (${ssh.banner})`);
@@ -271,12 +255,7 @@ async function provisionSsh(ctx: StageContext<ProvisionParams>): Promise<{ host:
 
 async function provisionEc2(ctx: StageContext<ProvisionParams>): Promise<{ host: HostInfo; result: StageResult }> {
   const p = ctx.params;
-  const ec2 = await import('./aws/ec2.js');
-  const { describeAwsError } = await import('./aws/errors.js');
-  const { resolveAmi, DEFAULT_AMI_TYPE } = await import('./aws/ami.js');
-  const { maxHoursUserData } = await import('./aws/user-data.js');
-  const { waitForSsh } = await import('./aws/ssh-wait.js');
-  const { ensureSecurityGroup } = await import('./aws/security-group.js');
+  const { ec2, describeAwsError, resolveAmi, DEFAULT_AMI_TYPE, maxHoursUserData, waitForSsh, ensureSecurityGroup } = await hostClients.ec2();
 
   const region = await ec2.resolveRegion(p.region);
   const endpoint = ec2.ec2Endpoint(p.endpoint);

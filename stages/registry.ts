@@ -15,7 +15,6 @@ import { finetuneStage } from './finetune.js';
 import { evaluateStage } from './evaluate.js';
 import { predictStage } from './predict.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyStage = Stage<any>;
 
 const stages: readonly AnyStage[] = [commandStage, provisionStage, fetchKaggleStage, imagesStage, synthImagesStage, splitStage, finetuneVgg16Stage, finetuneStage, evaluateStage, predictStage, reportStage];

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Artifact, ArtifactKind, Stage, StageContext } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
 import { renderHtml } from './report/html.js';
-import { cacheRootOf, recentRuns } from '../runner/report-history.js';
+import { cacheRootOf, recentRuns } from '../runner/stage-api.js';
 import { renderMarkdown } from './report/markdown.js';
 import {
   available,
@@ -27,7 +27,7 @@ import {
   type StageRow,
   type StageVerdict,
 } from './report/model.js';
-import { isStub, pulledInfo, stubRemote } from '../runner/remote/stub.js';
+import { isStub, pulledInfo, stubRemote } from '../runner/stage-api.js';
 import { makeThumbnails, resolveInside, type ThumbnailResult } from './report/thumbnails.js';
 import { engineFields, trainingCard } from './report/training-engine.js';
 

@@ -6,7 +6,7 @@
 // decoder's reason; images byte-identical in train and valid are reported (and left out of
 // valid). Deterministic: files are sorted before a seeded shuffle, so the same input and seed
 // give byte-identical split.json whatever order the file system lists them in.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
 import { StageError } from '../runner/types.js';

@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
-import { mapLimit } from '../runner/hash-files.js';
+import { mapLimit } from '../runner/stage-api.js';
 import { makeRng } from './random.js';
 
 export interface SynthImagesParams {

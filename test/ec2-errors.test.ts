@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import { provisionStage, type ProvisionParams } from '../stages/provision.js';
-import { describeAwsError, redact } from '../stages/aws/errors.js';
+import { describeAwsError, redact } from '../runner/hosts/ec2/errors.js';
 import { StageError } from '../runner/types.js';
 import { makeTestContext } from './helpers/stage-context.js';
 import { Ec2Server, useFakeAwsEnv, startSshStub, FAKE_SECRET, FAKE_ACCESS_KEY, type Ec2ServerOptions } from './servers/ec2-server.js';

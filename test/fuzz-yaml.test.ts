@@ -13,6 +13,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { loadPipeline } from '../runner/load.js';
+import { registry } from '../stages/registry.js';
 import { formatDiagnostic } from '../runner/diagnostics.js';
 import type { Diagnostic } from '../runner/pipeline.js';
 import { runPipe, STACK_TRACE } from './e2e/faults.js';
@@ -362,7 +363,7 @@ test(`fuzz: loadPipeline on mutated pipelines never throws, answers in bounded t
         const started = performance.now();
         let result;
         try {
-          result = await loadPipeline('p.yaml', { cwd: dir, set: c.set, params: c.params });
+          result = await loadPipeline('p.yaml', { cwd: dir, registry, set: c.set, params: c.params });
         } catch (e) {
           assert.fail(`loadPipeline threw: ${(e as Error)?.stack ?? String(e)}`);
         }
@@ -448,7 +449,7 @@ test('port, param and stage names that are Object.prototype properties are plain
       path.join(dir, 'p.yaml'),
       `params: { constructor: 1 }\nstages:\n  a:\n    uses: command\n    with: { workdir: out, run: 'echo x > o.txt' }\n  toString:\n    uses: command\n    inputs: { constructor: a, toString: a, valueOf: a }\n    with: { workdir: out, run: 'cat "$PIPE_IN_CONSTRUCTOR/o.txt" > o.txt' }\n`,
     );
-    const r = await loadPipeline('p.yaml', { cwd: dir });
+    const r = await loadPipeline('p.yaml', { cwd: dir, registry });
     assert.ok(r.ok, r.ok ? '' : r.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
     assert.deepEqual(Object.keys(r.value.stages.get('toString')!.inputs).sort(), ['constructor', 'toString', 'valueOf']);
   } finally {

@@ -9,7 +9,7 @@ import { hostsCommand, formatUptime } from '../runner/commands/hosts.js';
 import { downHosts, downTargets, downCommand } from '../runner/commands/down.js';
 import { ExitError } from '../runner/errors.js';
 import type { StageSpec } from '../runner/pipeline.js';
-import { cacheIdOf } from '../stages/provision.js';
+import { cacheIdOf } from '../runner/hosts/cache-id.js';
 import { Ec2Server, useFakeAwsEnv, FAKE_SECRET, FAKE_ACCESS_KEY } from './servers/ec2-server.js';
 
 let server: Ec2Server;

@@ -50,7 +50,7 @@ async function withDir<T>(files: Record<string, string>, fn: (dir: string) => Pr
   }
 }
 
-async function load(dir: string, file: string, options: LoadOptions = {}): Promise<Result<Pipeline>> {
+async function load(dir: string, file: string, options: Partial<LoadOptions> = {}): Promise<Result<Pipeline>> {
   return loadPipeline(file, { cwd: dir, registry: REGISTRY, ...options });
 }
 
@@ -59,7 +59,7 @@ function lines(r: Result<Pipeline>): string[] {
 }
 
 test('load: the six-stage fixture, with defaults, references and positions', async () => {
-  const r = await loadPipeline('six-stages.yaml', { cwd: VALID });
+  const r = await loadPipeline('six-stages.yaml', { cwd: VALID, registry });
   assert.ok(r.ok, lines(r).join('\n'));
   const p = r.value;
   assert.equal(p.name, 'six-stages');
@@ -315,10 +315,10 @@ test('load: every valid fixture loads without a problem', async () => {
   const names = (await readdir(VALID)).filter((n) => n.endsWith('.yaml'));
   assert.ok(names.length >= 3);
   for (const name of names) {
-    const r = await loadPipeline(name, { cwd: VALID });
+    const r = await loadPipeline(name, { cwd: VALID, registry });
     assert.ok(r.ok, `${name}: ${lines(r).join('\n')}`);
   }
-  const anchors = await loadPipeline('anchors.yaml', { cwd: VALID });
+  const anchors = await loadPipeline('anchors.yaml', { cwd: VALID, registry });
   assert.ok(anchors.ok);
   assert.deepEqual(anchors.value.stages.get('b')!.with, { run: ['echo', 'b'], env: { LANG: 'C' }, deps: [], kind: 'files', workdir: 'pipeline' });
   assert.deepEqual(anchors.value.stages.get('c')!.with, { run: 'true', env: { LANG: 'C' }, deps: [], kind: 'files', workdir: 'pipeline' });

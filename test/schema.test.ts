@@ -53,7 +53,8 @@ test('loading a pipeline of built-in stages never loads ajv itself', async () =>
   const script = `
     import { createRequire } from 'node:module';
     const { loadPipeline } = await import(${JSON.stringify(path.join(ROOT, 'dist/runner/load.js'))});
-    const r = await loadPipeline(${JSON.stringify(path.join(ROOT, 'test/fixtures/valid/six-stages.yaml'))});
+    const { registry } = await import(${JSON.stringify(path.join(ROOT, 'dist/stages/registry.js'))});
+    const r = await loadPipeline(${JSON.stringify(path.join(ROOT, 'test/fixtures/valid/six-stages.yaml'))}, { registry });
     const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => /node_modules[\\/]ajv[\\/]dist[\\/](ajv|core|compile)/.test(k));
     console.log(JSON.stringify({ ok: r.ok, loaded }));`;
   const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);

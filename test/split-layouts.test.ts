@@ -10,6 +10,7 @@ import { StageError } from '../runner/types.js';
 import { splitStage, type SplitFile, type SplitParams } from '../stages/split.js';
 import { splitProblems } from '../stages/dataset-contract.js';
 import { loadPipeline } from '../runner/load.js';
+import { registry } from '../stages/registry.js';
 import { diagnosticLine } from '../runner/diagnostics.js';
 import { artifactFromDir, makeTestContext } from './helpers/stage-context.js';
 import { jpeg, writeKaggleSet, writeFiles } from './helpers/jpegs.js';
@@ -191,7 +192,7 @@ test('valid: 1.0 is refused where it is written, naming both readings; 1, 0 and 
     try {
       const yaml = ['stages:', '  raw:', '    uses: command', "    with: { run: 'true' }", '  split:', '    uses: split', '    inputs: { images: raw }', '    with:', `      valid: ${valid}`, ''].join('\n');
       await writeFile(path.join(dir, 'p.yaml'), yaml);
-      const r = await loadPipeline('p.yaml', { cwd: dir });
+      const r = await loadPipeline('p.yaml', { cwd: dir, registry });
       return r.ok ? [] : r.errors.map(diagnosticLine);
     } finally {
       await rm(dir, { recursive: true, force: true });

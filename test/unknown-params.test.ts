@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { loadPipeline } from '../runner/load.js';
+import { registry } from '../stages/registry.js';
 import { diagnosticLine } from '../runner/diagnostics.js';
 import { unknownParam } from '../runner/overrides.js';
 import { Rig } from './e2e/rig.js';
@@ -35,7 +36,7 @@ test('load: -p, --set params.* and --params-file may only change declared params
   try {
     await rig.write('p.yaml', PIPELINE);
     await rig.write('over.yaml', 'seed: 1\nmodel:\n  lr: 0.5\n  dropout: 0.2\nsede: 3\n');
-    const r = await loadPipeline('p.yaml', { cwd: rig.dir, params: ['nosuch=1', 'seed=7', 'model.layer=3'], set: ['params.sed=2', 'params.opts.x=1'], paramsFile: 'over.yaml' });
+    const r = await loadPipeline('p.yaml', { cwd: rig.dir, registry, params: ['nosuch=1', 'seed=7', 'model.layer=3'], set: ['params.sed=2', 'params.opts.x=1'], paramsFile: 'over.yaml' });
     assert.ok(!r.ok);
     assert.deepEqual(r.errors.map(diagnosticLine), [
       "-p nosuch=1: params.nosuch: the pipeline declares no param 'nosuch'; params: seed, model, opts",
@@ -44,7 +45,7 @@ test('load: -p, --set params.* and --params-file may only change declared params
       "over.yaml:4:3: params.model.dropout: params.model has no key 'dropout'; keys: lr, layers",
       "over.yaml:5:1: params.sede: the pipeline declares no param 'sede' (did you mean 'seed'?); params: seed, model, opts",
     ]);
-    const ok = await loadPipeline('p.yaml', { cwd: rig.dir, params: ['seed=7', 'model.lr=0.2'], set: ['params.opts.x=1'] });
+    const ok = await loadPipeline('p.yaml', { cwd: rig.dir, registry, params: ['seed=7', 'model.lr=0.2'], set: ['params.opts.x=1'] });
     assert.ok(ok.ok, ok.ok ? '' : ok.errors.map(diagnosticLine).join('\n'));
     assert.deepEqual(ok.value.params, { seed: 7, model: { lr: 0.2, layers: 2 }, opts: { x: 1 } });
   } finally {

@@ -58,7 +58,7 @@ const STAGES: Stage<any>[] = [
 ];
 const REGISTRY = new Map([...registry, ...STAGES.map((s): [string, Stage<any>] => [s.name, s])]);
 
-async function validate(yaml: string, options: LoadOptions = {}): Promise<{ r: Result<Pipeline>; lines: string[] }> {
+async function validate(yaml: string, options: Partial<LoadOptions> = {}): Promise<{ r: Result<Pipeline>; lines: string[] }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pipe-validate-'));
   try {
     await writeFile(path.join(dir, 'p.yaml'), yaml);

@@ -7,7 +7,7 @@
 // (and cost its storage); the next `pipe run` starts them again.
 import type { Pipeline } from '../pipeline.js';
 import type { PipelineOptions } from '../open.js';
-import type { HostInstance, StateChange } from '../../stages/aws/ec2.js';
+import type { HostInstance, StateChange } from '../hosts/ec2/ec2.js';
 import { EXIT } from '../errors.js';
 import { failure, pipelineLocations, type Write } from './hosts.js';
 
@@ -31,7 +31,7 @@ export interface DownTarget {
 const stdout: Write = (t) => void process.stdout.write(t);
 
 export async function downTargets(pipeline: Pick<Pipeline, 'name' | 'stages'>, cacheRoot: string, flags: Pick<DownFlags, 'region' | 'endpoint'> = {}): Promise<DownTarget[]> {
-  const { cacheIdOf } = await import('../../stages/provision.js');
+  const { cacheIdOf } = await import('../hosts/cache-id.js');
   const cache = cacheIdOf(cacheRoot);
   const locations = await pipelineLocations(pipeline, cacheRoot, { ...(flags.region ? { region: flags.region } : {}), ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
   return locations.map((l) => ({
@@ -48,8 +48,8 @@ function describe(i: HostInstance): string {
 
 /** Stop or terminate what the targets' tags find. Exit 1 when something could not be stopped. */
 export async function downHosts(targets: readonly DownTarget[], options: { terminate?: boolean }, write: Write = stdout): Promise<number> {
-  const ec2 = await import('../../stages/aws/ec2.js');
-  const { describeAwsError } = await import('../../stages/aws/errors.js');
+  const ec2 = await import('../hosts/ec2/ec2.js');
+  const { describeAwsError } = await import('../hosts/ec2/errors.js');
   let acted = 0;
   let code: number = EXIT.ok;
   for (const t of targets) {

@@ -2,7 +2,7 @@
 // local state): id, pipeline, stage, state, type, uptime, public address. With FILE, only that
 // pipeline's, in the regions its provision stages use; without, every pipe instance in the
 // region of the AWS chain (or --region).
-import type { HostInstance, TagFilter } from '../../stages/aws/ec2.js';
+import type { HostInstance, TagFilter } from '../hosts/ec2/ec2.js';
 import type { Pipeline, StageSpec } from '../pipeline.js';
 import type { PipelineOptions } from '../open.js';
 import { ExitError, EXIT } from '../errors.js';
@@ -83,8 +83,8 @@ export async function pipelineLocations(pipeline: Pick<Pipeline, 'name' | 'stage
 
 /** Instances matching each query, with the errors mapped to one clear line (ExitError 1). */
 export async function queryHosts(queries: readonly HostQuery[], states?: readonly string[]): Promise<{ region: string; endpoint?: string; instances: HostInstance[] }[]> {
-  const ec2 = await import('../../stages/aws/ec2.js');
-  const { describeAwsError } = await import('../../stages/aws/errors.js');
+  const ec2 = await import('../hosts/ec2/ec2.js');
+  const { describeAwsError } = await import('../hosts/ec2/errors.js');
   const results: { region: string; endpoint?: string; instances: HostInstance[] }[] = [];
   for (const q of queries) {
     let region = q.region;

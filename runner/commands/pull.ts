@@ -11,13 +11,13 @@ import { cacheOrigin, initCache, openPipeline, type PipelineOptions } from '../o
 import { Output } from '../output.js';
 import { ExitError, EXIT } from '../errors.js';
 import { checkStageNames, neededStages } from './run.js';
-import { keyMaterial, keyOf, type KeyMaterial } from '../fingerprint.js';
+import type { KeyMaterial } from '../fingerprint.js';
+import { localState, resolveKey } from '../resolve.js';
 import { canonicalJson } from '../canonical.js';
 import { useStatCache, saveStatCache } from '../hash-files.js';
 import type { Artifact, Stage } from '../types.js';
 import type { StoredMeta } from '../cache.js';
 import type { StageSpec } from '../pipeline.js';
-import { getStage } from '../../stages/registry.js';
 
 export interface PullFlags extends PipelineOptions {
   stage?: string[];
@@ -84,27 +84,25 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
     }
     for (const id of neededStages(graph, [...wanted])) {
       const spec = pipeline.stages.get(id)!;
-      const stage = getStage(spec.uses);
+      const stage = pipeline.stageImpls.get(id);
       if (!stage) throw new ExitError(EXIT.usage, `${id}: unknown stage type ${spec.uses}`);
       if (stage.cache === 'never') {
         if (wanted.has(id)) report(id, 'never', `runs every time (${spec.uses}): never stored, nothing to pull`);
         continue;
       }
-      const inputs: Record<string, Artifact> = {};
       const unavailable: string[] = [];
-      for (const [port, up] of Object.entries(spec.inputs)) {
-        const a = artifacts.get(up);
-        if (a) inputs[port] = a;
-        else if (!isHostStage(pipeline.stages.get(up))) unavailable.push(up);
+      for (const up of Object.values(spec.inputs)) {
+        if (artifacts.has(up)) continue;
+        if (!isHostStage(pipeline.stages.get(up), pipeline.stageImpls.get(up))) unavailable.push(up);
       }
       if (unavailable.length > 0) {
         if (wanted.has(id)) report(id, 'blocked', `needs ${unavailable.join(', ')}, which is neither local nor on the remote`);
         continue;
       }
-      const material = await keyMaterial(stage, spec, inputs, pipeline.dir);
-      const key = keyOf(material);
-      const local = await cache.lookup(key);
-      if (local) {
+      const { key, material } = await resolveKey(pipeline, id, (up) => artifacts.get(up));
+      const here = await localState(cache, key);
+      if (here.state === 'cached') {
+        const local = here.artifact;
         artifacts.set(id, local);
         if (wanted.has(id)) {
           await cache.setLatest(pipeline.name, id, key);
@@ -114,9 +112,8 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
       }
       if (!wanted.has(id)) {
         // A partial pull here (a sparse entry) gives the content hash as well as the remote's meta.
-        const partial = await cache.find(key);
-        if (partial) {
-          artifacts.set(id, partial);
+        if (here.state === 'partial') {
+          artifacts.set(id, here.artifact);
           continue;
         }
         const fallback = flags.latest ? index?.stages[id]?.key : undefined;
@@ -172,8 +169,7 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
   return bad > 0 ? EXIT.failed : EXIT.ok;
 }
 
-function isHostStage(spec: StageSpec | undefined): boolean {
-  const stage = spec ? getStage(spec.uses) : undefined;
+function isHostStage(spec: StageSpec | undefined, stage: Stage<any> | undefined): boolean {
   if (!spec || !stage) return false;
   return (typeof stage.output === 'function' ? stage.output(spec.with) : stage.output) === 'host';
 }

@@ -7,7 +7,6 @@ import { openPipeline, type PipelineOptions } from '../open.js';
 import { Output, formatDuration } from '../output.js';
 import { ExitError, EXIT } from '../errors.js';
 import { checkStageNames } from './run.js';
-import { getStage } from '../../stages/registry.js';
 import { sparseOf, type SparseInfo } from '../sparse.js';
 
 export interface PushFlags extends PipelineOptions {
@@ -31,7 +30,7 @@ export async function pushCommand(file: string, flags: PushFlags): Promise<numbe
   const partial: { id: string; key: string; sparse: SparseInfo }[] = [];
   for (const id of stages) {
     const spec = pipeline.stages.get(id);
-    const stage = spec ? getStage(spec.uses) : undefined;
+    const stage = pipeline.stageImpls.get(id);
     if (stage?.cache === 'never') {
       notes.push(`${id}: runs every time (${spec?.uses}); not pushed`);
       continue;

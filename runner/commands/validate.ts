@@ -7,11 +7,13 @@ export async function validateCommand(files: string[], flags: { set?: string[]; 
   const { formatDiagnostic, diagnosticLine } = await import('../diagnostics.js');
   const { buildGraph } = await import('../graph.js');
   const { literalSecretWarnings } = await import('../secrets.js');
+  const { registry } = await import('../../stages/registry.js');
   const color = !('NO_COLOR' in process.env) && Boolean(process.stderr.isTTY);
   let problems = 0;
   let stages = 0;
   for (const file of files) {
     const loaded = await loadPipeline(file, {
+      registry,
       ...(flags.set ? { set: flags.set } : {}),
       ...(flags.param ? { params: flags.param } : {}),
       ...(flags.paramsFile ? { paramsFile: flags.paramsFile } : {}),

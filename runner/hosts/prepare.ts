@@ -4,7 +4,7 @@
 // libraries. A host with a GPU whose stages would compute on the CPU is never silent: a warning
 // with the reason, or an error with `gpu: required`.
 import path from 'node:path';
-import { StageError, type Logger } from '../types.js';
+import { StageError } from '../types.js';
 import { bootstrapScript, NODE_DIST_URL, NODE_VERSION, nodeHome, nodeSuitable, parseProbe, probeScript, MIN_NODE_MAJOR, type HostProbe } from './host-probe.js';
 import { installPipe, type InstallOptions } from './install.js';
 import { shq, sshRun } from './ssh.js';

@@ -17,7 +17,7 @@ import type { Artifact, Progress } from '../types.js';
 import type { Output } from '../output.js';
 import { ExitError, EXIT } from '../errors.js';
 import { RemoteCache, type PullResult } from './remote-cache.js';
-import { RemoteError, S3Store, type S3StoreOptions } from './s3-store.js';
+import { RemoteError, openStore, type StoreOptions } from './store.js';
 import { isStub, makeStub, pulledInfo, type PulledInfo } from './stub.js';
 
 export { RemoteCache, RemoteError, isStub, pulledInfo };
@@ -30,11 +30,11 @@ export function remoteUrlFor(pipeline: Pipeline, env: NodeJS.ProcessEnv = proces
 }
 
 /** The pipeline's remote cache, or undefined when none is configured. A malformed URL is a usage error (exit 2). */
-export function remoteFor(pipeline: Pipeline, env: NodeJS.ProcessEnv = process.env, flag?: string, options: S3StoreOptions = {}): RemoteCache | undefined {
+export function remoteFor(pipeline: Pipeline, env: NodeJS.ProcessEnv = process.env, flag?: string, options: StoreOptions = {}): RemoteCache | undefined {
   const url = remoteUrlFor(pipeline, env, flag);
   if (!url) return undefined;
   try {
-    return new RemoteCache(S3Store.create(url, { env, ...options }));
+    return new RemoteCache(openStore(url, { env, ...options }));
   } catch (e) {
     if (e instanceof RemoteError) throw new ExitError(EXIT.usage, e.message);
     throw e;
@@ -43,7 +43,7 @@ export function remoteFor(pipeline: Pipeline, env: NodeJS.ProcessEnv = process.e
 
 /** The "no remote configured" usage error, worded the same by every command. */
 export function noRemoteError(command: string): ExitError {
-  return new ExitError(EXIT.usage, `${command}: no remote cache configured: add \`cache: { remote: s3://bucket/prefix }\` to the pipeline or set PIPE_REMOTE=s3://bucket/prefix`);
+  return new ExitError(EXIT.usage, `${command}: no remote cache configured: add \`cache: { remote: s3://bucket/prefix }\` (or file:///shared/folder) to the pipeline or set PIPE_REMOTE`);
 }
 
 /** A remote failure as the one line a user sees (the commands exit 1 with it). */

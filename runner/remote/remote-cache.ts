@@ -23,7 +23,7 @@ import type { Cache, MetaDraft, StoredMeta } from '../cache.js';
 import { commitSparse, extendSparse, sparseOf } from '../sparse.js';
 import type { Artifact, ManifestEntry, Progress } from '../types.js';
 import { contentHashOf, listFiles } from '../manifest.js';
-import { MULTIPART_THRESHOLD, RemoteError, type S3Store } from './s3-store.js';
+import { MULTIPART_THRESHOLD, RemoteError, type ObjectStore } from './remote-error.js';
 import type { PartialInfo, PulledInfo, PulledMeta } from './stub.js';
 import { selectReads } from '../reads.js';
 import { readIndex, updateIndex, type RemoteIndex, type RemoteIndexEntry } from './remote-index.js';
@@ -66,7 +66,7 @@ export interface PullOptions {
 
 
 export class RemoteCache {
-  constructor(readonly store: S3Store) {}
+  constructor(readonly store: ObjectStore) {}
 
   get url(): string {
     return this.store.url;

@@ -1,7 +1,7 @@
 // The per-pipeline index on the remote: stage -> key of the last push, at
 // <prefix>/pipelines/<name>/latest.json. `pipe pull --latest` takes it as it is; `pipe pull`
 // uses it to explain why a key it computed is missing ("the last push has X, params differ").
-import type { S3Store } from './s3-store.js';
+import type { ObjectStore } from './remote-error.js';
 
 export interface RemoteIndexEntry {
   readonly key: string;
@@ -21,7 +21,7 @@ export interface RemoteIndex {
 export const indexPath = (pipeline: string): string => `pipelines/${encodeURIComponent(pipeline)}/latest.json`;
 
 interface IndexOwner {
-  readonly store: S3Store;
+  readonly store: ObjectStore;
   ready(): Promise<void>;
 }
 

@@ -10,7 +10,7 @@ import { pipeline as pipe, Transform } from 'node:stream';
 import type { Cache, StoredMeta } from '../cache.js';
 import { sparseOf } from '../sparse.js';
 import type { ManifestEntry, Progress } from '../types.js';
-import { MULTIPART_THRESHOLD, RemoteError, type S3Store } from './s3-store.js';
+import { MULTIPART_THRESHOLD, RemoteError, type ObjectStore } from './remote-error.js';
 import type { PulledMeta } from './stub.js';
 import type { RemoteCache } from './remote-cache.js';
 import { blobPath, both, checkKey, entryPath, forEachLimit, HEAD_LIMIT, PARALLEL, PARALLEL_LARGE, sha256 } from './util.js';
@@ -103,7 +103,7 @@ export async function pushEntries(remote: RemoteCache, cache: Cache, keys: reado
 }
 
 /** Which of these blobs the remote holds with the expected size (a truncated object is not "held"). */
-async function presentBlobs(store: S3Store, wanted: ReadonlyMap<string, number>, signal?: AbortSignal): Promise<Set<string>> {
+async function presentBlobs(store: ObjectStore, wanted: ReadonlyMap<string, number>, signal?: AbortSignal): Promise<Set<string>> {
   const present = new Set<string>();
   if (wanted.size <= HEAD_LIMIT) {
     await forEachLimit([...wanted], PARALLEL * 2, async ([sha, size]) => {
@@ -122,7 +122,7 @@ async function presentBlobs(store: S3Store, wanted: ReadonlyMap<string, number>,
   return present;
 }
 
-async function uploadBlob(store: S3Store, sha: string, b: { size: number; file: string; label: string }, progress: Progress | undefined, signal?: AbortSignal): Promise<void> {
+async function uploadBlob(store: ObjectStore, sha: string, b: { size: number; file: string; label: string }, progress: Progress | undefined, signal?: AbortSignal): Promise<void> {
   const refuse = (): RemoteError =>
     new RemoteError('corrupt', `local file ${b.label} no longer matches its manifest (sha256); run \`pipe verify\` and re-run the stage before pushing`);
   if (b.size < MULTIPART_THRESHOLD) {

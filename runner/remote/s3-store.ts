@@ -3,7 +3,7 @@
 // path-style addressing there), and small object operations that turn SDK errors into one
 // clear, redacted line (missing credentials, missing bucket, access denied, unreachable).
 // Checksums are WHEN_REQUIRED: with the SDK's default a streamed PutObject is sent aws-chunked
-// and stores such as s3rver keep the framing in the object (DESIGN.md section 6). The remote
+// and stores such as s3rver keep the framing in the object (docs/architecture.md, "Remote stores"). The remote
 // verifies every file by sha256 after a pull instead.
 import { setMaxListeners } from 'node:events';
 import type { Readable } from 'node:stream';
@@ -18,22 +18,9 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { StageError } from '../types.js';
+import { RemoteError, type ObjectInfo, type ObjectStore } from './remote-error.js';
 
-export type RemoteErrorKind = 'config' | 'credentials' | 'no-bucket' | 'access-denied' | 'unreachable' | 'corrupt' | 'other';
-
-/**
- * An expected remote failure: printed as one line, never with a stack trace or a secret. A
- * StageError, so the executor reports it as a stage's failure message as it is.
- */
-export class RemoteError extends StageError {
-  constructor(
-    readonly kind: RemoteErrorKind,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { RemoteError, MULTIPART_THRESHOLD, type RemoteErrorKind, type ObjectInfo } from './remote-error.js';
 
 export interface S3Location {
   readonly bucket: string;
@@ -67,16 +54,9 @@ export interface S3StoreOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-export interface ObjectInfo {
-  readonly key: string;
-  readonly size: number;
-}
-
-/** Files at least this large go up as multipart uploads. */
-export const MULTIPART_THRESHOLD = 16 * 2 ** 20;
 const PART_SIZE = 16 * 2 ** 20;
 
-export class S3Store {
+export class S3Store implements ObjectStore {
   readonly url: string;
   private readonly secrets: string[] = [];
   private checked: Promise<void> | undefined;

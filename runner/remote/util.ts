@@ -2,7 +2,7 @@
 // a failure, and checks on paths and files.
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { RemoteError } from './s3-store.js';
+import { RemoteError } from './remote-error.js';
 
 export function positive(s: string | undefined): number | undefined {
   const n = Number(s);

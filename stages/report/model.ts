@@ -328,5 +328,5 @@ export interface ReportData {
   /** Upstream stages' verdicts on their outputs (evaluate's gate): shown first, a failed one plainly. */
   readonly verdicts: readonly StageVerdict[];
   /** The last runs of this pipeline (params that differ, headline metrics), when there are several. */
-  readonly earlierRuns?: import('../../runner/report-history.js').RecentRuns;
+  readonly earlierRuns?: import('../../runner/stage-api.js').RecentRuns;
 }

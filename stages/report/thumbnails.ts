@@ -1,7 +1,7 @@
 // Small JPEG thumbnails embedded as data: URIs, so the report is one file that opens anywhere.
 // sharp is imported lazily: stage modules stay light for `pipe validate`.
 import path from 'node:path';
-import { mapLimit } from '../../runner/hash-files.js';
+import { mapLimit } from '../../runner/stage-api.js';
 
 export interface Thumbnail {
   readonly dataUri: string;

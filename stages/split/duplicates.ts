@@ -2,7 +2,7 @@
 // it is. Found by sha256 (the same digest the artifact manifest records); with `dedupe` the
 // valid copies are left out, so valid only holds images the model has not trained on.
 import path from 'node:path';
-import { mapLimit, sha256File } from '../../runner/hash-files.js';
+import { mapLimit, sha256File } from '../../runner/stage-api.js';
 import { byCodePoint } from '../random.js';
 import type { Found } from './find.js';
 

@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { StageContext } from '../../runner/types.js';
 import { StageError } from '../../runner/types.js';
-import { mapLimit } from '../../runner/hash-files.js';
+import { mapLimit } from '../../runner/stage-api.js';
 import { byCodePoint } from '../random.js';
 
 /** Decodes in flight: measured best at 3-4 on two cores (sharp runs one thread per call). */

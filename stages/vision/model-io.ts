@@ -4,7 +4,7 @@ import { open, readFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import type { Tf } from './backend.js';
-import { writeAtomic } from '../../runner/fs-util.js';
+import { writeAtomic } from '../../runner/stage-api.js';
 
 /** Weight shards are split at this size, like tfjs' converter does (at 4 MB) but larger. */
 const SHARD_BYTES = 128 * 1024 * 1024;

@@ -184,7 +184,7 @@ export function scheduledLearningRate(base: number, schedule: LrSchedule, step: 
 
 /** Train `head`; returns the history (epochs restored from a checkpoint included). */
 export async function trainHead(o: TrainOptions): Promise<TrainResult> {
-  const { tf, head, train, valid, signal } = o;
+  const { tf, head, train } = o;
   if (train.count === 0) throw new Error('no training examples');
   if (head.trainableWeights.length === 0) throw new Error('nothing to train: the head has no trainable weights');
   await mkdir(o.checkpointDir, { recursive: true });

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import type * as tf from '@tensorflow/tfjs';
 import { GraphBuilder, encodeModel, type AttrValue, type Dim } from './graph.js';
-import { UnsupportedLayerError, axisIn, type Layer, type Layout, type Shape, type Value } from './values.js';
+import { UnsupportedLayerError, axisIn, type Layer, type Shape, type Value } from './values.js';
 import { applyActivation } from './activations.js';
 import { convKernelToOnnx } from './kernel-layout.js';
 import { winogradConv3x3, winogradKernel, winogradPays } from './winograd.js';

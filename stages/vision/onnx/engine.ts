@@ -8,7 +8,7 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type * as Ort from 'onnxruntime-node';
 import { checkRunArgs, type FrozenEngine } from '../frozen.js';
-import { noteDevice } from '../../../runner/device.js';
+import { noteDevice } from '../../../runner/stage-api.js';
 import { chainFingerprint, convertToOnnx, UnsupportedLayerError, type ConvertOptions } from './convert.js';
 
 export type OnnxProvider = 'cpu' | 'cuda' | 'auto';

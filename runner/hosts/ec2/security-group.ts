@@ -9,8 +9,8 @@ import {
   type EC2Client,
   type SecurityGroup,
 } from '@aws-sdk/client-ec2';
-import type { Logger } from '../../runner/types.js';
-import { StageError } from '../../runner/types.js';
+import type { Logger } from '../../types.js';
+import { StageError } from '../../types.js';
 import { errorCode } from './errors.js';
 
 export interface SecurityGroupSpec {

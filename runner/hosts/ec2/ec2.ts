@@ -16,8 +16,8 @@ import {
   type RunInstancesCommandInput,
 } from '@aws-sdk/client-ec2';
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '../../runner/types.js';
-import { StageError } from '../../runner/types.js';
+import type { Logger } from '../../types.js';
+import { StageError } from '../../types.js';
 import { describeAwsError, errorCode } from './errors.js';
 import { encodeUserData } from './user-data.js';
 

@@ -2,7 +2,7 @@
 // later. This polls the port until a connection delivers an SSH identification line
 // ("SSH-2.0-OpenSSH_9.2"), which proves sshd itself answers (not a half-open forwarder).
 import net from 'node:net';
-import { StageError } from '../../runner/types.js';
+import { StageError } from '../../types.js';
 
 export interface SshProbeResult {
   /** The server's identification line, e.g. "SSH-2.0-OpenSSH_9.2p1". */

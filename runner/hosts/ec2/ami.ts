@@ -8,7 +8,7 @@
 // `base-oss-nvidia-driver-ubuntu-22.04` is rarely seen; neither was checked against live AWS
 // (no network here). A wrong `ami_type` fails with ParameterNotFound and a hint to list them.
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { StageError } from '../../runner/types.js';
+import { StageError } from '../../types.js';
 import type { AwsConnection } from './ec2.js';
 import { describeAwsError } from './errors.js';
 

@@ -2,7 +2,7 @@
 // to do about it. SDK messages are passed through `redact` first: they can echo request
 // material (access key ids, signatures, encoded authorization messages) that must not reach a
 // terminal, a log file or meta.json.
-import { StageError } from '../../runner/types.js';
+import { StageError } from '../../types.js';
 
 /** What the failing call was about, so the message can name it. */
 export interface AwsErrorContext {
