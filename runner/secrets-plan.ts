@@ -5,7 +5,6 @@ import type { Pipeline } from './pipeline.js';
 import type { Graph } from './graph.js';
 import type { Cache } from './cache.js';
 import { planStages, type PlanEntry } from './plan.js';
-import { getStage } from '../stages/registry.js';
 import { ExitError, EXIT } from './errors.js';
 import { SET_HINT, unsetSecrets, type Env, type UnsetSecret } from './secrets.js';
 
@@ -14,7 +13,7 @@ export function withSecretNotes(plan: readonly PlanEntry[], pipeline: Pipeline, 
   return plan.map((entry) => {
     const spec = pipeline.stages.get(entry.stage);
     if (!spec || (entry.state !== 'run' && entry.state !== 'blocked')) return { entry, unset: [] };
-    const unset = unsetSecrets(pipeline, getStage(spec.uses), spec, env).map((u) => u.names);
+    const unset = unsetSecrets(pipeline, pipeline.stageImpls.get(entry.stage), spec, env).map((u) => u.names);
     return { entry: unset.length ? { ...entry, reason: `${entry.reason}; needs ${unset.join(', ')}, not set` } : entry, unset };
   });
 }
@@ -27,7 +26,7 @@ export function withSecretNotes(plan: readonly PlanEntry[], pipeline: Pipeline, 
 export async function refuseUnsetSecrets(pipeline: Pipeline, graph: Graph, cache: Cache, needed: readonly string[], force: ReadonlySet<string>, env: Env = process.env): Promise<void> {
   const unset: UnsetSecret[] = needed.flatMap((id) => {
     const spec = pipeline.stages.get(id);
-    return spec ? unsetSecrets(pipeline, getStage(spec.uses), spec, env) : [];
+    return spec ? unsetSecrets(pipeline, pipeline.stageImpls.get(id), spec, env) : [];
   });
   if (unset.length === 0) return;
   const plan = await planStages(pipeline, graph, cache, needed, { force });

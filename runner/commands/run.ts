@@ -18,7 +18,6 @@ import { SWEEP_CHILD_ENV } from '../sweep.js';
 import { literalSecretWarnings, secretNames } from '../secrets.js';
 import { refuseUnsetSecrets, withSecretNotes } from '../secrets-plan.js';
 import { diagnosticLine } from '../diagnostics.js';
-import { getStage } from '../../stages/registry.js';
 
 export interface RunFlags extends PipelineOptions {
   only?: string[];
@@ -147,7 +146,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     params: { ...pipeline.params },
     stages: Object.fromEntries(
       [...pipeline.stages].map(([id, s]) => {
-        const secrets = secretNames(getStage(s.uses), s); // names only: values are never recorded
+        const secrets = secretNames(pipeline.stageImpls.get(id), s); // names only: values are never recorded
         return [id, { uses: s.uses, with: s.with, ...(s.paramRefs ? { from_params: s.paramRefs } : {}), ...(secrets.length ? { secrets } : {}) }];
       }),
     ),

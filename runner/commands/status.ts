@@ -8,7 +8,6 @@ import { sparseOf } from '../sparse.js';
 import type { Artifact } from '../types.js';
 import { withSecretNotes } from '../secrets-plan.js';
 import { secretNames } from '../secrets.js';
-import { getStage } from '../../stages/registry.js';
 
 /** For --json: what a partial pull holds. */
 function partialOf(a: Artifact | undefined): { partial: { files: number; of: number; reads: readonly string[]; remote: string; readers: readonly string[] } } | undefined {
@@ -63,7 +62,7 @@ export async function statusCommand(file: string, flags: PipelineOptions & { jso
   // Names only: which variables a stage is given, and which of those it needs are not set.
   const secretsRow = (id: string): { secrets?: { names: string[]; unset: string[] } } => {
     const spec = pipeline.stages.get(id);
-    const names = spec ? secretNames(getStage(spec.uses), spec) : [];
+    const names = spec ? secretNames(pipeline.stageImpls.get(id), spec) : [];
     return names.length ? { secrets: { names, unset: unsetOf.get(id) ?? [] } } : {};
   };
   if (flags.json) {
