@@ -11,6 +11,8 @@ export interface SshTarget {
   readonly key?: string;
   /** known_hosts file owned by pipe. */
   readonly knownHosts: string;
+  /** This machine itself (a Slurm cluster whose submit host is here): commands run in a local shell, rsync copies locally. */
+  readonly local?: boolean;
 }
 
 export function sshOptions(t: SshTarget): string[] {
@@ -51,7 +53,7 @@ export interface RemoteRun {
 
 /** Run a command on the host, streaming stdout line by line. Exit 255 = ssh's own failure. */
 export async function sshRun(t: SshTarget, command: string, opts: { signal?: AbortSignal; onLine?: (line: string) => void } = {}): Promise<RemoteRun> {
-  const child: ResultPromise = execa('ssh', [...sshOptions(t), destination(t), command], {
+  const child: ResultPromise = execa(...shellArgs(t, command), {
     reject: false,
     buffer: { stdout: false, stderr: true },
     stdin: 'ignore',
@@ -69,18 +71,33 @@ export async function sshRun(t: SshTarget, command: string, opts: { signal?: Abo
   return { exitCode: result.exitCode, stderr: String(result.stderr ?? '') };
 }
 
-function rsyncShell(t: SshTarget): string {
+/** The program and arguments that run `command` on the host (ssh, or bash here for a local target). */
+export function shellArgs(t: SshTarget, command: string): [string, string[]] {
+  return t.local ? ['bash', ['-c', command]] : ['ssh', [...sshOptions(t), destination(t), command]];
+}
+
+/** rsync's `-e` and the remote side of a path: none for a local target. */
+function remotePath(t: SshTarget, p: string): string {
+  return t.local ? p : `${destination(t)}:${p}`;
+}
+
+function rsyncShell(t: SshTarget): string[] {
+  if (t.local) return [];
+  return ['-e', rsyncShellCommand(t)];
+}
+
+function rsyncShellCommand(t: SshTarget): string {
   return ['ssh', ...sshOptions(t)].map((a) => (/[\s'"]/.test(a) ? shq(a) : a)).join(' ');
 }
 
 /** rsync a local directory's contents into a remote directory (created as needed). */
 export async function rsyncUp(t: SshTarget, localDir: string, remoteDir: string, opts: { signal?: AbortSignal; exclude?: string[]; delete?: boolean } = {}): Promise<void> {
-  const args = ['-a', '--partial', '--mkpath', ...(opts.delete ? ['--delete'] : []), ...(opts.exclude ?? []).flatMap((e) => ['--exclude', e]), '-e', rsyncShell(t), `${path.resolve(localDir)}/`, `${destination(t)}:${remoteDir}/`];
+  const args = ['-a', '--partial', '--mkpath', ...(opts.delete ? ['--delete'] : []), ...(opts.exclude ?? []).flatMap((e) => ['--exclude', e]), ...rsyncShell(t), `${path.resolve(localDir)}/`, `${remotePath(t, remoteDir)}/`];
   await runRsync(args, opts.signal);
 }
 
 export async function rsyncDown(t: SshTarget, remoteDir: string, localDir: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
-  const args = ['-a', '--partial', '-e', rsyncShell(t), `${destination(t)}:${remoteDir}/`, `${path.resolve(localDir)}/`];
+  const args = ['-a', '--partial', ...rsyncShell(t), `${remotePath(t, remoteDir)}/`, `${path.resolve(localDir)}/`];
   await runRsync(args, opts.signal);
 }
 
