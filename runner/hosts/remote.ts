@@ -112,7 +112,9 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
 
   // The project (relative paths in params) and the inputs, each input once per content hash.
   const projectDir = path.posix.join(root, 'projects', o.pipelineName);
-  await sync('syncing the project', () => rsyncUp(target, o.pipelineDir, projectDir, { signal: o.signal, delete: true, exclude: ['.pipe', 'node_modules', '.git'] }));
+  // A Slurm sweep's runs sync the same project and inputs at once: one at a time per directory.
+  const lock = (dir: string): { lock?: string } => (p.slurm ? { lock: `/tmp/pipe-sync-${hashOf(dir).slice(0, 16)}.lock` } : {});
+  await sync('syncing the project', () => rsyncUp(target, o.pipelineDir, projectDir, { signal: o.signal, delete: true, exclude: ['.pipe', 'node_modules', '.git'], ...lock(projectDir) }));
   const remoteInputs: Record<string, Artifact> = {};
   for (const [port, a] of Object.entries(o.inputs)) {
     // A partial pull (sparse entry) holds only some files: never the host's whole copy of its content.
@@ -122,7 +124,7 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
     if (have.exitCode === 255) throw lost('checking inputs');
     if (have.exitCode !== 0) {
       o.log.info(`sending input ${port} (${a.contentHash.slice(0, 12)})`);
-      await sync(`sending input ${port}`, () => rsyncUp(target, a.dir, dir, { signal: o.signal, delete: true }));
+      await sync(`sending input ${port}`, () => rsyncUp(target, a.dir, dir, { signal: o.signal, delete: true, ...lock(dir) }));
       await sshRun(target, `touch ${shq(`${dir}.complete`)}`, { signal: o.signal });
     }
     remoteInputs[port] = { ...a, dir };

@@ -90,10 +90,16 @@ function rsyncShellCommand(t: SshTarget): string {
   return ['ssh', ...sshOptions(t)].map((a) => (/[\s'"]/.test(a) ? shq(a) : a)).join(' ');
 }
 
-/** rsync a local directory's contents into a remote directory (created as needed). */
-export async function rsyncUp(t: SshTarget, localDir: string, remoteDir: string, opts: { signal?: AbortSignal; exclude?: string[]; delete?: boolean } = {}): Promise<void> {
-  const args = ['-a', '--partial', '--mkpath', ...(opts.delete ? ['--delete'] : []), ...(opts.exclude ?? []).flatMap((e) => ['--exclude', e]), ...rsyncShell(t), `${path.resolve(localDir)}/`, `${remotePath(t, remoteDir)}/`];
-  await runRsync(args, opts.signal);
+/**
+ * rsync a local directory's contents into a remote directory (created as needed). `lock`: a file
+ * on the host that serializes syncs into the same directory (runs of a sweep at once: one
+ * rsync --delete would remove the other's temp files).
+ */
+export async function rsyncUp(t: SshTarget, localDir: string, remoteDir: string, opts: { signal?: AbortSignal; exclude?: string[]; delete?: boolean; lock?: string } = {}): Promise<void> {
+  const locked = opts.lock ? ['flock', '-w', '600', opts.lock] : [];
+  const rsyncPath = locked.length && !t.local ? [`--rsync-path=${[...locked, 'rsync'].map(shq).join(' ')}`] : [];
+  const args = ['-a', '--partial', '--mkpath', ...rsyncPath, ...(opts.delete ? ['--delete'] : []), ...(opts.exclude ?? []).flatMap((e) => ['--exclude', e]), ...rsyncShell(t), `${path.resolve(localDir)}/`, `${remotePath(t, remoteDir)}/`];
+  await runRsync(t.local && locked.length ? [...locked.slice(1), 'rsync', ...args] : args, opts.signal, t.local && locked.length ? 'flock' : 'rsync');
 }
 
 export async function rsyncDown(t: SshTarget, remoteDir: string, localDir: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
@@ -101,8 +107,8 @@ export async function rsyncDown(t: SshTarget, remoteDir: string, localDir: strin
   await runRsync(args, opts.signal);
 }
 
-async function runRsync(args: string[], signal?: AbortSignal): Promise<void> {
-  const r = await execa('rsync', args, { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) });
+async function runRsync(args: string[], signal?: AbortSignal, program = 'rsync'): Promise<void> {
+  const r = await execa(program, args, { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) });
   if (r.exitCode !== 0) {
     const why = String(r.stderr ?? '').trim().split('\n').slice(-2).join(' ');
     const lost = r.exitCode === 255 || r.exitCode === 12 || /connection|closed|reset|broken pipe/i.test(why);
