@@ -69,7 +69,9 @@ export async function startSlurm(opts: SlurmOptions = {}): Promise<Slurm> {
   const node = os.hostname().split('.')[0]!;
   for (const d of ['state', 'spool']) await mkdir(path.join(dir, d), { recursive: true });
   const conf = path.join(dir, 'slurm.conf');
-  const cpus = Math.max(2, os.availableParallelism());
+  // More job slots than cores (config_overrides: slurmd takes the node's size from this file), so
+  // tests whose jobs mostly wait can share the cluster.
+  const cpus = Math.max(8, os.availableParallelism());
   await writeFile(
     conf,
     [
@@ -97,6 +99,7 @@ export async function startSlurm(opts: SlurmOptions = {}): Promise<Slurm> {
       'MinJobAge=300',
       'MpiDefault=none',
       'JobAcctGatherType=jobacct_gather/none',
+      'SlurmdParameters=config_overrides',
       ...(opts.extra ?? []),
       `NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=4000 State=UNKNOWN`,
       `PartitionName=debug Nodes=${node} Default=YES MaxTime=INFINITE State=UP`,
