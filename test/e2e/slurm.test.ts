@@ -162,6 +162,28 @@ describe('Slurm', { concurrency: 4 }, () => {
     }
   });
 
+  test('pipe hosts FILE lists the pipeline\'s queued and running jobs; pipe down FILE cancels them (and the waiting run says so)', { skip }, async () => {
+    const rig = await setup({ work: 'echo started; sleep 300' });
+    try {
+      const child = rig.spawn(['run', 'p.yaml'], slurm.env());
+      const done = collect(child);
+      const [, id] = await waitFor(child, /Slurm job (\d+) running on/);
+      const hosts = await run(rig, ['hosts', 'p.yaml']);
+      assert.equal(hosts.code, 0, hosts.stderr);
+      assert.match(hosts.stdout, new RegExp(`slurm:${id} +cluster +train +running +slurm job \\(debug\\)`));
+      assert.match(hosts.stdout, /1 queued or running: `pipe down FILE` cancels them/);
+      const down = await run(rig, ['down', 'p.yaml']);
+      assert.equal(down.code, 0, down.stderr);
+      assert.match(down.stdout, new RegExp(`cancelled Slurm job ${id} \\(stage train, was running\\) on this machine`));
+      const r = await done;
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`✗ train Slurm job ${id} on ${slurm.node} was cancelled`));
+      assert.match((await run(rig, ['hosts', 'p.yaml'])).stdout, /no queued or running Slurm jobs of pipeline cluster/);
+    } finally {
+      await rig.cleanup();
+    }
+  });
+
   test('a requeued Slurm job (scontrol requeue) is followed through its second attempt to the result', { skip }, async () => {
     const rig = await setup({ work: 'echo attempt; sleep 3; tr a-z A-Z < "$PIPE_IN_SRC/data.txt" > out.txt' });
     try {
