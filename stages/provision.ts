@@ -41,7 +41,7 @@ export interface ProvisionParams {
   gres?: string;
   cpus?: number;
   mem?: string;
-  time?: string;
+  time?: string | number;
   account?: string;
   qos?: string;
   sbatch_args?: string[];
@@ -241,7 +241,10 @@ export const provisionStage: Stage<ProvisionParams> = {
       gres: str('Slurm: generic resources per job, e.g. `gpu:1` or `gpu:a100:2`.', { pattern: '^[A-Za-z0-9_:,.-]+$' }),
       cpus: { description: 'Slurm: CPUs per job (--cpus-per-task).', type: 'integer', minimum: 1 },
       mem: str('Slurm: memory per job, e.g. `16G`.', { pattern: '^[0-9]+[KMGT]?$' }),
-      time: str('Slurm: time limit per job (minutes, or [D-]HH:MM:SS); a job past it is killed and the stage fails.', { pattern: '^([0-9]+-)?[0-9]+(:[0-9]{1,2}){0,2}$' }),
+      time: {
+        description: 'Slurm: time limit per job (minutes, or "[D-]HH:MM:SS"); a job past it is killed and the stage fails.',
+        anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: '^([0-9]+-)?[0-9]+(:[0-9]{1,2}){0,2}$' }],
+      },
       account: str('Slurm: the account jobs are charged to.', { pattern: '^[A-Za-z0-9_.-]+$' }),
       qos: str('Slurm: quality of service.', { pattern: '^[A-Za-z0-9_.-]+$' }),
       sbatch_args: { description: 'Slurm: more sbatch options, one per item (e.g. `--constraint=a100`).', type: 'array', items: { type: 'string', pattern: '^-' } },

@@ -148,7 +148,7 @@ async function follow(o: SlurmJobOptions, id: string, logFile: string): Promise<
       else if (!final) o.log.debug(`Slurm job ${id}: ${state.state}`);
     }
     if (final) {
-      const why = endedWhy(state, o.cluster.time);
+      const why = endedWhy(state, o.cluster.time === undefined ? undefined : String(o.cluster.time));
       const failure = o.failure();
       if (why && state.state === 'FAILED' && failure) throw new StageError(`${failure} (Slurm job ${id}${state.node ? ` on ${state.node}` : ''})`);
       if (why) throw new StageError(why);

@@ -9,7 +9,8 @@ export interface SlurmRequest {
   readonly gres?: string;
   readonly cpus?: number;
   readonly mem?: string;
-  readonly time?: string;
+  /** Minutes, or Slurm's [D-]HH:MM:SS. */
+  readonly time?: string | number;
   readonly account?: string;
   readonly qos?: string;
   readonly sbatchArgs?: readonly string[];
