@@ -65,12 +65,16 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     signal.addEventListener('abort', done, { once: true });
   });
 
-/** A job of this key still queued or running (a re-run after a lost connection), if any. */
-export async function findQueuedJob(t: SshTarget, key: string, signal?: AbortSignal): Promise<string | undefined> {
+/**
+ * A job of this key and cache still queued or running (a re-run after a lost connection), if
+ * any. Another cache's job of the same key writes into its own workspace: never this run's.
+ */
+export async function findQueuedJob(t: SshTarget, key: string, cacheId: string, signal?: AbortSignal): Promise<string | undefined> {
   const r = await captureText(t, `squeue --me -h --name=${shq(jobName(key))} -o '%i|%T|%k'`, signal);
   for (const line of r.out.split('\n')) {
     const [id, state, comment] = line.trim().split('|');
-    if (id && state && !isFinal(state) && parseComment(comment ?? '')?.key === key) return id;
+    const tag = parseComment(comment ?? '');
+    if (id && state && !isFinal(state) && tag?.key === key && tag.cache === cacheId) return id;
   }
   return undefined;
 }
@@ -78,7 +82,7 @@ export async function findQueuedJob(t: SshTarget, key: string, signal?: AbortSig
 /** Submit (or find) the stage's job and follow it to its end. Throws StageError unless it completed. */
 export async function runSlurmJob(o: SlurmJobOptions): Promise<SlurmJobFacts> {
   const logFile = path.posix.join(o.jobDir, 'job.log');
-  let id = await findQueuedJob(o.target, o.key, o.signal);
+  let id = await findQueuedJob(o.target, o.key, o.cacheId, o.signal);
   if (id) o.log.info(`Slurm job ${id} of an earlier run is still queued or running for this key: waiting for it`);
   else id = await submit(o, logFile);
   return follow(o, id, logFile);
