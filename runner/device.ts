@@ -30,12 +30,17 @@ export async function locally(run: () => Promise<StageResult | void>): Promise<S
   return devices.length ? { ...value, meta: { ...value?.meta, device: devices.join(', ') } } : value;
 }
 
-/** The device a stage computed on and its warnings (a GPU host's CPU), from its meta (remote stages: runner/hosts/remote.ts). */
-export function deviceFacts(meta: Record<string, unknown> | undefined): { device?: string; warnings?: string[] } {
+/**
+ * The device a stage computed on and its warnings (a GPU host's CPU), from its meta (remote
+ * stages: runner/hosts/remote.ts); for a Slurm job, its id, so the run record names it.
+ */
+export function deviceFacts(meta: Record<string, unknown> | undefined): { device?: string; warnings?: string[]; slurmJob?: string } {
   const device = meta?.['device'];
   const warnings = meta?.['warnings'];
+  const slurm = meta?.['slurm'] as { jobId?: unknown; cluster?: unknown } | undefined;
   return {
     ...(typeof device === 'string' ? { device } : {}),
+    ...(typeof slurm?.jobId === 'string' ? { slurmJob: `${String(slurm.cluster ?? '')}:${slurm.jobId}` } : {}),
     ...(Array.isArray(warnings) && warnings.length ? { warnings: warnings.map(String) } : {}),
   };
 }

@@ -10,7 +10,7 @@ export type RunEvent =
   | { type: 'stage-start'; stage: string; key: string; reason: string }
   | { type: 'stage-cached'; stage: string; key: string; contentHash: string; durationMs: number; remote?: { url: string; downloaded: boolean; files?: number; bytes?: number; durationMs?: number }; partial?: PartialState; verdict?: Verdict }
   | { type: 'stage-pulled'; stage: string; key: string; remote: string; files: number; bytes: number; durationMs: number; partial?: PartialState }
-  | { type: 'stage-finish'; stage: string; key: string; contentHash: string; durationMs: number; metrics?: Record<string, number>; summary?: string; reused: boolean; device?: string; warnings?: string[]; verdict?: Verdict }
+  | { type: 'stage-finish'; stage: string; key: string; contentHash: string; durationMs: number; metrics?: Record<string, number>; summary?: string; reused: boolean; device?: string; warnings?: string[]; slurmJob?: string; verdict?: Verdict }
   | { type: 'stage-failed'; stage: string; error: string; durationMs: number; log?: string }
   | { type: 'stage-skipped'; stage: string; reason: string }
   | { type: 'run-end'; status: 'ok' | 'failed' | 'interrupted'; durationMs: number };

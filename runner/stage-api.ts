@@ -15,8 +15,11 @@ export { recentRuns, cacheRootOf, type RecentRun, type RecentRuns } from './repo
 export const hostClients = {
   ssh: () => import('./hosts/ec2/ssh-wait.js'),
   ec2: () => import('./hosts/ec2/client.js'),
+  slurm: () => import('./hosts/slurm/cluster.js'),
+  install: () => import('./hosts/install.js'),
 };
 /** The `pipe:cache` tag of a cache, and the cache root of a stage's work dir. */
 export { cacheIdOf, cacheRootOfWorkDir } from './hosts/cache-id.js';
+export { sshKeyPath } from './hosts/ssh-key.js';
 /** Where an input artifact came from: a stub of a remote artifact, or pulled from one. */
 export { isStub, pulledInfo, stubRemote, type PulledInfo } from './remote/stub.js';

@@ -4,16 +4,15 @@
 // answers, and writes host.json. `cache: never`: every run re-checks the real instance. The
 // host artifact is placement, not data: the runner leaves host inputs out of downstream keys.
 // The AWS SDK is imported only when provider is ec2, so the registry stays light.
-import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { Stage, StageContext, StageResult } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
-import { cacheIdOf, cacheRootOfWorkDir, hostClients } from '../runner/stage-api.js';
+import { cacheIdOf, cacheRootOfWorkDir, hostClients, sshKeyPath } from '../runner/stage-api.js';
+export { sshKeyPath };
 
 export interface ProvisionParams {
-  provider: 'local' | 'ec2' | 'ssh';
+  provider: 'local' | 'ec2' | 'ssh' | 'slurm';
   address?: string;
   remote_dir?: string;
   pipe_path?: string;
@@ -37,11 +36,21 @@ export interface ProvisionParams {
   tags: Record<string, string>;
   endpoint?: string;
   ssh_wait_seconds: number;
+  partition?: string;
+  gres?: string;
+  cpus?: number;
+  mem?: string;
+  time?: string | number;
+  account?: string;
+  qos?: string;
+  sbatch_args?: string[];
 }
 
 /** host.json: what the runner needs to place a stage, and what a reader needs to judge timings. Never credentials. */
 export interface HostInfo {
-  readonly provider: 'local' | 'ec2' | 'ssh';
+  readonly provider: 'local' | 'ec2' | 'ssh' | 'slurm';
+  /** `provider: slurm`: the cluster and what each job asks of it (runner/hosts/slurm/request.ts). */
+  readonly slurm?: import('../runner/hosts/slurm/request.js').SlurmCluster;
   /** Where pipe keeps its files on the host (relative to the remote home). */
   readonly workspace?: string;
   /** An existing pipe installation on the host (else pipe is synced and installed there once). */
@@ -141,34 +150,24 @@ export function guardLine(type: string, maxHours: number): string {
   return `max_hours guard: the instance shuts itself down and terminates ${maxHours}h after boot${cost}; \`pipe down\` stops it sooner`;
 }
 
-function expandHome(p: string): string {
-  return p === '~' ? os.homedir() : p.startsWith('~/') ? path.join(os.homedir(), p.slice(2)) : p;
-}
-
-/** The private key path: the param (relative to the pipeline file), else ~/.ssh/id_ed25519 or id_rsa. */
-export function sshKeyPath(param: string | undefined, pipelineDir: string): string | undefined {
-  if (param) return path.resolve(pipelineDir, expandHome(param));
-  for (const name of ['id_ed25519', 'id_rsa']) {
-    const p = path.join(os.homedir(), '.ssh', name);
-    if (existsSync(p)) return p;
-  }
-  return undefined;
-}
-
 const str = (description: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ type: 'string', minLength: 1, description, ...extra });
 
 export const provisionStage: Stage<ProvisionParams> = {
   name: 'provision',
   version: 1,
   description:
-    'Where stages with `runs_on` run: this machine (`provider: local`) or an AWS EC2 GPU instance (`provider: ec2`), ' +
-    'found by tags and reused, started or launched, with a `max_hours` shutdown guard. Writes host.json. Runs every time.',
+    'Where stages with `runs_on` run: this machine (`provider: local`), an AWS EC2 GPU instance (`provider: ec2`), a machine over ssh, or a Slurm cluster (each stage a batch job). ' +
+    'An EC2 instance is found by tags and reused, started or launched, with a `max_hours` shutdown guard. Writes host.json. Runs every time.',
   params: {
     type: 'object',
     additionalProperties: false,
     properties: {
-      provider: { description: '`local` (this machine), `ec2` (a GPU instance pipe manages) or `ssh` (a machine you already have, at `address`).', enum: ['local', 'ec2', 'ssh'], default: 'local' },
-      address: str('Host name or IP of the machine, for `provider: ssh`.'),
+      provider: {
+        description: '`local` (this machine), `ec2` (a GPU instance pipe manages), `ssh` (a machine you already have, at `address`) or `slurm` (a cluster: each runs_on stage is a batch job).',
+        enum: ['local', 'ec2', 'ssh', 'slurm'],
+        default: 'local',
+      },
+      address: str('Host name or IP of the machine, for `provider: ssh`; for `provider: slurm`, the login node (absent: this machine submits).'),
       remote_dir: str('Where pipe keeps its files on the host, relative to the remote home (default .pipe-remote).'),
       pipe_path: str('An existing pipe installation on the host; default: pipe is synced there and installed once (npm ci; the CUDA 12 build of ONNX Runtime where nvidia-smi lists a GPU).'),
       gpu: {
@@ -207,6 +206,17 @@ export const provisionStage: Stage<ProvisionParams> = {
       },
       endpoint: str('EC2/SSM endpoint URL (tests, mirrors); default AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL_SSM or AWS.'),
       ssh_wait_seconds: { description: 'How long to wait for SSH to answer once the instance runs.', type: 'integer', minimum: 1, default: 300 },
+      partition: str('Slurm: the partition jobs go to (default: the cluster\'s default).', { pattern: '^[A-Za-z0-9_.,-]+$' }),
+      gres: str('Slurm: generic resources per job, e.g. `gpu:1` or `gpu:a100:2`.', { pattern: '^[A-Za-z0-9_:,.-]+$' }),
+      cpus: { description: 'Slurm: CPUs per job (--cpus-per-task).', type: 'integer', minimum: 1 },
+      mem: str('Slurm: memory per job, e.g. `16G`.', { pattern: '^[0-9]+[KMGT]?$' }),
+      time: {
+        description: 'Slurm: time limit per job (minutes, or "[D-]HH:MM:SS"); a job past it is killed and the stage fails.',
+        anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: '^([0-9]+-)?[0-9]+(:[0-9]{1,2}){0,2}$' }],
+      },
+      account: str('Slurm: the account jobs are charged to.', { pattern: '^[A-Za-z0-9_.-]+$' }),
+      qos: str('Slurm: quality of service.', { pattern: '^[A-Za-z0-9_.-]+$' }),
+      sbatch_args: { description: 'Slurm: more sbatch options, one per item (e.g. `--constraint=a100`).', type: 'array', items: { type: 'string', pattern: '^-' } },
     },
   },
   inputs: {},
@@ -215,7 +225,14 @@ export const provisionStage: Stage<ProvisionParams> = {
   keyExclude: ['endpoint'],
   async run(ctx) {
     const p = ctx.params;
-    const info = p.provider === 'ec2' ? await provisionEc2(ctx) : p.provider === 'ssh' ? await provisionSsh(ctx) : await provisionLocal(ctx);
+    const info =
+      p.provider === 'ec2'
+        ? await provisionEc2(ctx)
+        : p.provider === 'ssh'
+          ? await provisionSsh(ctx)
+          : p.provider === 'slurm'
+            ? await (await import('./provision-slurm.js')).provisionSlurm(ctx)
+            : await provisionLocal(ctx);
     if (p.provider !== 'local') {
       Object.assign(info.host, {
         ...(p.remote_dir ? { workspace: p.remote_dir } : {}),

@@ -4,12 +4,13 @@
 // works from a fresh checkout of the same cache directory. Where to ask (region, endpoint)
 // comes from the provision stages in the file and, from the run records, as runs had them: a
 // run with `--set stages.host.with.provider=ec2` is found by a plain `pipe down FILE`. Stopped instances keep their disk
-// (and cost its storage); the next `pipe run` starts them again.
+// (and cost its storage); the next `pipe run` starts them again. A pipeline's queued and running
+// Slurm jobs (of this cache) are cancelled (scancel).
 import type { Pipeline } from '../pipeline.js';
 import type { PipelineOptions } from '../open.js';
 import type { HostInstance, StateChange } from '../hosts/ec2/ec2.js';
-import { EXIT } from '../errors.js';
-import { failure, pipelineLocations, type Write } from './hosts.js';
+import { EXIT, ExitError } from '../errors.js';
+import { failure, pipelineLocations, recordedProvisionSpecs, type Write } from './hosts.js';
 
 export interface DownFlags extends PipelineOptions {
   terminate?: boolean;
@@ -108,9 +109,34 @@ export async function downCommand(file: string, flags: DownFlags, write: Write =
   const { openPipeline, cacheRoot } = await import('../open.js');
   const { pipeline } = await openPipeline(file, flags);
   const targets = await downTargets(pipeline, cacheRoot(pipeline, flags.cacheDir), flags);
+  const slurm = await cancelSlurmJobs(pipeline, cacheRoot(pipeline, flags.cacheDir), write);
   if (targets.length === 0) {
-    write(`${pipeline.name} has no \`provider: ec2\` provision stage, and no run from this cache used one: nothing to stop\n`);
-    return EXIT.ok;
+    if (slurm === undefined) write(`${pipeline.name} has no \`provider: ec2\` or \`provider: slurm\` provision stage, and no run from this cache used one: nothing to stop\n`);
+    return slurm ?? EXIT.ok;
   }
-  return downHosts(targets, { ...(flags.terminate ? { terminate: true } : {}) }, write);
+  return Math.max(slurm ?? EXIT.ok, await downHosts(targets, { ...(flags.terminate ? { terminate: true } : {}) }, write));
+}
+
+/** scancel this pipeline's queued and running Slurm jobs (of this cache); undefined: it has no Slurm cluster. */
+async function cancelSlurmJobs(pipeline: Pick<Pipeline, 'name' | 'dir' | 'stages'>, cacheRoot: string, write: Write): Promise<number | undefined> {
+  const { pipelineJobs, cancelJobs } = await import('../hosts/slurm/queue.js');
+  const found = await pipelineJobs(pipeline, cacheRoot, await recordedProvisionSpecs(pipeline.name, cacheRoot)).catch((e: Error) => {
+    throw new ExitError(EXIT.failed, `pipe: ${e.message}`);
+  });
+  if (found.clusters.length === 0) return undefined;
+  let code: number = EXIT.ok;
+  let cancelled = 0;
+  for (const { cluster, jobs } of found.jobs) {
+    if (jobs.length === 0) continue;
+    const r = await cancelJobs(cluster, jobs.map((j) => j.id));
+    if (!r.ok) {
+      write(`could not cancel Slurm jobs ${jobs.map((j) => j.id).join(', ')} on ${cluster.where}: ${r.err}\n`);
+      code = EXIT.failed;
+      continue;
+    }
+    for (const j of jobs) write(`cancelled Slurm job ${j.id} (stage ${j.stage}, was ${j.state.toLowerCase()}) on ${cluster.where}\n`);
+    cancelled += jobs.length;
+  }
+  if (cancelled === 0 && code === EXIT.ok) write(`no queued or running Slurm jobs of ${pipeline.name} from this cache\n`);
+  return code;
 }

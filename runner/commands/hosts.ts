@@ -1,7 +1,8 @@
 // `pipe hosts [FILE]`: the EC2 instances pipe made (found by their `pipe:pipeline` tag, not by
 // local state): id, pipeline, stage, state, type, uptime, public address. With FILE, only that
 // pipeline's, in the regions its provision stages use; without, every pipe instance in the
-// region of the AWS chain (or --region).
+// region of the AWS chain (or --region). With FILE, also the pipeline's Slurm jobs queued or
+// running on the clusters its `provider: slurm` stages submit to (runner/hosts/slurm/queue.ts).
 import type { HostInstance, TagFilter } from '../hosts/ec2/ec2.js';
 import type { Pipeline, StageSpec } from '../pipeline.js';
 import type { PipelineOptions } from '../open.js';
@@ -155,12 +156,25 @@ export function formatHosts(rows: readonly HostRow[]): string {
 export async function hostsCommand(file: string | undefined, flags: HostsFlags, write: Write = stdout): Promise<number> {
   let queries: HostQuery[];
   let what: string;
+  // A pipeline's Slurm jobs (queued or running) are listed as rows of their own.
+  let jobRows: HostRow[] = [];
   if (file) {
     const { openPipeline, cacheRoot } = await import('../open.js');
     const { pipeline } = await openPipeline(file, flags);
     const locations = await pipelineLocations(pipeline, cacheRoot(pipeline, flags.cacheDir), { ...(flags.region ? { region: flags.region } : {}), ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
+    const slurm = await import('../hosts/slurm/queue.js');
+    const found = await slurm.pipelineJobs(pipeline, cacheRoot(pipeline, flags.cacheDir), await recordedProvisionSpecs(pipeline.name, cacheRoot(pipeline, flags.cacheDir))).catch((e: Error) => {
+      throw new ExitError(EXIT.failed, `pipe: ${e.message}`);
+    });
+    jobRows = found.jobs.flatMap((j) => slurm.jobRows(j.cluster, pipeline.name, j.jobs));
+    if (locations.length === 0 && found.clusters.length === 0) {
+      write(`${pipeline.name} has no \`provider: ec2\` or \`provider: slurm\` provision stage: no hosts to list\n`);
+      return EXIT.ok;
+    }
     if (locations.length === 0) {
-      write(`${pipeline.name} has no \`provider: ec2\` provision stage: no hosts to list\n`);
+      if (flags.json) write(`${JSON.stringify(jobRows, null, 2)}\n`);
+      else if (jobRows.length === 0) write(`no queued or running Slurm jobs of pipeline ${pipeline.name}\n`);
+      else write(`${formatHosts(jobRows)}${jobRows.length} queued or running: \`pipe down FILE\` cancels them\n`);
       return EXIT.ok;
     }
     queries = locations.map((l) => ({ ...l, pipeline: pipeline.name }));
@@ -170,7 +184,7 @@ export async function hostsCommand(file: string | undefined, flags: HostsFlags, 
     what = 'pipe';
   }
   const states = flags.all ? ['pending', 'running', 'stopping', 'stopped', 'shutting-down', 'terminated'] : undefined;
-  const rows = toRows(await queryHosts(queries, states));
+  const rows = [...toRows(await queryHosts(queries, states)), ...jobRows];
   if (flags.json) {
     write(`${JSON.stringify(rows, null, 2)}\n`);
     return EXIT.ok;

@@ -45,7 +45,7 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
     throw e;
   }
   const combos = expandGrid(axes);
-  const parallel = flags.sweepParallel === undefined ? 1 : Number(flags.sweepParallel);
+  let parallel = flags.sweepParallel === undefined ? 1 : Number(flags.sweepParallel);
   if (!Number.isInteger(parallel) || parallel < 1) throw new ExitError(EXIT.usage, `--sweep-parallel: expected a positive integer, got ${flags.sweepParallel}`);
   const { sweep: _sweep, sweepParallel: _parallel, ...runFlags } = flags;
   const flagsFor = (c: Combination): RunFlags => ({ ...runFlags, set: [...(runFlags.set ?? []), ...c.set], argv: childArgs(file, runFlags, c, 1), sweepCombination: true });
@@ -70,11 +70,15 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
     }
   }
   const { cache, pipeline } = opened!;
+  // On a Slurm cluster the scheduler queues the jobs: all combinations are submitted at once
+  // unless --sweep-parallel caps them (each waiting child run is a light local process).
+  const onSlurm = [...pipeline.stages.values()].some((s) => s.uses === 'provision' && s.with['provider'] === 'slurm');
+  if (onSlurm && flags.sweepParallel === undefined) parallel = combos.length;
   const root = cache.root;
   const runsDir = cache.runsDir;
   const err = process.stderr;
   const colors = pc.createColors(wantColor(err));
-  err.write(`${colors.bold('sweep')}: ${combos.length} combination${combos.length === 1 ? '' : 's'}${parallel > 1 ? `, up to ${parallel} at once` : ''}\n`);
+  err.write(`${colors.bold('sweep')}: ${combos.length} combination${combos.length === 1 ? '' : 's'}${parallel > 1 ? `, up to ${parallel} at once${onSlurm ? ' as Slurm jobs' : ''}` : ''}\n`);
 
   const { runCommand } = await import('./run.js');
   if (flags.dryRun) {

@@ -13,6 +13,7 @@ import { hashOf } from '../canonical.js';
 import { sparseOf } from '../sparse.js';
 import { prepareHost, type GpuMode, type HostRuntime } from './prepare.js';
 import { secretsLine } from '../secrets.js';
+import type { SlurmCluster } from './slurm/request.js';
 
 /** What the runner needs from a host artifact's host.json (written by `provision`). */
 export interface HostPlacement {
@@ -31,6 +32,8 @@ export interface HostPlacement {
   readonly nodeDistUrl?: string;
   /** 'required': a stage that would compute on the CPU of this host fails instead of warning. */
   readonly gpu?: GpuMode;
+  /** `provider: slurm`: the cluster and what each job asks of it; the stage runs as a batch job. */
+  readonly slurm?: SlurmCluster;
 }
 
 export async function readPlacement(hostArtifactDir: string): Promise<HostPlacement | undefined> {
@@ -68,7 +71,14 @@ export interface RemoteRunOptions {
 export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
   const p = o.placement;
   const where = p.instanceId ? `${p.address} (${p.instanceId})` : p.address;
-  const target: SshTarget = { address: p.address, user: p.sshUser ?? 'ubuntu', port: p.sshPort ?? 22, ...(p.sshKey ? { key: p.sshKey } : {}), knownHosts: o.knownHosts };
+  const target: SshTarget = {
+    address: p.address,
+    user: p.sshUser ?? 'ubuntu',
+    port: p.sshPort ?? 22,
+    ...(p.sshKey ? { key: p.sshKey } : {}),
+    knownHosts: o.knownHosts,
+    ...(p.slurm?.local ? { local: true } : {}),
+  };
   const lost = (doing: string): StageError =>
     new StageError(`connection to host ${where} lost ${doing}`, 're-run: what already reached the host is not sent again');
 
@@ -105,7 +115,9 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
 
   // The project (relative paths in params) and the inputs, each input once per content hash.
   const projectDir = path.posix.join(root, 'projects', o.pipelineName);
-  await sync('syncing the project', () => rsyncUp(target, o.pipelineDir, projectDir, { signal: o.signal, delete: true, exclude: ['.pipe', 'node_modules', '.git'] }));
+  // A Slurm sweep's runs sync the same project and inputs at once: one at a time per directory.
+  const lock = (dir: string): { lock?: string } => (p.slurm ? { lock: `/tmp/pipe-sync-${hashOf(dir).slice(0, 16)}.lock` } : {});
+  await sync('syncing the project', () => rsyncUp(target, o.pipelineDir, projectDir, { signal: o.signal, delete: true, exclude: ['.pipe', 'node_modules', '.git'], ...lock(projectDir) }));
   const remoteInputs: Record<string, Artifact> = {};
   for (const [port, a] of Object.entries(o.inputs)) {
     // A partial pull (sparse entry) holds only some files: never the host's whole copy of its content.
@@ -115,7 +127,7 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
     if (have.exitCode === 255) throw lost('checking inputs');
     if (have.exitCode !== 0) {
       o.log.info(`sending input ${port} (${a.contentHash.slice(0, 12)})`);
-      await sync(`sending input ${port}`, () => rsyncUp(target, a.dir, dir, { signal: o.signal, delete: true }));
+      await sync(`sending input ${port}`, () => rsyncUp(target, a.dir, dir, { signal: o.signal, delete: true, ...lock(dir) }));
       await sshRun(target, `touch ${shq(`${dir}.complete`)}`, { signal: o.signal });
     }
     remoteInputs[port] = { ...a, dir };
@@ -139,55 +151,90 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
   let result: StageResult | undefined;
   const done = await sshRun(target, `cat ${shq(path.posix.join(jobDir, 'done.json'))} 2>/dev/null`, { signal: o.signal, onLine: (l) => (result ??= tryJson(l)) });
   if (done.exitCode === 255) throw lost('checking for earlier work');
+  let slurmJob: import('./slurm/job.js').SlurmJobFacts | undefined;
   if (result) o.log.info('the host already finished this job: fetching its output');
   else {
-    const local = await mkdtemp(path.join(os.tmpdir(), 'pipe-job-'));
-    try {
-      await writeFile(path.join(local, 'job.json'), JSON.stringify(job));
-      await sync('sending the job', () => rsyncUp(target, local, jobDir, { signal: o.signal }));
-    } finally {
-      await rm(local, { recursive: true, force: true });
-    }
-    o.log.info(`running on ${where}`);
+    const sendJob = async (): Promise<void> => {
+      const local = await mkdtemp(path.join(os.tmpdir(), 'pipe-job-'));
+      try {
+        await writeFile(path.join(local, 'job.json'), JSON.stringify(job));
+        await sync('sending the job', () => rsyncUp(target, local, jobDir, { signal: o.signal }));
+      } finally {
+        await rm(local, { recursive: true, force: true });
+      }
+    };
+    const execute = `node ${shq(host.bin)} exec ${shq(path.posix.join(jobDir, 'job.json'))}`;
     let failure: string | undefined;
     const bars = new Map<number, Progress>();
-    const run = await sshRun(target, `cd ${shq(projectDir)} && ${host.env}node ${shq(host.bin)} exec ${shq(path.posix.join(jobDir, 'job.json'))}`, {
-      signal: o.signal,
-      ...(job.secrets ? { input: secretsLine(o.secrets!) } : {}),
-      onLine: (text) => {
-        const line = decodeLine(text);
-        if (!line) return o.log.info(text);
-        switch (line.t) {
-          case 'log':
-            return o.log[line.level](line.msg);
-          case 'progress': {
-            let bar = bars.get(line.id);
-            if (!bar) bars.set(line.id, (bar = o.progress(line.label, line.total, line.resumed)));
-            if (line.total !== undefined) bar.setTotal(line.total);
-            if (line.end) bar.done(line.status);
-            else bar.update(line.done, line.status);
-            return;
-          }
-          case 'result':
-            result = line.result;
-            return;
-          case 'error':
-            failure = line.message;
-            return;
-          default: {
-            const never: never = line;
-            return never;
-          }
+    const onLine = (text: string): void => {
+      const line = decodeLine(text);
+      if (!line) return o.log.info(text);
+      switch (line.t) {
+        case 'log':
+          return o.log[line.level](line.msg);
+        case 'progress': {
+          let bar = bars.get(line.id);
+          if (!bar) bars.set(line.id, (bar = o.progress(line.label, line.total, line.resumed)));
+          if (line.total !== undefined) bar.setTotal(line.total);
+          if (line.end) bar.done(line.status);
+          else bar.update(line.done, line.status);
+          return;
         }
-      },
-    });
-    if (o.signal.aborted) throw new StageError('interrupted');
-    if (failure) throw new StageError(`${failure} (on ${where})`);
-    if (run.exitCode === 255 || !result) throw lost('while the stage ran');
+        case 'result':
+          result = line.result;
+          return;
+        case 'error':
+          failure = line.message;
+          return;
+        default: {
+          const never: never = line;
+          return never;
+        }
+      }
+    };
+    if (p.slurm && job.secrets) {
+      // A batch job has no session to read them from, and sbatch keeps a job's environment in the
+      // controller's state files: refused rather than written to the cluster's disks.
+      throw new StageError(
+        `this stage is given secrets (${job.secrets.join(', ')}), which pipe does not pass to Slurm jobs: the scheduler would store them in its state files`,
+        'run this stage on an ssh host or locally, or give the job its credential through the cluster (e.g. a file readable only by you)',
+      );
+    }
+    if (p.slurm) {
+      // The cluster's scheduler runs it: submitted (or found queued by its key) and followed.
+      const { runSlurmJob } = await import('./slurm/job.js');
+      slurmJob = await runSlurmJob({
+        target,
+        cluster: p.slurm,
+        key: o.key,
+        pipelineName: o.pipelineName,
+        stageId: o.stageId,
+        // The cache root is two levels above its known_hosts file (<root>/ssh/known_hosts).
+        cacheId: (await import('./cache-id.js')).cacheIdOf(path.dirname(path.dirname(o.knownHosts))),
+        jobDir,
+        projectDir,
+        command: `${host.env}exec ${execute}`,
+        sendJob,
+        onLine,
+        failure: () => failure,
+        log: o.log,
+        signal: o.signal,
+        lost,
+      });
+      if (!result) throw new StageError(`Slurm job ${slurmJob.jobId} completed but its log has no result from pipe exec`, `see ${path.posix.join(jobDir, 'job.log')} on ${where}`);
+    } else {
+      await sendJob();
+      o.log.info(`running on ${where}`);
+      const run = await sshRun(target, `cd ${shq(projectDir)} && ${host.env}${execute}`, { signal: o.signal, onLine, ...(job.secrets ? { input: secretsLine(o.secrets!) } : {}) });
+      if (o.signal.aborted) throw new StageError('interrupted');
+      if (failure) throw new StageError(`${failure} (on ${where})`);
+      if (run.exitCode === 255 || !result) throw lost('while the stage ran');
+    }
   }
   await sync('fetching the output', () => rsyncDown(target, job.outDir, o.outDir, { signal: o.signal }));
   await sshRun(target, `rm -rf ${shq(jobDir)}`, { signal: o.signal });
-  return withDevice(result ?? {}, where, host, o.log);
+  const placed = withDevice(result ?? {}, where, host, o.log);
+  return slurmJob ? { ...placed, meta: { ...placed.meta, slurm: slurmJob } } : placed;
 }
 
 /**

@@ -11,6 +11,8 @@ export interface SshTarget {
   readonly key?: string;
   /** known_hosts file owned by pipe. */
   readonly knownHosts: string;
+  /** This machine itself (a Slurm cluster whose submit host is here): commands run in a local shell, rsync copies locally. */
+  readonly local?: boolean;
 }
 
 export function sshOptions(t: SshTarget): string[] {
@@ -54,7 +56,7 @@ export interface RemoteRun {
  * `input`: written to the remote command's stdin (secrets travel this way, never in `command`).
  */
 export async function sshRun(t: SshTarget, command: string, opts: { signal?: AbortSignal; onLine?: (line: string) => void; input?: string } = {}): Promise<RemoteRun> {
-  const child: ResultPromise = execa('ssh', [...sshOptions(t), destination(t), command], {
+  const child: ResultPromise = execa(...shellArgs(t, command), {
     reject: false,
     buffer: { stdout: false, stderr: true },
     ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
@@ -72,23 +74,44 @@ export async function sshRun(t: SshTarget, command: string, opts: { signal?: Abo
   return { exitCode: result.exitCode, stderr: String(result.stderr ?? '') };
 }
 
-function rsyncShell(t: SshTarget): string {
+/** The program and arguments that run `command` on the host (ssh, or bash here for a local target). */
+export function shellArgs(t: SshTarget, command: string): [string, string[]] {
+  return t.local ? ['bash', ['-c', command]] : ['ssh', [...sshOptions(t), destination(t), command]];
+}
+
+/** rsync's `-e` and the remote side of a path: none for a local target. */
+function remotePath(t: SshTarget, p: string): string {
+  return t.local ? p : `${destination(t)}:${p}`;
+}
+
+function rsyncShell(t: SshTarget): string[] {
+  if (t.local) return [];
+  return ['-e', rsyncShellCommand(t)];
+}
+
+function rsyncShellCommand(t: SshTarget): string {
   return ['ssh', ...sshOptions(t)].map((a) => (/[\s'"]/.test(a) ? shq(a) : a)).join(' ');
 }
 
-/** rsync a local directory's contents into a remote directory (created as needed). */
-export async function rsyncUp(t: SshTarget, localDir: string, remoteDir: string, opts: { signal?: AbortSignal; exclude?: string[]; delete?: boolean } = {}): Promise<void> {
-  const args = ['-a', '--partial', '--mkpath', ...(opts.delete ? ['--delete'] : []), ...(opts.exclude ?? []).flatMap((e) => ['--exclude', e]), '-e', rsyncShell(t), `${path.resolve(localDir)}/`, `${destination(t)}:${remoteDir}/`];
-  await runRsync(args, opts.signal);
+/**
+ * rsync a local directory's contents into a remote directory (created as needed). `lock`: a file
+ * on the host that serializes syncs into the same directory (runs of a sweep at once: one
+ * rsync --delete would remove the other's temp files).
+ */
+export async function rsyncUp(t: SshTarget, localDir: string, remoteDir: string, opts: { signal?: AbortSignal; exclude?: string[]; delete?: boolean; lock?: string } = {}): Promise<void> {
+  const locked = opts.lock ? ['flock', '-w', '600', opts.lock] : [];
+  const rsyncPath = locked.length && !t.local ? [`--rsync-path=${[...locked, 'rsync'].map(shq).join(' ')}`] : [];
+  const args = ['-a', '--partial', '--mkpath', ...rsyncPath, ...(opts.delete ? ['--delete'] : []), ...(opts.exclude ?? []).flatMap((e) => ['--exclude', e]), ...rsyncShell(t), `${path.resolve(localDir)}/`, `${remotePath(t, remoteDir)}/`];
+  await runRsync(t.local && locked.length ? [...locked.slice(1), 'rsync', ...args] : args, opts.signal, t.local && locked.length ? 'flock' : 'rsync');
 }
 
 export async function rsyncDown(t: SshTarget, remoteDir: string, localDir: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
-  const args = ['-a', '--partial', '-e', rsyncShell(t), `${destination(t)}:${remoteDir}/`, `${path.resolve(localDir)}/`];
+  const args = ['-a', '--partial', ...rsyncShell(t), `${remotePath(t, remoteDir)}/`, `${path.resolve(localDir)}/`];
   await runRsync(args, opts.signal);
 }
 
-async function runRsync(args: string[], signal?: AbortSignal): Promise<void> {
-  const r = await execa('rsync', args, { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) });
+async function runRsync(args: string[], signal?: AbortSignal, program = 'rsync'): Promise<void> {
+  const r = await execa(program, args, { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) });
   if (r.exitCode !== 0) {
     const why = String(r.stderr ?? '').trim().split('\n').slice(-2).join(' ');
     const lost = r.exitCode === 255 || r.exitCode === 12 || /connection|closed|reset|broken pipe/i.test(why);

@@ -100,7 +100,7 @@ export function renderMarkdown(data: ReportData): string {
     '',
   );
   const shown = (s: StageRow, k: string): unknown => (k === 'engine' ? engineText(s.info) : s.info[k]);
-  const backend = data.stages.flatMap((s) => ['backend', 'engine', 'device', 'warnings'].flatMap((k) => (shown(s, k) === undefined ? [] : [`${mdText(s.stage)} ${k}: ${mdText(fmt.value(shown(s, k), 80))}`])));
+  const backend = data.stages.flatMap((s) => ['backend', 'engine', 'device', 'slurm', 'warnings'].flatMap((k) => (shown(s, k) === undefined ? [] : [`${mdText(s.stage)} ${k}: ${mdText(fmt.value(shown(s, k), 80))}`])));
   if (backend.length > 0) out.push(backend.join(' · '), '');
   return out.join('\n');
 }
