@@ -116,7 +116,7 @@ export const predictStage: Stage<PredictParams> = {
     const counts = classes.map((c) => `${c} ${perClass[c]}`).join(', ');
     return {
       metrics: { images: rows.length, images_per_second: rows.length / seconds },
-      meta: { backend, engine: predictor.engineName, cut: artifact.finetune.cut, count: rows.length, corrupt: excluded.length, per_class: perClass, seconds },
+      meta: { backend, engine: predictor.engineName, cut: artifact.finetune.cut, count: rows.length, frozen_computed: predictor.frozenComputed, corrupt: excluded.length, per_class: perClass, seconds },
       summary: `${rows.length} images predicted (${counts})${excluded.length ? `; ${excluded.length} corrupt left out` : ''}`,
     };
   },
