@@ -1,7 +1,8 @@
 // Two pipe runs installing onto the same host at once (two clones of a project, two CI jobs, one
 // GPU box) take turns: the host's install lock (runner/hosts/install-lock.ts) lets one sync and
-// `npm ci` while the other waits and then finds it installed. A run killed (kill -9) while it holds
-// the lock frees it: its ssh session ends with it, and the waiting run goes on.
+// `npm ci` while the other waits and then finds it installed. A run killed (kill -9) while it
+// holds the lock frees it: its ssh session ends with it, and the waiting run goes on. Each test
+// installs pipe on the loopback host for real (1.5 min on 2 busy cores), hence the long timeouts.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -47,7 +48,7 @@ test('the install lock script waits for the holder and says whom it waits for', 
   assert.match(s, /exec cat >\/dev\/null$/, 'held until stdin closes');
 });
 
-test('two runs installing pipe onto the same host at once: one installs, the other waits for it and reuses it', { skip, timeout: 300_000 }, async () => {
+test('two runs installing pipe onto the same host at once: one installs, the other waits for it and reuses it', { skip, timeout: 600_000 }, async () => {
   const sshd = await startSshd();
   const a = await Rig.create();
   const b = await Rig.create();
@@ -72,7 +73,7 @@ test('two runs installing pipe onto the same host at once: one installs, the oth
   }
 });
 
-test('a run killed while it holds the host install lock frees it: the waiting run installs and finishes', { skip, timeout: 300_000 }, async () => {
+test('a run killed while it holds the host install lock frees it: the waiting run installs and finishes', { skip, timeout: 600_000 }, async () => {
   const sshd = await startSshd();
   const a = await Rig.create();
   const b = await Rig.create();
