@@ -14,6 +14,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   remote: async () => (await import('./remote.js')).benchRemote,
   images: async () => (await import('./images.js')).benchImages,
   slurm: async () => (await import('./slurm.js')).benchSlurm,
+  predict: async () => (await import('./predict.js')).benchPredict,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -3,9 +3,11 @@
 // finetune runs (cachedFeatures: decode + preprocess + conv base); predict adds its decode
 // check, the head, predictions.csv and the picture page. Fresh caches for both: no reuse.
 //   node dist/bench/predict.js [N=1000]      (VGG16 on 2 cores: about 10 img/s, so minutes)
+// `npm run bench` runs it too (`npm run bench -- predict` alone).
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { Progress, StageContext } from '../runner/types.js';
 import { buildVgg } from '../stages/vision/vgg16.js';
@@ -117,4 +119,11 @@ async function main(n: number): Promise<object> {
   }
 }
 
-console.log(JSON.stringify(await main(Number(process.argv[2] ?? 1000)), null, 2));
+/** For `npm run bench` (bench/index.ts): 1,000 photos, or PIPE_BENCH_PREDICT_IMAGES. */
+export async function benchPredict(): Promise<object> {
+  return main(Number(process.env['PIPE_BENCH_PREDICT_IMAGES'] ?? 1000));
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  console.log(JSON.stringify(await main(Number(process.argv[2] ?? 1000)), null, 2));
+}

@@ -1,7 +1,6 @@
-// "Earlier runs" for the report stage: the last runs of a pipeline with the params that differ
+// "Earlier runs" for the run view of a report: the last runs of a pipeline with the params that differ
 // between them and their headline metrics, ready to put in a small table. Light on purpose: it
 // reads only the run records and meta/metrics files under the cache root.
-import path from 'node:path';
 import { differingParams, headlineColumns, loadHistory, metricValue, shortParam, type GitInfo, type RunStatus } from './history.js';
 
 export interface RecentRun {
@@ -63,15 +62,4 @@ export async function recentRuns(cacheRoot: string, pipeline: string, limit = 5,
     params: params.map((p) => ({ path: p, label: shortParam(p) })),
     metrics: columns.map((c) => ({ label: c.label, stage: c.stage, name: c.name })),
   };
-}
-
-/**
- * The cache root from a directory the runner gave a stage: its `outDir`
- * (<root>/tmp/<id>/data) or an input artifact's dir (<root>/cache/<key>/data).
- */
-export function cacheRootOf(stageDir: string): string | undefined {
-  const entry = path.dirname(path.resolve(stageDir));
-  const parent = path.dirname(entry);
-  const base = path.basename(parent);
-  return base === 'tmp' || base === 'cache' ? path.dirname(parent) : undefined;
 }

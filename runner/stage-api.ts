@@ -10,7 +10,7 @@ export { writeAtomic, fileProblem } from './fs-util.js';
 /** The device a stage computed on (cpu, cuda ...), for the run record and `pipe runs`. */
 export { noteDevice } from './device.js';
 /** Run history for the report: the last runs of a pipeline, and the cache root of a stage's dir. */
-export { recentRuns, cacheRootOf, type RecentRun, type RecentRuns } from './report-history.js';
+export { recentRuns, type RecentRun, type RecentRuns } from './report-history.js';
 /** The provision stage's host clients, loaded lazily (the EC2 one loads the AWS SDK): call inside `run`. */
 export const hostClients = {
   ssh: () => import('./hosts/ec2/ssh-wait.js'),

@@ -212,6 +212,13 @@ export interface Stage<P = Record<string, unknown>> {
    * `params` are the resolved params, as `run` gets them.
    */
   reads?(params: P, port: string): readonly string[] | undefined;
+  /**
+   * This run's view of the stage's artifact (e.g. the report with the run's id, timings and
+   * origins), written by `pipe run` to .pipe/runs/<run-id>/<stage>/ outside the cache: the
+   * artifact holds only what its inputs determine, the view what this run did. Returns file
+   * name -> content (`index.html` is the one `pipe run` prints), or undefined for none.
+   */
+  runView?(artifact: Artifact, run: RunViewFacts): Promise<Readonly<Record<string, string>> | undefined>;
   run(ctx: StageContext<P>): Promise<StageResult | void>;
 }
 
@@ -243,4 +250,16 @@ export class StageError extends Error {
   ) {
     super(message);
   }
+}
+
+/** What a stage's `runView` is told of the run: its id, start, pipe's version and the lineage. */
+export interface RunViewFacts {
+  readonly runId: string;
+  /** ISO time the run started. */
+  readonly startedAt: string;
+  readonly pipeVersion: string;
+  /** The artifact's upstream stages as this run had them, in dependency order, the stage itself last. */
+  readonly lineage: readonly { readonly stage: string; readonly artifact: Artifact }[];
+  /** The pipeline's recent runs (runner/report-history.ts), newest first, when there are several. */
+  readonly earlierRuns?: import('./report-history.js').RecentRuns;
 }

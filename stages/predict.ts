@@ -30,7 +30,7 @@ export const predictStage: Stage<PredictParams> = {
   description:
     "Runs a trained model on every image of a folder (new photos, a later month's data, a dataset's test set): predictions.csv with the predicted class and one probability " +
     "per class, predict.json, and predictions.html with a picture grid per predicted class and the least confident images. Corrupt files are left out and listed. " +
-    'Frozen outputs come from the same cache as training; changing the folder re-runs predict only.',
+    'Frozen outputs come from the same per-image cache as training (photos it has seen cost nothing); changing the folder re-runs predict only.',
   params: {
     type: 'object',
     additionalProperties: false,
@@ -116,7 +116,7 @@ export const predictStage: Stage<PredictParams> = {
     const counts = classes.map((c) => `${c} ${perClass[c]}`).join(', ');
     return {
       metrics: { images: rows.length, images_per_second: rows.length / seconds },
-      meta: { backend, engine: predictor.engineName, cut: artifact.finetune.cut, count: rows.length, corrupt: excluded.length, per_class: perClass, seconds },
+      meta: { backend, engine: predictor.engineName, cut: artifact.finetune.cut, count: rows.length, frozen_computed: predictor.frozenComputed, corrupt: excluded.length, per_class: perClass, seconds },
       summary: `${rows.length} images predicted (${counts})${excluded.length ? `; ${excluded.length} corrupt left out` : ''}`,
     };
   },

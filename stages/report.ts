@@ -1,13 +1,13 @@
 // `uses: report`: the pay-off of a run, something a person looks at. Reads the evaluation (and the
 // model and dataset it came from) and writes a self-contained index.html, report.md for CI
 // summaries, and metrics.json. Rendering lives in stages/report/; this file wires inputs to it.
-import { readFile, writeFile } from 'node:fs/promises';
+// The artifact holds only what its inputs determine (so a resumed run makes the same bytes as a
+// straight one); the run's facts are added by the run view `pipe run` writes (report/run-view.ts).
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Artifact, ArtifactKind, Stage, StageContext } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
 import { renderHtml } from './report/html.js';
-import { cacheRootOf, recentRuns } from '../runner/stage-api.js';
 import { renderMarkdown } from './report/markdown.js';
 import {
   available,
@@ -22,12 +22,11 @@ import {
   type Available,
   type EvalMetrics,
   type Prediction,
-  type RemoteOrigin,
   type ReportData,
   type StageRow,
   type StageVerdict,
 } from './report/model.js';
-import { isStub, pulledInfo, stubRemote } from '../runner/stage-api.js';
+import { reportRunView } from './report/run-view.js';
 import { makeThumbnails, resolveInside, type ThumbnailResult } from './report/thumbnails.js';
 import { engineFields, trainingCard } from './report/training-engine.js';
 
@@ -42,10 +41,12 @@ const MOST_WRONG = 10;
 
 export const reportStage: Stage<ReportParams> = {
   name: 'report',
-  version: 1,
+  // 2: run facts (run id, dates, timings, hosts, earlier runs) moved out to the run view.
+  version: 2,
   description:
     'Writes a self-contained index.html (headline metrics, learning curves, confusion matrix, picture grids of the ' +
-    "evaluation's views, parameters and timings of every upstream stage), report.md for CI summaries, and metrics.json.",
+    "evaluation's views, model card, parameters of every upstream stage), report.md for CI summaries, and metrics.json: " +
+    'only what its inputs determine. `pipe run` shows it with the run\'s id, timings, hosts and earlier runs in .pipe/runs/<run-id>/<stage>/.',
   params: {
     type: 'object',
     additionalProperties: false,
@@ -88,6 +89,7 @@ export const reportStage: Stage<ReportParams> = {
     if (port === 'evaluation') return undefined;
     return [];
   },
+  runView: reportRunView,
   async run(ctx) {
     const evaluation = ctx.inputs.evaluation;
     if (!evaluation) throw new StageError('report: the `evaluation` input is required');
@@ -107,9 +109,6 @@ export const reportStage: Stage<ReportParams> = {
     const data: ReportData = {
       title: ctx.params.title ?? `${ctx.pipelineName} report`,
       pipelineName: ctx.pipelineName,
-      runId: ctx.runId,
-      generatedAt: new Date().toISOString(),
-      pipeVersion: await pipeVersion(),
       metrics,
       analysis,
       history,
@@ -119,7 +118,6 @@ export const reportStage: Stage<ReportParams> = {
       stages: stageRows(ctx),
       verdicts: verdictsOf(ctx),
       maxPerView,
-      ...(await earlierRuns(ctx)),
     };
 
     const thumbs = await thumbnails(ctx, analysis, dataset, maxPerView, size);
@@ -152,38 +150,13 @@ function upstream(ctx: StageContext<ReportParams>, port: string, kind: ArtifactK
 }
 
 function stageRows(ctx: StageContext<ReportParams>): StageRow[] {
-  const row = (stage: string, uses: string, a: Artifact): StageRow => {
-    const remote = remoteOrigin(a);
-    return {
-      stage,
-      uses,
-      kind: a.kind,
-      params: a.meta.params ?? {},
-      durationMs: a.meta.durationMs,
-      createdAt: a.meta.createdAt,
-      runId: a.meta.runId,
-      thisRun: a.meta.runId === ctx.runId,
-      host: a.meta.host,
-      metrics: a.meta.metrics ?? {},
-      info: a.meta.info ?? {},
-      ...(remote ? { remote } : {}),
-    };
-  };
+  const row = (stage: string, uses: string, a: Artifact): StageRow => ({ stage, uses, kind: a.kind, params: a.meta.params ?? {}, metrics: a.meta.metrics ?? {} });
   const rows = ctx.lineage.map((l) => row(l.stage, l.uses, l.artifact));
   // Inputs are in the lineage when the runner made it; a bare context (tests, tools) may not say.
   for (const a of Object.values(ctx.inputs)) {
     if (!rows.some((r) => r.stage === a.meta.stage)) rows.push(row(a.meta.stage, a.meta.uses, a));
   }
-  rows.push({
-    stage: ctx.stageId,
-    uses: 'report',
-    kind: 'report',
-    params: { ...ctx.params },
-    runId: ctx.runId,
-    thisRun: true,
-    metrics: {},
-    info: {},
-  });
+  rows.push({ stage: ctx.stageId, uses: 'report', kind: 'report', params: { ...ctx.params }, metrics: {} });
   return rows;
 }
 
@@ -199,25 +172,6 @@ function verdictsOf(ctx: StageContext<ReportParams>): StageVerdict[] {
     out.push({ stage: a.meta.stage, passed: v.passed, message: v.message });
   }
   return out;
-}
-
-/**
- * Where an upstream artifact came from when a remote cache supplied it: meta.json of a pulled
- * artifact records `pulled: { remote, at, ... }` (so a later run that reuses it still knows);
- * a stub (only its remote meta.json was read: nothing here read its files) has no local copy.
- */
-function remoteOrigin(a: Artifact): RemoteOrigin | undefined {
-  const pulled = pulledInfo(a);
-  if (pulled && typeof pulled.remote === 'string') {
-    return {
-      url: pulled.remote,
-      ...(typeof pulled.at === 'string' ? { at: pulled.at } : {}),
-      downloaded: true,
-      ...(pulled.partial ? { partial: { files: pulled.files, of: pulled.partial.of } } : {}),
-    };
-  }
-  const stub = isStub(a) ? stubRemote(a) : undefined;
-  return stub ? { url: stub, downloaded: false } : undefined;
 }
 
 function wrongest(predictions: Available<readonly Prediction[]>, analysis: Available<Analysis>): Available<readonly Prediction[]> {
@@ -276,38 +230,4 @@ function metricsJson(m: EvalMetrics): Record<string, unknown> {
     per_class: m.perClass,
     ...(m.testCount === undefined ? {} : { test_count: m.testCount }),
   };
-}
-
-let version: Promise<string> | undefined;
-
-/** This package's version, from the package.json above this module (src or dist). */
-function pipeVersion(): Promise<string> {
-  version ??= (async () => {
-    let dir = path.dirname(fileURLToPath(import.meta.url));
-    for (;;) {
-      try {
-        const pkg = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
-        if (typeof pkg.version === 'string') return pkg.version;
-      } catch {
-        // not here: keep walking up
-      }
-      const parent = path.dirname(dir);
-      if (parent === dir) return 'unknown';
-      dir = parent;
-    }
-  })();
-  return version;
-}
-
-/** The last runs of this pipeline, for the "Earlier runs" table (only when there is more than this one). */
-async function earlierRuns(ctx: StageContext<ReportParams>): Promise<{ earlierRuns?: Awaited<ReturnType<typeof recentRuns>> }> {
-  const root = cacheRootOf(ctx.outDir);
-  if (!root) return {};
-  try {
-    const runs = await recentRuns(root, ctx.pipelineName, 6, ctx.runId);
-    return runs.runs.length > 1 ? { earlierRuns: runs } : {};
-  } catch (e) {
-    ctx.log.warn(`earlier runs not shown: ${(e as Error).message}`);
-    return {};
-  }
 }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { StageError, type Artifact } from '../runner/types.js';
 import { predictStage, type PredictParams } from '../stages/predict.js';
 import { evaluateStage, type EvaluateParams } from '../stages/evaluate.js';
@@ -108,6 +109,37 @@ test("predict on a dataset's valid folder: finetune's frozen outputs reused, the
     }
   } finally {
     await ctx.cleanup();
+  }
+});
+
+test('predict on a new folder: the photos the model has seen cost nothing, one new photo computes one, with the same probabilities', async () => {
+  const dir = path.join(root, 'seen-plus-one');
+  await mkdir(dir, { recursive: true });
+  // Finetune computed the frozen outputs of train/ and valid/: copies of those under other names.
+  for (const f of files['valid']!) await copyFile(path.join(dataset.dir, f), path.join(dir, `seen-${path.basename(path.dirname(f))}-${path.basename(f)}`));
+  // A photo nothing has seen: a valid one mirrored.
+  await sharp(path.join(dataset.dir, files['valid']![0]!)).flop().jpeg().toFile(path.join(dir, 'new.jpg'));
+  const ctx = await predict(artifactFromDir(dir, 'files', 'images'));
+  const ref = await predict(dataset, { from: 'valid' });
+  try {
+    assert.equal(ctx.meta['frozen_computed'], 1, 'only the new photo went through the frozen part');
+    assert.ok(ctx.logs.some((l) => /frozen outputs: \.: 24 of 25 images already computed \(same photos in an earlier set\), 1 to compute/.test(l)), ctx.logs.join('\n'));
+    assert.equal(ref.meta['frozen_computed'], 0);
+    // The reused rows give the probabilities the model gives those photos in valid/.
+    const ours = new Map(parseCsv(await readFile(path.join(ctx.outDir, 'predictions.csv'), 'utf8')).slice(1).map((r) => [r[0], r.slice(1)]));
+    const theirs = parseCsv(await readFile(path.join(ref.outDir, 'predictions.csv'), 'utf8')).slice(1);
+    assert.equal(ours.size, 25);
+    for (const r of theirs) assert.deepEqual(ours.get(`seen-${r[0]!.replace('/', '-')}`), r.slice(1), r[0]);
+    // Again: the whole folder from the cache, nothing computed.
+    const again = await predict(artifactFromDir(dir, 'files', 'images'));
+    try {
+      assert.equal(again.meta['frozen_computed'], 0);
+    } finally {
+      await again.cleanup();
+    }
+  } finally {
+    await ctx.cleanup();
+    await ref.cleanup();
   }
 });
 

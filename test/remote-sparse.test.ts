@@ -291,12 +291,15 @@ test('`run --only evaluate report --pull` pulls split.json and valid/ of the spl
     assert.deepEqual(pulledSplit && [pulledSplit.files, pulledSplit.partial?.files, pulledSplit.partial?.of], [11, 11, manifest.length]);
     assert.equal(pulledSplit?.bytes, [...new Map(wanted.map((m) => [m.sha256, m.size])).values()].reduce((n, s) => n + s, 0));
     assert.ok(!existsSync(rig.path('B/latest/tiny/photos')), 'the raw data is only looked up');
-    // The report says which artifacts came from the remote, and that the split came partly.
-    const md = await rig.read('B/latest/tiny/report/report.md');
+    // The report's run view (the path the run prints) says which artifacts came from the remote,
+    // and that the split came partly.
+    const view = /^report: (\S+)index\.html$/m.exec(b.stderr + b.stdout)?.[1];
+    assert.ok(view && /runs\/[^/]+\/report\/$/.test(view), `the run view's path is printed:\n${b.stderr}`);
+    const md = await readFile(path.resolve(rig.dir, view, 'report.md'), 'utf8');
     assert.match(md, new RegExp(`\\| split \\| split \\|.*\\*\\*pulled\\*\\* from s3://${server.bucket}/sparse-e2e\\d+ .*\\(partly: 11 of ${manifest.length} files\\)`));
     assert.match(md, /\| finetune \| finetune-vgg16 \|.*\*\*pulled\*\* from s3:\/\/\S+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \|/);
     assert.match(md, /\| photos \| synth-images \|.*on remote s3:\/\/\S+ \(only its meta\.json was read\)/);
-    const html = await rig.read('B/latest/tiny/report/index.html');
+    const html = await readFile(path.resolve(rig.dir, view, 'index.html'), 'utf8');
     assert.match(html, /<span class="badge remote">pulled<\/span> from <code>s3:\/\/[^<]+<\/code>, [^<]+ <span class="muted">\(partly: 11 of \d+ files\)/);
     assert.doesNotMatch(b.stderr, /could not be shown/, 'the valid pictures are there for the report');
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { reportStage, type ReportParams } from '../stages/report.js';
 import { fixtureArtifacts, makeReportFixture } from './helpers/report-fixtures.js';
 import { makeTestContext } from './helpers/stage-context.js';
+import { renderRunHtml, renderRunMarkdown, runStageRow, type RunFacts } from '../stages/report/run-view.js';
 
 test('the model card and report.md name the engine that trained, not the frozen part\'s "none"', async (t) => {
   const fixture = await makeReportFixture();
@@ -22,8 +23,11 @@ test('the model card and report.md name the engine that trained, not the frozen 
     await fixture.cleanup();
   });
   await reportStage.run(ctx);
-  const html = await readFile(path.join(ctx.outDir, 'index.html'), 'utf8');
-  const md = await readFile(path.join(ctx.outDir, 'report.md'), 'utf8');
+  const cached = await readFile(path.join(ctx.outDir, 'index.html'), 'utf8');
+  // The stage table's engine chip and report.md's engine line are the run view's (what computed).
+  const facts: RunFacts = { runId: 'r', startedAt: '2026-11-28T14:02:00.000Z', pipeVersion: '1', stages: lineage.map((l) => runStageRow(l.stage, l.artifact, 'r')) };
+  const html = renderRunHtml(cached, facts) ?? '';
+  const md = renderRunMarkdown(await readFile(path.join(ctx.outDir, 'report.md'), 'utf8'), facts) ?? '';
   const card = html.slice(html.indexOf('<section id="model">'));
   assert.match(card, /<th scope="row">engine<\/th><td><code>onnx<\/code><\/td>/);
   assert.match(card, /<th scope="row">frozen_engine<\/th><td><code>none<\/code><\/td>/);

@@ -15,8 +15,26 @@ import { fixtureArtifacts, makeReportFixture, NASTY_FILE, type FixtureOptions, t
 import { makeTestContext, type TestContext } from './helpers/stage-context.js';
 import { makeStub } from '../runner/remote/stub.js';
 import type { StoredMeta } from '../runner/cache.js';
+import type { LineageEntry } from '../runner/types.js';
+import { renderRunHtml, renderRunMarkdown, runStageRow, type RunFacts } from '../stages/report/run-view.js';
 
 const DEFAULTS: ReportParams = { thumbnails: 160, max_per_view: 8 };
+const PKG = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** The run view `pipe run` writes: the cached page and report.md with run test-run's facts. */
+function runView(cached: { html: string; md: string }, lineage: readonly LineageEntry[], extra: Partial<RunFacts> = {}): { html: string; md: string } {
+  const facts: RunFacts = {
+    runId: 'test-run',
+    startedAt: '2026-11-28T14:02:00.000Z',
+    pipeVersion: PKG.version,
+    stages: lineage.map((l) => runStageRow(l.stage, l.artifact, 'test-run')),
+    ...extra,
+  };
+  const html = renderRunHtml(cached.html, facts);
+  const md = renderRunMarkdown(cached.md, facts);
+  assert.ok(html !== undefined && md !== undefined, 'the cached report has the places for the run view');
+  return { html, md };
+}
 
 interface Ran {
   readonly fixture: ReportFixture;
@@ -93,8 +111,18 @@ test('report: headline metrics, charts, pictures, parameters and timings in inde
   assert.match(html, /Content-Security-Policy" content="default-src &#39;none&#39;; img-src data:;/);
   assert.ok(!/(src|href)="(https?:)?\/\//.test(html), 'nothing fetched from the network');
 
-  // Parameters, durations, runs, hosts, backends, versions.
-  for (const s of ['learning_rate', '0.001', 'label_from', 'block5_pool', 'caffe']) assert.ok(html.includes(s), `shows ${s}`);
+  // Parameters and stage metrics; nothing of the run that made it (that is the run view's). The
+  // model card names the engine that trained (it made the weights): that one stays.
+  for (const s of ['learning_rate', '0.001', 'label_from', 'block5_pool', 'caffe', 'val_accuracy 0.8800']) assert.ok(html.includes(s), `shows ${s}`);
+  for (const s of ['1 h 02 min', '12.4 s', '20261127-0912-a1b2', 'test-run', 'gpu-box', 'ci-runner', '2026-11-2', PKG.version]) {
+    assert.ok(!html.includes(s), `the cached page holds no run fact: ${s}`);
+  }
+  assert.ok(ctx.logs.some((l) => l.includes('thumbnails done')));
+});
+
+test('report: the run view adds durations, runs, hosts, engines and the pipe version to the cached page', async (t) => {
+  const { fixture, html: cached, md } = await runReport(t);
+  const { html } = runView({ html: cached, md }, fixtureArtifacts(fixture).lineage);
   assert.ok(html.includes('1 h 02 min'), 'finetune duration');
   assert.ok(html.includes('12.4 s'), 'evaluate duration');
   assert.ok(html.includes('20261127-0912-a1b2') && html.includes('class="badge cached"'), 'cached stages name their run');
@@ -102,14 +130,29 @@ test('report: headline metrics, charts, pictures, parameters and timings in inde
   assert.ok(html.includes('gpu-box') && html.includes('ci-runner'), 'hosts');
   assert.ok(html.includes('onnxruntime-node (frozen) + tfjs (head)'), 'engine from meta.info');
   assert.ok(html.includes('2026-11-27 09:12:44 UTC'), 'createdAt');
-  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  assert.ok(html.includes(`pipe ${pkg.version}`), 'pipe version');
-  assert.ok(html.includes('<code>test-run</code>'), 'run id');
-  assert.ok(ctx.logs.some((l) => l.includes('thumbnails done')));
+  assert.ok(html.includes(`pipe ${PKG.version}`), 'pipe version');
+  assert.match(html, /<p class="sub">pipeline <b>test<\/b> · run <code>test-run<\/code> · 2026-11-28 14:02:00 UTC · pipe /);
+  assert.ok(html.includes('<a href="#run">This run</a>') && html.includes('<section id="run">'));
+  assert.ok(html.indexOf('<section id="run">') > html.indexOf('<section id="pipeline">'), 'after the cached sections');
+  assert.doesNotMatch(html, /This page holds only what its inputs determine/, "the cached page's footer is replaced");
+  assert.equal(html.replace(/<!--[^>]*-->/g, '').length > cached.replace(/<!--[^>]*-->/g, '').length, true);
+  // Everything of the cached page is still there, in order.
+  const strip = (s: string): string => s.replace(/<!--[^>]*-->/g, '');
+  assert.ok(strip(html).includes(strip(cached).slice(0, strip(cached).indexOf('<p class="sub">'))));
+  assert.ok(html.includes(cached.slice(cached.indexOf('<section id="results">'), cached.indexOf('<!--pipe:run-->'))));
+});
+
+test('report: the run view of a page without its places is not made (a report-kind artifact written by another stage)', () => {
+  const facts: RunFacts = { runId: 'r', startedAt: '2026-11-28T14:02:00.000Z', pipeVersion: '1', stages: [] };
+  assert.equal(renderRunHtml('<html>lr 0.1</html>', facts), undefined);
+  assert.equal(renderRunMarkdown('## x', facts), undefined);
 });
 
 test('report: report.md has the tables, escapes file names, lists the most wrong files', async (t) => {
-  const { fixture, md } = await runReport(t);
+  const { fixture, md: cachedMd, html: cachedHtml } = await runReport(t);
+  assert.doesNotMatch(cachedMd, /test-run|20261127|### Stages|backend/, 'the cached report.md holds no run fact');
+  const { md } = runView({ html: cachedHtml, md: cachedMd }, fixtureArtifacts(fixture).lineage);
+  assert.match(md.split('\n')[2] ?? '', /^Pipeline `test` · run `test-run` · 2026-11-28 14:02:00 UTC · pipe /);
   assert.ok(!md.includes('data:image'), 'no images in report.md');
   assert.match(md, /^## test report$/m);
   assert.match(md, /^\| metric \| value \|$/m);
@@ -200,9 +243,9 @@ test('report: artifacts that came from a remote cache say so (pulled, when, part
     await fixture.cleanup();
   });
   await reportStage.run(ctx);
-  const html = await readFile(path.join(ctx.outDir, 'index.html'), 'utf8');
-  const md = await readFile(path.join(ctx.outDir, 'report.md'), 'utf8');
-  const row = (stage: string) => html.slice(html.indexOf(`<th scope="row">${stage}</th>`), html.indexOf('</tr>', html.indexOf(`<th scope="row">${stage}</th>`)));
+  const { html, md } = runView({ html: await readFile(path.join(ctx.outDir, 'index.html'), 'utf8'), md: await readFile(path.join(ctx.outDir, 'report.md'), 'utf8') }, lineage);
+  // The run view's stage table is the last one listing the stages.
+  const row = (stage: string) => html.slice(html.lastIndexOf(`<th scope="row">${stage}</th>`), html.indexOf('</tr>', html.lastIndexOf(`<th scope="row">${stage}</th>`)));
   assert.match(row('split'), /<span class="badge remote">pulled<\/span> from <code>s3:\/\/team-cache\/pipe_ci<\/code>, 2026-11-29 08:00:05 UTC <span class="muted">\(partly: 2,001 of 25,003 files\)<\/span>/);
   assert.match(row('finetune'), /badge remote">pulled<\/span> from <code>s3:\/\/team-cache\/pipe_ci<\/code>, 2026-11-29 08:00:05 UTC<\/td>/);
   assert.match(row('data'), /badge remote">on remote<\/span> <code>s3:\/\/team-cache\/pipe_ci<\/code> <span class="muted">\(only its meta\.json was read\)/);

@@ -14,6 +14,7 @@ import { ExitError, EXIT } from '../errors.js';
 import { useStatCache, saveStatCache } from '../hash-files.js';
 import { pipeVersion } from '../version.js';
 import { printPlan } from './status.js';
+import { writeRunViews } from '../report-view.js';
 import { SWEEP_CHILD_ENV } from '../sweep.js';
 import { literalSecretWarnings, secretNames } from '../secrets.js';
 import { refuseUnsetSecrets, withSecretNotes } from '../secrets-plan.js';
@@ -178,10 +179,12 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   bus.emit({ type: 'run-end', status, durationMs: Date.now() - started });
   output.line(summaryLine(result.outcomes, Date.now() - started, output, pulledStages, remote?.url));
   for (const w of output.warnings) output.line(output.colors.yellow(`! ${w}`));
+  // A report is shown with this run's facts (its run view); another report-kind artifact as it is.
+  const views = await writeRunViews({ cache, graph, pipeline: pipeline.name, runId, startedAt: started, outcomes: result.outcomes, stageImpls: pipeline.stageImpls }, (m) => output.line(`warning: ${m}`));
   const ownReport = flags.sweepCombination || process.env[SWEEP_CHILD_ENV] === '1';
   for (const [id, o] of result.outcomes) {
     if ((o.status === 'ran' || o.status === 'cached') && o.artifact.kind === 'report') {
-      const link = path.join(ownReport ? o.artifact.dir : path.join(cache.latestRoot, pipeline.name, id), 'index.html');
+      const link = views.get(id) ?? path.join(ownReport ? o.artifact.dir : path.join(cache.latestRoot, pipeline.name, id), 'index.html');
       output.line(`report: ${path.relative(process.cwd(), link) || link}`);
     }
   }

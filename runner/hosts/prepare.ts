@@ -75,6 +75,8 @@ async function prepare(o: PrepareOptions): Promise<HostRuntime> {
     ...(nodeBinDir ? [`PATH=${shq(nodeBinDir)}:"$PATH"`] : []),
     ...(libs.length && probe.gpus.length ? [`LD_LIBRARY_PATH=${shq(libs.join(':'))}\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}`] : []),
     ...(probe.gpus[0] ? [`PIPE_GPU_NAME=${shq(probe.gpus[0])}`] : []),
+    // Why tfjs cannot use the GPU (backend.ts puts it in the stage's device report).
+    ...(installed?.tfjsGpuFailed ? [`PIPE_TFJS_GPU_FAILED=${shq(installed.tfjsGpuFailed)}`] : []),
   ]
     .map((a) => `export ${a}; `)
     .join('');

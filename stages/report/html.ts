@@ -4,10 +4,10 @@
 import { confusionHeatmap, lineChart } from './charts.js';
 import * as fmt from './format.js';
 import { html, join, raw, type Interpolation, type Markup } from './markup.js';
-import { engineText } from './training-engine.js';
 import type { AnalysisItem, AnalysisView, Available, History, ReportData, StageRow } from './model.js';
 import type { ThumbnailResult } from './thumbnails.js';
 import { STYLE } from './style.js';
+import { RUN_MARK } from './run-marks.js';
 
 export type ThumbnailLookup = (file: string) => ThumbnailResult;
 
@@ -23,7 +23,6 @@ export function renderHtml(data: ReportData, thumb: ThumbnailLookup): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="${CSP}">
 <meta name="color-scheme" content="light">
-<meta name="generator" content="pipe ${data.pipeVersion}">
 <title>${data.title}</title>
 <style>${raw(STYLE)}</style>
 </head>
@@ -31,8 +30,8 @@ export function renderHtml(data: ReportData, thumb: ThumbnailLookup): string {
 <header class="top">
 <div class="wrap">
 <h1>${data.title}</h1>
-<p class="sub">pipeline <b>${data.pipelineName}</b> · run <code>${data.runId}</code> · ${fmt.date(data.generatedAt)} · pipe ${data.pipeVersion}</p>
-<nav><a href="#results">Results</a><a href="#curves">Learning curves</a><a href="#pictures">Pictures</a><a href="#model">Model</a><a href="#pipeline">Pipeline</a></nav>
+<p class="sub">pipeline <b>${data.pipelineName}</b>${raw(RUN_MARK.header)}</p>
+<nav><a href="#results">Results</a><a href="#curves">Learning curves</a><a href="#pictures">Pictures</a><a href="#model">Model</a><a href="#pipeline">Pipeline</a>${raw(RUN_MARK.nav)}</nav>
 </div>
 </header>
 <main class="wrap">
@@ -74,14 +73,10 @@ ${modelSection(data)}
 <h2>Pipeline</h2>
 ${pipelineSection(data)}
 </section>
-${data.earlierRuns ? html`<section id="runs">
-<h2>Earlier runs</h2>
-${runsSection(data.earlierRuns)}
-</section>` : ''}
+${raw(RUN_MARK.body)}
 </main>
 <footer class="wrap">
-Made by pipe ${data.pipeVersion} in run <code>${data.runId}</code> on ${fmt.date(data.generatedAt)}.
-The report is cached like any artifact: durations and runs are those recorded when each artifact was made.
+${raw(RUN_MARK.footerStart)}This page holds only what its inputs determine (the cached artifact). The run that shows it (run id, date, timings, hosts, engines, earlier runs) is in the page <code>pipe run</code> prints, under <code>.pipe/runs/</code>.${raw(RUN_MARK.footerEnd)}
 </footer>
 </body>
 </html>
@@ -205,47 +200,16 @@ function modelSection(data: ReportData): Markup {
 }
 
 function stageRow(s: StageRow): Markup {
-  const chips = [
-    ...Object.entries(s.metrics).map(([k, v]) => html`<span class="chip metric">${k} ${Number.isInteger(v) ? v : v.toFixed(4)}</span>`),
-    // The engine that trained (train_engine) is named in the engine chip.
-    ...Object.entries(s.info)
-      .filter(([k]) => k !== 'train_engine')
-      .map(([k, v]) => html`<span class="chip">${k}: ${fmt.value(k === 'engine' ? engineText(s.info) : v, 60)}</span>`),
-  ];
-  const when =
-    s.durationMs === undefined
-      ? html`<span class="badge run">this run</span>`
-      : html`${fmt.date(s.createdAt)}<br>${s.thisRun ? html`<span class="badge run">this run</span>` : html`<span class="badge cached">cached</span> <code>${s.runId}</code>`}${remoteNote(s)}`;
-  return html`<tr><th scope="row">${s.stage}</th><td class="nw"><code>${s.uses}</code></td><td class="nw">${s.durationMs === undefined ? '–' : fmt.duration(s.durationMs)}</td><td class="nw">${when}</td><td class="nw">${s.host ?? '–'}</td><td class="chips-cell"><div class="chips">${chips}</div></td></tr>`;
-}
-
-/** Where a stage's artifact came from when a remote cache supplied it. */
-function remoteNote(s: StageRow): Markup | string {
-  const r = s.remote;
-  if (!r) return '';
-  if (!r.downloaded) return html`<br><span class="badge remote">on remote</span> <code>${r.url}</code> <span class="muted">(only its meta.json was read)</span>`;
-  const partial = r.partial ? html` <span class="muted">(partly: ${fmt.integer(r.partial.files)} of ${fmt.integer(r.partial.of)} files)</span>` : '';
-  return html`<br><span class="badge remote">pulled</span> from <code>${r.url}</code>${r.at ? html`, ${fmt.date(r.at)}` : ''}${partial}`;
+  const chips = Object.entries(s.metrics).map(([k, v]) => html`<span class="chip metric">${k} ${Number.isInteger(v) ? v : v.toFixed(4)}</span>`);
+  return html`<tr><th scope="row">${s.stage}</th><td class="nw"><code>${s.uses}</code></td><td class="chips-cell"><div class="chips">${chips}</div></td></tr>`;
 }
 
 function pipelineSection(data: ReportData): Markup {
   const params = data.stages.map(
     (s) => html`<div class="panel params"><h4>${s.stage} <span class="uses">${s.uses}</span></h4>${keyValues(s.params)}</div>`,
   );
-  return html`<div class="table-scroll"><table class="data stages"><thead><tr><th>stage</th><th>uses</th><th>duration</th><th>computed</th><th>host</th><th>metrics and details</th></tr></thead>
+  return html`<div class="table-scroll"><table class="data stages"><thead><tr><th>stage</th><th>uses</th><th>metrics</th></tr></thead>
 <tbody>${data.stages.map(stageRow)}</tbody></table></div>
-<p class="note">"cached": made by an earlier run and reused by this one (the run id says which); durations are the ones recorded then. "pulled": taken from a remote cache (<code>pipe run --pull</code>) instead of being computed here, as recorded in the artifact's meta.json; "partly": only the files the stages that read it declare.</p>
 <h3>Effective parameters</h3>
 <div class="param-grid">${params}</div>`;
-}
-
-function runsSection(r: NonNullable<ReportData['earlierRuns']>): Markup {
-  const head = html`<tr><th>run</th><th>date</th><th>status</th>${r.params.map((p) => html`<th>${p.label}</th>`)}${r.metrics.map((m) => html`<th>${m.label}</th>`)}</tr>`;
-  const rows = r.runs.map(
-    (run) => html`<tr class="${run.current ? 'current' : ''}"><td><code>${run.id}</code>${run.current ? html` <span class="chip metric">this run</span>` : ''}</td><td>${fmt.date(run.date)}</td><td>${run.status}</td>${r.params.map(
-      (p) => html`<td>${p.path in run.params ? fmt.value(run.params[p.path], 40) : '–'}</td>`,
-    )}${r.metrics.map((m) => html`<td>${m.label in run.metrics ? fmt.value(run.metrics[m.label], 12) : '–'}</td>`)}</tr>`,
-  );
-  return html`<div class="table-scroll"><table class="data runs"><thead>${head}</thead><tbody>${rows}</tbody></table></div>
-<p class="note">The last runs of this pipeline, newest first, with the parameters that differ between them (<code>pipe runs</code>, <code>pipe diff</code>).</p>`;
 }

@@ -1,8 +1,8 @@
 // report.md: the same headline facts as index.html for places that render Markdown (CI job
 // summaries, PR comments). No images: those places do not take data: URIs.
 import * as fmt from './format.js';
-import type { ReportData, StageRow } from './model.js';
-import { engineText } from './training-engine.js';
+import type { ReportData } from './model.js';
+import { RUN_MARK } from './run-marks.js';
 
 /**
  * Text for a GFM table cell: `|` would end the cell, `<` could start raw HTML (a file may be
@@ -17,26 +17,17 @@ export function mdText(text: string): string {
     .replace(/[\\`*_[\]|~!#]/g, (c) => `\\${c}`);
 }
 
-function table(header: readonly string[], rows: readonly (readonly string[])[], align: readonly ('l' | 'r')[] = []): string {
+export function table(header: readonly string[], rows: readonly (readonly string[])[], align: readonly ('l' | 'r')[] = []): string {
   const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
   const sep = header.map((_, i) => (align[i] === 'r' ? '---:' : '---'));
   return [line(header), line(sep), ...rows.map(line)].join('\n');
-}
-
-/** Where a stage's artifact came from when a remote cache supplied it. */
-function remoteText(s: StageRow): string {
-  const r = s.remote;
-  if (!r) return '';
-  if (!r.downloaded) return `; on remote ${mdText(r.url)} (only its meta.json was read)`;
-  const partial = r.partial ? ` (partly: ${fmt.integer(r.partial.files)} of ${fmt.integer(r.partial.of)} files)` : '';
-  return `; **pulled** from ${mdText(r.url)}${r.at ? ` ${fmt.date(r.at)}` : ''}${partial}`;
 }
 
 export function renderMarkdown(data: ReportData): string {
   const m = data.metrics;
   const out: string[] = [];
   out.push(`## ${mdText(data.title)}`, '');
-  out.push(`Pipeline \`${data.pipelineName.replace(/`/g, "'")}\` · run \`${data.runId.replace(/`/g, "'")}\` · ${fmt.date(data.generatedAt)} · pipe ${mdText(data.pipeVersion)}`, '');
+  out.push(`Pipeline \`${data.pipelineName.replace(/`/g, "'")}\`${RUN_MARK.header}`, '');
   // A failed gate first, where a CI summary reader looks.
   for (const v of data.verdicts) out.push(v.passed ? `✅ **${mdText(v.stage)}: ${mdText(v.message)}**` : `> ❌ **FAILED — ${mdText(v.stage)}: ${mdText(v.message)}**`, '');
 
@@ -85,22 +76,7 @@ export function renderMarkdown(data: ReportData): string {
     );
   }
 
-  out.push('### Stages', '');
-  out.push(
-    table(
-      ['stage', 'uses', 'duration', 'computed'],
-      data.stages.map((s) => [
-        mdText(s.stage),
-        mdText(s.uses),
-        s.durationMs === undefined ? '–' : fmt.duration(s.durationMs),
-        s.durationMs === undefined ? 'this run' : `${fmt.date(s.createdAt)}, ${s.thisRun ? 'this run' : `cached from run ${mdText(s.runId)}`}${remoteText(s)}`,
-      ]),
-      ['l', 'l', 'r', 'l'],
-    ),
-    '',
-  );
-  const shown = (s: StageRow, k: string): unknown => (k === 'engine' ? engineText(s.info) : s.info[k]);
-  const backend = data.stages.flatMap((s) => ['backend', 'engine', 'device', 'slurm', 'warnings'].flatMap((k) => (shown(s, k) === undefined ? [] : [`${mdText(s.stage)} ${k}: ${mdText(fmt.value(shown(s, k), 80))}`])));
-  if (backend.length > 0) out.push(backend.join(' · '), '');
+  // The run view (`pipe run` prints its path) puts the stages' timings and origins here.
+  out.push(RUN_MARK.body);
   return out.join('\n');
 }

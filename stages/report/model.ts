@@ -274,23 +274,16 @@ export function mostWrong(predictions: readonly Prediction[], limit: number): Pr
 // ---------------------------------------------------------------------------------------------
 // What the renderers get: everything read, validated and resolved.
 
-/** One stage of the run, from ctx.lineage (or the report itself, last). */
+/**
+ * One stage of the report's lineage (or the report itself, last), with what its content
+ * determines only: when, where and by which run it was made belongs to the run view.
+ */
 export interface StageRow {
   readonly stage: string;
   readonly uses: string;
   readonly kind: string;
   readonly params: Readonly<Record<string, unknown>>;
-  /** Undefined for the report itself: it is still running. */
-  readonly durationMs?: number;
-  readonly createdAt?: string;
-  readonly runId: string;
-  /** Made by the run that made this report (else it came from the cache of an earlier run). */
-  readonly thisRun: boolean;
-  readonly host?: string;
   readonly metrics: Readonly<Record<string, number>>;
-  readonly info: Readonly<Record<string, unknown>>;
-  /** The artifact came from a remote cache (`pipe run --pull`), as its meta.json records it. */
-  readonly remote?: RemoteOrigin;
 }
 
 export interface RemoteOrigin {
@@ -310,12 +303,14 @@ export interface StageVerdict {
   readonly message: string;
 }
 
+/**
+ * What the cached report shows: only what its inputs determine, so the artifact's bytes are the
+ * same whichever run makes it. The run's facts (run id, date, timings, hosts, engines, earlier
+ * runs) are added by the run view (run-view.ts) that `pipe run` writes outside the cache.
+ */
 export interface ReportData {
   readonly title: string;
   readonly pipelineName: string;
-  readonly runId: string;
-  readonly generatedAt: string;
-  readonly pipeVersion: string;
   readonly metrics: EvalMetrics;
   readonly analysis: Available<Analysis>;
   readonly history: Available<History>;
@@ -327,6 +322,4 @@ export interface ReportData {
   readonly maxPerView: number;
   /** Upstream stages' verdicts on their outputs (evaluate's gate): shown first, a failed one plainly. */
   readonly verdicts: readonly StageVerdict[];
-  /** The last runs of this pipeline (params that differ, headline metrics), when there are several. */
-  readonly earlierRuns?: import('../../runner/stage-api.js').RecentRuns;
 }

@@ -41,7 +41,11 @@ export function loadTf(): Promise<Tf> {
 }
 
 function firstLine(e: unknown): string {
-  if ((e as { code?: string })?.code === 'ERR_MODULE_NOT_FOUND' && /Cannot find package '@tensorflow\/tfjs-node(-gpu)?'/.test(String((e as Error).message))) return 'not installed';
+  if ((e as { code?: string })?.code === 'ERR_MODULE_NOT_FOUND' && /Cannot find package '@tensorflow\/tfjs-node(-gpu)?'/.test(String((e as Error).message))) {
+    // pipe's install on a GPU host tried it (runner/hosts/install.ts) and passes on why it failed.
+    const failed = /tfjs-node-gpu/.test(String((e as Error).message)) ? process.env.PIPE_TFJS_GPU_FAILED : undefined;
+    return failed ? `its install on this host failed (${failed})` : 'not installed';
+  }
   const msg = e instanceof Error ? e.message : String(e);
   return msg.split('\n')[0]!.slice(0, 300);
 }
@@ -107,7 +111,10 @@ async function select(pref: BackendPref, log?: (m: string) => void): Promise<Bac
       }
       const detail = { requested: pref, selected: c, skipped, tfjsVersion: tf.version.tfjs, ...(threads !== undefined ? { threads } : {}) };
       const why = skipped.length ? ` (skipped: ${skipped.map((s) => `${s.candidate}: ${s.reason}`).join('; ')})` : '';
-      noteDevice(`tfjs ${c === 'tensorflow-gpu' ? `tensorflow-gpu${process.env.PIPE_GPU_NAME ? ` (${process.env.PIPE_GPU_NAME})` : ''}` : c}${threads !== undefined ? ` (${threads} threads)` : ''}`);
+      // On a GPU host (pipe sets PIPE_GPU_NAME there) a CPU backend says why tensorflow-gpu is not used.
+      const gpuSkip = process.env.PIPE_GPU_NAME && c !== 'tensorflow-gpu' ? skipped.find((s) => s.candidate === 'tensorflow-gpu') : undefined;
+      const notes = [...(threads !== undefined ? [`${threads} threads`] : []), ...(gpuSkip ? [`tensorflow-gpu: ${gpuSkip.reason}`] : [])];
+      noteDevice(`tfjs ${c === 'tensorflow-gpu' ? `tensorflow-gpu${process.env.PIPE_GPU_NAME ? ` (${process.env.PIPE_GPU_NAME})` : ''}` : c}${notes.length ? ` (${notes.join('; ')})` : ''}`);
       log?.(`tfjs backend: ${backend}${threads !== undefined ? `, ${threads} thread${threads === 1 ? '' : 's'}` : ''}${why}`);
       return { tf, backend, detail };
     } catch (e) {

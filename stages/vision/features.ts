@@ -3,7 +3,8 @@
 // raw float32 file (rows in file-list order) plus index.json, in a runner-owned derived entry
 // keyed by what determines it: the frozen layers' configs and weights, the cut, the images
 // (the dataset artifact's content hash and the split's file list) and the preprocessing.
-// Epochs, re-runs with other head parameters, and evaluate all read the same entry.
+// Epochs, re-runs with other head parameters, and evaluate all read the same entry; another set
+// with some of the same photos (predict on a new folder) copies their rows (feature-reuse.ts).
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, open, readFile, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import type { FrozenEngine } from './frozen.js';
 import { loadBatches, type Fit, type PreprocessMode } from './images.js';
 import type { DerivedFn } from './tfjs-engine.js';
 import { readSplitFile, type DatasetSplit } from '../dataset-contract.js';
+import { featureFamily, imageHashes, knownRows, RowCopier, type RowSource } from './feature-reuse.js';
 
 /** Bump when the feature file layout or its computation changes. */
 const FEATURES_VERSION = 1;
@@ -90,6 +92,11 @@ export interface FeatureIndex {
   readonly files: readonly string[];
   readonly engine: Readonly<Record<string, unknown>>;
   readonly seconds: number;
+  /** What a row depends on besides the image (feature-reuse.ts), and each row's image sha256. */
+  readonly family?: string;
+  readonly sha256?: readonly string[];
+  /** How many rows the build computed (the others were copied from earlier sets). */
+  readonly computed?: number;
 }
 
 export interface FeatureRequest {
@@ -134,80 +141,133 @@ export function featureKey(r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architect
 export interface FeatureSet {
   readonly dir: string;
   readonly index: FeatureIndex;
-  /** Whether this call computed them (false: reused). */
+  /** Whether this call built the entry (false: reused). */
   readonly built: boolean;
+  /** Images this call ran through the frozen part (0 when every row was cached or copied). */
+  readonly computed: number;
 }
 
 /**
- * The frozen outputs of `files`, from the derived cache or computed and streamed into it. With
- * `resumeDir` (the stage's workDir, which survives an interrupted attempt) the rows are written
- * there first, so an interrupted computation continues where it stopped on the next run.
+ * The frozen outputs of `files`, from the derived cache or computed and streamed into it. Rows of
+ * photos an earlier set of the same family computed are copied from its entry (feature-reuse.ts):
+ * only the others are computed. With `resumeDir` (the stage's workDir, which survives an
+ * interrupted attempt) the computed rows are written there first, so an interrupted computation
+ * continues where it stopped on the next run.
  */
 export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
   let built = false;
+  let computed = 0;
   const key = featureKey(r);
   const dir = await r.derived('features', key, async (out) => {
     built = true;
     const t0 = performance.now();
-    const engine = await r.engine();
-    const rowBytes = engine.outputShape.reduce((a, b) => a * b, 1) * 4;
-    const target = path.join(out, 'features.f32');
-    const file = r.resumeDir ? path.join(r.resumeDir, `features-${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 24)}.f32`) : target;
-    let done = 0;
-    if (r.resumeDir) {
-      await mkdir(r.resumeDir, { recursive: true });
-      const size = await stat(file).then((st) => st.size, () => 0);
-      done = Math.min(r.files.length, Math.floor(size / rowBytes));
-      await writeFile(file, '', { flag: 'a' });
-      await truncate(file, done * rowBytes); // drop a half-written row
-      if (done > 0) r.log(`frozen outputs: ${r.split}: resuming after ${done} of ${r.files.length} images`);
-    }
-    const bar = r.progress(`frozen outputs: ${r.split}`, r.files.length, done);
-    const fh = await open(file, r.resumeDir ? 'a' : 'w');
-    const first = done;
-    try {
-      const abs = r.files.slice(done).map((f) => path.join(r.datasetDir, f));
-      for await (const batch of loadBatches(abs, {
-        size: r.preprocess.size,
-        fit: r.preprocess.fit,
-        preprocess: r.preprocess.mode,
-        batchSize: r.batchSize,
-        concurrency: r.concurrency ?? 4,
-        signal: r.signal,
-        reuseBuffers: true, // each batch is run through the engine before the next is taken
-      })) {
-        const y = await engine.run(batch.data, batch.count);
-        await fh.write(new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
-        done += batch.count;
-        const secs = (performance.now() - t0) / 1000;
-        bar.update(done, `${((done - first) / secs).toFixed(1)} img/s`);
+    const family = featureFamily({ version: FEATURES_VERSION, ...r });
+    const hashes = await imageHashes(r.datasetDir, r.files);
+    // Where the other feature entries are: beside the family's own small entry.
+    const familyDir = await r.derived('features-family', { family }, (o) => writeFile(path.join(o, 'family.json'), JSON.stringify({ family, cut: r.cut, architecture: r.architecture })));
+    const known = await knownRows(path.dirname(familyDir), family, new Set(hashes));
+    // Each image not found is computed once, however often it appears in the set.
+    const slot = new Map<string, number>();
+    const toCompute: number[] = [];
+    hashes.forEach((h, i) => {
+      if (!known.rows.has(h) && !slot.has(h)) {
+        slot.set(h, toCompute.length);
+        toCompute.push(i);
       }
-    } finally {
-      await fh.close();
-    }
-    if (file !== target) {
-      await rename(file, target).catch(async (e: NodeJS.ErrnoException) => {
-        if (e.code !== 'EXDEV') throw e;
-        await copyFile(file, target);
-        await rm(file, { force: true });
-      });
-    }
+    });
+    computed = toCompute.length;
+    if (toCompute.length < r.files.length) r.log(`frozen outputs: ${r.split}: ${r.files.length - toCompute.length} of ${r.files.length} images already computed (same photos in an earlier set), ${toCompute.length} to compute`);
+    const target = path.join(out, 'features.f32');
+    const fresh = toCompute.length > 0 ? await computeRows(r, toCompute.map((i) => r.files[i]!), key, toCompute.length === r.files.length ? target : path.join(out, 'computed.f32')) : undefined;
+    const shape = fresh?.shape ?? known.shape ?? (await r.engine()).outputShape; // the last: an empty set
+    if (fresh?.file !== target) await assembleRows(target, hashes, known.rows, slot, fresh?.file, shape.reduce((a, b) => a * b, 1) * 4);
     const seconds = (performance.now() - t0) / 1000;
     const index: FeatureIndex = {
       version: FEATURES_VERSION,
       count: r.files.length,
-      shape: engine.outputShape,
+      shape,
       dtype: 'float32',
       files: r.files,
-      engine: { name: engine.name, ...engine.detail },
+      engine: fresh?.engine ?? known.engine ?? {},
       seconds,
+      family,
+      sha256: hashes,
+      computed: toCompute.length,
     };
     await writeFile(path.join(out, 'index.json'), JSON.stringify(index));
-    bar.done(`${r.files.length} images, ${seconds.toFixed(1)} s`);
   });
   const index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as FeatureIndex;
   if (!built) r.log(`frozen outputs: ${r.split}: ${index.count} images from the cache`);
-  return { dir, index, built };
+  return { dir, index, built, computed };
+}
+
+/** The frozen outputs of `files` (dataset-relative) into `target`, through the engine; resumable. */
+async function computeRows(r: FeatureRequest, files: readonly string[], key: unknown, target: string): Promise<{ file: string; shape: readonly number[]; engine: Record<string, unknown> }> {
+  const t0 = performance.now();
+  const engine = await r.engine();
+  const rowBytes = engine.outputShape.reduce((a, b) => a * b, 1) * 4;
+  // Named by what it holds: the key and the list computed (which depends on what was found).
+  const tag = createHash('sha256').update(JSON.stringify(key)).update(files.join('\n')).digest('hex').slice(0, 24);
+  const file = r.resumeDir ? path.join(r.resumeDir, `features-${tag}.f32`) : target;
+  let done = 0;
+  if (r.resumeDir) {
+    await mkdir(r.resumeDir, { recursive: true });
+    const size = await stat(file).then((st) => st.size, () => 0);
+    done = Math.min(files.length, Math.floor(size / rowBytes));
+    await writeFile(file, '', { flag: 'a' });
+    await truncate(file, done * rowBytes); // drop a half-written row
+    if (done > 0) r.log(`frozen outputs: ${r.split}: resuming after ${done} of ${files.length} images`);
+  }
+  const bar = r.progress(`frozen outputs: ${r.split}`, files.length, done);
+  const fh = await open(file, r.resumeDir ? 'a' : 'w');
+  const first = done;
+  try {
+    const abs = files.slice(done).map((f) => path.join(r.datasetDir, f));
+    for await (const batch of loadBatches(abs, {
+      size: r.preprocess.size,
+      fit: r.preprocess.fit,
+      preprocess: r.preprocess.mode,
+      batchSize: r.batchSize,
+      concurrency: r.concurrency ?? 4,
+      signal: r.signal,
+      reuseBuffers: true, // each batch is run through the engine before the next is taken
+    })) {
+      const y = await engine.run(batch.data, batch.count);
+      await fh.write(new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
+      done += batch.count;
+      const secs = (performance.now() - t0) / 1000;
+      bar.update(done, `${((done - first) / secs).toFixed(1)} img/s`);
+    }
+  } finally {
+    await fh.close();
+  }
+  if (file !== target) {
+    await rename(file, target).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EXDEV') throw e;
+      await copyFile(file, target);
+      await rm(file, { force: true });
+    });
+  }
+  bar.done(`${files.length} images, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return { file: target, shape: engine.outputShape, engine: { name: engine.name, ...engine.detail } };
+}
+
+/** The set's rows in file order into `target`: each from an earlier entry or from the computed file (then removed). */
+async function assembleRows(target: string, hashes: readonly string[], known: ReadonlyMap<string, RowSource>, slot: ReadonlyMap<string, number>, computed: string | undefined, rowBytes: number): Promise<void> {
+  const copier = new RowCopier(rowBytes);
+  const out = await open(target, 'w');
+  const row = new Uint8Array(rowBytes);
+  try {
+    for (const h of hashes) {
+      const src = known.get(h) ?? { file: computed!, row: slot.get(h)! };
+      await copier.read(src, row);
+      await out.write(row);
+    }
+  } finally {
+    await out.close();
+    await copier.close();
+  }
+  if (computed) await rm(computed, { force: true });
 }
 
 /** Above this the rows are read from disk per batch instead of held in memory. */

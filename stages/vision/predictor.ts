@@ -41,6 +41,8 @@ export interface ImageSet {
 export class Predictor {
   /** What computed the frozen part (or the whole model): 'onnx', 'tfjs', or 'none' before any run. */
   engineName = 'none';
+  /** Images run through the frozen part so far (rows found in the feature cache cost nothing). */
+  frozenComputed = 0;
   private frozen: FrozenEngine | undefined;
   /** The trained part (or the whole network), opened once for every set this predictor runs. */
   private runner: FrozenEngine | undefined;
@@ -79,6 +81,7 @@ export class Predictor {
         resumeDir: path.join(this.o.workDir, 'features'),
       }).catch(asStageError);
       this.engineName = String(features.index.engine['name'] ?? this.engineName);
+      this.frozenComputed += features.computed;
       const reader = await FeatureReader.open(features);
       try {
         const head = (this.runner ??= await this.openLast(headModel(tf, model, cut)));

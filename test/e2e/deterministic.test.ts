@@ -1,6 +1,7 @@
 // Artifacts are deterministic: a run killed (kill -9) in the middle of training and then resumed
 // from its checkpoint gives every stage the same content hash as an uninterrupted run. Nothing
-// time-, host- or engine-dependent goes under data/ (timings belong in meta.json).
+// time-, host- or engine-dependent goes under data/ (timings belong in meta.json). The report too:
+// its run facts (run id, date, timings, earlier runs) are in the run view outside the cache.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
@@ -26,8 +27,11 @@ stages:
     uses: evaluate
     inputs: { model: finetune, dataset: split }
     with: { on: both }
+  report:
+    uses: report
+    inputs: { evaluation: evaluate, model: finetune }
 `;
-const STAGES = ['photos', 'split', 'finetune', 'evaluate'];
+const STAGES = ['photos', 'split', 'finetune', 'evaluate', 'report'];
 
 async function contentHashes(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};

@@ -59,7 +59,11 @@ test('a failed gate still reports: evaluation cached, report made with the verdi
   const runId = runIdOf(first.stderr);
   assert.match(out, /✗ gate failed: log_loss \d\.\d{4} is above the gate 0/);
   assert.match(out, /5 stages: 5 ran, 0 cached in [^\n]*; evaluate: gate failed: log_loss/, 'the summary says the gate failed');
-  assert.match(out, /report: \S*latest\/tiny\/report\/index\.html/);
+  // The printed report is this run's view of the cached one (run id, timings: outside the cache).
+  assert.match(out, new RegExp(`^report: \\.pipe/runs/${runId}/report/index\\.html$`, 'm'));
+  const view = await rig.read(`.pipe/runs/${runId}/report/report.md`);
+  assert.match(view.split('\n').slice(0, 6).join('\n'), /❌ \*\*FAILED — evaluate: gate failed/);
+  assert.ok(view.includes(`run \`${runId}\``), 'the run view names its run');
 
   // Every stage of latest/ is this run's, the evaluation and the report included.
   for (const stage of ['photos', 'split', 'finetune', 'evaluate', 'report']) {
@@ -86,6 +90,15 @@ test('a failed gate still reports: evaluation cached, report made with the verdi
   const record = (await readFile(rig.path('.pipe/runs', `${runIdOf(again.stderr)}.jsonl`), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string; status?: string });
   assert.equal(record.filter((e) => e.type === 'stage-start').length, 0, 'nothing ran');
   assert.equal(record.find((e) => e.type === 'run-end')?.status, 'failed');
+  // The report came from the cache; its run view is this run's, the stages "cached from" the first.
+  const againId = runIdOf(again.stderr);
+  assert.match(out2, new RegExp(`^report: \\.pipe/runs/${againId}/report/index\\.html$`, 'm'));
+  const againView = await rig.read(`.pipe/runs/${againId}/report/report.md`);
+  assert.ok(againView.includes(`run \`${againId}\``), againView.slice(0, 300));
+  assert.match(againView, new RegExp(`^\\| evaluate \\| evaluate \\| .* cached from run ${runId} \\|$`, 'm'));
+  assert.match(againView, /^> ❌ \*\*FAILED/m);
+  assert.match(await rig.read(`.pipe/runs/${againId}/report/index.html`), /<section id="runs">\n<h2>Earlier runs<\/h2>/);
+  assert.equal(await rig.read('.pipe/latest/tiny/report/report.md'), md, 'the cached report is the same bytes');
 
   // A gate the model passes: evaluate re-runs (its key changed), and so does the report (gate.json changed).
   const passed = await rig.run(['run', 'p.yaml', '--set', 'stages.evaluate.with.gate.log_loss=100']);

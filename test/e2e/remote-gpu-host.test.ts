@@ -121,6 +121,9 @@ test('a GPU host without Node: pipe installs Node, requests the CUDA build, fall
     assert.equal(r.stderr.match(/installed Node v[\d.]+ on 127\.0\.0\.1/g)?.length, 1, r.stderr);
     assert.equal(r.stderr.match(/installed pipe's dependencies on 127\.0\.0\.1 \(with the CUDA 12 build of ONNX Runtime\)/g)?.length, 1, r.stderr);
     assert.equal(await readlink(path.join(ws, 'tool/node_modules')).catch(() => 'a real dir'), 'a real dir');
+    // tfjs-node-gpu is tried too (its download fails offline): tfjs stays on wasm/cpu, with the reason.
+    assert.match(r.stderr, /train \| tfjs-node-gpu could not be installed on 127\.0\.0\.1 \(.+\): tfjs computes on wasm\/cpu there/);
+    assert.ok(existsSync(path.join(ws, 'tool/node_modules/.pipe-tfjs-gpu-failed')), 'the reason is kept for later runs');
     assert.equal(await rig.read('.pipe/latest/remote/shout/loud.txt'), 'HELLO WORLD\nPROJECT FILE\n');
     // Never silent: the stage log, the run summary (under the last line) and meta.json.
     const reason = /host 127\.0\.0\.1 has 1x Tesla T4 but this stage computes on its CPU: ONNX Runtime's CUDA provider could not be installed \(.+\)/;
