@@ -12,6 +12,7 @@ import type { FrozenEngine } from './vision/frozen.js';
 import type { Fit, PreprocessMode } from './vision/images.js';
 import type { EnginePref } from './vision/tfjs-engine.js';
 import type { DataSource, LrSchedule, OptimizerName } from './vision/train.js';
+import { OPTIMIZER_PARAM_SCHEMA } from './vision/optimizers.js';
 import { KEEP_PARAM_SCHEMA, type KeepPolicy, type Monitor } from './vision/epoch-keeper.js';
 
 /** Params every fine-tuning stage takes. */
@@ -42,7 +43,7 @@ export const TRAIN_PARAM_SCHEMA: Record<string, Record<string, unknown>> = {
     default: 'constant',
     description: '`constant`, or `cosine`: the step size falls from `learning_rate` to near 0 along a half cosine over all the steps of all epochs (annealing).',
   },
-  optimizer: { enum: ['adam', 'sgd'], default: 'adam', description: '`adam`, or `sgd` with momentum 0.9.' },
+  optimizer: OPTIMIZER_PARAM_SCHEMA,
   seed: { type: 'integer', default: 42, description: 'Seeds the new layers, the shuffles and dropout.' },
   validate_every_epoch: { type: 'boolean', default: true, description: 'Validate after every epoch (else only after the last).' },
   ...KEEP_PARAM_SCHEMA,

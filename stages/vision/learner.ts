@@ -7,7 +7,9 @@ import type { Tf } from './backend.js';
 import { loadArrays, loadTensors, saveArrays, saveTensors } from './model-io.js';
 import type { EnginePref } from './tfjs-engine.js';
 
-export type OptimizerName = 'adam' | 'sgd';
+import { OPTIMIZERS, type OptimizerName } from './optimizers.js';
+
+export type { OptimizerName };
 
 export interface Learner {
   readonly name: 'onnx' | 'tfjs';
@@ -70,19 +72,6 @@ async function onnxLearner(o: LearnerOptions): Promise<Learner> {
   };
 }
 
-function makeOptimizer(tf: Tf, name: OptimizerName, lr: number): TF.Optimizer {
-  switch (name) {
-    case 'adam':
-      return tf.train.adam(lr);
-    case 'sgd':
-      return tf.train.momentum(lr, 0.9);
-    default: {
-      const never: never = name;
-      throw new Error(`unknown optimizer ${String(never)}`);
-    }
-  }
-}
-
 /**
  * Training on softmax probabilities saturates: cross-entropy clips p at 1e-7 and a confidently
  * wrong start (large frozen features, e.g. random weights on caffe-range pixels) gets zero
@@ -129,7 +118,7 @@ function adamPowers(optimizer: TF.Optimizer): [TF.Variable, TF.Variable] | null 
 
 function tfjsLearner(o: LearnerOptions): Learner {
   const { tf, head } = o;
-  const optimizer = makeOptimizer(tf, o.optimizer, o.learningRate);
+  const optimizer = OPTIMIZERS[o.optimizer].tfjs(tf, o.learningRate);
   const vars = head.trainableWeights.map((w) => w.read() as TF.Variable);
   if (vars.length === 0) throw new Error('nothing to train: the head has no trainable weights');
   const dropouts = head.layers.filter((l) => l.getClassName() === 'Dropout');
