@@ -13,6 +13,7 @@ import type { Fit, PreprocessMode } from './vision/images.js';
 import type { EnginePref } from './vision/tfjs-engine.js';
 import type { DataSource, LrSchedule, OptimizerName } from './vision/train.js';
 import { OPTIMIZER_PARAM_SCHEMA } from './vision/optimizers.js';
+import { lrFindRequest } from './lr-find-tool.js';
 import { KEEP_PARAM_SCHEMA, type KeepPolicy, type Monitor } from './vision/epoch-keeper.js';
 
 /** Params every fine-tuning stage takes. */
@@ -205,6 +206,15 @@ export async function runFinetune<P extends TrainParams>(
       head = model;
     }
     const featuresSeconds = (performance.now() - f0) / 1000;
+
+    const lrFind = lrFindRequest(ctx);
+    if (lrFind) {
+      const { rangeTest } = await import('./vision/lr-range.js');
+      const log = { log: (m: string) => ctx.log.info(m), warn: (m: string) => ctx.log.warn(m) };
+      const common = { tf, head, train: trainSource, classes: classes.length, batchSize: p.batch_size, optimizer: p.optimizer, engine: p.engine, seed: p.seed };
+      lrFind.done(await rangeTest({ ...common, ...log, signal: ctx.signal, progress: (l, t) => ctx.progress(l, t) }, lrFind.options).catch(asStageError));
+      return { summary: 'learning-rate range test' };
+    }
 
     const result = await trainHead({
       tf,
