@@ -43,20 +43,20 @@ export function rangeRate(o: RangeTestOptions, i: number): number {
 }
 
 /**
- * Where the smoothed loss falls fastest against log(rate): the most negative slope (central
- * differences), leaving out the first and last tenth, where the average is still settling or
- * already blowing up. Null when no slope is negative.
+ * Where the smoothed loss falls fastest against log(rate): the most negative slope over a window
+ * of a twentieth of the steps each side (adjacent points are too noisy: on real photos they
+ * picked a bump at 1e-6), leaving out the first tenth, where the average is still settling.
+ * Null when no slope is negative.
  */
 export function steepestRate(points: readonly RangePoint[]): number | null {
   const n = points.length;
   if (n < 5) return null;
-  const lo = Math.max(1, Math.floor(n / 10));
-  const hi = Math.min(n - 2, n - 1 - Math.floor(n / 10));
+  const k = Math.max(1, Math.round(n / 20));
   let best: number | null = null;
   let bestSlope = 0;
-  for (let i = lo; i <= hi; i++) {
-    const a = points[i - 1]!;
-    const b = points[i + 1]!;
+  for (let i = Math.max(k, Math.floor(n / 10)); i < n - k; i++) {
+    const a = points[i - k]!;
+    const b = points[i + k]!;
     const slope = (b.smoothed - a.smoothed) / (Math.log10(b.lr) - Math.log10(a.lr));
     if (slope < bestSlope) {
       bestSlope = slope;

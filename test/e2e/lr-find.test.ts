@@ -35,6 +35,13 @@ test('rangeRate grows exponentially from start to end; steepestRate finds the fa
   const points = smoothed.map((s, i) => ({ step: i + 1, lr: 10 ** (-6 + i * 0.5), loss: s, smoothed: s }));
   assert.equal(steepestRate(points), points[4]!.lr); // slope (0.5 - 0.99) per step: the steepest
   assert.equal(steepestRate(points.map((p, i) => ({ ...p, smoothed: 1 + i }))), null);
+  // A one-step dip early (noise) loses to the broad fall that follows.
+  const noisy = Array.from({ length: 40 }, (_, i) => {
+    const s = i === 6 ? 1.6 : i < 20 ? 2 : i <= 30 ? 2 - 0.15 * (i - 20) : 0.5;
+    return { step: i + 1, lr: 10 ** (-7 + i * 0.2), loss: s, smoothed: s };
+  });
+  const pick = steepestRate(noisy)!;
+  assert.ok(pick >= noisy[20]!.lr && pick <= noisy[30]!.lr, `suggested ${pick}`);
 });
 
 test('pipe lr-find: table, suggested rate, SVG and JSON under the cache; usage errors exit 2', { timeout: 240_000 }, async () => {
