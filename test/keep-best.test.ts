@@ -10,6 +10,8 @@ import path from 'node:path';
 import type { Artifact } from '../runner/types.js';
 import { finetuneVgg16Stage, type FinetuneVgg16Params } from '../stages/finetune-vgg16.js';
 import { EpochKeeper } from '../stages/vision/epoch-keeper.js';
+import { curves } from '../stages/report/html.js';
+import { available, parseHistory } from '../stages/report/model.js';
 import type { History } from '../stages/vision/train.js';
 import { artifactFromDir, makeTestContext, type TestContext, type TestContextOptions } from './helpers/stage-context.js';
 import { tinyFinetuneParams } from './helpers/tiny-finetune.js';
@@ -140,4 +142,19 @@ test('keep: best without a validation set warns and keeps the last epoch', async
   } finally {
     await ctx.cleanup();
   }
+});
+
+test("the report's learning curves say which epoch the model holds and why, and an early stop", () => {
+  const history = parseHistory({
+    epochs: [1, 2, 3, 4].map((epoch) => ({ epoch, loss: 1 / epoch, accuracy: 0.5, val_loss: [0.5, 0.3, 0.4, 0.45][epoch - 1], val_accuracy: 0.8 })),
+    kept: { epoch: 2, policy: 'best', monitor: 'val_loss', value: 0.3, reason: 'lowest val_loss (0.3000)' },
+    early_stop: { epoch: 4, best_epoch: 2, patience: 2, reason: "val_loss did not improve on epoch 2's for 2 epochs (patience 2)" },
+  });
+  assert.deepEqual(history.kept, { epoch: 2, reason: 'lowest val_loss (0.3000)' });
+  const page = String(curves(available(history)));
+  assert.match(page, /The model holds the weights of epoch 2 of 4: lowest val_loss \(0\.3000\)\. Stopped early: val_loss did not improve on epoch 2&#39;s for 2 epochs \(patience 2\)\./);
+  assert.match(page, /<tr class="kept"><td>2 \(kept\)<\/td>/);
+  // A model made before keep: no note, no marked row.
+  const old = String(curves(available(parseHistory({ epochs: [{ epoch: 1, loss: 1, accuracy: 0.5 }] }))));
+  assert.doesNotMatch(old, /holds the weights|class="kept"/);
 });

@@ -108,7 +108,7 @@ function perClassTable(data: ReportData): Markup {
   return html`<div class="scroll-x"><table class="data num"><thead><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr></thead><tbody>${rows}</tbody></table></div>`;
 }
 
-function curves(history: Available<History>): Markup {
+export function curves(history: Available<History>): Markup {
   if (!history.ok) return notAvailable('Learning curves', history.reason);
   const epochs = history.value.epochs;
   if (epochs.length === 0) return notAvailable('Learning curves', 'history.json lists no epochs');

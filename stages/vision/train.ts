@@ -230,7 +230,9 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
   if (judging && (!validated || !o.validateEveryEpoch)) {
     const why = validated ? 'validate_every_epoch: false validates the last epoch only' : 'no validation set (valid: 0): nothing to judge epochs by';
     const effects = [keepOptions.keep === 'best' ? 'keep: best keeps the last epoch' : '', keepOptions.patience > 0 ? 'patience is off' : ''].filter(Boolean);
-    (o.warn ?? o.log)(`${why}: ${effects.join(', ')}`);
+    // keep: best is the default, so validating once is a choice, not a mistake: said, not warned; patience set in vain is.
+    const warn = !validated || keepOptions.patience > 0;
+    (warn ? (o.warn ?? o.log) : o.log)(`${why}: ${effects.join(', ')}`);
   }
   let history: History = { epochs: [] };
   let start = 1;
