@@ -122,6 +122,21 @@ export function buildProgram(): Command {
 
   pipelineOptions(
     program
+      .command('lr-find')
+      .description("learning-rate range test of a fine-tuning stage on its cached inputs: a table, a suggested rate and a plot (SVG)")
+      .argument('<file>', 'pipeline YAML')
+      .requiredOption('--stage <name>', 'the finetune or finetune-vgg16 stage to test')
+      .option('--steps <n>', 'training steps, the rate growing exponentially over them (default 200)')
+      .option('--start <lr>', 'first learning rate (default 1e-7)')
+      .option('--end <lr>', 'last learning rate (default 10); the test stops earlier where the loss diverges')
+      .option('--out <dir>', 'where to write lr-find.svg and lr-find.json (default: <cache>/lr-find/<pipeline>/<stage>)'),
+  ).action(async (file: string, flags) => {
+    const { lrFindCommand } = await import('./commands/lr-find.js');
+    process.exitCode = await lrFindCommand(file, flags);
+  });
+
+  pipelineOptions(
+    program
       .command('graph')
       .description('print the stage graph')
       .argument('<file>', 'pipeline YAML')

@@ -220,6 +220,22 @@ export interface Stage<P = Record<string, unknown>> {
    */
   runView?(artifact: Artifact, run: RunViewFacts): Promise<Readonly<Record<string, string>> | undefined>;
   run(ctx: StageContext<P>): Promise<StageResult | void>;
+  /**
+   * Commands the stage offers beside `run`, by name (`pipe lr-find` calls `lr-find`). A tool gets
+   * a context like run's, on the stage's cached inputs; nothing it writes is committed.
+   */
+  readonly tools?: Readonly<Record<string, StageTool<P>>>;
+}
+
+export interface StageTool<P = Record<string, unknown>> {
+  call(ctx: StageContext<P>, args: Readonly<Record<string, unknown>>): Promise<StageToolResult>;
+}
+
+/** What a tool hands its command: lines to print, files to write (name -> text), and JSON data. */
+export interface StageToolResult {
+  readonly lines: readonly string[];
+  readonly files: Readonly<Record<string, string>>;
+  readonly data: unknown;
 }
 
 /**

@@ -12,6 +12,9 @@ import type { FrozenEngine } from './vision/frozen.js';
 import type { Fit, PreprocessMode } from './vision/images.js';
 import type { EnginePref } from './vision/tfjs-engine.js';
 import type { DataSource, LrSchedule, OptimizerName } from './vision/train.js';
+import { OPTIMIZER_PARAM_SCHEMA } from './vision/optimizers.js';
+import { lrFindRequest } from './lr-find-tool.js';
+import { KEEP_PARAM_SCHEMA, type KeepPolicy, type Monitor } from './vision/epoch-keeper.js';
 
 /** Params every fine-tuning stage takes. */
 export interface TrainParams {
@@ -23,6 +26,10 @@ export interface TrainParams {
   optimizer: OptimizerName;
   seed: number;
   validate_every_epoch: boolean;
+  /** Schema defaults: best, val_loss, 0 (absent in params built by hand: the same). */
+  keep?: KeepPolicy;
+  monitor?: Monitor;
+  patience?: number;
   backend: BackendPref;
   engine: EnginePref;
 }
@@ -37,9 +44,10 @@ export const TRAIN_PARAM_SCHEMA: Record<string, Record<string, unknown>> = {
     default: 'constant',
     description: '`constant`, or `cosine`: the step size falls from `learning_rate` to near 0 along a half cosine over all the steps of all epochs (annealing).',
   },
-  optimizer: { enum: ['adam', 'sgd'], default: 'adam', description: '`adam`, or `sgd` with momentum 0.9.' },
+  optimizer: OPTIMIZER_PARAM_SCHEMA,
   seed: { type: 'integer', default: 42, description: 'Seeds the new layers, the shuffles and dropout.' },
   validate_every_epoch: { type: 'boolean', default: true, description: 'Validate after every epoch (else only after the last).' },
+  ...KEEP_PARAM_SCHEMA,
   backend: {
     enum: ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'],
     default: 'auto',
@@ -199,6 +207,15 @@ export async function runFinetune<P extends TrainParams>(
     }
     const featuresSeconds = (performance.now() - f0) / 1000;
 
+    const lrFind = lrFindRequest(ctx);
+    if (lrFind) {
+      const { rangeTest } = await import('./vision/lr-range.js');
+      const log = { log: (m: string) => ctx.log.info(m), warn: (m: string) => ctx.log.warn(m) };
+      const common = { tf, head, train: trainSource, classes: classes.length, batchSize: p.batch_size, optimizer: p.optimizer, engine: p.engine, seed: p.seed };
+      lrFind.done(await rangeTest({ ...common, ...log, signal: ctx.signal, progress: (l, t) => ctx.progress(l, t) }, lrFind.options).catch(asStageError));
+      return { summary: 'learning-rate range test' };
+    }
+
     const result = await trainHead({
       tf,
       head,
@@ -212,6 +229,7 @@ export async function runFinetune<P extends TrainParams>(
       optimizer: p.optimizer,
       seed: p.seed,
       validateEveryEpoch: p.validate_every_epoch,
+      keep: { keep: p.keep ?? 'best', monitor: p.monitor ?? 'val_loss', patience: p.patience ?? 0 },
       engine: p.engine,
       checkpointDir: path.join(ctx.workDir, 'checkpoint'),
       checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable: prepared.trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.lr_schedule, p.optimizer, p.seed] }),
@@ -224,7 +242,9 @@ export async function runFinetune<P extends TrainParams>(
     const s0 = performance.now();
     await mkdir(ctx.outDir, { recursive: true });
     await saveModel(model, ctx.outDir);
-    const last = result.history.epochs[result.history.epochs.length - 1];
+    // The numbers of the epoch whose weights the model holds (keep: best or last).
+    const { kept, early_stop: earlyStop } = result.history;
+    const last = result.history.epochs.find((e) => e.epoch === kept?.epoch) ?? result.history.epochs[result.history.epochs.length - 1];
     const finetune = {
       architecture: prepared.architecture,
       cut,
@@ -233,6 +253,7 @@ export async function runFinetune<P extends TrainParams>(
       // What computed it (backend, engines) is not here: it is not part of the key, so it goes to meta.json only.
       frozen_fingerprint: frozenKey,
       input: { dataset: dataset.contentHash, train: trainName, valid: validName, train_count: trainFiles.length, valid_count: validFiles.length },
+      kept: { ...kept, of_epochs: result.history.epochs.length, ...(earlyStop ? { stopped_early: earlyStop.reason } : {}) },
       ...(prepared.extra ?? {}),
     };
     const writeJson = (name: string, value: unknown) => writeFile(path.join(ctx.outDir, name), `${JSON.stringify(value, null, 2)}\n`);
@@ -275,7 +296,7 @@ export async function runFinetune<P extends TrainParams>(
       },
       summary:
         last?.val_accuracy !== undefined
-          ? `val_accuracy ${last.val_accuracy.toFixed(4)}, val_loss ${last.val_loss!.toFixed(4)} after ${result.history.epochs.length} epochs (trained on ${trainedOn(result.engine)}, frozen part: ${String(engineDetail['name'] ?? 'none')})`
+          ? `val_accuracy ${last.val_accuracy.toFixed(4)}, val_loss ${last.val_loss!.toFixed(4)} at epoch ${last.epoch} of ${result.history.epochs.length}${keptNote(result.history)} (trained on ${trainedOn(result.engine)}, frozen part: ${String(engineDetail['name'] ?? 'none')})`
           : `trained ${result.history.epochs.length} epochs (${trainedOn(result.engine)}; no '${validName}' images, so no validation metrics)`,
     };
   } finally {
@@ -283,6 +304,11 @@ export async function runFinetune<P extends TrainParams>(
     await engine?.dispose();
     model.dispose();
   }
+}
+
+/** `; kept: lowest val_loss (0.2100); stopped early: ...` for the summary line. */
+function keptNote(h: { kept?: { policy: string; reason: string }; early_stop?: { reason: string } }): string {
+  return `${h.kept?.policy === 'best' ? `; kept: ${h.kept.reason}` : ''}${h.early_stop ? `; stopped early: ${h.early_stop.reason}` : ''}`;
 }
 
 /** `onnx (cpu, 2 threads)` or `tfjs (wasm)`: what the summary line says trained. */

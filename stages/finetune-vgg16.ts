@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { Stage, StageContext } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
+import { lrFindTool } from './lr-find-tool.js';
 import { TRAIN_PARAM_SCHEMA, modelFilesHash, runFinetune, type TrainParams } from './finetune-flow.js';
 import type { VggArchitecture, VggTrainable } from './vision/vgg16.js';
 import { VGG16_WEIGHTS_MD5, VGG16_WEIGHTS_URL, cachedWeightsFile } from './vision/fetch-weights.js';
@@ -81,6 +82,7 @@ export const finetuneVgg16Stage: Stage<FinetuneVgg16Params> = {
   inputs: { dataset: { kind: 'dataset', description: 'a split dataset (split.json + class folders)' } },
   output: 'model',
   keyExclude: ['backend', 'engine'],
+  tools: { 'lr-find': lrFindTool((ctx) => finetuneVgg16Stage.run(ctx)) },
   async checkPaths(params, pipelineDir) {
     if (params.weights === 'imagenet' || params.weights === 'none' || isUrl(params.weights)) return [];
     const { fileProblem } = await import('../runner/stage-api.js');

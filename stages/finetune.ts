@@ -7,6 +7,7 @@ import type * as TF from '@tensorflow/tfjs';
 import type { Stage } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
 import type { Fit, PreprocessMode } from './vision/images.js';
+import { lrFindTool } from './lr-find-tool.js';
 import { TRAIN_PARAM_SCHEMA, modelFilesHash, runFinetune, type TrainParams } from './finetune-flow.js';
 
 export interface FinetuneParams extends TrainParams {
@@ -41,6 +42,7 @@ export const finetuneStage: Stage<FinetuneParams> = {
   inputs: { dataset: { kind: 'dataset', description: 'a split dataset (split.json + class folders)' } },
   output: 'model',
   keyExclude: ['backend', 'engine'],
+  tools: { 'lr-find': lrFindTool((ctx) => finetuneStage.run(ctx)) },
   async checkPaths(params, pipelineDir) {
     const { fileProblem } = await import('../runner/stage-api.js');
     const problem = await fileProblem(pipelineDir, params.backbone);

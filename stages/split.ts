@@ -15,6 +15,8 @@ import { apportion, byCodePoint, makeRng, shuffle } from './random.js';
 import { byClass, isDir, labelByFolder, labelByName, listImages, normaliseSub, requireDir, type Excluded, type Found } from './split/find.js';
 import { findDuplicates } from './split/duplicates.js';
 import { decodeCheck, writeLinks } from './split/io.js';
+import { groupRegExp, groupsOf, type GroupedSplit } from './split/groups.js';
+import { randomSplit } from './split/random-split.js';
 
 export { apportion, byCodePoint, makeRng, shuffle };
 
@@ -33,6 +35,8 @@ export interface SplitParams {
   extensions: string[];
   /** Absent: true. */
   dedupe?: boolean;
+  /** Absent: no groups (a split made before it keeps its bytes). */
+  group_pattern?: string;
 }
 
 type SetName = 'train' | 'valid' | 'sample/train' | 'sample/valid';
@@ -42,6 +46,8 @@ export type SplitFile = DatasetSplit &
   Required<Pick<DatasetSplit, 'seed' | 'excluded'>> & {
     readonly counts: Record<SetName, Record<string, number>> & { test: number };
     readonly files: Record<SetName | 'test', string[]>;
+    /** With group_pattern: the groups on each side. */
+    readonly groups?: { pattern: string; train: string[]; valid: string[] };
   };
 
 export const splitStage: Stage<SplitParams> = {
@@ -130,6 +136,14 @@ export const splitStage: Stage<SplitParams> = {
         minItems: 1,
         default: ['jpg', 'jpeg', 'png', 'webp'],
       },
+      group_pattern: {
+        description:
+          "A regular expression whose capture group names each image's group, matched against the file name (e.g. `^(.+)_\\d+\\.jpg$`: the breed in `Abyssinian_12.jpg`): " +
+          'all images of a group land on the same side, so validation measures kinds never trained on (as scikit-learn\'s GroupShuffleSplit). ' +
+          '`valid` is met as closely as whole groups allow. A file that does not match is an error. Not with `layout: folders`.',
+        type: 'string',
+        minLength: 1,
+      },
       dedupe: {
         description: 'Leave out of valid the images byte-identical (same sha256) to a train image, so validation only sees unseen images (default true). Either way they are listed in split.json.',
         type: 'boolean',
@@ -146,6 +160,8 @@ export const splitStage: Stage<SplitParams> = {
     const folders = p.layout === 'folders';
     const dedupe = p.dedupe ?? true;
     const exts = new Set(p.extensions.map((e) => e.toLowerCase()));
+    if (folders && p.group_pattern !== undefined) throw new StageError('split: group_pattern applies to layout: random (given folders are kept as they are)', 'remove group_pattern, or layout: folders');
+    const groupRe = p.group_pattern === undefined ? undefined : groupRegExp(p.group_pattern);
 
     // 1. Find and label.
     const found = folders ? await findGivenSets(p, base, exts, (m) => ctx.log.info(m)) : await findLabelled(p, base, exts);
@@ -168,11 +184,18 @@ export const splitStage: Stage<SplitParams> = {
     const rng = makeRng(p.seed);
     let train: Found[][];
     let valid: Found[][];
+    let groups: GroupedSplit | undefined;
     if (folders) {
       train = byClass(good(found.train), classes).map((l) => shuffle(l, rng));
       valid = byClass(good(found.valid), classes).map((l) => shuffle(l, rng));
     } else {
-      ({ train, valid } = randomSplit(p, byClass(good(found.pool), classes).map((l) => shuffle(l, rng)), classes, rng));
+      const perClass = byClass(good(found.pool), classes).map((l) => shuffle(l, rng));
+      const grouping = groupRe && groupsOf(perClass.flat(), groupRe, p.group_pattern!);
+      ({ train, valid, groups } = randomSplit(p, perClass, classes, rng, grouping));
+      if (groups) {
+        const n = valid.reduce((s, l) => s + l.length, 0);
+        ctx.log.info(`split: group_pattern: valid holds ${n} images in ${groups.validGroups.length} of ${groups.validGroups.length + groups.trainGroups.length} groups (${groups.validGroups.join(', ')}); ${p.valid} asked, whole groups only`);
+      }
     }
 
     // 4. Byte-identical images in train and valid: reported, and left out of valid unless dedupe: false.
@@ -248,6 +271,7 @@ export const splitStage: Stage<SplitParams> = {
       files,
       excluded,
       ...(duplicates.length ? { duplicates, dedupe } : {}),
+      ...(groups ? { groups: { pattern: p.group_pattern!, train: groups.trainGroups, valid: groups.validGroups } } : {}),
     };
     await writeFile(path.join(ctx.outDir, 'split.json'), `${JSON.stringify(split, null, 2)}\n`);
 
@@ -265,8 +289,9 @@ export const splitStage: Stage<SplitParams> = {
         excluded: excluded.length,
         corrupt: bad.size,
         duplicates: dupValid.size,
+        ...(groups ? { groups_train: groups.trainGroups.length, groups_valid: groups.validGroups.length } : {}),
       },
-      summary: `${classes.length} classes (${classes.join(', ')}): train ${n('train')}, valid ${n('valid')}, sample ${n('sample/train')}/${n('sample/valid')}, test ${n('test')}; ${excluded.length} left out${dupNote}`,
+      summary: `${classes.length} classes (${classes.join(', ')}): train ${n('train')}, valid ${n('valid')}, sample ${n('sample/train')}/${n('sample/valid')}, test ${n('test')}${groups ? ` (groups: ${groups.trainGroups.length} train, ${groups.validGroups.length} valid)` : ''}; ${excluded.length} left out${dupNote}`,
     };
   },
 };
@@ -344,34 +369,4 @@ async function findGivenSets(p: SplitParams, base: string, exts: ReadonlySet<str
   if (train.length + valid.length === 0) throw new StageError(`split: no images in class folders under '${trainRel}' or '${validRel}'`, 'put each class in its own folder: train/cats/1.jpg, valid/dogs/2.jpg');
   const testFiles = testRel === undefined ? [] : await listImages(base, testRel, exts);
   return { train, valid, pool: [], testFiles, testRel, excluded };
-}
-
-/** layout: random: hold out `valid` images (a count, 0, or a fraction), per class or from the pool. */
-function randomSplit(p: SplitParams, perClass: Found[][], classes: readonly string[], rng: () => number): { train: Found[][]; valid: Found[][] } {
-  const sizes = perClass.map((l) => l.length);
-  const total = sizes.reduce((s, n) => s + n, 0);
-  if (!(p.valid >= 0) || (p.valid >= 1 && !Number.isInteger(p.valid))) throw new StageError(`split: valid must be a count (0, 1, 2, ...) or a fraction between 0 and 1, not ${p.valid}`);
-  const validTotal = p.valid >= 1 || p.valid === 0 ? p.valid : Math.round(p.valid * total);
-  if (validTotal < 1 && p.valid !== 0) throw new StageError(`split: valid ${p.valid} of ${total} images is less than one image`);
-  if (validTotal >= total) throw new StageError(`split: valid asks for ${validTotal} images but only ${total} labelled images decode (none would be left to train on)`);
-  const train: Found[][] = [];
-  const valid: Found[][] = [];
-  if (p.stratify) {
-    const want = apportion(validTotal, sizes);
-    classes.forEach((c, i) => {
-      const n = sizes[i]!;
-      const v = want[i]!;
-      if (v >= n) throw new StageError(`split: class '${c}' has ${n} images: holding out ${v} for validation would leave none to train on`, 'lower `valid`');
-      valid.push(perClass[i]!.slice(0, v));
-      train.push(perClass[i]!.slice(v));
-    });
-  } else {
-    const pooled = shuffle(perClass.flat().sort((x, y) => byCodePoint(x.file, y.file)), rng);
-    const v = new Set(pooled.slice(0, validTotal));
-    perClass.forEach((l) => {
-      valid.push(l.filter((f) => v.has(f)));
-      train.push(l.filter((f) => !v.has(f)));
-    });
-  }
-  return { train, valid };
 }

@@ -103,7 +103,7 @@ function perClassTable(data: ReportData): Markup {
   return html`<div class="scroll-x"><table class="data num"><thead><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr></thead><tbody>${rows}</tbody></table></div>`;
 }
 
-function curves(history: Available<History>): Markup {
+export function curves(history: Available<History>): Markup {
   if (!history.ok) return notAvailable('Learning curves', history.reason);
   const epochs = history.value.epochs;
   if (epochs.length === 0) return notAvailable('Learning curves', 'history.json lists no epochs');
@@ -132,12 +132,14 @@ function curves(history: Available<History>): Markup {
       ...(hasValid ? [{ name: 'valid', points: series((e) => e.valAccuracy), color: VALID, dashed: true }] : []),
     ],
   });
+  const kept = history.value.kept;
   const rows = epochs.map(
     (e) =>
-      html`<tr><td>${e.epoch}</td><td>${fmt.fixed(e.loss)}</td><td>${fmt.fixed(e.accuracy)}</td><td>${fmt.fixed(e.valLoss)}</td><td>${fmt.fixed(e.valAccuracy)}</td><td>${e.seconds === null ? '–' : fmt.duration(e.seconds * 1000)}</td></tr>`,
+      html`<tr${e.epoch === kept?.epoch ? html` class="kept"` : ''}><td>${e.epoch}${e.epoch === kept?.epoch ? ' (kept)' : ''}</td><td>${fmt.fixed(e.loss)}</td><td>${fmt.fixed(e.accuracy)}</td><td>${fmt.fixed(e.valLoss)}</td><td>${fmt.fixed(e.valAccuracy)}</td><td>${e.seconds === null ? '–' : fmt.duration(e.seconds * 1000)}</td></tr>`,
   );
   return html`<div class="charts"><div class="panel">${loss}</div><div class="panel">${accuracy}</div></div>
 ${hasValid ? '' : html`<p class="note">No validation numbers in history.json: training curves only.</p>`}
+${kept ? html`<p class="note">The model holds the weights of epoch ${kept.epoch} of ${epochs.length}: ${kept.reason}.${history.value.earlyStop ? ` Stopped early: ${history.value.earlyStop}.` : ''}</p>` : ''}
 <details><summary>Per-epoch numbers</summary>
 <div class="scroll-x"><table class="data num"><thead><tr><th>epoch</th><th>loss</th><th>accuracy</th><th>val loss</th><th>val accuracy</th><th>time</th></tr></thead><tbody>${rows}</tbody></table></div>
 </details>`;

@@ -66,6 +66,10 @@ export interface Epoch {
 
 export interface History {
   readonly epochs: readonly Epoch[];
+  /** The epoch whose weights the model holds and why (absent in models made before keep). */
+  readonly kept: { readonly epoch: number; readonly reason: string } | null;
+  /** Why training stopped before its epochs (patience), when it did. */
+  readonly earlyStop: string | null;
 }
 
 /** An optional input: its value, or why the report cannot show it. */
@@ -210,7 +214,13 @@ export function parseHistory(json: unknown, name = 'history.json'): History {
       seconds: maybeNumber(ep.seconds, `${at}.seconds`),
     };
   });
-  return { epochs };
+  const kept = h.kept === undefined ? null : record(h.kept, `${name}: kept`);
+  const stop = h.early_stop === undefined ? null : record(h.early_stop, `${name}: early_stop`);
+  return {
+    epochs,
+    kept: kept ? { epoch: finite(kept.epoch, `${name}: kept.epoch`), reason: text(kept.reason, `${name}: kept.reason`) } : null,
+    earlyStop: stop ? text(stop.reason, `${name}: early_stop.reason`) : null,
+  };
 }
 
 /** A JSON object file shown as key/value pairs (finetune.json, preprocess.json). */

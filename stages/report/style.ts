@@ -65,6 +65,7 @@ svg .on-dark { fill: #fff; }
 table { border-collapse: collapse; }
 table.data { width: 100%; font-size: 14px; }
 table.data th, table.data td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+table.data tr.kept td { font-weight: 600; }
 table.data thead th { color: var(--muted); font-weight: 600; font-size: 12.5px; text-transform: uppercase; letter-spacing: 0.03em; border-bottom-width: 2px; }
 table.num td, td.n { font-variant-numeric: tabular-nums; text-align: right; }
 table.num thead th:not(:first-child) { text-align: right; }

@@ -7,7 +7,9 @@ import type { Tf } from './backend.js';
 import { loadArrays, loadTensors, saveArrays, saveTensors } from './model-io.js';
 import type { EnginePref } from './tfjs-engine.js';
 
-export type OptimizerName = 'adam' | 'sgd';
+import { OPTIMIZERS, type OptimizerName } from './optimizers.js';
+
+export type { OptimizerName };
 
 export interface Learner {
   readonly name: 'onnx' | 'tfjs';
@@ -70,19 +72,6 @@ async function onnxLearner(o: LearnerOptions): Promise<Learner> {
   };
 }
 
-function makeOptimizer(tf: Tf, name: OptimizerName, lr: number): TF.Optimizer {
-  switch (name) {
-    case 'adam':
-      return tf.train.adam(lr);
-    case 'sgd':
-      return tf.train.momentum(lr, 0.9);
-    default: {
-      const never: never = name;
-      throw new Error(`unknown optimizer ${String(never)}`);
-    }
-  }
-}
-
 /**
  * Training on softmax probabilities saturates: cross-entropy clips p at 1e-7 and a confidently
  * wrong start (large frozen features, e.g. random weights on caffe-range pixels) gets zero
@@ -117,9 +106,19 @@ async function predictRows(tf: Tf, model: TF.LayersModel, x: Float32Array, count
   }
 }
 
+/**
+ * tfjs' Adam keeps beta1^t and beta2^t as variables multiplied by beta at every step, but its
+ * setWeights recomputes them with pow(): in float32 the two differ after a dozen steps, and a
+ * resumed run drifts from the uninterrupted one. The checkpoint keeps the variables themselves.
+ */
+function adamPowers(optimizer: TF.Optimizer): [TF.Variable, TF.Variable] | null {
+  const o = optimizer as unknown as { accBeta1?: TF.Variable; accBeta2?: TF.Variable };
+  return o.accBeta1 && o.accBeta2 ? [o.accBeta1, o.accBeta2] : null;
+}
+
 function tfjsLearner(o: LearnerOptions): Learner {
   const { tf, head } = o;
-  const optimizer = makeOptimizer(tf, o.optimizer, o.learningRate);
+  const optimizer = OPTIMIZERS[o.optimizer].tfjs(tf, o.learningRate);
   const vars = head.trainableWeights.map((w) => w.read() as TF.Variable);
   if (vars.length === 0) throw new Error('nothing to train: the head has no trainable weights');
   const dropouts = head.layers.filter((l) => l.getClassName() === 'Dropout');
@@ -166,6 +165,8 @@ function tfjsLearner(o: LearnerOptions): Learner {
       await saveTensors(dir, 'optimizer', opt);
       // getWeights returns the optimizer's live variables, plus a fresh scalar for the step count.
       tf.dispose(opt.filter((w) => w.name === 'iter').map((w) => w.tensor));
+      const powers = adamPowers(optimizer);
+      if (powers) await saveTensors(dir, 'adam-powers', powers.map((v, i) => ({ name: `beta${i + 1}_power`, tensor: v })));
     },
     async restore(dir) {
       const weights = await loadTensors(tf, dir, 'weights');
@@ -173,6 +174,12 @@ function tfjsLearner(o: LearnerOptions): Learner {
       head.setWeights(weights.map((w) => w.tensor));
       tf.dispose(weights.map((w) => w.tensor));
       await optimizer.setWeights(await loadTensors(tf, dir, 'optimizer')); // takes ownership
+      const powers = adamPowers(optimizer);
+      if (powers) {
+        const saved = await loadTensors(tf, dir, 'adam-powers');
+        powers.forEach((v, i) => v.assign(saved[i]!.tensor as TF.Scalar));
+        tf.dispose(saved.map((w) => w.tensor));
+      }
     },
     async finish() {
       optimizer.dispose();

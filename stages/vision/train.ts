@@ -3,7 +3,7 @@
 // loop, so that progress is reported per batch, the run can be aborted between batches, and a
 // checkpoint after each epoch (weights, optimizer state, history) lets an interrupted run resume
 // from the last finished epoch.
-import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import type { Progress } from '../../runner/types.js';
@@ -13,6 +13,7 @@ import { mulberry32 as prng, shuffle } from '../random.js';
 import { rowLogLoss } from '../evaluate-metrics.js';
 import { openLearner, type Learner, type OptimizerName } from './learner.js';
 import type { EnginePref } from './tfjs-engine.js';
+import { EpochKeeper, type EarlyStop, type KeeperOptions, type KeptEpoch } from './epoch-keeper.js';
 
 export type { OptimizerName };
 
@@ -45,6 +46,10 @@ export interface EpochTiming {
 
 export interface History {
   epochs: EpochRecord[];
+  /** Which epoch's weights the model holds, and why. */
+  kept?: KeptEpoch;
+  /** Present when patience ended training before `epochs`. */
+  early_stop?: EarlyStop;
 }
 
 export interface TrainOptions {
@@ -61,6 +66,8 @@ export interface TrainOptions {
   readonly optimizer: OptimizerName;
   readonly seed: number;
   readonly validateEveryEpoch: boolean;
+  /** Which epoch to keep and when to stop early (default: keep the last, no patience). */
+  readonly keep?: KeeperOptions;
   /** What trains: ONNX Runtime where it can (auto), or tfjs. */
   readonly engine: EnginePref;
   /** Checkpoints live here (ctx.workDir). */
@@ -151,14 +158,21 @@ interface CheckpointState {
   history: History;
 }
 
-async function writeCheckpoint(dir: string, state: CheckpointState, learner: Learner): Promise<void> {
+/**
+ * Saves epoch `state.epoch`; older epochs' checkpoints go, except the best one (`keepEpoch`): its
+ * weights are what `keep: best` restores at the end, also after a kill and resume.
+ */
+async function writeCheckpoint(dir: string, state: CheckpointState, learner: Learner, keepEpoch: number | null): Promise<void> {
   const epochDir = path.join(dir, `epoch-${state.epoch}`);
   await rm(epochDir, { recursive: true, force: true });
   await learner.save(epochDir);
   const tmp = path.join(dir, `state.json.tmp-${process.pid}`);
   await writeFile(tmp, JSON.stringify(state));
   await rename(tmp, path.join(dir, 'state.json')); // the checkpoint counts from here on
-  if (state.epoch > 1) await rm(path.join(dir, `epoch-${state.epoch - 1}`), { recursive: true, force: true });
+  for (const name of await readdir(dir)) {
+    const m = /^epoch-(\d+)$/.exec(name);
+    if (m && Number(m[1]) !== state.epoch && Number(m[1]) !== keepEpoch) await rm(path.join(dir, name), { recursive: true, force: true });
+  }
 }
 
 async function readCheckpoint(dir: string, key: string): Promise<CheckpointState | null> {
@@ -209,7 +223,17 @@ export async function trainHead(o: TrainOptions): Promise<TrainResult> {
 async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult> {
   const { train, valid, signal } = o;
   // A checkpoint belongs to one learner: its format (and numerics) are its own.
-  const key = `${o.checkpointKey}|${learner.name}`;
+  const keepOptions: KeeperOptions = o.keep ?? { keep: 'last', monitor: 'val_loss', patience: 0 };
+  const key = `${o.checkpointKey}|${learner.name}|${JSON.stringify(keepOptions)}`;
+  const validated = !!valid && valid.count > 0;
+  const judging = keepOptions.keep === 'best' || keepOptions.patience > 0;
+  if (judging && (!validated || !o.validateEveryEpoch)) {
+    const why = validated ? 'validate_every_epoch: false validates the last epoch only' : 'no validation set (valid: 0): nothing to judge epochs by';
+    const effects = [keepOptions.keep === 'best' ? 'keep: best keeps the last epoch' : '', keepOptions.patience > 0 ? 'patience is off' : ''].filter(Boolean);
+    // keep: best is the default, so validating once is a choice, not a mistake: said, not warned; patience set in vain is.
+    const warn = !validated || keepOptions.patience > 0;
+    (warn ? (o.warn ?? o.log) : o.log)(`${why}: ${effects.join(', ')}`);
+  }
   let history: History = { epochs: [] };
   let start = 1;
   const state = await readCheckpoint(o.checkpointDir, key);
@@ -228,12 +252,15 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
     start = state.epoch + 1;
     o.log(`resuming from the checkpoint of epoch ${state.epoch}/${o.epochs}`);
   }
+  const keeper = EpochKeeper.replay(keepOptions, history.epochs);
+  // A run killed after its early stop was checkpointed stops there again.
+  let stopped: EarlyStop | undefined = start > 1 && start <= o.epochs && keeper.shouldStop() ? keeper.earlyStop() : undefined;
 
   let trainSeconds = 0;
   let validSeconds = 0;
   const epochTimings: EpochTiming[] = [];
   const batches = Math.ceil(train.count / o.batchSize);
-  for (let epoch = start; epoch <= o.epochs; epoch++) {
+  for (let epoch = start; epoch <= o.epochs && !stopped; epoch++) {
     const t0 = performance.now();
     const order = shuffle(Array.from({ length: train.count }, (_, i) => i), prng((o.seed * 7919 + epoch) >>> 0));
     const bar = o.progress(`epoch ${epoch}/${o.epochs}`, train.count);
@@ -283,7 +310,19 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
         (record.val_loss !== undefined ? ` val_loss ${record.val_loss.toFixed(4)} val_acc ${record.val_accuracy!.toFixed(4)}` : '') +
         ` (${seconds.toFixed(1)} s)`,
     );
-    await writeCheckpoint(o.checkpointDir, { key, epoch, history }, learner);
+    keeper.observe(record);
+    if (epoch < o.epochs && keeper.shouldStop()) {
+      stopped = keeper.earlyStop();
+      o.log(`stopping early after epoch ${epoch}: ${stopped.reason}`);
+    }
+    await writeCheckpoint(o.checkpointDir, { key, epoch, history }, learner, keeper.best);
   }
+  const lastEpoch = history.epochs[history.epochs.length - 1]?.epoch ?? 0;
+  const kept = keeper.kept(lastEpoch, { validated });
+  if (kept.epoch !== lastEpoch) {
+    await learner.restore(path.join(o.checkpointDir, `epoch-${kept.epoch}`));
+    o.log(`keeping epoch ${kept.epoch} of ${lastEpoch}: ${kept.reason}`);
+  }
+  history = { epochs: history.epochs, kept, ...(stopped ? { early_stop: stopped } : {}) };
   return { history, engine: learner.detail, resumedFrom: start - 1, trainSeconds, validSeconds, epochTimings };
 }

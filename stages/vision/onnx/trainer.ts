@@ -1,6 +1,6 @@
 // Trains the trainable part of a network with ONNX Runtime: the graphs of ./train-graph.ts give
-// the loss and every weight's gradient in one run; the optimizer (tfjs' Adam or SGD with momentum,
-// same formulas and defaults) updates the weights here, in plain typed arrays. ORT's matrix
+// the loss and every weight's gradient in one run; the optimizer (../optimizers.ts: tfjs' formulas
+// and defaults) updates the weights here, in plain typed arrays. ORT's matrix
 // products use every core, where tfjs' wasm backend is single-threaded in Node.
 // At the end (and for checkpoints) the weights go back into the tf.layers variables.
 import os from 'node:os';
@@ -10,12 +10,11 @@ import { mulberry32 } from '../../random.js';
 import type { NamedArray } from '../model-io.js';
 import { loadOrt, openSession, type OnnxProvider } from './engine.js';
 import { convKernelToOnnx, convKernelToTf } from './kernel-layout.js';
+import { OPTIMIZERS, type OptimizerName } from '../optimizers.js';
 import { buildTrainGraphs, type TrainGraphs, type TrainParam } from './train-graph.js';
 
-export type TrainOptimizer = 'adam' | 'sgd';
-
 export interface OnnxTrainerOptions {
-  readonly optimizer: TrainOptimizer;
+  readonly optimizer: OptimizerName;
   readonly learningRate: number;
   /** Intra-op threads; default every core. */
   readonly threads?: number;
@@ -52,12 +51,6 @@ export interface OnnxTrainer {
   dispose(): Promise<void>;
 }
 
-// tfjs' defaults: adam(lr, 0.9, 0.999, epsilon = backend epsilon 1e-7); momentum 0.9.
-const BETA1 = 0.9;
-const BETA2 = 0.999;
-const EPSILON = 1e-7;
-const MOMENTUM = 0.9;
-
 function size(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
@@ -88,7 +81,8 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
   const { params, dropouts, classes, inputShape } = graphs;
   const inSize = size(inputShape);
   const weights = params.map(toOnnx);
-  const slots = params.map((p) => (opts.optimizer === 'adam' ? [new Float32Array(size(p.onnxShape)), new Float32Array(size(p.onnxShape))] : [new Float32Array(size(p.onnxShape))]));
+  const optimizer = OPTIMIZERS[opts.optimizer];
+  const slots = params.map((p) => Array.from({ length: optimizer.slots }, () => new Float32Array(size(p.onnxShape))));
   let steps = 0;
   const gradBuffers = params.map((p) => new Float32Array(size(p.onnxShape)));
   const budget = opts.memoryBudgetBytes ?? Math.min(8 * 2 ** 30, Math.max(2 ** 30, os.totalmem() / 4));
@@ -105,29 +99,7 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
     return new ort.Tensor('float32', x.subarray(0, count * inSize), [count, ...inputShape]);
   };
 
-  const update = (i: number, g: Float32Array) => {
-    const w = weights[i]!;
-    if (opts.optimizer === 'adam') {
-      const [m, v] = slots[i] as [Float32Array, Float32Array];
-      const c1 = 1 / (1 - BETA1 ** steps);
-      const c2 = 1 / (1 - BETA2 ** steps);
-      for (let j = 0; j < w.length; j++) {
-        const gj = g[j]!;
-        const mj = BETA1 * m[j]! + (1 - BETA1) * gj;
-        const vj = BETA2 * v[j]! + (1 - BETA2) * gj * gj;
-        m[j] = mj;
-        v[j] = vj;
-        w[j] = w[j]! - (lr * (mj * c1)) / (Math.sqrt(vj * c2) + EPSILON);
-      }
-    } else {
-      const [a] = slots[i] as [Float32Array];
-      for (let j = 0; j < w.length; j++) {
-        const aj = MOMENTUM * a[j]! + g[j]!;
-        a[j] = aj;
-        w[j] = w[j]! - lr * aj;
-      }
-    }
-  };
+  const update = (i: number, g: Float32Array) => optimizer.update(weights[i]!, g, slots[i]!, lr, steps);
 
   /** One run of the train graph on rows [start, start + n): loss, probabilities, gradients. */
   const runSlice = async (x: Float32Array, labels: ArrayLike<number>, start: number, n: number, rand: () => number) => {
