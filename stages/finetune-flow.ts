@@ -12,6 +12,7 @@ import type { FrozenEngine } from './vision/frozen.js';
 import type { Fit, PreprocessMode } from './vision/images.js';
 import type { EnginePref } from './vision/tfjs-engine.js';
 import type { DataSource, LrSchedule, OptimizerName } from './vision/train.js';
+import type { AugmentParams, VariantPlan } from './vision/augment.js';
 
 /** Params every fine-tuning stage takes. */
 export interface TrainParams {
@@ -25,6 +26,8 @@ export interface TrainParams {
   validate_every_epoch: boolean;
   backend: BackendPref;
   engine: EnginePref;
+  /** Training-set augmentation (./vision/augment.ts); absent: none. */
+  augment?: Partial<AugmentParams>;
 }
 
 export const TRAIN_PARAM_SCHEMA: Record<string, Record<string, unknown>> = {
@@ -104,6 +107,8 @@ export async function runFinetune<P extends TrainParams>(
   const { openFrozenEngine } = await import('./vision/tfjs-engine.js');
   const { trainHead, headModel } = await import('./vision/train.js');
   const { saveModel } = await import('./vision/model-io.js');
+  const { resolveAugment, augmentKey } = await import('./vision/augment.js');
+  const augment = resolveAugment(p.augment);
 
   const split = await readSplit(dataset.dir).catch((e: Error) => {
     throw new StageError(e.message);
@@ -157,8 +162,9 @@ export async function runFinetune<P extends TrainParams>(
         });
         return engine;
       };
-      const request = (name: string, files: readonly string[]) =>
+      const request = (name: string, files: readonly string[], variants?: import('./vision/features.js').VariantRequest) =>
         cachedFeatures({
+          ...(variants ? { variants } : {}),
           derived: (n, k, b) => ctx.derived(n, k, b),
           frozen: frozenKey!,
           cut,
@@ -183,17 +189,40 @@ export async function runFinetune<P extends TrainParams>(
         return { count: reader.count, shape: set.index.shape, labels, rows: (idx) => reader.rows(idx) };
       };
       trainSource = await source(trainSet, trainLabels);
-      validSource = validSet ? await source(validSet, validLabels) : null;
+      validSource = validSet ? await source(validSet, validLabels) : null; // never augmented
+      let variantsBuilt: boolean | undefined;
+      if (augment) {
+        const { augmentedSource, variantRequest } = await import('./vision/variants.js');
+        const variantSet = await request(trainName, trainFiles, variantRequest(augment, prepared.preprocess));
+        const reader = await FeatureReader.open(variantSet);
+        readers.push(reader);
+        trainSource = augmentedSource(trainSource, reader, augment.copies, p.seed);
+        variantsBuilt = variantSet.built;
+      }
       head = headModel(tf, model, cut);
       // With every frozen output from the cache, no engine ran: report the one that made them.
       engineDetail = engine ? { ...engine.detail, name: engine.name } : { ...trainSet.index.engine, cached: true };
       featureInfo = {
         [trainName]: trainSet.built ? 'computed' : 'cached',
         ...(validSet ? { [validName]: validSet.built ? 'computed' : 'cached' } : {}),
+        ...(variantsBuilt === undefined ? {} : { [`${trainName} augmented`]: variantsBuilt ? 'computed' : 'cached' }),
         shape: trainSet.index.shape,
       };
     } else {
       trainSource = imageSource(dataset.dir, trainFiles, trainLabels, prepared.preprocess);
+      if (augment) {
+        // Nothing frozen, nothing cached: the drawn variant of each image is decoded as it trains.
+        const { epochDraw } = await import('./vision/variants.js');
+        const { variantPlan, IDENTITY_PLAN } = await import('./vision/augment.js');
+        const plain = trainSource;
+        trainSource = {
+          ...plain,
+          forEpoch(epoch) {
+            const draw = epochDraw(p.seed, epoch, trainFiles.length, augment.copies);
+            return imageSource(dataset.dir, trainFiles, trainLabels, prepared.preprocess, (r) => (draw[r] ? variantPlan(augment, trainFiles[r]!, draw[r]! - 1) : IDENTITY_PLAN));
+          },
+        };
+      }
       validSource = validFiles.length ? imageSource(dataset.dir, validFiles, validLabels, prepared.preprocess) : null;
       head = model;
     }
@@ -214,7 +243,7 @@ export async function runFinetune<P extends TrainParams>(
       validateEveryEpoch: p.validate_every_epoch,
       engine: p.engine,
       checkpointDir: path.join(ctx.workDir, 'checkpoint'),
-      checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable: prepared.trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.lr_schedule, p.optimizer, p.seed] }),
+      checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable: prepared.trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.lr_schedule, p.optimizer, p.seed], augment: augment ? augmentKey(augment) : null }),
       signal: ctx.signal,
       progress: (l, t) => ctx.progress(l, t),
       log: (m) => ctx.log.info(m),
@@ -233,6 +262,7 @@ export async function runFinetune<P extends TrainParams>(
       // What computed it (backend, engines) is not here: it is not part of the key, so it goes to meta.json only.
       frozen_fingerprint: frozenKey,
       input: { dataset: dataset.contentHash, train: trainName, valid: validName, train_count: trainFiles.length, valid_count: validFiles.length },
+      ...(augment ? { augment: augmentKey(augment) } : {}),
       ...(prepared.extra ?? {}),
     };
     const writeJson = (name: string, value: unknown) => writeFile(path.join(ctx.outDir, name), `${JSON.stringify(value, null, 2)}\n`);
@@ -296,6 +326,7 @@ function imageSource(
   files: readonly string[],
   labels: Int32Array,
   pre: PreparedModel['preprocess'],
+  plan?: (row: number) => VariantPlan,
 ): DataSource {
   const [h, w] = pre.size;
   const per = h * w * 3;
@@ -305,12 +336,14 @@ function imageSource(
     labels,
     async rows(indices) {
       const { decodeImage, preprocessInto } = await import('./vision/images.js');
+      const { decodeVariant } = await import('./vision/augment.js');
       const out = new Float32Array(indices.length * per);
       const limit = 4;
       for (let s = 0; s < indices.length; s += limit) {
         await Promise.all(
           indices.slice(s, s + limit).map(async (r, j) => {
-            const rgb = await decodeImage(path.join(dir, files[r]!), { size: pre.size, fit: pre.fit });
+            const file = path.join(dir, files[r]!);
+            const rgb = plan ? await decodeVariant(file, pre, plan(r)) : await decodeImage(file, { size: pre.size, fit: pre.fit });
             preprocessInto(rgb, out, (s + j) * per, pre.mode);
           }),
         );

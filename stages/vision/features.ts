@@ -1,5 +1,5 @@
-// The frozen-output cache. Without augmentation, the frozen part's output for an image never
-// changes, so it is computed once per image through a FrozenEngine and streamed to disk as a
+// The frozen-output cache. The frozen part's output for an image (or for one of its seeded
+// augmented variants: ./augment.ts) never changes, so it is computed once per image through a FrozenEngine and streamed to disk as a
 // raw float32 file (rows in file-list order) plus index.json, in a runner-owned derived entry
 // keyed by what determines it: the frozen layers' configs and weights, the cut, the images
 // (the dataset artifact's content hash and the split's file list) and the preprocessing.
@@ -90,6 +90,17 @@ export interface FeatureIndex {
   readonly files: readonly string[];
   readonly engine: Readonly<Record<string, unknown>>;
   readonly seconds: number;
+  /** Augmented sets: rows per file; row `copy * files.length + i` is variant `copy` of file i. */
+  readonly copies?: number;
+}
+
+/** Augmented variants of every file instead of the files themselves (./augment.ts). */
+export interface VariantRequest {
+  /** What decides the variants' pixels: part of the cache key. */
+  readonly key: unknown;
+  readonly copies: number;
+  /** Variant `copy` of the image at absolute path `file` (`rel` in the dataset), HWC RGB uint8 at the input size. */
+  decode(file: string, rel: string, copy: number): Promise<Uint8Array>;
 }
 
 export interface FeatureRequest {
@@ -115,9 +126,11 @@ export interface FeatureRequest {
   readonly signal: AbortSignal;
   /** Keep partial outputs here (ctx.workDir) so an interrupted computation resumes. */
   readonly resumeDir?: string;
+  /** Compute augmented variants of the files (copy-major rows) instead of the files. */
+  readonly variants?: VariantRequest;
 }
 
-export function featureKey(r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architecture' | 'datasetHash' | 'split' | 'files' | 'preprocess'>): unknown {
+export function featureKey(r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architecture' | 'datasetHash' | 'split' | 'files' | 'preprocess' | 'variants'>): unknown {
   const files = createHash('sha256').update(r.files.join('\n')).digest('hex');
   return {
     version: FEATURES_VERSION,
@@ -128,6 +141,7 @@ export function featureKey(r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architect
     split: r.split,
     files,
     preprocess: { mode: r.preprocess.mode, size: [...r.preprocess.size], fit: r.preprocess.fit },
+    ...(r.variants ? { variants: r.variants.key } : {}),
   };
 }
 
@@ -146,6 +160,9 @@ export interface FeatureSet {
 export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
   let built = false;
   const key = featureKey(r);
+  const copies = r.variants?.copies ?? 1;
+  const rows = r.files.length * copies;
+  const label = r.variants ? `augmented outputs: ${r.split} (${copies} per image)` : `frozen outputs: ${r.split}`;
   const dir = await r.derived('features', key, async (out) => {
     built = true;
     const t0 = performance.now();
@@ -157,17 +174,21 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
     if (r.resumeDir) {
       await mkdir(r.resumeDir, { recursive: true });
       const size = await stat(file).then((st) => st.size, () => 0);
-      done = Math.min(r.files.length, Math.floor(size / rowBytes));
+      done = Math.min(rows, Math.floor(size / rowBytes));
       await writeFile(file, '', { flag: 'a' });
       await truncate(file, done * rowBytes); // drop a half-written row
-      if (done > 0) r.log(`frozen outputs: ${r.split}: resuming after ${done} of ${r.files.length} images`);
+      if (done > 0) r.log(`${label}: resuming after ${done} of ${rows} images`);
     }
-    const bar = r.progress(`frozen outputs: ${r.split}`, r.files.length, done);
+    const bar = r.progress(label, rows, done);
     const fh = await open(file, r.resumeDir ? 'a' : 'w');
     const first = done;
     try {
-      const abs = r.files.slice(done).map((f) => path.join(r.datasetDir, f));
+      const n = r.files.length;
+      const abs = Array.from({ length: rows - done }, (_, k) => path.join(r.datasetDir, r.files[(done + k) % n]!));
+      const variants = r.variants;
+      const from = done;
       for await (const batch of loadBatches(abs, {
+        ...(variants ? { decode: (file: string, k: number) => variants.decode(file, r.files[(from + k) % n]!, Math.floor((from + k) / n)) } : {}),
         size: r.preprocess.size,
         fit: r.preprocess.fit,
         preprocess: r.preprocess.mode,
@@ -195,18 +216,19 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
     const seconds = (performance.now() - t0) / 1000;
     const index: FeatureIndex = {
       version: FEATURES_VERSION,
-      count: r.files.length,
+      count: rows,
       shape: engine.outputShape,
       dtype: 'float32',
       files: r.files,
       engine: { name: engine.name, ...engine.detail },
       seconds,
+      ...(r.variants ? { copies } : {}),
     };
     await writeFile(path.join(out, 'index.json'), JSON.stringify(index));
-    bar.done(`${r.files.length} images, ${seconds.toFixed(1)} s`);
+    bar.done(`${rows} images, ${seconds.toFixed(1)} s`);
   });
   const index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as FeatureIndex;
-  if (!built) r.log(`frozen outputs: ${r.split}: ${index.count} images from the cache`);
+  if (!built) r.log(`${label}: ${index.count} images from the cache`);
   return { dir, index, built };
 }
 

@@ -24,6 +24,8 @@ export interface DataSource {
   /** Class index per row. */
   readonly labels: Int32Array;
   rows(indices: readonly number[]): Promise<Float32Array>;
+  /** The rows epoch `epoch` trains on, when they vary by epoch (augmented variants: ./variants.ts). */
+  forEpoch?(epoch: number): DataSource;
 }
 
 export interface EpochRecord {
@@ -241,7 +243,8 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
     let correct = 0;
     let seen = 0;
     const batchIdx = (b: number) => order.slice(b * o.batchSize, (b + 1) * o.batchSize);
-    let next = train.rows(batchIdx(0));
+    const epochRows = train.forEpoch?.(epoch) ?? train;
+    let next = epochRows.rows(batchIdx(0));
     for (let b = 0; b < batches; b++) {
       if (signal.aborted) {
         next.catch(() => undefined);
@@ -249,7 +252,7 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
       }
       const idx = batchIdx(b);
       const xData = await next;
-      if (b + 1 < batches) next = train.rows(batchIdx(b + 1)); // read ahead while this batch trains
+      if (b + 1 < batches) next = epochRows.rows(batchIdx(b + 1)); // read ahead while this batch trains
       const labels = idx.map((r) => train.labels[r]!);
       const stepSeed = (o.seed * 1_000_003 + epoch * 10_007 + b * 101) >>> 0;
       if (o.lrSchedule && o.lrSchedule !== 'constant') learner.setLearningRate(scheduledLearningRate(o.learningRate, o.lrSchedule, (epoch - 1) * batches + b, o.epochs * batches));
