@@ -13,9 +13,10 @@ import type { Fit, PreprocessMode } from './vision/images.js';
 import type { EnginePref } from './vision/tfjs-engine.js';
 import type { DataSource, LrSchedule, OptimizerName } from './vision/train.js';
 import type { AugmentParams, VariantPlan } from './vision/augment.js';
+import type { UnfreezeParams } from './vision/unfreeze.js';
 
 /** Params every fine-tuning stage takes. */
-export interface TrainParams {
+export interface TrainParams extends UnfreezeParams {
   use_sample: boolean;
   epochs: number;
   batch_size: number;
@@ -135,7 +136,19 @@ export async function runFinetune<P extends TrainParams>(
   const { tf } = choice;
   const t0 = performance.now();
   const prepared = await prepare({ tf, classes }).catch(asStageError);
-  const { model, cut } = prepared;
+  const { model } = prepared;
+  const { unfreezeCut, trainedLayerNames, layerMultipliers, describeMultipliers } = await import('./vision/unfreeze.js');
+  let cut = prepared.cut;
+  let trainable = prepared.trainable;
+  if (p.unfreeze) {
+    try {
+      cut = unfreezeCut(model, p.unfreeze);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    trainable = p.unfreeze === 'all' ? 'all' : `from ${p.unfreeze}`;
+  }
   let engine: FrozenEngine | undefined;
   let engineDetail: Record<string, unknown> = { name: 'none', reason: 'nothing frozen' };
   const readers: { close(): Promise<void> }[] = [];
@@ -228,7 +241,13 @@ export async function runFinetune<P extends TrainParams>(
     }
     const featuresSeconds = (performance.now() - f0) / 1000;
 
+    let lrMult: Map<string, number> | undefined;
+    if (p.lr_mult) {
+      lrMult = layerMultipliers(trainedLayerNames(head), p.lr_mult);
+      ctx.log.info(`learning rates: ${describeMultipliers(lrMult)} (times learning_rate ${p.learning_rate})`);
+    }
     const result = await trainHead({
+      ...(lrMult ? { lrMult } : {}),
       tf,
       head,
       train: trainSource,
@@ -243,7 +262,7 @@ export async function runFinetune<P extends TrainParams>(
       validateEveryEpoch: p.validate_every_epoch,
       engine: p.engine,
       checkpointDir: path.join(ctx.workDir, 'checkpoint'),
-      checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable: prepared.trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.lr_schedule, p.optimizer, p.seed], augment: augment ? augmentKey(augment) : null }),
+      checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.lr_schedule, p.optimizer, p.seed], augment: augment ? augmentKey(augment) : null, lr_mult: p.lr_mult ?? null }),
       signal: ctx.signal,
       progress: (l, t) => ctx.progress(l, t),
       log: (m) => ctx.log.info(m),
@@ -257,12 +276,13 @@ export async function runFinetune<P extends TrainParams>(
     const finetune = {
       architecture: prepared.architecture,
       cut,
-      trainable: prepared.trainable,
+      trainable,
       weights: prepared.weights,
       // What computed it (backend, engines) is not here: it is not part of the key, so it goes to meta.json only.
       frozen_fingerprint: frozenKey,
       input: { dataset: dataset.contentHash, train: trainName, valid: validName, train_count: trainFiles.length, valid_count: validFiles.length },
       ...(augment ? { augment: augmentKey(augment) } : {}),
+      ...(lrMult ? { lr_mult: Object.fromEntries(lrMult) } : {}),
       ...(prepared.extra ?? {}),
     };
     const writeJson = (name: string, value: unknown) => writeFile(path.join(ctx.outDir, name), `${JSON.stringify(value, null, 2)}\n`);
@@ -289,7 +309,7 @@ export async function runFinetune<P extends TrainParams>(
         train_engine: result.engine,
         architecture: prepared.architecture,
         cut,
-        trainable: prepared.trainable,
+        trainable,
         weights: prepared.weights,
         features: featureInfo,
         resumed_from_epoch: result.resumedFrom,

@@ -73,6 +73,8 @@ export interface TrainOptions {
   readonly progress: (label: string, total?: number) => Progress;
   readonly log: (message: string) => void;
   readonly warn?: (message: string) => void;
+  /** Learning-rate multiplier per layer name (discriminative rates: ./unfreeze.ts). */
+  readonly lrMult?: ReadonlyMap<string, number>;
 }
 
 export interface TrainResult {
@@ -200,6 +202,7 @@ export async function trainHead(o: TrainOptions): Promise<TrainResult> {
     engine: o.engine,
     log: o.log,
     ...(o.warn ? { warn: o.warn } : {}),
+    ...(o.lrMult ? { lrMult: o.lrMult } : {}),
   });
   try {
     return await trainLoop(o, learner);

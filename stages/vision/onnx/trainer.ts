@@ -26,6 +26,8 @@ export interface OnnxTrainerOptions {
    */
   readonly memoryBudgetBytes?: number;
   readonly log?: (message: string) => void;
+  /** Learning-rate multiplier per layer name (discriminative rates: ../unfreeze.ts); default 1. */
+  readonly lrMult?: ReadonlyMap<string, number>;
 }
 
 export interface StepResult {
@@ -96,7 +98,8 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
   // Sums of the slices' gradients, made the first time a batch is larger than maxRows.
   const gradSumStore: (Float32Array | undefined)[] = params.map(() => undefined);
   const gradSum = (i: number): Float32Array => (gradSumStore[i] ??= new Float32Array(size(params[i]!.onnxShape)));
-  let lr = opts.learningRate;
+  let lrNow = opts.learningRate;
+  const mults = params.map((p) => opts.lrMult?.get(p.layer) ?? 1);
 
   const weightFeeds = (): Record<string, Ort.Tensor> =>
     Object.fromEntries(params.map((p, i) => [p.name, new ort.Tensor('float32', weights[i]!, [...p.onnxShape])]));
@@ -107,6 +110,7 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
 
   const update = (i: number, g: Float32Array) => {
     const w = weights[i]!;
+    const lr = lrNow * mults[i]!;
     if (opts.optimizer === 'adam') {
       const [m, v] = slots[i] as [Float32Array, Float32Array];
       const c1 = 1 / (1 - BETA1 ** steps);
@@ -200,7 +204,7 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
       return { loss, probs };
     },
     setLearningRate(next) {
-      lr = next;
+      lrNow = next;
     },
     async predict(x, count) {
       alive();
