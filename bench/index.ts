@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   engines: async () => (await import('./engines.js')).benchEngines,
   remote: async () => (await import('./remote.js')).benchRemote,
   images: async () => (await import('./images.js')).benchImages,
+  augment: async () => (await import('./augment.js')).benchAugment,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
