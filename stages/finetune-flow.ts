@@ -13,6 +13,7 @@ import type { Fit, PreprocessMode } from './vision/images.js';
 import type { EnginePref } from './vision/tfjs-engine.js';
 import type { DataSource, LrSchedule, OptimizerName } from './vision/train.js';
 import type { AugmentParams, VariantPlan } from './vision/augment.js';
+import type { VariantRequest } from './vision/features.js';
 import type { UnfreezeParams } from './vision/unfreeze.js';
 
 /** Params every fine-tuning stage takes. */
@@ -175,7 +176,7 @@ export async function runFinetune<P extends TrainParams>(
         });
         return engine;
       };
-      const request = (name: string, files: readonly string[], variants?: import('./vision/features.js').VariantRequest) =>
+      const request = (name: string, files: readonly string[], variants?: VariantRequest) =>
         cachedFeatures({
           ...(variants ? { variants } : {}),
           derived: (n, k, b) => ctx.derived(n, k, b),
@@ -224,17 +225,8 @@ export async function runFinetune<P extends TrainParams>(
     } else {
       trainSource = imageSource(dataset.dir, trainFiles, trainLabels, prepared.preprocess);
       if (augment) {
-        // Nothing frozen, nothing cached: the drawn variant of each image is decoded as it trains.
-        const { epochDraw } = await import('./vision/variants.js');
-        const { variantPlan, IDENTITY_PLAN } = await import('./vision/augment.js');
-        const plain = trainSource;
-        trainSource = {
-          ...plain,
-          forEpoch(epoch) {
-            const draw = epochDraw(p.seed, epoch, trainFiles.length, augment.copies);
-            return imageSource(dataset.dir, trainFiles, trainLabels, prepared.preprocess, (r) => (draw[r] ? variantPlan(augment, trainFiles[r]!, draw[r]! - 1) : IDENTITY_PLAN));
-          },
-        };
+        const { drawnImageSource } = await import('./vision/variants.js');
+        trainSource = drawnImageSource(trainSource, trainFiles, augment, p.seed, (plan) => imageSource(dataset.dir, trainFiles, trainLabels, prepared.preprocess, plan));
       }
       validSource = validFiles.length ? imageSource(dataset.dir, validFiles, validLabels, prepared.preprocess) : null;
       head = model;

@@ -2,7 +2,7 @@
 // its `copies` cached variants (./augment.ts), seeded by the training seed and the epoch only, so
 // a run resumed at epoch e trains on exactly the rows a straight run would.
 import { makeRng } from '../random.js';
-import { augmentKey, decodeVariant, variantPlan, type AugmentParams } from './augment.js';
+import { IDENTITY_PLAN, augmentKey, decodeVariant, variantPlan, type AugmentParams, type VariantPlan } from './augment.js';
 import type { VariantRequest } from './features.js';
 import type { Fit } from './images.js';
 import type { DataSource } from './train.js';
@@ -61,5 +61,19 @@ export function variantRequest(a: AugmentParams, pre: { readonly size: readonly 
     key: augmentKey(a),
     copies: a.copies,
     decode: (file, rel, copy) => decodeVariant(file, { size: pre.size, fit: pre.fit }, variantPlan(a, rel, copy)),
+  };
+}
+
+/**
+ * With nothing frozen there is nothing to cache: `plain` (images decoded as they train) whose
+ * forEpoch(e) is `make(plan)`, `plan` giving each row the variant epochDraw drew for it.
+ */
+export function drawnImageSource(plain: DataSource, files: readonly string[], a: AugmentParams, seed: number, make: (plan: (row: number) => VariantPlan) => DataSource): DataSource {
+  return {
+    ...plain,
+    forEpoch(epoch) {
+      const draw = epochDraw(seed, epoch, files.length, a.copies);
+      return make((r) => (draw[r] ? variantPlan(a, files[r]!, draw[r]! - 1) : IDENTITY_PLAN));
+    },
   };
 }
