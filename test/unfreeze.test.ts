@@ -4,7 +4,7 @@
 // falls back to tfjs naming the layer ONNX cannot train.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
@@ -134,3 +134,28 @@ test('finetune unfreeze: a backbone layer ONNX cannot train falls back to tfjs n
     await ctx.cleanup();
   }
 });
+
+for (const engine of ['onnx', 'tfjs'] as const) {
+  test(`finetune-vgg16 with lr_mult (${engine}): an interrupted run resumes to the bytes of a straight one (each group's optimizer state checkpointed)`, async () => {
+    const params = tinyFinetuneParams({ epochs: 3, engine, unfreeze: 'block5_conv3', lr_mult: [0.1, 1] });
+    const workDir = path.join(root, `work-resume-${engine}`);
+    const controller = new AbortController();
+    const ctx1 = await makeTestContext(params, { inputs: { dataset }, workDir, signal: controller.signal });
+    const aborting = { ...ctx1, log: { ...ctx1.log, info: (m: string) => (ctx1.log.info(m), /^epoch 1\/3:/.test(m) && controller.abort()) } };
+    await assert.rejects(finetuneVgg16Stage.run(aborting));
+    const resumed = await makeTestContext(params, { inputs: { dataset }, workDir });
+    const straight = await makeTestContext(params, { inputs: { dataset } });
+    try {
+      await finetuneVgg16Stage.run(resumed);
+      await finetuneVgg16Stage.run(straight);
+      assert.ok(resumed.logs.some((l) => l.includes('resuming from the checkpoint of epoch 1/3')), resumed.logs.join('\n'));
+      const files = await readdir(straight.outDir);
+      assert.ok(files.includes('history.json') && files.some((f) => f.endsWith('.bin')), files.join());
+      for (const f of files) assert.ok((await readFile(path.join(resumed.outDir, f))).equals(await readFile(path.join(straight.outDir, f))), f);
+    } finally {
+      await ctx1.cleanup();
+      await resumed.cleanup();
+      await straight.cleanup();
+    }
+  });
+}
