@@ -15,6 +15,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   images: async () => (await import('./images.js')).benchImages,
   slurm: async () => (await import('./slurm.js')).benchSlurm,
   predict: async () => (await import('./predict.js')).benchPredict,
+  augment: async () => (await import('./augment.js')).benchAugment,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -3,6 +3,7 @@
 // cached 4,096-float features (ONNX, tfjs lean loop, model.fit, PyTorch).
 import * as tf from '@tensorflow/tfjs';
 import { createOnnxTrainer } from '../stages/vision/onnx/trainer.js';
+import { layerMultipliers } from '../stages/vision/unfreeze.js';
 import { randomFill, ratio, round, type Json } from './bench-util.js';
 import type { EngineBenchOptions } from './engines.js';
 import { runTorchReference, type TorchResult } from './torch.js';
@@ -28,7 +29,9 @@ function block5Model(): tf.Sequential {
 /** img/s of the ONNX trainer (what `engine: auto` trains with) on block5 at batch `b`. */
 async function onnxBlock5(o: EngineBenchOptions, b: number): Promise<Json> {
   const m = block5Model();
-  const trainer = await createOnnxTrainer(m, { optimizer: 'sgd', learningRate: 1e-3, threads: o.threads, provider: 'cpu' });
+  // Unfrozen from block5_conv1 with discriminative rates (lr_mult [0.01, 0.1, 1]): what `unfreeze` trains.
+  const lrMult = layerMultipliers(['block5_conv1', 'block5_conv2', 'block5_conv3', 'dense'], [0.01, 0.1, 1]);
+  const trainer = await createOnnxTrainer(m, { optimizer: 'sgd', learningRate: 1e-3, threads: o.threads, provider: 'cpu', lrMult });
   try {
     const x = randomFill(new Float32Array(b * 14 * 14 * 512), 1, 3);
     const labels = Array.from({ length: b }, (_, i) => i % 2);

@@ -8,7 +8,8 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
-import { PREDICTION_ENGINE_PARAMS } from './vision/prediction-params.js';
+import { PREDICTION_ENGINE_PARAMS, TTA_PARAM_SCHEMA } from './vision/prediction-params.js';
+import type { Tta } from './vision/tta.js';
 import { StageError } from '../runner/types.js';
 import type { Gate, Prediction } from './evaluate-metrics.js';
 import type { BackendPref } from './vision/backend.js';
@@ -22,6 +23,7 @@ export interface EvaluateParams {
   batch_size: number;
   backend: BackendPref;
   engine: EnginePref;
+  tta?: Tta;
 }
 
 export const evaluateStage: Stage<EvaluateParams> = {
@@ -57,6 +59,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
       top_n: { type: 'integer', minimum: 1, default: 4, description: 'Images per view in analysis.json.' },
       batch_size: { type: 'integer', minimum: 1, default: 64, description: 'Rows per prediction batch.' },
       ...PREDICTION_ENGINE_PARAMS,
+      ...TTA_PARAM_SCHEMA,
     },
   },
   inputs: {
@@ -105,7 +108,7 @@ export const evaluateStage: Stage<EvaluateParams> = {
     const cut = artifact.finetune.cut;
     const { predictor, backend, dispose } = await stagePredictor(ctx, artifact, p);
     const predictSplit = async (name: string, list: readonly string[]): Promise<Prediction[]> => {
-      const probs = await predictor.predict({ name, dir: dataset.dir, contentHash: dataset.contentHash, files: list }, p.batch_size);
+      const probs = await predictor.predict({ name, dir: dataset.dir, contentHash: dataset.contentHash, files: list }, p.batch_size, p.tta ?? 'none');
       return probs.map((row, i) => ({ file: list[i]!, label: labelOf(list[i]!, classes), probs: Array.from(row) }));
     };
 
@@ -119,21 +122,24 @@ export const evaluateStage: Stage<EvaluateParams> = {
     }
     const engineName = predictor.engineName;
 
-    const metrics = metricsLib.computeMetrics(valid, classes, p.on === 'test' ? 'test' : 'valid', test.length);
+    const { ttaLabel } = await import('./vision/tta.js');
+    const tta = !p.tta || p.tta === 'none' ? undefined : ttaLabel(p.tta);
+    // With TTA, metrics.json says so: the numbers are of the averaged probabilities.
+    const metrics = { ...metricsLib.computeMetrics(valid, classes, p.on === 'test' ? 'test' : 'valid', test.length), ...(tta ? { tta } : {}) };
     const write = (name: string, text: string) => writeFile(path.join(ctx.outDir, name), text);
     await write('predictions.csv', metricsLib.predictionsCsv([...valid, ...test], classes));
     await write('metrics.json', `${JSON.stringify(metrics, null, 2)}\n`);
     await write('analysis.json', `${JSON.stringify(metricsLib.analysisViews(valid, classes, p.top_n), null, 2)}\n`);
     if (test.length > 0) await write('submission.csv', metricsLib.submissionCsv(test, classes, [lo, hi]));
 
-    const headline = valid.length ? `accuracy ${metrics.accuracy.toFixed(4)}, log_loss ${metrics.log_loss.toFixed(4)} on ${valid.length} valid images` : 'no labelled images';
+    const headline = (valid.length ? `accuracy ${metrics.accuracy.toFixed(4)}, log_loss ${metrics.log_loss.toFixed(4)} on ${valid.length} valid images` : 'no labelled images') + (tta ? ` (TTA: ${tta})` : '');
     // In the files too, not only in meta.json: a report made from them must differ when it does.
     const verdict = gated && valid.length ? metricsLib.gateVerdict(metrics, p.gate) : undefined;
     if (verdict) await write('gate.json', `${JSON.stringify({ gate: p.gate, ...verdict }, null, 2)}\n`);
     const headlineMetrics: Record<string, number> = valid.length ? { accuracy: metrics.accuracy, log_loss: metrics.log_loss } : {};
     return {
       metrics: headlineMetrics,
-      meta: { backend, engine: engineName, cut, valid_count: valid.length, test_count: test.length },
+      meta: { backend, engine: engineName, cut, valid_count: valid.length, test_count: test.length, tta: p.tta ?? 'none' },
       summary: `${headline}${test.length ? `; submission.csv with ${test.length} rows` : ''}`,
       ...(verdict ? { verdict: { passed: verdict.passed, message: verdict.message } } : {}),
     };

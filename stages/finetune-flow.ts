@@ -15,9 +15,12 @@ import type { DataSource, LrSchedule, OptimizerName } from './vision/train.js';
 import { OPTIMIZER_PARAM_SCHEMA } from './vision/optimizers.js';
 import { lrFindRequest } from './lr-find-tool.js';
 import { KEEP_PARAM_SCHEMA, type KeepPolicy, type Monitor } from './vision/epoch-keeper.js';
+import type { AugmentParams, VariantPlan } from './vision/augment.js';
+import type { VariantRequest } from './vision/features.js';
+import type { UnfreezeParams } from './vision/unfreeze.js';
 
 /** Params every fine-tuning stage takes. */
-export interface TrainParams {
+export interface TrainParams extends UnfreezeParams {
   use_sample: boolean;
   epochs: number;
   batch_size: number;
@@ -32,6 +35,8 @@ export interface TrainParams {
   patience?: number;
   backend: BackendPref;
   engine: EnginePref;
+  /** Training-set augmentation (./vision/augment.ts); absent: none. */
+  augment?: Partial<AugmentParams>;
 }
 
 export const TRAIN_PARAM_SCHEMA: Record<string, Record<string, unknown>> = {
@@ -112,6 +117,8 @@ export async function runFinetune<P extends TrainParams>(
   const { openFrozenEngine } = await import('./vision/tfjs-engine.js');
   const { trainHead, headModel } = await import('./vision/train.js');
   const { saveModel } = await import('./vision/model-io.js');
+  const { resolveAugment, augmentKey } = await import('./vision/augment.js');
+  const augment = resolveAugment(p.augment);
 
   const split = await readSplit(dataset.dir).catch((e: Error) => {
     throw new StageError(e.message);
@@ -138,7 +145,19 @@ export async function runFinetune<P extends TrainParams>(
   const { tf } = choice;
   const t0 = performance.now();
   const prepared = await prepare({ tf, classes }).catch(asStageError);
-  const { model, cut } = prepared;
+  const { model } = prepared;
+  const { unfreezeCut, trainedLayerNames, layerMultipliers, describeMultipliers } = await import('./vision/unfreeze.js');
+  let cut = prepared.cut;
+  let trainable = prepared.trainable;
+  if (p.unfreeze) {
+    try {
+      cut = unfreezeCut(model, p.unfreeze);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    trainable = p.unfreeze === 'all' ? 'all' : `from ${p.unfreeze}`;
+  }
   let engine: FrozenEngine | undefined;
   let engineDetail: Record<string, unknown> = { name: 'none', reason: 'nothing frozen' };
   const readers: { close(): Promise<void> }[] = [];
@@ -165,8 +184,9 @@ export async function runFinetune<P extends TrainParams>(
         });
         return engine;
       };
-      const request = (name: string, files: readonly string[]) =>
+      const request = (name: string, files: readonly string[], variants?: VariantRequest) =>
         cachedFeatures({
+          ...(variants ? { variants } : {}),
           derived: (n, k, b) => ctx.derived(n, k, b),
           frozen: frozenKey!,
           cut,
@@ -191,17 +211,31 @@ export async function runFinetune<P extends TrainParams>(
         return { count: reader.count, shape: set.index.shape, labels, rows: (idx) => reader.rows(idx) };
       };
       trainSource = await source(trainSet, trainLabels);
-      validSource = validSet ? await source(validSet, validLabels) : null;
+      validSource = validSet ? await source(validSet, validLabels) : null; // never augmented
+      let variantsBuilt: boolean | undefined;
+      if (augment) {
+        const { augmentedSource, variantRequest } = await import('./vision/variants.js');
+        const variantSet = await request(trainName, trainFiles, variantRequest(augment, prepared.preprocess));
+        const reader = await FeatureReader.open(variantSet);
+        readers.push(reader);
+        trainSource = augmentedSource(trainSource, reader, augment.copies, p.seed);
+        variantsBuilt = variantSet.built;
+      }
       head = headModel(tf, model, cut);
       // With every frozen output from the cache, no engine ran: report the one that made them.
       engineDetail = engine ? { ...engine.detail, name: engine.name } : { ...trainSet.index.engine, cached: true };
       featureInfo = {
         [trainName]: trainSet.built ? 'computed' : 'cached',
         ...(validSet ? { [validName]: validSet.built ? 'computed' : 'cached' } : {}),
+        ...(variantsBuilt === undefined ? {} : { [`${trainName} augmented`]: variantsBuilt ? 'computed' : 'cached' }),
         shape: trainSet.index.shape,
       };
     } else {
       trainSource = imageSource(dataset.dir, trainFiles, trainLabels, prepared.preprocess);
+      if (augment) {
+        const { drawnImageSource } = await import('./vision/variants.js');
+        trainSource = drawnImageSource(trainSource, trainFiles, augment, p.seed, (plan) => imageSource(dataset.dir, trainFiles, trainLabels, prepared.preprocess, plan));
+      }
       validSource = validFiles.length ? imageSource(dataset.dir, validFiles, validLabels, prepared.preprocess) : null;
       head = model;
     }
@@ -216,7 +250,13 @@ export async function runFinetune<P extends TrainParams>(
       return { summary: 'learning-rate range test' };
     }
 
+    let lrMult: Map<string, number> | undefined;
+    if (p.lr_mult) {
+      lrMult = layerMultipliers(trainedLayerNames(head), p.lr_mult);
+      ctx.log.info(`learning rates: ${describeMultipliers(lrMult)} (times learning_rate ${p.learning_rate})`);
+    }
     const result = await trainHead({
+      ...(lrMult ? { lrMult } : {}),
       tf,
       head,
       train: trainSource,
@@ -232,7 +272,7 @@ export async function runFinetune<P extends TrainParams>(
       keep: { keep: p.keep ?? 'best', monitor: p.monitor ?? 'val_loss', patience: p.patience ?? 0 },
       engine: p.engine,
       checkpointDir: path.join(ctx.workDir, 'checkpoint'),
-      checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable: prepared.trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.lr_schedule, p.optimizer, p.seed] }),
+      checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.lr_schedule, p.optimizer, p.seed], augment: augment ? augmentKey(augment) : null, lr_mult: p.lr_mult ?? null }),
       signal: ctx.signal,
       progress: (l, t) => ctx.progress(l, t),
       log: (m) => ctx.log.info(m),
@@ -248,12 +288,14 @@ export async function runFinetune<P extends TrainParams>(
     const finetune = {
       architecture: prepared.architecture,
       cut,
-      trainable: prepared.trainable,
+      trainable,
       weights: prepared.weights,
       // What computed it (backend, engines) is not here: it is not part of the key, so it goes to meta.json only.
       frozen_fingerprint: frozenKey,
       input: { dataset: dataset.contentHash, train: trainName, valid: validName, train_count: trainFiles.length, valid_count: validFiles.length },
       kept: { ...kept, of_epochs: result.history.epochs.length, ...(earlyStop ? { stopped_early: earlyStop.reason } : {}) },
+      ...(augment ? { augment: augmentKey(augment) } : {}),
+      ...(lrMult ? { lr_mult: Object.fromEntries(lrMult) } : {}),
       ...(prepared.extra ?? {}),
     };
     const writeJson = (name: string, value: unknown) => writeFile(path.join(ctx.outDir, name), `${JSON.stringify(value, null, 2)}\n`);
@@ -280,7 +322,7 @@ export async function runFinetune<P extends TrainParams>(
         train_engine: result.engine,
         architecture: prepared.architecture,
         cut,
-        trainable: prepared.trainable,
+        trainable,
         weights: prepared.weights,
         features: featureInfo,
         resumed_from_epoch: result.resumedFrom,
@@ -322,6 +364,7 @@ function imageSource(
   files: readonly string[],
   labels: Int32Array,
   pre: PreparedModel['preprocess'],
+  plan?: (row: number) => VariantPlan,
 ): DataSource {
   const [h, w] = pre.size;
   const per = h * w * 3;
@@ -331,12 +374,14 @@ function imageSource(
     labels,
     async rows(indices) {
       const { decodeImage, preprocessInto } = await import('./vision/images.js');
+      const { decodeVariant } = await import('./vision/augment.js');
       const out = new Float32Array(indices.length * per);
       const limit = 4;
       for (let s = 0; s < indices.length; s += limit) {
         await Promise.all(
           indices.slice(s, s + limit).map(async (r, j) => {
-            const rgb = await decodeImage(path.join(dir, files[r]!), { size: pre.size, fit: pre.fit });
+            const file = path.join(dir, files[r]!);
+            const rgb = plan ? await decodeVariant(file, pre, plan(r)) : await decodeImage(file, { size: pre.size, fit: pre.fit });
             preprocessInto(rgb, out, (s + j) * per, pre.mode);
           }),
         );

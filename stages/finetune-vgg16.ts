@@ -7,6 +7,8 @@ import type { Stage, StageContext } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
 import { lrFindTool } from './lr-find-tool.js';
 import { TRAIN_PARAM_SCHEMA, modelFilesHash, runFinetune, type TrainParams } from './finetune-flow.js';
+import { AUGMENT_PARAM_SCHEMA } from './vision/augment.js';
+import { UNFREEZE_PARAM_SCHEMA } from './vision/unfreeze.js';
 import type { VggArchitecture, VggTrainable } from './vision/vgg16.js';
 import { VGG16_WEIGHTS_MD5, VGG16_WEIGHTS_URL, cachedWeightsFile } from './vision/fetch-weights.js';
 
@@ -77,6 +79,8 @@ export const finetuneVgg16Stage: Stage<FinetuneVgg16Params> = {
       },
       fit: { enum: ['fill', 'cover'], default: 'fill', description: 'Resize by stretching (`fill`, as Keras) or centre-cropping (`cover`).' },
       ...TRAIN_PARAM_SCHEMA,
+      ...AUGMENT_PARAM_SCHEMA,
+      ...UNFREEZE_PARAM_SCHEMA,
     },
   },
   inputs: { dataset: { kind: 'dataset', description: 'a split dataset (split.json + class folders)' } },

@@ -9,6 +9,8 @@ import { StageError } from '../runner/types.js';
 import type { Fit, PreprocessMode } from './vision/images.js';
 import { lrFindTool } from './lr-find-tool.js';
 import { TRAIN_PARAM_SCHEMA, modelFilesHash, runFinetune, type TrainParams } from './finetune-flow.js';
+import { AUGMENT_PARAM_SCHEMA } from './vision/augment.js';
+import { UNFREEZE_PARAM_SCHEMA } from './vision/unfreeze.js';
 
 export interface FinetuneParams extends TrainParams {
   backbone: string;
@@ -37,6 +39,8 @@ export const finetuneStage: Stage<FinetuneParams> = {
       pooling: { enum: ['avg', 'flatten'], default: 'avg', description: 'How a spatial cut output becomes a vector for the new Dense layer.' },
       dropout: { type: 'number', minimum: 0, maximum: 0.9, default: 0.2, description: 'Dropout rate before the new Dense layer.' },
       ...TRAIN_PARAM_SCHEMA,
+      ...AUGMENT_PARAM_SCHEMA,
+      ...UNFREEZE_PARAM_SCHEMA,
     },
   },
   inputs: { dataset: { kind: 'dataset', description: 'a split dataset (split.json + class folders)' } },

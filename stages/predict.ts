@@ -8,7 +8,8 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
-import { PREDICTION_ENGINE_PARAMS } from './vision/prediction-params.js';
+import { PREDICTION_ENGINE_PARAMS, TTA_PARAM_SCHEMA } from './vision/prediction-params.js';
+import type { Tta } from './vision/tta.js';
 import { StageError } from '../runner/types.js';
 import type { BackendPref } from './vision/backend.js';
 import type { EnginePref } from './vision/tfjs-engine.js';
@@ -22,6 +23,7 @@ export interface PredictParams {
   extensions: string[];
   backend: BackendPref;
   engine: EnginePref;
+  tta?: Tta;
 }
 
 export const predictStage: Stage<PredictParams> = {
@@ -46,6 +48,7 @@ export const predictStage: Stage<PredictParams> = {
         default: ['jpg', 'jpeg', 'png', 'webp'],
       },
       ...PREDICTION_ENGINE_PARAMS,
+      ...TTA_PARAM_SCHEMA,
     },
   },
   inputs: {
@@ -88,7 +91,7 @@ export const predictStage: Stage<PredictParams> = {
     let probs: Float32Array[];
     try {
       // The set is named after the folder: a dataset's `valid` or `test` shares evaluate's cache entries.
-      probs = await predictor.predict({ name: from || '.', dir: images.dir, contentHash: images.contentHash, files }, p.batch_size);
+      probs = await predictor.predict({ name: from || '.', dir: images.dir, contentHash: images.contentHash, files }, p.batch_size, p.tta ?? 'none');
     } finally {
       await dispose();
     }
@@ -102,7 +105,9 @@ export const predictStage: Stage<PredictParams> = {
     for (const r of rows) lines.push([csvField(r.file), csvField(classes[r.predicted]!), ...Array.from(r.probs, formatProb)].join(','));
     await writeFile(path.join(ctx.outDir, 'predictions.csv'), `${lines.join('\n')}\n`);
     const perClass = Object.fromEntries(classes.map((c, i) => [c, rows.filter((r) => r.predicted === i).length]));
-    const summary = { version: 1, classes, from: from || '.', count: rows.length, per_class: perClass, excluded };
+    const { ttaLabel } = await import('./vision/tta.js');
+    const tta = !p.tta || p.tta === 'none' ? undefined : ttaLabel(p.tta);
+    const summary = { version: 1, classes, from: from || '.', count: rows.length, per_class: perClass, excluded, ...(tta ? { tta } : {}) };
     await writeFile(path.join(ctx.outDir, 'predict.json'), `${JSON.stringify(summary, null, 2)}\n`);
 
     const { pageViews, renderPredictPage } = await import('./predict-page.js');
@@ -116,8 +121,8 @@ export const predictStage: Stage<PredictParams> = {
     const counts = classes.map((c) => `${c} ${perClass[c]}`).join(', ');
     return {
       metrics: { images: rows.length, images_per_second: rows.length / seconds },
-      meta: { backend, engine: predictor.engineName, cut: artifact.finetune.cut, count: rows.length, frozen_computed: predictor.frozenComputed, corrupt: excluded.length, per_class: perClass, seconds },
-      summary: `${rows.length} images predicted (${counts})${excluded.length ? `; ${excluded.length} corrupt left out` : ''}`,
+      meta: { backend, engine: predictor.engineName, cut: artifact.finetune.cut, count: rows.length, frozen_computed: predictor.frozenComputed, corrupt: excluded.length, per_class: perClass, seconds, tta: p.tta ?? 'none' },
+      summary: `${rows.length} images predicted (${counts})${excluded.length ? `; ${excluded.length} corrupt left out` : ''}${tta ? ` (TTA: ${tta})` : ''}`,
     };
   },
 };

@@ -41,7 +41,7 @@ ${data.verdicts.map((v) => html`<p class="verdict ${v.passed ? 'passed' : 'faile
 <div class="cards">
 ${card('Accuracy', fmt.percent(m.accuracy, 2), html`<span class="meter"><span style="width:${fmt.percent(m.accuracy, 2)}"></span></span>`, 'accent')}
 ${card('Log loss', fmt.fixed(m.logLoss, 4), 'lower is better')}
-${card('Images evaluated', fmt.integer(m.count), `${m.on} set, ${m.classes.length} classes`)}
+${card('Images evaluated', fmt.integer(m.count), `${m.on} set, ${m.classes.length} classes${m.tta ? `, TTA: ${m.tta}` : ''}`)}
 ${card('Mistakes', fmt.integer(wrong), m.count > 0 ? `${fmt.percent(wrong / m.count)} of ${m.on}` : '', wrong > 0 ? 'warn' : '')}
 ${m.testCount !== undefined ? card('Test predictions', fmt.integer(m.testCount), 'in submission.csv') : ''}
 </div>

@@ -37,6 +37,7 @@ export function renderMarkdown(data: ReportData): string {
     [`images (${mdText(m.on)})`, fmt.integer(m.count)],
   ];
   if (m.testCount !== undefined) headline.push(['test predictions', fmt.integer(m.testCount)]);
+  if (m.tta) headline.push(['test-time augmentation', mdText(m.tta)]);
   out.push(table(['metric', 'value'], headline, ['l', 'r']), '');
 
   out.push('### Per class', '');

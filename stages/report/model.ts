@@ -24,6 +24,8 @@ export interface EvalMetrics {
   readonly confusion: readonly (readonly number[])[];
   readonly perClass: Readonly<Record<string, ClassMetrics>>;
   readonly testCount?: number;
+  /** Test-time augmentation the probabilities were averaged over ('flip', '4 variants'). */
+  readonly tta?: string;
 }
 
 export interface AnalysisItem {
@@ -131,6 +133,7 @@ export function parseMetrics(json: unknown, name = 'metrics.json'): EvalMetrics 
     perClass,
   };
   if (result.logLoss < 0) fail(`${name}: log_loss`, `must not be negative, got ${result.logLoss}`);
+  if (m.tta !== undefined) Object.assign(result, { tta: text(m.tta, `${name}: tta`) });
   if (m.test_count !== undefined && m.test_count !== null) {
     return { ...result, testCount: count(m.test_count, `${name}: test_count`) };
   }

@@ -1,5 +1,5 @@
-// The frozen-output cache. Without augmentation, the frozen part's output for an image never
-// changes, so it is computed once per image through a FrozenEngine and streamed to disk as a
+// The frozen-output cache. The frozen part's output for an image (or for one of its seeded
+// augmented variants: ./augment.ts) never changes, so it is computed once per image through a FrozenEngine and streamed to disk as a
 // raw float32 file (rows in file-list order) plus index.json, in a runner-owned derived entry
 // keyed by what determines it: the frozen layers' configs and weights, the cut, the images
 // (the dataset artifact's content hash and the split's file list) and the preprocessing.
@@ -97,6 +97,17 @@ export interface FeatureIndex {
   readonly sha256?: readonly string[];
   /** How many rows the build computed (the others were copied from earlier sets). */
   readonly computed?: number;
+  /** Augmented sets: rows per file; row `copy * files.length + i` is variant `copy` of file i. */
+  readonly copies?: number;
+}
+
+/** Augmented variants of every file instead of the files themselves (./augment.ts). */
+export interface VariantRequest {
+  /** What decides the variants' pixels: part of the cache key. */
+  readonly key: unknown;
+  readonly copies: number;
+  /** Variant `copy` of the image at absolute path `file` (`rel` in the dataset), HWC RGB uint8 at the input size. */
+  decode(file: string, rel: string, copy: number): Promise<Uint8Array>;
 }
 
 export interface FeatureRequest {
@@ -122,9 +133,11 @@ export interface FeatureRequest {
   readonly signal: AbortSignal;
   /** Keep partial outputs here (ctx.workDir) so an interrupted computation resumes. */
   readonly resumeDir?: string;
+  /** Compute augmented variants of the files (copy-major rows) instead of the files. */
+  readonly variants?: VariantRequest;
 }
 
-export function featureKey(r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architecture' | 'datasetHash' | 'split' | 'files' | 'preprocess'>): unknown {
+export function featureKey(r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architecture' | 'datasetHash' | 'split' | 'files' | 'preprocess' | 'variants'>): unknown {
   const files = createHash('sha256').update(r.files.join('\n')).digest('hex');
   return {
     version: FEATURES_VERSION,
@@ -135,6 +148,7 @@ export function featureKey(r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architect
     split: r.split,
     files,
     preprocess: { mode: r.preprocess.mode, size: [...r.preprocess.size], fit: r.preprocess.fit },
+    ...(r.variants ? { variants: r.variants.key } : {}),
   };
 }
 
@@ -158,9 +172,20 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
   let built = false;
   let computed = 0;
   const key = featureKey(r);
+  const copies = r.variants?.copies ?? 1;
+  const rows = r.files.length * copies;
+  const label = r.variants ? `augmented outputs: ${r.split} (${copies} per image)` : `frozen outputs: ${r.split}`;
   const dir = await r.derived('features', key, async (out) => {
     built = true;
     const t0 = performance.now();
+    if (r.variants) {
+      // Augmented variants are new pixels every time: nothing to reuse from other sets.
+      const fresh = await computeRows(r, r.files, key, path.join(out, 'features.f32'));
+      computed = rows;
+      const index: FeatureIndex = { version: FEATURES_VERSION, count: rows, shape: fresh.shape, dtype: 'float32', files: r.files, engine: fresh.engine, seconds: (performance.now() - t0) / 1000, copies };
+      await writeFile(path.join(out, 'index.json'), JSON.stringify(index));
+      return;
+    }
     const family = featureFamily({ version: FEATURES_VERSION, ...r });
     const hashes = await imageHashes(r.datasetDir, r.files);
     // Where the other feature entries are: beside the family's own small entry.
@@ -197,15 +222,22 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
     await writeFile(path.join(out, 'index.json'), JSON.stringify(index));
   });
   const index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as FeatureIndex;
-  if (!built) r.log(`frozen outputs: ${r.split}: ${index.count} images from the cache`);
+  if (!built) r.log(`${label}: ${index.count} images from the cache`);
   return { dir, index, built, computed };
 }
 
-/** The frozen outputs of `files` (dataset-relative) into `target`, through the engine; resumable. */
+/**
+ * The frozen outputs of `files` (dataset-relative) into `target`, through the engine; resumable.
+ * With `r.variants`: `copies` rows per file, row `copy * files.length + i` variant `copy` of file i.
+ */
 async function computeRows(r: FeatureRequest, files: readonly string[], key: unknown, target: string): Promise<{ file: string; shape: readonly number[]; engine: Record<string, unknown> }> {
   const t0 = performance.now();
   const engine = await r.engine();
   const rowBytes = engine.outputShape.reduce((a, b) => a * b, 1) * 4;
+  const variants = r.variants;
+  const n = files.length;
+  const rows = n * (variants?.copies ?? 1);
+  const label = variants ? `augmented outputs: ${r.split} (${variants.copies} per image)` : `frozen outputs: ${r.split}`;
   // Named by what it holds: the key and the list computed (which depends on what was found).
   const tag = createHash('sha256').update(JSON.stringify(key)).update(files.join('\n')).digest('hex').slice(0, 24);
   const file = r.resumeDir ? path.join(r.resumeDir, `features-${tag}.f32`) : target;
@@ -213,17 +245,19 @@ async function computeRows(r: FeatureRequest, files: readonly string[], key: unk
   if (r.resumeDir) {
     await mkdir(r.resumeDir, { recursive: true });
     const size = await stat(file).then((st) => st.size, () => 0);
-    done = Math.min(files.length, Math.floor(size / rowBytes));
+    done = Math.min(rows, Math.floor(size / rowBytes));
     await writeFile(file, '', { flag: 'a' });
     await truncate(file, done * rowBytes); // drop a half-written row
-    if (done > 0) r.log(`frozen outputs: ${r.split}: resuming after ${done} of ${files.length} images`);
+    if (done > 0) r.log(`${label}: resuming after ${done} of ${rows} images`);
   }
-  const bar = r.progress(`frozen outputs: ${r.split}`, files.length, done);
+  const bar = r.progress(label, rows, done);
   const fh = await open(file, r.resumeDir ? 'a' : 'w');
   const first = done;
   try {
-    const abs = files.slice(done).map((f) => path.join(r.datasetDir, f));
+    const from = done;
+    const abs = Array.from({ length: rows - done }, (_, k) => path.join(r.datasetDir, files[(from + k) % n]!));
     for await (const batch of loadBatches(abs, {
+      ...(variants ? { decode: (file: string, k: number) => variants.decode(file, files[(from + k) % n]!, Math.floor((from + k) / n)) } : {}),
       size: r.preprocess.size,
       fit: r.preprocess.fit,
       preprocess: r.preprocess.mode,
@@ -248,7 +282,7 @@ async function computeRows(r: FeatureRequest, files: readonly string[], key: unk
       await rm(file, { force: true });
     });
   }
-  bar.done(`${files.length} images, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  bar.done(`${rows} images, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return { file: target, shape: engine.outputShape, engine: { name: engine.name, ...engine.detail } };
 }
 

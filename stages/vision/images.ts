@@ -131,6 +131,8 @@ export interface BatchOptions extends DecodeOptions {
    * only when each batch is used up (copied into a tensor, run through an engine) in its turn.
    */
   readonly reuseBuffers?: boolean;
+  /** Decodes file `index` of the list instead of decodeImage (augmented variants). */
+  readonly decode?: (file: string, index: number) => Promise<Uint8Array>;
 }
 
 export interface ImageBatch {
@@ -188,7 +190,7 @@ export async function* loadBatches(files: readonly string[], options: BatchOptio
         run(async () => {
           if (stopped) return;
           if (signal?.aborted) throw abortError(signal);
-          const rgb = await decodeImage(file, options);
+          const rgb = options.decode ? await options.decode(file, start + i) : await decodeImage(file, options);
           preprocessInto(rgb, data, i * per, options.preprocess);
           options.onDecoded?.(file);
         }),

@@ -37,6 +37,8 @@ export interface LearnerOptions {
   readonly engine: EnginePref;
   readonly log: (message: string) => void;
   readonly warn?: (message: string) => void;
+  /** Learning-rate multiplier per layer name (discriminative rates: ./unfreeze.ts); default 1. */
+  readonly lrMult?: ReadonlyMap<string, number>;
 }
 
 /** The learner for `o.engine`: onnx where it can train this head (auto, onnx), else tfjs. */
@@ -54,7 +56,7 @@ export async function openLearner(o: LearnerOptions): Promise<Learner> {
 
 async function onnxLearner(o: LearnerOptions): Promise<Learner> {
   const { createOnnxTrainer } = await import('./onnx/trainer.js');
-  const trainer = await createOnnxTrainer(o.head, { optimizer: o.optimizer, learningRate: o.learningRate, log: o.log });
+  const trainer = await createOnnxTrainer(o.head, { optimizer: o.optimizer, learningRate: o.learningRate, log: o.log, ...(o.lrMult ? { lrMult: o.lrMult } : {}) });
   return {
     name: 'onnx',
     detail: trainer.detail,
@@ -117,9 +119,22 @@ function adamPowers(optimizer: TF.Optimizer): [TF.Variable, TF.Variable] | null 
 }
 
 function tfjsLearner(o: LearnerOptions): Learner {
+  const { head } = o;
+  if (o.lrMult && [...o.lrMult.values()].some((m) => m !== 1)) return groupedTfjsLearner(o, tfjsLearnerWith);
+  return tfjsLearnerWith(o, [{ mult: 1, vars: head.trainableWeights.map((w) => w.read() as TF.Variable) }]);
+}
+
+/** Variables trained at learning rate x `mult`, by one optimizer. */
+interface VarGroup {
+  readonly mult: number;
+  readonly vars: TF.Variable[];
+}
+
+function tfjsLearnerWith(o: LearnerOptions, groups: readonly VarGroup[]): Learner {
   const { tf, head } = o;
-  const optimizer = OPTIMIZERS[o.optimizer].tfjs(tf, o.learningRate);
-  const vars = head.trainableWeights.map((w) => w.read() as TF.Variable);
+  const optimizers = groups.map((g) => OPTIMIZERS[o.optimizer].tfjs(tf, o.learningRate * g.mult));
+  const optimizer = optimizers[0]!;
+  const vars = groups.flatMap((g) => g.vars);
   if (vars.length === 0) throw new Error('nothing to train: the head has no trainable weights');
   const dropouts = head.layers.filter((l) => l.getClassName() === 'Dropout');
   const logitsOf = softmaxLogits(head);
@@ -134,7 +149,7 @@ function tfjsLearner(o: LearnerOptions): Learner {
       const lossT = tf.tidy((): TF.Scalar => {
         const x = tf.tensor(xData, [count, ...o.shape], 'float32');
         const y = tf.oneHot(tf.tensor1d(Array.from({ length: count }, (_, i) => labels[i]!), 'int32'), o.classes);
-        return optimizer.minimize(() => {
+        const lossOf = (): TF.Scalar => {
           if (logitsOf) {
             const logits = logitsOf(x);
             kept.probs = tf.keep(tf.softmax(logits));
@@ -143,7 +158,12 @@ function tfjsLearner(o: LearnerOptions): Learner {
           const p = head.apply(x, { training: true }) as TF.Tensor;
           kept.probs = tf.keep(p);
           return tf.metrics.categoricalCrossentropy(y, p).mean() as TF.Scalar;
-        }, true, vars) as TF.Scalar;
+        };
+        if (optimizers.length === 1) return optimizer.minimize(lossOf, true, vars) as TF.Scalar;
+        // One gradient pass, then each group's optimizer steps its own variables at its own rate.
+        const { value, grads } = tf.variableGrads(lossOf, vars);
+        groups.forEach((g, i) => optimizers[i]!.applyGradients(Object.fromEntries(g.vars.map((v) => [v.name, grads[v.name]!]))));
+        return value;
       });
       const loss = (await lossT.data())[0]!;
       const probs = (await kept.probs!.data()) as Float32Array;
@@ -155,34 +175,61 @@ function tfjsLearner(o: LearnerOptions): Learner {
       // Momentum (an SGDOptimizer) keeps -lr as a scalar tensor and has a setter; Adam reads its
       // learningRate field at every step. (tfjs' optimizers answer `instanceof` for any
       // optimizer class, so the setter is looked up.)
-      const o = optimizer as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
-      if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
-      else o.learningRate = lr;
+      optimizers.forEach((opt, i) => {
+        const o = opt as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
+        const rate = lr * groups[i]!.mult;
+        if (typeof o.setLearningRate === 'function') o.setLearningRate(rate);
+        else o.learningRate = rate;
+      });
     },
     async save(dir) {
       await saveTensors(dir, 'weights', head.weights.map((w) => ({ name: w.name, tensor: w.read() })));
-      const opt = await optimizer.getWeights();
-      await saveTensors(dir, 'optimizer', opt);
-      // getWeights returns the optimizer's live variables, plus a fresh scalar for the step count.
-      tf.dispose(opt.filter((w) => w.name === 'iter').map((w) => w.tensor));
-      const powers = adamPowers(optimizer);
-      if (powers) await saveTensors(dir, 'adam-powers', powers.map((v, i) => ({ name: `beta${i + 1}_power`, tensor: v })));
+      for (const [i, opt] of optimizers.entries()) {
+        const state = await opt.getWeights();
+        await saveTensors(dir, optimizerFile(i), state);
+        // getWeights returns the optimizer's live variables, plus a fresh scalar for the step count.
+        tf.dispose(state.filter((w) => w.name === 'iter').map((w) => w.tensor));
+        const powers = adamPowers(opt);
+        if (powers) await saveTensors(dir, `adam-powers${i === 0 ? '' : `-${i}`}`, powers.map((v, k) => ({ name: `beta${k + 1}_power`, tensor: v })));
+      }
     },
     async restore(dir) {
       const weights = await loadTensors(tf, dir, 'weights');
       if (weights.length !== head.weights.length) throw new Error(`checkpoint has ${weights.length} weights, the head ${head.weights.length}`);
       head.setWeights(weights.map((w) => w.tensor));
       tf.dispose(weights.map((w) => w.tensor));
-      await optimizer.setWeights(await loadTensors(tf, dir, 'optimizer')); // takes ownership
-      const powers = adamPowers(optimizer);
-      if (powers) {
-        const saved = await loadTensors(tf, dir, 'adam-powers');
-        powers.forEach((v, i) => v.assign(saved[i]!.tensor as TF.Scalar));
-        tf.dispose(saved.map((w) => w.tensor));
+      for (const [i, opt] of optimizers.entries()) {
+        await opt.setWeights(await loadTensors(tf, dir, optimizerFile(i))); // takes ownership
+        const powers = adamPowers(opt);
+        if (powers) {
+          const saved = await loadTensors(tf, dir, `adam-powers${i === 0 ? '' : `-${i}`}`);
+          powers.forEach((v, k) => v.assign(saved[k]!.tensor as TF.Scalar));
+          tf.dispose(saved.map((w) => w.tensor));
+        }
       }
     },
     async finish() {
-      optimizer.dispose();
+      for (const opt of optimizers) opt.dispose();
     },
   };
+}
+
+/** Checkpoint file of group i's optimizer ('optimizer' for the first, as with one optimizer). */
+function optimizerFile(i: number): string {
+  return i === 0 ? 'optimizer' : `optimizer-${i}`;
+}
+
+/** The head's trainable variables grouped by their layer's learning-rate multiplier (first-seen order). */
+function groupedTfjsLearner(o: LearnerOptions, make: (o: LearnerOptions, groups: readonly VarGroup[]) => Learner): Learner {
+  const groups: VarGroup[] = [];
+  for (const layer of o.head.layers) {
+    if (!layer.trainable) continue;
+    const mult = o.lrMult?.get(layer.name) ?? 1;
+    const vars = layer.trainableWeights.map((w) => w.read() as TF.Variable);
+    if (vars.length === 0) continue;
+    const g = groups.find((x) => x.mult === mult);
+    if (g) g.vars.push(...vars);
+    else groups.push({ mult, vars });
+  }
+  return make(o, groups);
 }

@@ -9,9 +9,11 @@ import type { Progress, StageContext } from '../../runner/types.js';
 import { StageError } from '../../runner/types.js';
 import { asStageError, frozenBatchSize } from '../finetune-flow.js';
 import type { BackendPref, Tf } from './backend.js';
+import type { FeatureRequest, VariantRequest } from './features.js';
 import type { FrozenEngine } from './frozen.js';
 import type { ModelArtifact } from './model-artifact.js';
 import type { DerivedFn, EnginePref } from './tfjs-engine.js';
+import type { Tta } from './tta.js';
 
 export interface PredictorOptions {
   readonly tf: Tf;
@@ -49,10 +51,24 @@ export class Predictor {
 
   constructor(private readonly o: PredictorOptions) {}
 
-  /** Probabilities per file, in file order: `files.length` rows of `classes.length`. */
-  async predict(set: ImageSet, batchSize: number): Promise<Float32Array[]> {
+  /**
+   * Probabilities per file, in file order: `files.length` rows of `classes.length`; with `tta`,
+   * each row is the mean over the image and its test-time variants (./tta.ts).
+   */
+  async predict(set: ImageSet, batchSize: number, tta: Tta = 'none'): Promise<Float32Array[]> {
+    const plain = await this.predictRows(set, batchSize);
+    if (tta === 'none' || plain.length === 0) return plain;
+    const { ttaVariants, averageTta } = await import('./tta.js');
+    const trainedWith = this.o.artifact.finetune['augment'] as Parameters<typeof ttaVariants>[1];
+    const variants = ttaVariants(tta, trainedWith, this.o.artifact.preprocess)!;
+    return averageTta(plain, await this.predictRows(set, batchSize, variants), variants.copies);
+  }
+
+  /** The rows of `set`'s images, or of their `variants` (copy-major). */
+  private async predictRows(set: ImageSet, batchSize: number, variants?: VariantRequest): Promise<Float32Array[]> {
     const out: Float32Array[] = [];
     if (set.files.length === 0) return out;
+    const total = set.files.length * (variants?.copies ?? 1);
     const width = this.o.artifact.classes.length;
     const rows = (probs: Float32Array, count: number): void => {
       for (let i = 0; i < count; i++) out.push(probs.slice(i * width, (i + 1) * width));
@@ -63,7 +79,8 @@ export class Predictor {
       const { frozenFingerprint, cachedFeatures, FeatureReader } = await import('./features.js');
       const { headModel } = await import('./train.js');
       const pre = this.o.artifact.preprocess;
-      const features = await cachedFeatures({
+      const request: FeatureRequest = {
+        ...(variants ? { variants } : {}),
         derived: this.o.derived,
         frozen: frozenFingerprint(model, cut),
         cut,
@@ -79,14 +96,15 @@ export class Predictor {
         log: this.o.log,
         signal: this.o.signal,
         resumeDir: path.join(this.o.workDir, 'features'),
-      }).catch(asStageError);
+      };
+      const features = await cachedFeatures(request).catch(asStageError);
       this.engineName = String(features.index.engine['name'] ?? this.engineName);
       this.frozenComputed += features.computed;
       const reader = await FeatureReader.open(features);
       try {
         const head = (this.runner ??= await this.openLast(headModel(tf, model, cut)));
-        for (let s = 0; s < set.files.length; s += batchSize) {
-          const idx = Array.from({ length: Math.min(batchSize, set.files.length - s) }, (_, i) => s + i);
+        for (let s = 0; s < total; s += batchSize) {
+          const idx = Array.from({ length: Math.min(batchSize, total - s) }, (_, i) => s + i);
           rows(await head.run(await reader.rows(idx), idx.length), idx.length);
         }
       } finally {
@@ -97,11 +115,20 @@ export class Predictor {
     // Nothing frozen: the whole network from the images.
     const { loadBatches } = await import('./images.js');
     const pre = this.o.artifact.preprocess;
-    const bar = this.o.progress(`predict: ${set.name}`, set.files.length);
+    const bar = this.o.progress(variants ? `predict: ${set.name} (${variants.copies} variants per image)` : `predict: ${set.name}`, total);
     const runner = (this.runner ??= await this.openLast(this.o.model));
+    const n = set.files.length;
     const batches = loadBatches(
-      set.files.map((f) => path.join(set.dir, f)),
-      { size: pre.size, fit: pre.fit, preprocess: pre.mode, batchSize: frozenBatchSize(pre.size), signal: this.o.signal, reuseBuffers: true },
+      Array.from({ length: total }, (_, k) => path.join(set.dir, set.files[k % n]!)),
+      {
+        size: pre.size,
+        fit: pre.fit,
+        preprocess: pre.mode,
+        batchSize: frozenBatchSize(pre.size),
+        signal: this.o.signal,
+        reuseBuffers: true,
+        ...(variants ? { decode: (file: string, k: number) => variants.decode(file, set.files[k % n]!, Math.floor(k / n)) } : {}),
+      },
     );
     try {
       for await (const b of batches) {

@@ -25,6 +25,8 @@ export interface DataSource {
   /** Class index per row. */
   readonly labels: Int32Array;
   rows(indices: readonly number[]): Promise<Float32Array>;
+  /** The rows epoch `epoch` trains on, when they vary by epoch (augmented variants: ./variants.ts). */
+  forEpoch?(epoch: number): DataSource;
 }
 
 export interface EpochRecord {
@@ -78,6 +80,8 @@ export interface TrainOptions {
   readonly progress: (label: string, total?: number) => Progress;
   readonly log: (message: string) => void;
   readonly warn?: (message: string) => void;
+  /** Learning-rate multiplier per layer name (discriminative rates: ./unfreeze.ts). */
+  readonly lrMult?: ReadonlyMap<string, number>;
 }
 
 export interface TrainResult {
@@ -212,6 +216,7 @@ export async function trainHead(o: TrainOptions): Promise<TrainResult> {
     engine: o.engine,
     log: o.log,
     ...(o.warn ? { warn: o.warn } : {}),
+    ...(o.lrMult ? { lrMult: o.lrMult } : {}),
   });
   try {
     return await trainLoop(o, learner);
@@ -268,7 +273,8 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
     let correct = 0;
     let seen = 0;
     const batchIdx = (b: number) => order.slice(b * o.batchSize, (b + 1) * o.batchSize);
-    let next = train.rows(batchIdx(0));
+    const epochRows = train.forEpoch?.(epoch) ?? train;
+    let next = epochRows.rows(batchIdx(0));
     for (let b = 0; b < batches; b++) {
       if (signal.aborted) {
         next.catch(() => undefined);
@@ -276,7 +282,7 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
       }
       const idx = batchIdx(b);
       const xData = await next;
-      if (b + 1 < batches) next = train.rows(batchIdx(b + 1)); // read ahead while this batch trains
+      if (b + 1 < batches) next = epochRows.rows(batchIdx(b + 1)); // read ahead while this batch trains
       const labels = idx.map((r) => train.labels[r]!);
       const stepSeed = (o.seed * 1_000_003 + epoch * 10_007 + b * 101) >>> 0;
       if (o.lrSchedule && o.lrSchedule !== 'constant') learner.setLearningRate(scheduledLearningRate(o.learningRate, o.lrSchedule, (epoch - 1) * batches + b, o.epochs * batches));

@@ -25,6 +25,8 @@ export interface OnnxTrainerOptions {
    */
   readonly memoryBudgetBytes?: number;
   readonly log?: (message: string) => void;
+  /** Learning-rate multiplier per layer name (discriminative rates: ../unfreeze.ts); default 1. */
+  readonly lrMult?: ReadonlyMap<string, number>;
 }
 
 export interface StepResult {
@@ -90,7 +92,8 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
   // Sums of the slices' gradients, made the first time a batch is larger than maxRows.
   const gradSumStore: (Float32Array | undefined)[] = params.map(() => undefined);
   const gradSum = (i: number): Float32Array => (gradSumStore[i] ??= new Float32Array(size(params[i]!.onnxShape)));
-  let lr = opts.learningRate;
+  let lrNow = opts.learningRate;
+  const mults = params.map((p) => opts.lrMult?.get(p.layer) ?? 1);
 
   const weightFeeds = (): Record<string, Ort.Tensor> =>
     Object.fromEntries(params.map((p, i) => [p.name, new ort.Tensor('float32', weights[i]!, [...p.onnxShape])]));
@@ -99,7 +102,7 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
     return new ort.Tensor('float32', x.subarray(0, count * inSize), [count, ...inputShape]);
   };
 
-  const update = (i: number, g: Float32Array) => optimizer.update(weights[i]!, g, slots[i]!, lr, steps);
+  const update = (i: number, g: Float32Array) => optimizer.update(weights[i]!, g, slots[i]!, lrNow * mults[i]!, steps);
 
   /** One run of the train graph on rows [start, start + n): loss, probabilities, gradients. */
   const runSlice = async (x: Float32Array, labels: ArrayLike<number>, start: number, n: number, rand: () => number) => {
@@ -172,7 +175,7 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
       return { loss, probs };
     },
     setLearningRate(next) {
-      lr = next;
+      lrNow = next;
     },
     async predict(x, count) {
       alive();
