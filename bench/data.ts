@@ -28,7 +28,9 @@ export async function benchData(count = 25_000): Promise<object> {
       Array.from({ length: 64 }, (_, k) => {
         const px = Buffer.alloc(width * height * 3);
         for (let i = 0; i < px.length; i++) px[i] = (i * (k + 7) + ((i * 2654435761) >>> 24)) & 0xff;
-        return sharp(px, { raw: { width, height, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+        return sharp(px, { raw: { width, height, channels: 3 } })
+          .jpeg({ quality: 80 })
+          .toBuffer();
       }),
     );
     const input = path.join(root, 'input');

@@ -83,7 +83,9 @@ async function benchInference(o: EngineBenchOptions, log: (m: string) => void): 
   model.dispose();
 
   log('inference: pytorch');
-  const torch = o.torch ? await runTorchReference('features', { batch: o.batch, images: o.onnxImages, threads: o.threads }) : ({ ok: false, reason: 'disabled' } as const);
+  const torch = o.torch
+    ? await runTorchReference('features', { batch: o.batch, images: o.onnxImages, threads: o.threads })
+    : ({ ok: false, reason: 'disabled' } as const);
   const torchImgS = torch.ok ? Number(torch.result['img_per_s']) : undefined;
   return {
     what: `VGG16 conv base (to block5_pool), 224x224, batch ${o.batch}, random weights`,
@@ -168,7 +170,8 @@ function projection(inf: Json, head: Json, block5Bench: Json): Json {
   const noCache = (3 * (LESSON_IMAGES.train + LESSON_IMAGES.valid) + LESSON_IMAGES.test) / onnxImgS;
   // trainable: block5: blocks 1-4 once (27.9 of 30.7 GFLOP), then block5 + top trained each epoch.
   const b4 = (all * ((VGG16_BASE_GFLOP - BLOCK5_FWD_GFLOP) / VGG16_BASE_GFLOP)) / onnxImgS;
-  const block5 = b4 + decode + (3 * LESSON_IMAGES.train) / block5ImgS + (3 * LESSON_IMAGES.valid + LESSON_IMAGES.test) / (onnxImgS * (VGG16_BASE_GFLOP / BLOCK5_FWD_GFLOP));
+  const block5 =
+    b4 + decode + (3 * LESSON_IMAGES.train) / block5ImgS + (3 * LESSON_IMAGES.valid + LESSON_IMAGES.test) / (onnxImgS * (VGG16_BASE_GFLOP / BLOCK5_FWD_GFLOP));
   return {
     images: LESSON_IMAGES,
     k80_lesson_s: K80_LESSON_S,

@@ -26,7 +26,11 @@ async function listTs(root: string, dir: string): Promise<string[]> {
   return out;
 }
 
-interface Edge { from: string; to: string; kind: 'static' | 'type' | 'dynamic' }
+interface Edge {
+  from: string;
+  to: string;
+  kind: 'static' | 'type' | 'dynamic';
+}
 
 const STATIC = /^\s*(import|export)\s+(type\s+)?[^'";]*?\bfrom\s+['"]([^'"]+)['"]/gm;
 const BARE = /^\s*import\s+['"]([^'"]+)['"]/gm;
@@ -72,7 +76,10 @@ export async function importGraph(root: string): Promise<Record<string, unknown>
   const breaches = edges.filter(
     (e) => (e.from.startsWith('stages/') && e.to.startsWith('runner/') && !PUBLIC.has(e.to)) || (e.from.startsWith('runner/') && e.to.startsWith('stages/')),
   );
-  const cycles = stronglyConnected(files, edges.filter((e) => e.kind === 'static'));
+  const cycles = stronglyConnected(
+    files,
+    edges.filter((e) => e.kind === 'static'),
+  );
   const anyCycles = stronglyConnected(files, edges);
   return {
     files: files.length,

@@ -33,7 +33,8 @@ export function policies(epochs: readonly EpochRecord[]): Pick<SeedResult, 'val_
     acc[name] = epochs.find((e) => e.epoch === epoch)!.val_accuracy!;
   };
   put('last', epochs[epochs.length - 1]!.epoch);
-  for (const monitor of ['val_loss', 'val_accuracy'] as Monitor[]) put(`best_${monitor}`, EpochKeeper.replay({ keep: 'best', monitor, patience: 0 }, epochs).best!);
+  for (const monitor of ['val_loss', 'val_accuracy'] as Monitor[])
+    put(`best_${monitor}`, EpochKeeper.replay({ keep: 'best', monitor, patience: 0 }, epochs).best!);
   for (const patience of [2, 3, 5]) {
     const k = new EpochKeeper({ keep: 'best', monitor: 'val_loss', patience });
     for (const e of epochs) {

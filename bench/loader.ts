@@ -45,7 +45,8 @@ async function bare(files: readonly string[]): Promise<Run> {
 async function loader(files: readonly string[]): Promise<Run> {
   return timed(files, async () => {
     let n = 0;
-    for await (const b of loadBatches(files, { size: SIZE, fit: 'fill', preprocess: 'caffe', batchSize: 32, concurrency: IN_FLIGHT, reuseBuffers: true })) n += b.count;
+    for await (const b of loadBatches(files, { size: SIZE, fit: 'fill', preprocess: 'caffe', batchSize: 32, concurrency: IN_FLIGHT, reuseBuffers: true }))
+      n += b.count;
     if (n !== files.length) throw new Error('loader lost images');
   });
 }
@@ -92,10 +93,18 @@ export async function generate(dir: string, count: number): Promise<string[]> {
   for (let i = 0; i < count; i++) {
     const small = Buffer.alloc(50 * 38 * 3);
     for (let k = 0; k < small.length; k++) small[k] = rand();
-    const blobs = await sharp(small, { raw: { width: 50, height: 38, channels: 3 } }).resize(500, 375, { kernel: 'cubic' }).raw().toBuffer();
+    const blobs = await sharp(small, { raw: { width: 50, height: 38, channels: 3 } })
+      .resize(500, 375, { kernel: 'cubic' })
+      .raw()
+      .toBuffer();
     for (let k = 0; k < blobs.length; k += 7) blobs[k] = Math.min(255, blobs[k]! + (rand() & 15));
     const f = path.join(dir, `${i}.jpg`);
-    await writeFile(f, await sharp(blobs, { raw: { width: 500, height: 375, channels: 3 } }).jpeg({ quality: 85 }).toBuffer());
+    await writeFile(
+      f,
+      await sharp(blobs, { raw: { width: 500, height: 375, channels: 3 } })
+        .jpeg({ quality: 85 })
+        .toBuffer(),
+    );
     files.push(f);
   }
   return files;

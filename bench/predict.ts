@@ -54,7 +54,12 @@ async function main(n: number): Promise<object> {
     // 1. The frozen pass, as finetune runs it.
     let engineName = '';
     const f0 = performance.now();
-    const engine = await openFrozenEngine(choice.tf, model, 'block5_pool', { engine: 'auto', log: () => undefined, warn: () => undefined, derived: derivedIn(path.join(root, 'd1')) });
+    const engine = await openFrozenEngine(choice.tf, model, 'block5_pool', {
+      engine: 'auto',
+      log: () => undefined,
+      warn: () => undefined,
+      derived: derivedIn(path.join(root, 'd1')),
+    });
     try {
       const set = await cachedFeatures({
         derived: derivedIn(path.join(root, 'd1')),
@@ -79,7 +84,25 @@ async function main(n: number): Promise<object> {
     const frozenS = (performance.now() - f0) / 1000;
 
     // 2. The predict stage on the same photos, fresh caches.
-    const artifact = (dir: string, kind: 'model' | 'files') => ({ kind, key: kind, contentHash: `${kind}-hash`, dir, meta: { key: kind, contentHash: kind, stage: kind, uses: kind, version: 1, params: {}, inputs: {}, createdAt: '', durationMs: 0, runId: 'bench', host: 'bench' } });
+    const artifact = (dir: string, kind: 'model' | 'files') => ({
+      kind,
+      key: kind,
+      contentHash: `${kind}-hash`,
+      dir,
+      meta: {
+        key: kind,
+        contentHash: kind,
+        stage: kind,
+        uses: kind,
+        version: 1,
+        params: {},
+        inputs: {},
+        createdAt: '',
+        durationMs: 0,
+        runId: 'bench',
+        host: 'bench',
+      },
+    });
     const outDir = path.join(root, 'out');
     await mkdir(outDir);
     const params: PredictParams = { from: '', batch_size: 64, top_k: 12, extensions: ['jpg'], backend: 'auto', engine: 'auto' };

@@ -94,7 +94,11 @@ export async function benchRemote(): Promise<object> {
     const setupS = (Date.now() - t) / 1000;
 
     const remote = new RemoteCache(
-      S3Store.create(`s3://${server.bucket}/bench`, { endpoint: server.endpoint, region: 'us-east-1', credentials: { accessKeyId: S3_ACCESS_KEY_ID, secretAccessKey: 'bench' } }),
+      S3Store.create(`s3://${server.bucket}/bench`, {
+        endpoint: server.endpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: S3_ACCESS_KEY_ID, secretAccessKey: 'bench' },
+      }),
     );
     const totalBytes = files * fileBytes + bigBytes;
     const mb = (bytes: number, s: number): number => round(bytes / 1e6 / s, 1);
@@ -153,10 +157,19 @@ export async function benchRemote(): Promise<object> {
       model_files: shards + 5,
       setup_s: round(setupS),
       push_split: { s: round(pushSplitS), mb_per_s: mb(pushSplit.uploadedBytes, pushSplitS), files_per_s: Math.round(pushSplit.uploadedFiles / pushSplitS) },
-      push_model: { s: round(pushModelS), mb_per_s: mb(pushModel.uploadedBytes, pushModelS), multipart: Math.min(SHARD_BYTES, bigBytes) >= MULTIPART_THRESHOLD },
+      push_model: {
+        s: round(pushModelS),
+        mb_per_s: mb(pushModel.uploadedBytes, pushModelS),
+        multipart: Math.min(SHARD_BYTES, bigBytes) >= MULTIPART_THRESHOLD,
+      },
       second_push_all_present: { s: round(againS, 3), target_s: 2, uploaded_files: again.uploadedFiles, entries_present: again.entriesPresent },
       push_new_entry_blobs_present: { s: round(sharedS), uploaded_files: shared.uploadedFiles, present_files: shared.presentFiles },
-      pull_split: { s: round(pullSplitS), download_s: round(pullSplitDownloadS), mb_per_s: mb(files * fileBytes, pullSplitS), files_per_s: Math.round(files / pullSplitS) },
+      pull_split: {
+        s: round(pullSplitS),
+        download_s: round(pullSplitDownloadS),
+        mb_per_s: mb(files * fileBytes, pullSplitS),
+        files_per_s: Math.round(files / pullSplitS),
+      },
       pull_model: { s: round(pullModelS), download_s: round(pullModelDownloadS), mb_per_s: mb(bigBytes, pullModelS) },
       push_total: { s: round(pushSplitS + pushModelS), mb_per_s: mb(totalBytes, pushSplitS + pushModelS) },
       pull_total: { s: round(pullSplitS + pullModelS), mb_per_s: mb(totalBytes, pullSplitS + pullModelS) },

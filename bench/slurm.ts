@@ -20,7 +20,11 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 function pipe(dir: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string; ms: number }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [PIPE, ...args], { cwd: dir, env: { ...process.env, CI: 'true', NO_COLOR: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [PIPE, ...args], {
+    cwd: dir,
+    env: { ...process.env, CI: 'true', NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr, ms: performance.now() - t0 })));

@@ -23,7 +23,7 @@ export function torchReferenceScript(): string {
 function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(PYTHON, args, { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      const code = err ? ((err as NodeJS.ErrnoException & { code?: unknown }).code === 'ENOENT' ? null : (typeof err.code === 'number' ? err.code : 1)) : 0;
+      const code = err ? ((err as NodeJS.ErrnoException & { code?: unknown }).code === 'ENOENT' ? null : typeof err.code === 'number' ? err.code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
   });

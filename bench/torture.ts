@@ -131,7 +131,13 @@ async function concurrency(args: Args): Promise<{ ok: boolean; summary: string }
         const names = mode === 'same' ? ['p'] : ['p1', 'p2', 'p3', 'p4'];
         for (const n of names) await writeFile(path.join(dir, `${n}-${salt}.yaml`), concurrentPipeline(n, salt, 1000));
         const counters = [`shared-${salt}`, ...names.flatMap((n) => [`own-${n}-${salt}`, `last-${n}-${salt}`])];
-        const o = await concurrentRuns(dir, path.join(dir, 'cache'), names.map((n) => `${n}-${salt}.yaml`), args.concurrent, counters);
+        const o = await concurrentRuns(
+          dir,
+          path.join(dir, 'cache'),
+          names.map((n) => `${n}-${salt}.yaml`),
+          args.concurrent,
+          counters,
+        );
         runs += o.results.length;
         const problems: string[] = [];
         o.results.forEach((r, i) => {
@@ -149,7 +155,10 @@ async function concurrency(args: Args): Promise<{ ok: boolean; summary: string }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  return { ok: failures.length === 0, summary: `${runs} runs, ${args.concurrent} at a time${failures.length ? `; ${failures.length} problems: ${failures.slice(0, 3).join(' | ')}` : ''}` };
+  return {
+    ok: failures.length === 0,
+    summary: `${runs} runs, ${args.concurrent} at a time${failures.length ? `; ${failures.length} problems: ${failures.slice(0, 3).join(' | ')}` : ''}`,
+  };
 }
 
 /** 4 runs at once on one cache; one is killed -9 (runner only) while the others wait or work. */
@@ -205,7 +214,10 @@ async function killOne(args: Args): Promise<{ ok: boolean; summary: string }> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  return { ok: failures.length === 0, summary: `${survivors} surviving runs finished; longest wait after a kill ${Math.max(...waits)} ms${failures.length ? `; ${failures.join(' | ')}` : ''}` };
+  return {
+    ok: failures.length === 0,
+    summary: `${survivors} surviving runs finished; longest wait after a kill ${Math.max(...waits)} ms${failures.length ? `; ${failures.join(' | ')}` : ''}`,
+  };
 }
 
 function nodeTest(file: string, env: Record<string, string>): Promise<{ code: number | null; out: string }> {
@@ -219,10 +231,24 @@ function nodeTest(file: string, env: Record<string, string>): Promise<{ code: nu
 }
 
 async function fuzz(args: Args): Promise<{ ok: boolean; summary: string }> {
-  const r = await nodeTest('test/fuzz-yaml.test.js', { PIPE_FUZZ_RUNS: String(args.fuzz), PIPE_FUZZ_CLI_RUNS: String(args.fuzzCli), PIPE_FUZZ_SEED: String(args.seed | 0) });
-  const counts = r.out.split('\n').filter((l) => /^# fuzz/.test(l)).map((l) => l.slice(2));
+  const r = await nodeTest('test/fuzz-yaml.test.js', {
+    PIPE_FUZZ_RUNS: String(args.fuzz),
+    PIPE_FUZZ_CLI_RUNS: String(args.fuzzCli),
+    PIPE_FUZZ_SEED: String(args.seed | 0),
+  });
+  const counts = r.out
+    .split('\n')
+    .filter((l) => /^# fuzz/.test(l))
+    .map((l) => l.slice(2));
   for (const c of counts) console.log(`  ${c}`);
-  if (r.code !== 0) console.log(r.out.split('\n').filter((l) => /not ok|error/.test(l)).slice(0, 20).join('\n'));
+  if (r.code !== 0)
+    console.log(
+      r.out
+        .split('\n')
+        .filter((l) => /not ok|error/.test(l))
+        .slice(0, 20)
+        .join('\n'),
+    );
   return { ok: r.code === 0, summary: counts.join('; ') };
 }
 
@@ -230,7 +256,14 @@ async function diskFull(): Promise<{ ok: boolean; summary: string }> {
   const r = await nodeTest('test/e2e/disk-full.test.js', {});
   const pass = /# pass (\d+)/.exec(r.out)?.[1] ?? '?';
   const skipped = /# skipped (\d+)/.exec(r.out)?.[1] ?? '?';
-  if (r.code !== 0) console.log(r.out.split('\n').filter((l) => /not ok|error/.test(l)).slice(0, 20).join('\n'));
+  if (r.code !== 0)
+    console.log(
+      r.out
+        .split('\n')
+        .filter((l) => /not ok|error/.test(l))
+        .slice(0, 20)
+        .join('\n'),
+    );
   return { ok: r.code === 0, summary: `${pass} passed, ${skipped} skipped` };
 }
 
@@ -241,14 +274,23 @@ async function remoteDrops(rounds: number): Promise<{ ok: boolean; summary: stri
     const r = await nodeTest('test/e2e/remote-host.test.js', {});
     if (/# skipped [1-9]/.test(r.out)) return { ok: true, summary: 'skipped: no sshd here' };
     if (r.code === 0) passed++;
-    else console.log(r.out.split('\n').filter((l) => /not ok|error/.test(l)).slice(0, 20).join('\n'));
+    else
+      console.log(
+        r.out
+          .split('\n')
+          .filter((l) => /not ok|error/.test(l))
+          .slice(0, 20)
+          .join('\n'),
+      );
   }
   return { ok: passed === rounds, summary: `${passed}/${rounds} rounds of remote runs with the host killed mid-stage` };
 }
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  console.log(`pipe torture: seed ${args.seed}, ${args.kills} kills, ${args.concurrent} concurrent runs x ${args.rounds} rounds, ${args.fuzz} + ${args.fuzzCli} fuzz cases`);
+  console.log(
+    `pipe torture: seed ${args.seed}, ${args.kills} kills, ${args.concurrent} concurrent runs x ${args.rounds} rounds, ${args.fuzz} + ${args.fuzzCli} fuzz cases`,
+  );
   await section('crash', args, () => crash(args));
   await section('concurrency', args, () => concurrency(args));
   await section('kill-one', args, () => killOne(args));

@@ -46,7 +46,15 @@ async function onnxBlock5(o: EngineBenchOptions, b: number): Promise<Json> {
       best = Math.min(best, (performance.now() - t0) / 1000);
     }
     const imgS = (steps * b) / best;
-    return { batch: b, img_per_s: round(imgS, 2), step_s: round(best / steps, 3), effective_gflop_per_s: round(imgS * BLOCK5_TRAIN_GFLOP, 1), steps, rounds: 2, threads: o.threads };
+    return {
+      batch: b,
+      img_per_s: round(imgS, 2),
+      step_s: round(best / steps, 3),
+      effective_gflop_per_s: round(imgS * BLOCK5_TRAIN_GFLOP, 1),
+      steps,
+      rounds: 2,
+      threads: o.threads,
+    };
   } finally {
     await trainer.dispose();
     m.dispose();
@@ -59,7 +67,13 @@ export async function benchBlock5(o: EngineBenchOptions, log: (m: string) => voi
   const m = block5Model();
   m.compile({ optimizer: tf.train.momentum(1e-3, 0.9), loss: 'categoricalCrossentropy' });
   const xs = tf.tensor4d(randomFill(new Float32Array(b * 14 * 14 * 512), 1, 3), [b, 14, 14, 512]);
-  const ys = tf.oneHot(tf.tensor1d(Array.from({ length: b }, (_, i) => i % 2), 'int32'), 2);
+  const ys = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: b }, (_, i) => i % 2),
+      'int32',
+    ),
+    2,
+  );
   await m.trainOnBatch(xs, ys); // warm-up
   const t0 = performance.now();
   for (let i = 0; i < o.block5Steps; i++) await m.trainOnBatch(xs, ys);
@@ -125,7 +139,12 @@ export async function benchDense(o: EngineBenchOptions, log: (m: string) => void
     const s = (performance.now() - t0) / 1000;
     return {
       what: 'fc1 + fc2 + Dense(2) (trainable: dense) on cached block5_pool outputs [7,7,512], batch 64, Adam',
-      onnx: { img_per_s: round((steps * b) / s, 1), step_s: round(s / steps, 2), parameters: trainer.detail['parameters'], peak_rss_gb: round((process.resourceUsage().maxRSS * 1024) / 2 ** 30, 2) },
+      onnx: {
+        img_per_s: round((steps * b) / s, 1),
+        step_s: round(s / steps, 2),
+        parameters: trainer.detail['parameters'],
+        peak_rss_gb: round((process.resourceUsage().maxRSS * 1024) / 2 ** 30, 2),
+      },
       note: 'each step moves the 120 M weights into ONNX Runtime and their gradients out, and runs Adam over them in JS: most of the step',
     };
   } finally {

@@ -6,7 +6,10 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitError, EXIT } from './errors.js';
 
-const isDir = (p: string): Promise<boolean> => stat(p).then((s) => s.isDirectory()).catch(() => false);
+const isDir = (p: string): Promise<boolean> =>
+  stat(p)
+    .then((s) => s.isDirectory())
+    .catch(() => false);
 
 /**
  * --cache-dir, PIPE_CACHE_DIR or ./.pipe when it exists; else <folder>/.pipe when exactly one
@@ -20,9 +23,11 @@ export async function defaultCacheRoot(command: string, cacheDir?: string, cwd =
   if (await isDir(here)) return { root: here };
   const below: string[] = [];
   for (const e of await readdir(cwd, { withFileTypes: true }).catch(() => [])) {
-    if (e.isDirectory() && !e.name.startsWith('.') && e.name !== 'node_modules' && (await isDir(path.join(cwd, e.name, '.pipe')))) below.push(path.join(e.name, '.pipe'));
+    if (e.isDirectory() && !e.name.startsWith('.') && e.name !== 'node_modules' && (await isDir(path.join(cwd, e.name, '.pipe'))))
+      below.push(path.join(e.name, '.pipe'));
   }
-  if (below.length === 1) return { root: path.resolve(cwd, below[0]!), note: `(no ./.pipe here: using ${below[0]}, the cache of the pipelines in ${path.dirname(below[0]!)}/)` };
+  if (below.length === 1)
+    return { root: path.resolve(cwd, below[0]!), note: `(no ./.pipe here: using ${below[0]}, the cache of the pipelines in ${path.dirname(below[0]!)}/)` };
   const hint = `name a pipeline file (its cache is beside it: \`${command} pipelines/demo.yaml\`) or use --cache-dir DIR`;
   if (below.length > 1) throw new ExitError(EXIT.usage, `no pipe cache at ${here}, and several below it (${below.join(', ')}): ${hint}`);
   throw new ExitError(EXIT.usage, `no pipe cache at ${here}: ${hint}`);

@@ -139,7 +139,14 @@ export class Cache {
   async commit(tmpDir: string, draft: MetaDraft, options: { replace?: boolean } = {}): Promise<Artifact> {
     const manifest = await buildManifest(path.join(tmpDir, 'data'));
     const meta: StoredMeta = { ...draft, contentHash: contentHashOf(manifest) };
-    if (!(await this.seal(tmpDir, meta, manifest, manifest.map((m) => m.path)))) {
+    if (
+      !(await this.seal(
+        tmpDir,
+        meta,
+        manifest,
+        manifest.map((m) => m.path),
+      ))
+    ) {
       const existing = await this.find(draft.key);
       const sparse = existing ? sparseOf(existing) : undefined;
       if (existing && sparse) await replaceSparse(this, existing, sparse, tmpDir, manifest, meta);
@@ -157,7 +164,13 @@ export class Cache {
    * `dataPaths` under data/ and the dir, and renames it to cache/<key>. False when the key was
    * committed meanwhile (the temp dir is then still there, for the caller to deal with).
    */
-  async seal(tmpDir: string, meta: StoredMeta, manifest: readonly ManifestEntry[], dataPaths: readonly string[], extra: Readonly<Record<string, string>> = {}): Promise<boolean> {
+  async seal(
+    tmpDir: string,
+    meta: StoredMeta,
+    manifest: readonly ManifestEntry[],
+    dataPaths: readonly string[],
+    extra: Readonly<Record<string, string>> = {},
+  ): Promise<boolean> {
     const manifestText = JSON.stringify(manifest, null, 1);
     const sealed: StoredMeta = { ...meta, shape: shapeOf(manifest, manifestText) };
     const files: Record<string, string> = { 'manifest.json': manifestText, 'meta.json': JSON.stringify(sealed, null, 2), ...extra };
@@ -316,7 +329,13 @@ export class Cache {
     }
     // Files on disk that the manifest lacks are reported by verifyAgainstManifest as such.
     const held = new Set([...sparse.present, ...onDisk]);
-    return { problems: await verifyAgainstManifest(data, manifest.filter((m) => held.has(m.path))), sparse };
+    return {
+      problems: await verifyAgainstManifest(
+        data,
+        manifest.filter((m) => held.has(m.path)),
+      ),
+      sparse,
+    };
   }
 
   /**
@@ -336,7 +355,10 @@ export class Cache {
         await build(data);
         // The manifest lets `pipe verify` check a derived folder as it checks an entry.
         const manifest = await buildManifest(data);
-        await makeReadOnly(data, manifest.map((m) => m.path));
+        await makeReadOnly(
+          data,
+          manifest.map((m) => m.path),
+        );
         await writeFile(path.join(data, DERIVED_COMPLETE), JSON.stringify({ name, key, manifest }), { mode: READ_ONLY });
         await fsyncTree(data, await listFiles(data));
         await rm(dir, { recursive: true, force: true });

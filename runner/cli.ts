@@ -91,7 +91,10 @@ export function buildProgram(): Command {
   program
     .command('diff')
     .description('compare two runs: changed params, metrics with deltas, which stages re-ran and why (default: the last two)')
-    .argument('[refs...]', '[FILE] [RUN_A] [RUN_B]: the pipeline file, then run ids or unique prefixes (one alone: compared with the newest run of its pipeline)')
+    .argument(
+      '[refs...]',
+      '[FILE] [RUN_A] [RUN_B]: the pipeline file, then run ids or unique prefixes (one alone: compared with the newest run of its pipeline)',
+    )
     .option('--file <file>', 'pipeline whose runs to compare')
     .option('--pipeline <name>', 'pipeline name, when ./.pipe holds several')
     .option('--json', 'machine-readable output')
@@ -114,7 +117,11 @@ export function buildProgram(): Command {
     });
 
   pipelineOptions(
-    program.command('status').description('one line per stage: cached, would run (and why), or waiting on upstream').argument('<file>', 'pipeline YAML').option('--json', 'machine-readable output'),
+    program
+      .command('status')
+      .description('one line per stage: cached, would run (and why), or waiting on upstream')
+      .argument('<file>', 'pipeline YAML')
+      .option('--json', 'machine-readable output'),
   ).action(async (file: string, flags) => {
     const { statusCommand } = await import('./commands/status.js');
     process.exitCode = await statusCommand(file, flags);
@@ -123,7 +130,7 @@ export function buildProgram(): Command {
   pipelineOptions(
     program
       .command('lr-find')
-      .description("learning-rate range test of a fine-tuning stage on its cached inputs: a table, a suggested rate and a plot (SVG)")
+      .description('learning-rate range test of a fine-tuning stage on its cached inputs: a table, a suggested rate and a plot (SVG)')
       .argument('<file>', 'pipeline YAML')
       .requiredOption('--stage <name>', 'the finetune or finetune-vgg16 stage to test')
       .option('--steps <n>', 'training steps, the rate growing exponentially over them (default 200)')
@@ -149,9 +156,9 @@ export function buildProgram(): Command {
   pipelineOptions(
     program
       .command('verify')
-      .description("re-hash cached artifacts against their manifests and report corruption (exit 1 if any)")
+      .description('re-hash cached artifacts against their manifests and report corruption (exit 1 if any)')
       .argument('<file>', 'pipeline YAML')
-      .option('--all', 'every entry in the cache, not only this pipeline\'s latest artifacts')
+      .option('--all', "every entry in the cache, not only this pipeline's latest artifacts")
       .option('--remove', 'remove corrupt entries so the next run recomputes them')
       .option('--json', 'machine-readable output'),
   ).action(async (file: string, flags) => {
@@ -252,7 +259,9 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     const err = e as Error;
-    process.stderr.write(`pipe: internal error: ${err?.message ?? String(e)}\nThis is a bug in pipe; please report it${process.env.PIPE_DEBUG ? '' : ' (set PIPE_DEBUG=1 for the stack trace)'}.\n`);
+    process.stderr.write(
+      `pipe: internal error: ${err?.message ?? String(e)}\nThis is a bug in pipe; please report it${process.env.PIPE_DEBUG ? '' : ' (set PIPE_DEBUG=1 for the stack trace)'}.\n`,
+    );
     if (process.env.PIPE_DEBUG) process.stderr.write(`${err?.stack ?? ''}\n`);
     process.exitCode = EXIT.failed;
   }

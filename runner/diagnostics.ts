@@ -95,7 +95,10 @@ function excerpt(source: string | undefined, pos: SourcePos | undefined, color: 
   const shownToken = token.length > MAX_SHOWN ? token.slice(0, MAX_SHOWN) : token;
   const caret = ' '.repeat(displayWidth(before)) + '^'.repeat(Math.max(1, displayWidth(shownToken)));
   const gutter = String(pos.line).length;
-  return [`   ${dim(color)(`${pos.line} |`)} ${before}${shownToken}${token.length > MAX_SHOWN ? '…' : after}`, `   ${' '.repeat(gutter)}${dim(color)(' |')} ${red(color)(caret)}`];
+  return [
+    `   ${dim(color)(`${pos.line} |`)} ${before}${shownToken}${token.length > MAX_SHOWN ? '…' : after}`,
+    `   ${' '.repeat(gutter)}${dim(color)(' |')} ${red(color)(caret)}`,
+  ];
 }
 
 function where(file: string, pos: SourcePos | undefined): string {

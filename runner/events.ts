@@ -5,12 +5,46 @@ import path from 'node:path';
 import type { Verdict } from './types.js';
 
 export type RunEvent =
-  | { type: 'run-start'; runId: string; pipeline: string; file: string; params: Record<string, unknown>; stages: Record<string, Record<string, unknown>>; selected: string[]; argv: string[]; git?: { commit: string; dirty: boolean }; host: string; version: string }
+  | {
+      type: 'run-start';
+      runId: string;
+      pipeline: string;
+      file: string;
+      params: Record<string, unknown>;
+      stages: Record<string, Record<string, unknown>>;
+      selected: string[];
+      argv: string[];
+      git?: { commit: string; dirty: boolean };
+      host: string;
+      version: string;
+    }
   | { type: 'stage-plan'; stage: string; action: 'run' | 'cached' | 'skip'; reason: string }
   | { type: 'stage-start'; stage: string; key: string; reason: string }
-  | { type: 'stage-cached'; stage: string; key: string; contentHash: string; durationMs: number; remote?: { url: string; downloaded: boolean; files?: number; bytes?: number; durationMs?: number }; partial?: PartialState; verdict?: Verdict }
+  | {
+      type: 'stage-cached';
+      stage: string;
+      key: string;
+      contentHash: string;
+      durationMs: number;
+      remote?: { url: string; downloaded: boolean; files?: number; bytes?: number; durationMs?: number };
+      partial?: PartialState;
+      verdict?: Verdict;
+    }
   | { type: 'stage-pulled'; stage: string; key: string; remote: string; files: number; bytes: number; durationMs: number; partial?: PartialState }
-  | { type: 'stage-finish'; stage: string; key: string; contentHash: string; durationMs: number; metrics?: Record<string, number>; summary?: string; reused: boolean; device?: string; warnings?: string[]; slurmJob?: string; verdict?: Verdict }
+  | {
+      type: 'stage-finish';
+      stage: string;
+      key: string;
+      contentHash: string;
+      durationMs: number;
+      metrics?: Record<string, number>;
+      summary?: string;
+      reused: boolean;
+      device?: string;
+      warnings?: string[];
+      slurmJob?: string;
+      verdict?: Verdict;
+    }
   | { type: 'stage-failed'; stage: string; error: string; durationMs: number; log?: string }
   | { type: 'stage-skipped'; stage: string; reason: string }
   | { type: 'run-end'; status: 'ok' | 'failed' | 'interrupted'; durationMs: number };

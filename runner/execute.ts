@@ -65,14 +65,7 @@ class Semaphore {
   }
 }
 
-export async function execute(
-  pipeline: Pipeline,
-  graph: Graph,
-  cache: Cache,
-  bus: EventBus,
-  output: Output,
-  options: ExecuteOptions,
-): Promise<ExecuteResult> {
+export async function execute(pipeline: Pipeline, graph: Graph, cache: Cache, bus: EventBus, output: Output, options: ExecuteOptions): Promise<ExecuteResult> {
   const outcomes = new Map<string, StageOutcome>();
   const running = new Map<string, Promise<StageOutcome>>();
   const slots = new Semaphore(Math.max(1, options.jobs));
@@ -165,11 +158,22 @@ export async function execute(
   const cached = async (id: string, artifact: Artifact): Promise<StageOutcome> => {
     if (!isStub(artifact)) await cache.setLatest(pipeline.name, id, artifact.key);
     const o = options.remote?.origin(artifact.key);
-    const remote = o ? { url: o.remote, downloaded: o.downloaded, ...(o.files === undefined ? {} : { files: o.files, bytes: o.bytes ?? 0, durationMs: o.durationMs ?? 0 }) } : undefined;
+    const remote = o
+      ? { url: o.remote, downloaded: o.downloaded, ...(o.files === undefined ? {} : { files: o.files, bytes: o.bytes ?? 0, durationMs: o.durationMs ?? 0 }) }
+      : undefined;
     const sparse = sparseOf(artifact);
     const partial = sparse ? { partial: { files: sparse.present.length, of: sparse.files, reads: sparse.reads } } : {};
     const verdict = artifact.meta.verdict ? { verdict: artifact.meta.verdict } : {};
-    bus.emit({ type: 'stage-cached', stage: id, key: artifact.key, contentHash: artifact.contentHash, durationMs: artifact.meta.durationMs, ...(remote ? { remote } : {}), ...partial, ...verdict });
+    bus.emit({
+      type: 'stage-cached',
+      stage: id,
+      key: artifact.key,
+      contentHash: artifact.contentHash,
+      durationMs: artifact.meta.durationMs,
+      ...(remote ? { remote } : {}),
+      ...partial,
+      ...verdict,
+    });
     return { status: 'cached', artifact, ...verdict };
   };
 
@@ -220,13 +224,7 @@ export async function execute(
     return local;
   };
 
-  const compute = async (
-    id: string,
-    stage: Stage<any>,
-    key: string,
-    material: KeyMaterial,
-    inputs: Record<string, Artifact>,
-  ): Promise<StageOutcome> => {
+  const compute = async (id: string, stage: Stage<any>, key: string, material: KeyMaterial, inputs: Record<string, Artifact>): Promise<StageOutcome> => {
     const spec = pipeline.stages.get(id)!;
     let release: () => Promise<void>;
     try {
@@ -260,7 +258,11 @@ export async function execute(
         if (isStub(a) || sparseOf(a)) inputs[port] = await localInput(id, port, a, spec.inputs[port] ?? a.meta.stage, declaredReads(stage, spec.with, port));
       }
       const damage = cache.damageOf(key);
-      const reason = options.force ? 'forced' : damage ? `cache entry damaged (${damage})` : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
+      const reason = options.force
+        ? 'forced'
+        : damage
+          ? `cache entry damaged (${damage})`
+          : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
       const previousKey = await cache.latestKey(pipeline.name, id);
       const previous = previousKey ? await cache.lookup(previousKey) : undefined;
       bus.emit({ type: 'stage-start', stage: id, key, reason });
@@ -295,7 +297,9 @@ export async function execute(
       const placement = await placementOf(spec.runsOn ? outcomes.get(spec.runsOn) : undefined);
       const localOut = path.join(tmp, 'data');
       const result: StageResult | void = placement
-        ? await (await import('./hosts/remote.js')).runOnHost({
+        ? await (
+            await import('./hosts/remote.js')
+          ).runOnHost({
             placement,
             knownHosts: path.join(cache.root, 'ssh', 'known_hosts'),
             pipelineName: pipeline.name,
@@ -312,46 +316,52 @@ export async function execute(
             signal: options.signal,
             secrets: secretsForHost(stage, spec, log),
           })
-        : await locally(() => stage.run({
-        params: spec.with,
-        inputs,
-        stageId: id,
-        pipelineName: pipeline.name,
-        pipelineDir: pipeline.dir,
-        outDir: localOut,
-        workDir,
-        log,
-        progress: (label, total, resumed) => output.progress(id, label, total, resumed),
-        signal: options.signal,
-        derived: async (name, dkey, build) => {
-          const dir = await cache.derived(name, dkey, build, options.signal);
-          derivedUsed.push(path.basename(dir));
-          return dir;
-        },
-        lineage,
-        runId: options.runId,
-      }));
+        : await locally(() =>
+            stage.run({
+              params: spec.with,
+              inputs,
+              stageId: id,
+              pipelineName: pipeline.name,
+              pipelineDir: pipeline.dir,
+              outDir: localOut,
+              workDir,
+              log,
+              progress: (label, total, resumed) => output.progress(id, label, total, resumed),
+              signal: options.signal,
+              derived: async (name, dkey, build) => {
+                const dir = await cache.derived(name, dkey, build, options.signal);
+                derivedUsed.push(path.basename(dir));
+                return dir;
+              },
+              lineage,
+              runId: options.runId,
+            }),
+          );
       if (options.signal.aborted) throw new StageError('interrupted');
       const kind = typeof stage.output === 'function' ? stage.output(spec.with) : stage.output;
       const durationMs = Date.now() - started;
-      const artifact = await cache.commit(tmp, {
-        kind,
-        key,
-        stage: id,
-        uses: stage.name,
-        version: stage.version,
-        params: spec.with as Record<string, unknown>,
-        inputs: material.inputs,
-        ...(material.extra === undefined ? {} : { extra: material.extra }),
-        createdAt: new Date(started).toISOString(),
-        durationMs,
-        runId: options.runId,
-        host: os.hostname(),
-        ...(result?.metrics ? { metrics: result.metrics } : {}),
-        info: { ...(result?.meta ?? {}), ...(derivedUsed.length ? { derived: derivedUsed } : {}) },
-        ...(result?.verdict ? { verdict: result.verdict } : {}),
-        ...secretsMeta(stage, spec),
-      }, { replace: options.force && options.selected.has(id) });
+      const artifact = await cache.commit(
+        tmp,
+        {
+          kind,
+          key,
+          stage: id,
+          uses: stage.name,
+          version: stage.version,
+          params: spec.with as Record<string, unknown>,
+          inputs: material.inputs,
+          ...(material.extra === undefined ? {} : { extra: material.extra }),
+          createdAt: new Date(started).toISOString(),
+          durationMs,
+          runId: options.runId,
+          host: os.hostname(),
+          ...(result?.metrics ? { metrics: result.metrics } : {}),
+          info: { ...(result?.meta ?? {}), ...(derivedUsed.length ? { derived: derivedUsed } : {}) },
+          ...(result?.verdict ? { verdict: result.verdict } : {}),
+          ...secretsMeta(stage, spec),
+        },
+        { replace: options.force && options.selected.has(id) },
+      );
       const verdict = result?.verdict ? { verdict: result.verdict } : {};
       tmp = undefined;
       await rm(workDir, { recursive: true, force: true });

@@ -33,12 +33,7 @@ export function keyedInputs(stage: Stage<any>, inputs: Readonly<Record<string, A
   return out;
 }
 
-export async function keyMaterial(
-  stage: Stage<any>,
-  spec: StageSpec,
-  inputs: Readonly<Record<string, Artifact>>,
-  pipelineDir: string,
-): Promise<KeyMaterial> {
+export async function keyMaterial(stage: Stage<any>, spec: StageSpec, inputs: Readonly<Record<string, Artifact>>, pipelineDir: string): Promise<KeyMaterial> {
   const extra = stage.keyExtra ? await stage.keyExtra(spec.with, pipelineDir) : undefined;
   return {
     stage: stage.name,

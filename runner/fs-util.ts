@@ -23,7 +23,7 @@ export async function writeAtomic(file: string, data: string | Uint8Array | read
   } else {
     const fh = await open(tmp, 'w', mode);
     try {
-      for (const part of data) for (let done = 0; done < part.byteLength; ) done += (await fh.write(part, done, part.byteLength - done)).bytesWritten;
+      for (const part of data) for (let done = 0; done < part.byteLength;) done += (await fh.write(part, done, part.byteLength - done)).bytesWritten;
     } finally {
       await fh.close();
     }

@@ -3,7 +3,6 @@
 import { canonicalJson } from './canonical.js';
 import type { RunSummary } from './history.js';
 
-
 /** Param paths whose values are not the same in every run (absent counts as a value), in stable order. */
 export function differingParams(runs: readonly RunSummary[]): string[] {
   if (runs.length < 2) return [];
@@ -41,10 +40,7 @@ export function headlineColumns(runs: readonly RunSummary[], max = 6): MetricCol
   const valueOf = (r: RunSummary, stage: string, name: string): number | undefined => r.headline[stage]?.[name] ?? r.metrics[stage]?.[name];
   // Equal in every run: showing one loses nothing; keep the downstream one.
   const kept = cols.filter(
-    (c, i) =>
-      !cols.slice(i + 1).some(
-        (u) => u.name === c.name && runs.every((r) => valueOf(r, u.stage, u.name) === valueOf(r, c.stage, c.name)),
-      ),
+    (c, i) => !cols.slice(i + 1).some((u) => u.name === c.name && runs.every((r) => valueOf(r, u.stage, u.name) === valueOf(r, c.stage, c.name))),
   );
   const rank = (s: string): number => order.indexOf(s);
   const chosen = kept
@@ -99,7 +95,6 @@ export function formatDelta(a: number | undefined, b: number | undefined): strin
   const rel = a !== 0 ? ` (${d > 0 ? '+' : '-'}${Math.abs((d / a) * 100).toFixed(1)}%)` : '';
   return `${d > 0 ? '+' : '-'}${text}${rel}`;
 }
-
 
 function valueKey(v: unknown): string {
   return v === undefined ? '\u0000absent' : canonicalJson(v);

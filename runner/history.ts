@@ -202,7 +202,10 @@ export async function summarize(record: RunRecord, artifacts: ArtifactReader = n
   const status: RunStatus = endStatus === 'ok' || endStatus === 'failed' || endStatus === 'interrupted' ? endStatus : 'incomplete';
   const durationMs =
     typeof end?.['durationMs'] === 'number' ? end['durationMs'] : lastTime && date ? Math.max(0, Date.parse(lastTime) - Date.parse(date)) || 0 : 0;
-  const git = isObject(start['git']) && typeof start['git']['commit'] === 'string' ? { commit: start['git']['commit'], dirty: start['git']['dirty'] === true } : undefined;
+  const git =
+    isObject(start['git']) && typeof start['git']['commit'] === 'string'
+      ? { commit: start['git']['commit'], dirty: start['git']['dirty'] === true }
+      : undefined;
 
   return {
     id: typeof start['runId'] === 'string' ? start['runId'] : record.id,
@@ -305,7 +308,17 @@ export function findRun(runs: readonly RunSummary[], ref: string): RunSummary {
   if (exact) return exact;
   const matches = runs.filter((r) => r.id.startsWith(ref));
   if (matches.length === 1) return matches[0]!;
-  if (matches.length === 0) throw new Error(`no run ${ref}${runs.length ? ` (newest: ${runs.slice(0, 3).map((r) => r.id).join(', ')})` : ' (no runs recorded)'}`);
+  if (matches.length === 0)
+    throw new Error(
+      `no run ${ref}${
+        runs.length
+          ? ` (newest: ${runs
+              .slice(0, 3)
+              .map((r) => r.id)
+              .join(', ')})`
+          : ' (no runs recorded)'
+      }`,
+    );
   throw new Error(`run ${ref} is ambiguous: ${matches.map((r) => r.id).join(', ')}`);
 }
 
@@ -326,7 +339,6 @@ export function dateFromId(id: string): string {
   const m = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})/.exec(id);
   return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.000Z` : '';
 }
-
 
 function flatNumbers(v: unknown): Metrics | undefined {
   if (!isObject(v)) return undefined;

@@ -65,7 +65,12 @@ export function parseYaml(source: string, file: string): ParsedYaml {
   try {
     doc = parseDocument(source, { lineCounter: lines, uniqueKeys: false, prettyErrors: false, strict: true, merge: true, logLevel: 'error' });
   } catch (e) {
-    return { value: undefined, positions, errors: [{ file, pos: { line: 1, col: 1 }, path: '', message: `cannot parse YAML: ${firstLine(String((e as Error).message))}` }], fatal: true };
+    return {
+      value: undefined,
+      positions,
+      errors: [{ file, pos: { line: 1, col: 1 }, path: '', message: `cannot parse YAML: ${firstLine(String((e as Error).message))}` }],
+      fatal: true,
+    };
   }
   for (const e of doc.errors) {
     const message =
@@ -86,13 +91,23 @@ export function parseYaml(source: string, file: string): ParsedYaml {
   const walk = (node: unknown, p: string, depth: number): void => {
     if (!node || typeof node !== 'object') return;
     if (depth > MAX_DEPTH) {
-      errors.push({ file, path: p.length > 60 ? `${p.slice(0, 60)}...` : p, message: `nested more than ${MAX_DEPTH} levels deep`, ...(at((node as Node).range?.[0]) ? { pos: at((node as Node).range?.[0])! } : {}) });
+      errors.push({
+        file,
+        path: p.length > 60 ? `${p.slice(0, 60)}...` : p,
+        message: `nested more than ${MAX_DEPTH} levels deep`,
+        ...(at((node as Node).range?.[0]) ? { pos: at((node as Node).range?.[0])! } : {}),
+      });
       fatal = true;
       return;
     }
     if (isAlias(node)) {
       if (!node.resolve(doc)) {
-        errors.push({ file, path: p, message: `unknown alias '*${node.source}': no anchor '&${node.source}' before it`, ...(at(node.range?.[0]) ? { pos: at(node.range?.[0])! } : {}) });
+        errors.push({
+          file,
+          path: p,
+          message: `unknown alias '*${node.source}': no anchor '&${node.source}' before it`,
+          ...(at(node.range?.[0]) ? { pos: at(node.range?.[0])! } : {}),
+        });
         fatal = true;
       }
       return; // positions below an alias are those of its use site (the nearest ancestor)
@@ -173,7 +188,9 @@ export function parseYaml(source: string, file: string): ParsedYaml {
       file,
       pos: positionIn(positions, '') ?? { line: 1, col: 1 },
       path: '',
-      message: bomb ? `YAML aliases expand too much (more than ${MAX_ALIASES} nodes): refusing a possible alias bomb` : `cannot read YAML: ${firstLine(message)}`,
+      message: bomb
+        ? `YAML aliases expand too much (more than ${MAX_ALIASES} nodes): refusing a possible alias bomb`
+        : `cannot read YAML: ${firstLine(message)}`,
     });
     return { value: undefined, positions, errors, fatal: true };
   }

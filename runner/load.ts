@@ -39,13 +39,21 @@ export function displayPathOf(file: string, cwd: string): string {
 async function readText(abs: string, display: string): Promise<{ ok: true; text: string } | { ok: false; error: Diagnostic }> {
   try {
     const buf = await readFile(abs);
-    if (buf.length > MAX_BYTES) return { ok: false, error: { file: display, path: '', message: `file is too large (${buf.length} bytes; a pipeline is at most ${MAX_BYTES})` } };
+    if (buf.length > MAX_BYTES)
+      return { ok: false, error: { file: display, path: '', message: `file is too large (${buf.length} bytes; a pipeline is at most ${MAX_BYTES})` } };
     // A UTF-8 byte-order mark is not part of the YAML.
     const text = buf.toString('utf8');
     return { ok: true, text: text.charCodeAt(0) === 0xfeff ? text.slice(1) : text };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a YAML file' : code === 'EACCES' ? 'permission denied' : `cannot read: ${(e as Error).message}`;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory, not a YAML file'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : `cannot read: ${(e as Error).message}`;
     return { ok: false, error: { file: display, path: '', message: why } };
   }
 }
@@ -59,7 +67,12 @@ async function loadParamsFile(file: string, cwd: string): Promise<{ value?: Para
   if (parsed.fatal) return { errors: [...parsed.errors] };
   const value = parsed.value ?? {};
   if (!isMapping(value)) {
-    return { errors: [...parsed.errors, { file: display, pos: positionIn(parsed.positions, '') ?? { line: 1, col: 1 }, path: '', message: 'a params file must be a mapping of name: value' }] };
+    return {
+      errors: [
+        ...parsed.errors,
+        { file: display, pos: positionIn(parsed.positions, '') ?? { line: 1, col: 1 }, path: '', message: 'a params file must be a mapping of name: value' },
+      ],
+    };
   }
   return { errors: [...parsed.errors], value: { file: display, value, positions: parsed.positions } };
 }
@@ -90,7 +103,10 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     paramsFile = pf.value;
   }
   const overrides: Override[] = [];
-  for (const [kind, list] of [['-p', options.params ?? []], ['--set', options.set ?? []]] as const) {
+  for (const [kind, list] of [
+    ['-p', options.params ?? []],
+    ['--set', options.set ?? []],
+  ] as const) {
     for (const text of list) {
       const o = parseOverride(text, kind);
       if ('raw' in o) overrides.push(o);

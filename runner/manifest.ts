@@ -51,7 +51,6 @@ export async function fsyncTree(dir: string, files: readonly string[]): Promise<
   for (const d of dirs) await fsyncPath(d);
 }
 
-
 export interface VerifyProblem {
   readonly path: string;
   readonly problem: string;

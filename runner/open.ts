@@ -85,7 +85,15 @@ export function cacheRoot(pipeline: Pipeline, flag?: string): string {
   return path.join(pipeline.dir, '.pipe');
 }
 
-const WHY: Record<string, string> = { EACCES: 'permission denied', EPERM: 'permission denied', EROFS: 'read-only file system', ENOTDIR: 'a part of the path is a file', ENOENT: 'cannot be created there', ENOSPC: 'no space left on device', EDQUOT: 'disk quota exceeded' };
+const WHY: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+  ENOTDIR: 'a part of the path is a file',
+  ENOENT: 'cannot be created there',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+};
 
 /**
  * Creates the cache (its root level by level: Node's recursive mkdir spins forever under /proc)
@@ -96,7 +104,10 @@ export async function initCache(cache: Cache, origin: string): Promise<void> {
   const fail = (e: unknown, at: string): never => {
     const code = (e as NodeJS.ErrnoException).code ?? '';
     const why = WHY[code] ?? (e as Error).message;
-    throw new ExitError(EXIT.usage, `${origin}: cannot write the cache ${cache.root}: ${why}${at === cache.root ? '' : ` (${at})`}\n  hint: choose a writable folder with --cache-dir or PIPE_CACHE_DIR`);
+    throw new ExitError(
+      EXIT.usage,
+      `${origin}: cannot write the cache ${cache.root}: ${why}${at === cache.root ? '' : ` (${at})`}\n  hint: choose a writable folder with --cache-dir or PIPE_CACHE_DIR`,
+    );
   };
   const missing: string[] = [];
   for (let p = cache.root; !(await stat(p).catch(() => undefined)); p = path.dirname(p)) {
@@ -105,7 +116,17 @@ export async function initCache(cache: Cache, origin: string): Promise<void> {
   }
   for (const d of missing) await mkdir(d).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : fail(e, d)));
   await cache.init().catch((e: NodeJS.ErrnoException) => fail(e, e.path ?? cache.root));
-  for (const d of [cache.root, cache.cacheDir, cache.tmpRoot, cache.workRoot, cache.derivedRoot, cache.latestRoot, cache.locksRoot, cache.runsDir, cache.logsRoot]) {
+  for (const d of [
+    cache.root,
+    cache.cacheDir,
+    cache.tmpRoot,
+    cache.workRoot,
+    cache.derivedRoot,
+    cache.latestRoot,
+    cache.locksRoot,
+    cache.runsDir,
+    cache.logsRoot,
+  ]) {
     await access(d, constants.W_OK).catch((e) => fail(e, d));
   }
 }

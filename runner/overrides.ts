@@ -106,7 +106,14 @@ export function schemaAt(schema: JsonSchema | undefined, path: readonly string[]
   return candidates.length === 1 ? candidates[0] : { anyOf: candidates };
 }
 
-const STRING_PATHS = [/^name$/, /^description$/, /^cache\.(remote|dir)$/, /^stages\.[^.]+\.(uses|runs_on|description)$/, /^stages\.[^.]+\.inputs\.[^.]+$/, /^stages\.[^.]+\.needs\.\d+$/];
+const STRING_PATHS = [
+  /^name$/,
+  /^description$/,
+  /^cache\.(remote|dir)$/,
+  /^stages\.[^.]+\.(uses|runs_on|description)$/,
+  /^stages\.[^.]+\.inputs\.[^.]+$/,
+  /^stages\.[^.]+\.needs\.\d+$/,
+];
 
 /** The schema of what an override sets, where one is known. */
 function targetSchema(doc: Record<string, unknown>, path: readonly string[], registry: ReadonlyMap<string, Stage<any>>): JsonSchema | undefined {

@@ -57,7 +57,10 @@ function stageDefinition(stage: Stage<any>): JsonSchema {
   });
   const inputs: JsonSchema = {
     type: 'object',
-    description: ports.length > 0 ? `Input ports of '${stage.name}': ${ports.map(([n, p]) => `${n} (${p.kind})`).join(', ')}.` : `'${stage.name}' has no declared input ports.`,
+    description:
+      ports.length > 0
+        ? `Input ports of '${stage.name}': ${ports.map(([n, p]) => `${n} (${p.kind})`).join(', ')}.`
+        : `'${stage.name}' has no declared input ports.`,
     properties: Object.fromEntries(ports.map(([name, p]) => [name, portSchema(p.kind, p.description)])),
     additionalProperties: stage.extraInputs ? portSchema(stage.extraInputs.kind, stage.extraInputs.description) : false,
     ...(requiredPorts.length > 0 ? { required: requiredPorts } : {}),
@@ -145,7 +148,7 @@ export function pipelineJsonSchema(registry: ReadonlyMap<string, Stage<any>> = d
         description: "The pipeline's name (default: the file name without extension). It names directories under .pipe/.",
       },
       description: { type: 'string', description: 'What this pipeline does.' },
-      secrets: { $ref: '#/definitions/secrets', description: 'Secrets every stage is given (and needs): see a stage\'s `secrets`.' },
+      secrets: { $ref: '#/definitions/secrets', description: "Secrets every stage is given (and needs): see a stage's `secrets`." },
       params: {
         type: 'object',
         description: 'Pipeline parameters, used as `${params.name}` in stage parameters; override with -p name=value or --params-file.',

@@ -90,7 +90,11 @@ export async function planStages(pipeline: Pipeline, graph: Graph, cache: Cache,
       out.push({ stage: id, uses: spec.uses, state: 'cached', reason: `made ${hit.meta.createdAt} in ${hit.meta.runId}`, key, artifact: hit });
     } else {
       const damage = cache.damageOf(key);
-      const reason = options.force?.has(id) ? 'forced' : damage ? `cache entry damaged (${damage})` : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
+      const reason = options.force?.has(id)
+        ? 'forced'
+        : damage
+          ? `cache entry damaged (${damage})`
+          : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
       out.push({ stage: id, uses: spec.uses, state: 'run', reason, key });
     }
   }

@@ -35,9 +35,7 @@ export interface RecentRuns {
 export async function recentRuns(cacheRoot: string, pipeline: string, limit = 5, currentRunId?: string): Promise<RecentRuns> {
   let runs = await loadHistory(cacheRoot, { pipeline, limit: Math.max(0, limit) });
   const current =
-    currentRunId && !runs.some((r) => r.id === currentRunId)
-      ? (await loadHistory(cacheRoot, { pipeline })).find((r) => r.id === currentRunId)
-      : undefined;
+    currentRunId && !runs.some((r) => r.id === currentRunId) ? (await loadHistory(cacheRoot, { pipeline })).find((r) => r.id === currentRunId) : undefined;
   if (current) runs = [current, ...runs.slice(0, Math.max(0, limit - 1))];
   const params = differingParams(runs);
   const columns = headlineColumns(runs);

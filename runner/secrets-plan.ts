@@ -23,7 +23,14 @@ export function withSecretNotes(plan: readonly PlanEntry[], pipeline: Pipeline, 
  * when every declared variable is set (no plan is made). With --pull the stage may come from
  * the remote: then the check is left to the stage itself, when it is about to start.
  */
-export async function refuseUnsetSecrets(pipeline: Pipeline, graph: Graph, cache: Cache, needed: readonly string[], force: ReadonlySet<string>, env: Env = process.env): Promise<void> {
+export async function refuseUnsetSecrets(
+  pipeline: Pipeline,
+  graph: Graph,
+  cache: Cache,
+  needed: readonly string[],
+  force: ReadonlySet<string>,
+  env: Env = process.env,
+): Promise<void> {
   const unset: UnsetSecret[] = needed.flatMap((id) => {
     const spec = pipeline.stages.get(id);
     return spec ? unsetSecrets(pipeline, pipeline.stageImpls.get(id), spec, env) : [];

@@ -132,7 +132,8 @@ export async function readSecretsLine(input: Readable, names: readonly string[])
   const allowed = new Set(names);
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(parsed)) {
-    if (!allowed.has(k) || typeof v !== 'string') throw new StageError(`the secrets line on stdin holds ${allowed.has(k) ? `a non-string ${k}` : `an undeclared ${k}`}`);
+    if (!allowed.has(k) || typeof v !== 'string')
+      throw new StageError(`the secrets line on stdin holds ${allowed.has(k) ? `a non-string ${k}` : `an undeclared ${k}`}`);
     out[k] = v;
   }
   return out;

@@ -47,10 +47,23 @@ export function sparseOf(a: Artifact): SparseInfo | undefined {
  * readers of its files never see one vanish). Other content (a non-deterministic stage):
  * the new entry replaces it.
  */
-export async function replaceSparse(cache: Cache, existing: Artifact, sparse: SparseInfo, tmpDir: string, manifest: readonly ManifestEntry[], meta: StoredMeta): Promise<void> {
+export async function replaceSparse(
+  cache: Cache,
+  existing: Artifact,
+  sparse: SparseInfo,
+  tmpDir: string,
+  manifest: readonly ManifestEntry[],
+  meta: StoredMeta,
+): Promise<void> {
   if (existing.contentHash === meta.contentHash) {
     const have = new Set(sparse.present);
-    await extendSparse(cache, meta.key, path.join(tmpDir, 'data'), manifest.map((m) => m.path).filter((p) => !have.has(p)), { meta });
+    await extendSparse(
+      cache,
+      meta.key,
+      path.join(tmpDir, 'data'),
+      manifest.map((m) => m.path).filter((p) => !have.has(p)),
+      { meta },
+    );
     return;
   }
   await cache.swapIn(tmpDir, meta.key);
@@ -62,7 +75,13 @@ export async function replaceSparse(cache: Cache, existing: Artifact, sparse: Sp
  * whose hash is the meta's content hash. If the key was committed meanwhile, that entry wins
  * (unless it is damaged).
  */
-export async function commitSparse(cache: Cache, tmpDir: string, meta: StoredMeta, manifest: readonly ManifestEntry[], sparse: Omit<SparseInfo, 'version' | 'presentBytes' | 'files' | 'bytes'>): Promise<Artifact> {
+export async function commitSparse(
+  cache: Cache,
+  tmpDir: string,
+  meta: StoredMeta,
+  manifest: readonly ManifestEntry[],
+  sparse: Omit<SparseInfo, 'version' | 'presentBytes' | 'files' | 'bytes'>,
+): Promise<Artifact> {
   const info = sparseInfo(manifest, sparse);
   if (!(await cache.seal(tmpDir, meta, manifest, info.present, { [SPARSE_FILE]: JSON.stringify(info) }))) {
     // A damaged entry (see Cache.find) is replaced; a whole one wins.
@@ -123,7 +142,8 @@ export async function extendSparse(
       } catch {
         // missing: below
       }
-      if (size !== m.size) throw new Error(`cache entry ${key}: ${m.path} is ${size < 0 ? 'missing' : `${size} bytes, the manifest says ${m.size}`} after completing it`);
+      if (size !== m.size)
+        throw new Error(`cache entry ${key}: ${m.path} is ${size < 0 ? 'missing' : `${size} bytes, the manifest says ${m.size}`} after completing it`);
     }
     await rm(path.join(entry, SPARSE_FILE), { force: true });
     await fsyncPath(entry);

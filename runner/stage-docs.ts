@@ -29,8 +29,14 @@ export function stageReference(): string {
     const kind = typeof stage.output === 'function' ? 'depends on params' : stage.output;
     out.push(`### \`${stage.name}\``, '', stage.description, '');
     const ports = Object.entries(stage.inputs);
-    const secrets = (stage.secrets ?? []).map((n) => `${n.anyOf.map((set) => set.map((v) => `\`${v}\``).join(' and ')).join(', or ')}${n.optional ? ' (optional: else its own files on the machine that runs it)' : ''}`);
-    out.push(`Output kind: \`${kind}\`. Inputs: ${ports.length ? ports.map(([p, i]) => `\`${p}\` (${i.kind}${i.required === false ? ', optional' : ''})`).join(', ') : 'none'}${stage.extraInputs ? '; any other port name is accepted' : ''}.${stage.cache === 'never' ? ' Never cached: runs every time.' : ''}${secrets.length ? ` Secrets (from the environment, passed to a \`runs_on\` host, never stored): ${secrets.join('; ')}.` : ''}`, '');
+    const secrets = (stage.secrets ?? []).map(
+      (n) =>
+        `${n.anyOf.map((set) => set.map((v) => `\`${v}\``).join(' and ')).join(', or ')}${n.optional ? ' (optional: else its own files on the machine that runs it)' : ''}`,
+    );
+    out.push(
+      `Output kind: \`${kind}\`. Inputs: ${ports.length ? ports.map(([p, i]) => `\`${p}\` (${i.kind}${i.required === false ? ', optional' : ''})`).join(', ') : 'none'}${stage.extraInputs ? '; any other port name is accepted' : ''}.${stage.cache === 'never' ? ' Never cached: runs every time.' : ''}${secrets.length ? ` Secrets (from the environment, passed to a \`runs_on\` host, never stored): ${secrets.join('; ')}.` : ''}`,
+      '',
+    );
     const props = (stage.params.properties ?? {}) as Record<string, JsonSchema>;
     const required = new Set((stage.params.required as string[] | undefined) ?? []);
     if (Object.keys(props).length > 0) {

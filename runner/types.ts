@@ -13,15 +13,7 @@ export type ArtifactKind =
   | 'report' // report: index.html, report.md, metrics.json
   | 'any'; // a port that takes any kind (command stage inputs, report extras)
 
-export const ARTIFACT_KINDS: readonly ArtifactKind[] = [
-  'host',
-  'files',
-  'dataset',
-  'model',
-  'evaluation',
-  'report',
-  'any',
-];
+export const ARTIFACT_KINDS: readonly ArtifactKind[] = ['host', 'files', 'dataset', 'model', 'evaluation', 'report', 'any'];
 
 /** True when an upstream artifact of kind `produced` may feed a port that expects `port`. */
 export function kindFits(port: ArtifactKind, produced: ArtifactKind): boolean {

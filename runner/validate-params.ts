@@ -42,7 +42,10 @@ export interface Precompiled {
 
 /** Identifies a schema and the options it is compiled with. */
 export function schemaHash(schema: JsonSchema): string {
-  return createHash('sha256').update(JSON.stringify([AJV_OPTIONS, schema])).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(JSON.stringify([AJV_OPTIONS, schema]))
+    .digest('hex')
+    .slice(0, 32);
 }
 
 /** A fresh ajv with the project's options and formats (loaded on first use only). */
@@ -108,7 +111,12 @@ function valueAt(data: unknown, instancePath: string): unknown {
 }
 
 function segments(instancePath: string): string[] {
-  return instancePath === '' ? [] : instancePath.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return instancePath === ''
+    ? []
+    : instancePath
+        .slice(1)
+        .split('/')
+        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 /** "/sample/train" -> "sample.train", "/files/0" -> "files[0]" (indices only inside lists). */
@@ -138,17 +146,19 @@ function describe(schema: unknown): string {
   if (Array.isArray(s.enum)) return `one of ${(s.enum as unknown[]).map(listValue).join(', ')}`;
   if ('const' in s) return show(s.const);
   const types = typeof s.type === 'string' ? [s.type] : Array.isArray(s.type) ? (s.type as string[]) : [];
-  return types
-    .map((t) => {
-      if (t === 'array') return s.items && typeof s.items === 'object' && !Array.isArray(s.items) ? `a list of ${plural(describe(s.items))}` : 'a list';
-      if (t === 'object') return 'a mapping';
-      if (t === 'integer') return 'an integer';
-      if (t === 'number') return 'a number';
-      if (t === 'string') return 'a string';
-      if (t === 'boolean') return 'true or false';
-      return t;
-    })
-    .join(' or ') || 'a value of another shape';
+  return (
+    types
+      .map((t) => {
+        if (t === 'array') return s.items && typeof s.items === 'object' && !Array.isArray(s.items) ? `a list of ${plural(describe(s.items))}` : 'a list';
+        if (t === 'object') return 'a mapping';
+        if (t === 'integer') return 'an integer';
+        if (t === 'number') return 'a number';
+        if (t === 'string') return 'a string';
+        if (t === 'boolean') return 'true or false';
+        return t;
+      })
+      .join(' or ') || 'a value of another shape'
+  );
 }
 
 function plural(text: string): string {
@@ -200,7 +210,13 @@ function message(e: ErrorObject, summary: boolean): { message: string; key?: str
     }
     case 'enum': {
       const allowed = (p.allowedValues as unknown[] | undefined) ?? [];
-      const hint = typeof e.data === 'string' ? didYouMean(e.data, allowed.filter((v): v is string => typeof v === 'string')) : '';
+      const hint =
+        typeof e.data === 'string'
+          ? didYouMean(
+              e.data,
+              allowed.filter((v): v is string => typeof v === 'string'),
+            )
+          : '';
       return { message: `must be one of: ${allowed.map(listValue).join(', ')}${hint}` };
     }
     case 'type': {

@@ -143,10 +143,17 @@ function checkTopLevel(r: Reporter, doc: Record<string, unknown>, defaultName: s
   if (doc.name !== undefined) {
     if (typeof doc.name !== 'string') r.error('name', 'must be a string');
     else if (!NAME_PATTERN.test(doc.name) || doc.name.length > MAX_NAME) {
-      r.error('name', `must be a name of letters, digits, '.', '_' and '-', starting with a letter or digit (it becomes a directory name); got ${show(doc.name)}`);
+      r.error(
+        'name',
+        `must be a name of letters, digits, '.', '_' and '-', starting with a letter or digit (it becomes a directory name); got ${show(doc.name)}`,
+      );
     } else name = doc.name;
   } else if (!NAME_PATTERN.test(defaultName) || defaultName.length > MAX_NAME) {
-    r.error('name', `the file name ${show(defaultName)} cannot serve as the pipeline's name (it becomes a directory name): add name: with letters, digits, '.', '_' and '-'`, 'key');
+    r.error(
+      'name',
+      `the file name ${show(defaultName)} cannot serve as the pipeline's name (it becomes a directory name): add name: with letters, digits, '.', '_' and '-'`,
+      'key',
+    );
   }
   if (doc.description !== undefined && typeof doc.description !== 'string') r.error('description', 'must be a string');
   if (doc.params !== undefined && doc.params !== null && !isMapping(doc.params)) r.error('params', 'must be a mapping of name: value');
@@ -204,7 +211,14 @@ function typeReferences(r: Reporter, stage: Stage<any>, base: string, value: Rec
   }
 }
 
-function checkStage(r: Reporter, id: string, raw: unknown, params: Record<string, unknown>, registry: ReadonlyMap<string, Stage<any>>, shared: readonly DeclaredSecret[]): { spec: StageSpec; stage?: Stage<any> } {
+function checkStage(
+  r: Reporter,
+  id: string,
+  raw: unknown,
+  params: Record<string, unknown>,
+  registry: ReadonlyMap<string, Stage<any>>,
+  shared: readonly DeclaredSecret[],
+): { spec: StageSpec; stage?: Stage<any> } {
   const base = `stages.${id}`;
   if (!STAGE_ID_PATTERN.test(id) || id.length > MAX_NAME) {
     r.error(base, `invalid stage name ${show(id)}: use letters, digits, '_' and '-', starting with a letter or '_' (it becomes a directory name)`, 'key');
@@ -342,11 +356,21 @@ export function validatePipeline(input: ValidateInput): ValidateOutput {
       specs.set(id, spec);
       if (stage) types.set(id, stage);
     }
-    checkLinks(specs, types, (path, message, at) => r.error(path, message, at), (id) => isMapping(stagesValue[id]) && isMapping(stagesValue[id].inputs));
+    checkLinks(
+      specs,
+      types,
+      (path, message, at) => r.error(path, message, at),
+      (id) => isMapping(stagesValue[id]) && isMapping(stagesValue[id].inputs),
+    );
     // Cycles, with self-references left out: those were reported on their own.
     const acyclic = new Map<string, StageSpec>();
     for (const [id, s] of specs) {
-      acyclic.set(id, { ...s, inputs: Object.fromEntries(Object.entries(s.inputs).filter(([, up]) => up !== id)), needs: s.needs.filter((n) => n !== id), ...(s.runsOn === id ? { runsOn: undefined } : {}) });
+      acyclic.set(id, {
+        ...s,
+        inputs: Object.fromEntries(Object.entries(s.inputs).filter(([, up]) => up !== id)),
+        needs: s.needs.filter((n) => n !== id),
+        ...(s.runsOn === id ? { runsOn: undefined } : {}),
+      });
     }
     const graph = buildGraph(acyclic, { file: input.file, positionOf: (p) => positionIn(input.positions, p) });
     if (!graph.ok) r.errors.push(...graph.errors);

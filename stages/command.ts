@@ -43,7 +43,8 @@ export const commandStage: Stage<CommandParams> = {
         default: [],
       },
       env: {
-        description: 'Extra environment variables. Their values are params, stored in meta.json and the run record: name credentials under the stage\'s `secrets:` instead.',
+        description:
+          "Extra environment variables. Their values are params, stored in meta.json and the run record: name credentials under the stage's `secrets:` instead.",
         type: 'object',
         additionalProperties: { type: 'string' },
         default: {},
@@ -157,7 +158,11 @@ export const commandStage: Stage<CommandParams> = {
     if (ctx.params.kind === 'dataset') {
       const { datasetProblems } = await import('./dataset-contract.js');
       const problems = await datasetProblems(ctx.outDir);
-      if (problems.length) throw new StageError(`the command's output is not a dataset (kind: dataset): ${problems.join('; ')}`, "write split.json as the README's \"The dataset format\" describes");
+      if (problems.length)
+        throw new StageError(
+          `the command's output is not a dataset (kind: dataset): ${problems.join('; ')}`,
+          'write split.json as the README\'s "The dataset format" describes',
+        );
     }
     return {};
   },

@@ -121,5 +121,7 @@ export async function datasetProblems(datasetDir: string): Promise<string[]> {
     }
   }
   if (missing.length === 0) return [];
-  return [`split.json lists ${missing.length} file${missing.length === 1 ? '' : 's'} the dataset lacks: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`];
+  return [
+    `split.json lists ${missing.length} file${missing.length === 1 ? '' : 's'} the dataset lacks: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`,
+  ];
 }

@@ -145,9 +145,27 @@ export function analysisViews(preds: readonly Prediction[], classes: readonly st
     const correct = labelled.filter((p) => p.label === c && predicted(p.probs) === c).sort(byConfidence);
     const wrong = labelled.filter((p) => p.label !== c && predicted(p.probs) === c).sort(byConfidence);
     const uncertain = labelled.filter((p) => p.label === c).sort((a, b) => Math.abs(a.probs[c]! - 1 / n) - Math.abs(b.probs[c]! - 1 / n));
-    views.push({ id: `correct-${name}`, title: `Most confident correct: ${name}`, kind: 'correct', class: name, items: correct.slice(0, topN).map((p) => item(p, classes, c)) });
-    views.push({ id: `wrong-${name}`, title: `Most confident wrong: predicted ${name}`, kind: 'wrong', class: name, items: wrong.slice(0, topN).map((p) => item(p, classes, c)) });
-    views.push({ id: `uncertain-${name}`, title: `Most uncertain: ${name}`, kind: 'uncertain', class: name, items: uncertain.slice(0, topN).map((p) => item(p, classes, c)) });
+    views.push({
+      id: `correct-${name}`,
+      title: `Most confident correct: ${name}`,
+      kind: 'correct',
+      class: name,
+      items: correct.slice(0, topN).map((p) => item(p, classes, c)),
+    });
+    views.push({
+      id: `wrong-${name}`,
+      title: `Most confident wrong: predicted ${name}`,
+      kind: 'wrong',
+      class: name,
+      items: wrong.slice(0, topN).map((p) => item(p, classes, c)),
+    });
+    views.push({
+      id: `uncertain-${name}`,
+      title: `Most uncertain: ${name}`,
+      kind: 'uncertain',
+      class: name,
+      items: uncertain.slice(0, topN).map((p) => item(p, classes, c)),
+    });
   });
   return { classes, views };
 }
@@ -168,7 +186,13 @@ export function predictionsCsv(preds: readonly Prediction[], classes: readonly s
     const pred = predicted(p.probs);
     const labelled = p.label >= 0;
     lines.push(
-      [csvField(p.file), labelled ? csvField(classes[p.label]!) : '', ...p.probs.map(formatProb), csvField(classes[pred]!), labelled ? String(pred === p.label) : ''].join(','),
+      [
+        csvField(p.file),
+        labelled ? csvField(classes[p.label]!) : '',
+        ...p.probs.map(formatProb),
+        csvField(classes[pred]!),
+        labelled ? String(pred === p.label) : '',
+      ].join(','),
     );
   }
   return `${lines.join('\n')}\n`;

@@ -37,12 +37,17 @@ export const evaluateStage: Stage<EvaluateParams> = {
     type: 'object',
     additionalProperties: false,
     properties: {
-      on: { enum: ['valid', 'test', 'both'], default: 'both', description: 'Which split to predict: `valid` (metrics), `test` (submission), or both (test only when the split has one).' },
+      on: {
+        enum: ['valid', 'test', 'both'],
+        default: 'both',
+        description: 'Which split to predict: `valid` (metrics), `test` (submission), or both (test only when the split has one).',
+      },
       gate: {
         type: 'object',
         additionalProperties: false,
         default: {},
-        description: 'Fail the run (exit 1, after the evaluation and its report are made) when validation accuracy is below `accuracy` or log loss above `log_loss`.',
+        description:
+          'Fail the run (exit 1, after the evaluation and its report are made) when validation accuracy is below `accuracy` or log loss above `log_loss`.',
         properties: {
           accuracy: { type: 'number', minimum: 0, maximum: 1, description: 'Minimum validation accuracy.' },
           log_loss: { type: 'number', minimum: 0, description: 'Maximum validation log loss.' },
@@ -101,7 +106,12 @@ export const evaluateStage: Stage<EvaluateParams> = {
     const validFiles = p.on === 'test' ? [] : splitFiles(split, 'valid');
     const testFiles = p.on === 'valid' ? [] : splitFiles(split, 'test');
     if (p.on !== 'test' && validFiles.length === 0) {
-      throw new StageError("the dataset has no 'valid' images (made with valid: 0?): nothing labelled to evaluate on", testFiles.length ? 'use on: test to predict its test set' : 'evaluate on a dataset with valid images (split layout: folders takes a labelled folder as it is)');
+      throw new StageError(
+        "the dataset has no 'valid' images (made with valid: 0?): nothing labelled to evaluate on",
+        testFiles.length
+          ? 'use on: test to predict its test set'
+          : 'evaluate on a dataset with valid images (split layout: folders takes a labelled folder as it is)',
+      );
     }
     if (p.on === 'test' && testFiles.length === 0) throw new StageError("the dataset has no 'test' files");
 
@@ -132,7 +142,10 @@ export const evaluateStage: Stage<EvaluateParams> = {
     await write('analysis.json', `${JSON.stringify(metricsLib.analysisViews(valid, classes, p.top_n), null, 2)}\n`);
     if (test.length > 0) await write('submission.csv', metricsLib.submissionCsv(test, classes, [lo, hi]));
 
-    const headline = (valid.length ? `accuracy ${metrics.accuracy.toFixed(4)}, log_loss ${metrics.log_loss.toFixed(4)} on ${valid.length} valid images` : 'no labelled images') + (tta ? ` (TTA: ${tta})` : '');
+    const headline =
+      (valid.length
+        ? `accuracy ${metrics.accuracy.toFixed(4)}, log_loss ${metrics.log_loss.toFixed(4)} on ${valid.length} valid images`
+        : 'no labelled images') + (tta ? ` (TTA: ${tta})` : '');
     // In the files too, not only in meta.json: a report made from them must differ when it does.
     const verdict = gated && valid.length ? metricsLib.gateVerdict(metrics, p.gate) : undefined;
     if (verdict) await write('gate.json', `${JSON.stringify({ gate: p.gate, ...verdict }, null, 2)}\n`);

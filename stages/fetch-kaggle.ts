@@ -59,15 +59,16 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
   name: 'fetch-kaggle',
   version: 1,
   description:
-    'Downloads a Kaggle competition\'s or dataset\'s files (HTTP Range resume, retries, size and sha256 checks) and unzips them, ' +
-    'zips inside zips included. Credentials as Kaggle\'s CLI finds them: an API token (KAGGLE_API_TOKEN, or access_token in $KAGGLE_CONFIG_DIR, ~/.kaggle or ~/.config/kaggle), ' +
+    "Downloads a Kaggle competition's or dataset's files (HTTP Range resume, retries, size and sha256 checks) and unzips them, " +
+    "zips inside zips included. Credentials as Kaggle's CLI finds them: an API token (KAGGLE_API_TOKEN, or access_token in $KAGGLE_CONFIG_DIR, ~/.kaggle or ~/.config/kaggle), " +
     'else a legacy key (KAGGLE_USERNAME + KAGGLE_KEY, or kaggle.json in the same folders).',
   params: {
     type: 'object',
     additionalProperties: false,
     properties: {
       competition: {
-        description: 'Competition slug, as in https://www.kaggle.com/c/<slug> (e.g. dogs-vs-cats-redux-kernels-edition). Exactly one of competition and dataset.',
+        description:
+          'Competition slug, as in https://www.kaggle.com/c/<slug> (e.g. dogs-vs-cats-redux-kernels-edition). Exactly one of competition and dataset.',
         type: 'string',
         pattern: '^[A-Za-z0-9][A-Za-z0-9_-]*$',
       },
@@ -177,7 +178,10 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
           const f = byName.get(name);
           if (!f) {
             const names = listed.map((x) => x.name);
-            throw new StageError(`no file '${name}' in ${where}`, names.length ? `it has: ${names.slice(0, 20).join(', ')}${names.length > 20 ? `, ... (${names.length})` : ''}` : 'it lists no files');
+            throw new StageError(
+              `no file '${name}' in ${where}`,
+              names.length ? `it has: ${names.slice(0, 20).join(', ')}${names.length > 20 ? `, ... (${names.length})` : ''}` : 'it lists no files',
+            );
           }
           plan.push({ name, fileName: name, ...(f.size !== undefined ? { sizeHint: f.size } : {}), whole: false });
         }
@@ -247,7 +251,10 @@ export const fetchKaggleStage: Stage<FetchKaggleParams> = {
     const bytes = got.reduce((s, g) => s + g.size, 0);
     return {
       meta: {
-        source: target.kind === 'competition' ? { competition: target.slug } : { dataset: `${target.owner}/${target.slug}`, ...(target.version ? { version: target.version } : {}) },
+        source:
+          target.kind === 'competition'
+            ? { competition: target.slug }
+            : { dataset: `${target.owner}/${target.slug}`, ...(target.version ? { version: target.version } : {}) },
         downloads: got.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
         files: extracted,
         requests: got.reduce((s, g) => s + g.requests, 0),

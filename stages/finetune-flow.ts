@@ -47,7 +47,8 @@ export const TRAIN_PARAM_SCHEMA: Record<string, Record<string, unknown>> = {
   lr_schedule: {
     enum: ['constant', 'cosine'],
     default: 'constant',
-    description: '`constant`, or `cosine`: the step size falls from `learning_rate` to near 0 along a half cosine over all the steps of all epochs (annealing).',
+    description:
+      '`constant`, or `cosine`: the step size falls from `learning_rate` to near 0 along a half cosine over all the steps of all epochs (annealing).',
   },
   optimizer: OPTIMIZER_PARAM_SCHEMA,
   seed: { type: 'integer', default: 42, description: 'Seeds the new layers, the shuffles and dropout.' },
@@ -105,10 +106,7 @@ export function asStageError(e: unknown): never {
 }
 
 /** Training flow shared by `finetune` and `finetune-vgg16`. */
-export async function runFinetune<P extends TrainParams>(
-  ctx: StageContext<P>,
-  prepare: (env: PrepareEnv) => Promise<PreparedModel>,
-): Promise<StageResult> {
+export async function runFinetune<P extends TrainParams>(ctx: StageContext<P>, prepare: (env: PrepareEnv) => Promise<PreparedModel>): Promise<StageResult> {
   const p = ctx.params;
   const dataset = ctx.inputs['dataset'];
   if (!dataset) throw new StageError("input 'dataset' is missing");
@@ -128,8 +126,10 @@ export async function runFinetune<P extends TrainParams>(
   const validName = p.use_sample ? 'sample/valid' : 'valid';
   const trainFiles = splitFiles(split, trainName);
   const validFiles = splitFiles(split, validName);
-  if (trainFiles.length === 0) throw new StageError(`the dataset has no '${trainName}' files`, 'a dataset with only valid images can evaluate a model, not train one');
-  if (validFiles.length === 0) ctx.log.warn(`the dataset has no '${validName}' images (valid: 0): training on all ${trainFiles.length} images, with no validation metrics`);
+  if (trainFiles.length === 0)
+    throw new StageError(`the dataset has no '${trainName}' files`, 'a dataset with only valid images can evaluate a model, not train one');
+  if (validFiles.length === 0)
+    ctx.log.warn(`the dataset has no '${validName}' images (valid: 0): training on all ${trainFiles.length} images, with no validation metrics`);
   const labelsFor = (files: readonly string[]) => {
     const labels = Int32Array.from(files, (f) => labelOf(f, classes));
     const bad = files.find((_, i) => labels[i]! < 0);
@@ -234,7 +234,9 @@ export async function runFinetune<P extends TrainParams>(
       trainSource = imageSource(dataset.dir, trainFiles, trainLabels, prepared.preprocess);
       if (augment) {
         const { drawnImageSource } = await import('./vision/variants.js');
-        trainSource = drawnImageSource(trainSource, trainFiles, augment, p.seed, (plan) => imageSource(dataset.dir, trainFiles, trainLabels, prepared.preprocess, plan));
+        trainSource = drawnImageSource(trainSource, trainFiles, augment, p.seed, (plan) =>
+          imageSource(dataset.dir, trainFiles, trainLabels, prepared.preprocess, plan),
+        );
       }
       validSource = validFiles.length ? imageSource(dataset.dir, validFiles, validLabels, prepared.preprocess) : null;
       head = model;
@@ -272,7 +274,17 @@ export async function runFinetune<P extends TrainParams>(
       keep: { keep: p.keep ?? 'best', monitor: p.monitor ?? 'val_loss', patience: p.patience ?? 0 },
       engine: p.engine,
       checkpointDir: path.join(ctx.workDir, 'checkpoint'),
-      checkpointKey: JSON.stringify({ frozenKey, cut, arch: prepared.architecture, trainable, trainName, n: trainFiles.length, p: [p.epochs, p.batch_size, p.learning_rate, p.lr_schedule, p.optimizer, p.seed], augment: augment ? augmentKey(augment) : null, lr_mult: p.lr_mult ?? null }),
+      checkpointKey: JSON.stringify({
+        frozenKey,
+        cut,
+        arch: prepared.architecture,
+        trainable,
+        trainName,
+        n: trainFiles.length,
+        p: [p.epochs, p.batch_size, p.learning_rate, p.lr_schedule, p.optimizer, p.seed],
+        augment: augment ? augmentKey(augment) : null,
+        lr_mult: p.lr_mult ?? null,
+      }),
       signal: ctx.signal,
       progress: (l, t) => ctx.progress(l, t),
       log: (m) => ctx.log.info(m),

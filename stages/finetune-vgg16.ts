@@ -68,9 +68,21 @@ export const finetuneVgg16Stage: Stage<FinetuneVgg16Params> = {
         description:
           "`imagenet` (Keras' VGG16 file, downloaded once, md5-checked), `none` (random, seeded), or a path/URL to a Keras `.h5` or a tfjs `model.json`.",
       },
-      weights_url: { type: 'string', minLength: 1, description: 'Where `weights: imagenet` is downloaded from (a mirror); default Keras\' URL or env PIPE_VGG16_WEIGHTS_URL.' },
-      weights_md5: { type: 'string', pattern: '^[0-9a-fA-F]{32}$', description: "md5 of the weights file (default: env PIPE_VGG16_WEIGHTS_MD5, or the official file's for Keras' URL)." },
-      architecture: { enum: ['vgg16', 'tiny-vgg'], default: 'vgg16', description: '`vgg16`, or `tiny-vgg` (the same layers with 1/16 of the channels: for demos and tests).' },
+      weights_url: {
+        type: 'string',
+        minLength: 1,
+        description: "Where `weights: imagenet` is downloaded from (a mirror); default Keras' URL or env PIPE_VGG16_WEIGHTS_URL.",
+      },
+      weights_md5: {
+        type: 'string',
+        pattern: '^[0-9a-fA-F]{32}$',
+        description: "md5 of the weights file (default: env PIPE_VGG16_WEIGHTS_MD5, or the official file's for Keras' URL).",
+      },
+      architecture: {
+        enum: ['vgg16', 'tiny-vgg'],
+        default: 'vgg16',
+        description: '`vgg16`, or `tiny-vgg` (the same layers with 1/16 of the channels: for demos and tests).',
+      },
       input_size: { type: 'integer', minimum: 32, default: 224, description: 'Images are resized to input_size x input_size (ImageNet weights need 224).' },
       trainable: {
         enum: ['predictions', 'dense', 'block5', 'all'],
@@ -125,7 +137,9 @@ export const finetuneVgg16Stage: Stage<FinetuneVgg16Params> = {
             ctx.log.info(`weights: ${report.loaded.length} layers from ${weights.source}`);
           } else {
             const report = await loadKerasWeights(tf, model, weights.file, ['predictions']);
-            ctx.log.info(`weights: ${report.loaded.length} layers from ${weights.source} (${report.style} layout${report.ignored.length ? `; not used: ${report.ignored.join(', ')}` : ''})`);
+            ctx.log.info(
+              `weights: ${report.loaded.length} layers from ${weights.source} (${report.style} layout${report.ignored.length ? `; not used: ${report.ignored.join(', ')}` : ''})`,
+            );
           }
           source = weights.source;
         }

@@ -34,7 +34,10 @@ export const finetuneStage: Stage<FinetuneParams> = {
     properties: {
       backbone: { type: 'string', minLength: 1, description: "Path (relative to the pipeline file) to the backbone's tfjs layers `model.json`." },
       cut: { type: 'string', minLength: 1, description: 'Name of the last frozen layer; the new head goes on its output.' },
-      preprocess: { enum: ['caffe', 'tf', 'torch', 'unit'], description: "The backbone's input scaling: caffe (BGR minus ImageNet means), tf (x/127.5-1), torch ((x/255-mean)/std), unit (x/255)." },
+      preprocess: {
+        enum: ['caffe', 'tf', 'torch', 'unit'],
+        description: "The backbone's input scaling: caffe (BGR minus ImageNet means), tf (x/127.5-1), torch ((x/255-mean)/std), unit (x/255).",
+      },
       fit: { enum: ['fill', 'cover'], default: 'fill', description: 'Resize to the input size by stretching (`fill`) or centre-cropping (`cover`).' },
       pooling: { enum: ['avg', 'flatten'], default: 'avg', description: 'How a spatial cut output becomes a vector for the new Dense layer.' },
       dropout: { type: 'number', minimum: 0, maximum: 0.9, default: 0.2, description: 'Dropout rate before the new Dense layer.' },
@@ -78,13 +81,20 @@ export const finetuneStage: Stage<FinetuneParams> = {
       let x = cutLayer.output as TF.SymbolicTensor;
       const rank = x.shape.length;
       if (rank === 4) {
-        x = (p.pooling === 'avg' ? tf.layers.globalAveragePooling2d({ name: 'finetune_pool' }) : tf.layers.flatten({ name: 'finetune_flatten' })).apply(x) as TF.SymbolicTensor;
+        x = (p.pooling === 'avg' ? tf.layers.globalAveragePooling2d({ name: 'finetune_pool' }) : tf.layers.flatten({ name: 'finetune_flatten' })).apply(
+          x,
+        ) as TF.SymbolicTensor;
       } else if (rank !== 2) {
         x = tf.layers.flatten({ name: 'finetune_flatten' }).apply(x) as TF.SymbolicTensor;
       }
       if (p.dropout > 0) x = tf.layers.dropout({ rate: p.dropout, seed: p.seed, name: 'finetune_dropout' }).apply(x) as TF.SymbolicTensor;
       const y = tf.layers
-        .dense({ units: classes.length, activation: 'softmax', name: 'finetune_predictions', kernelInitializer: tf.initializers.glorotUniform({ seed: p.seed }) })
+        .dense({
+          units: classes.length,
+          activation: 'softmax',
+          name: 'finetune_predictions',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: p.seed }),
+        })
         .apply(x) as TF.SymbolicTensor;
       const model = tf.model({ inputs: backbone.inputs, outputs: y, name: `${backbone.name}_finetuned` });
       for (const layer of backbone.layers) if (!model.layers.includes(layer)) layer.dispose(); // the old top

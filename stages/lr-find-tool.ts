@@ -25,7 +25,8 @@ function positive(args: Readonly<Record<string, unknown>>, name: string, fallbac
   const v = args[name];
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new StageError(`lr-find: --${name} must be a positive ${integer ? 'integer' : 'number'}, not '${String(v)}'`);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
+    throw new StageError(`lr-find: --${name} must be a positive ${integer ? 'integer' : 'number'}, not '${String(v)}'`);
   return n;
 }
 

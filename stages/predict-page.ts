@@ -35,7 +35,9 @@ export function pageViews(images: readonly PredictedImage[], classes: readonly s
 }
 
 export function renderPredictPage(data: PageData, thumb: (file: string) => ThumbnailResult): string {
-  const counts = data.classes.map((c, i) => html`<div class="card"><div class="k">${c}</div><div class="v">${data.images.filter((x) => x.predicted === i).length}</div></div>`);
+  const counts = data.classes.map(
+    (c, i) => html`<div class="card"><div class="k">${c}</div><div class="v">${data.images.filter((x) => x.predicted === i).length}</div></div>`,
+  );
   const views = pageViews(data.images, data.classes, data.perView).map(
     (v) => html`<div class="view">
 <h3>${v.title}</h3>
@@ -67,8 +69,16 @@ ${join(views, '\n')}
 function figure(x: PredictedImage, classes: readonly string[], thumb: (file: string) => ThumbnailResult): Markup {
   const t = thumb(x.file);
   const p = x.probs[x.predicted]!;
-  const picture = t.ok ? html`<img src="${t.thumb.dataUri}" width="${t.thumb.width}" height="${t.thumb.height}" alt="${x.file}">` : html`<div class="missing">${t.reason}</div>`;
-  const others = classes.length <= 4 ? html`<div class="probs">${join(classes.map((c, i) => html`${c} ${x.probs[i]!.toFixed(3)}`), ' · ')}</div>` : '';
+  const picture = t.ok
+    ? html`<img src="${t.thumb.dataUri}" width="${t.thumb.width}" height="${t.thumb.height}" alt="${x.file}">`
+    : html`<div class="missing">${t.reason}</div>`;
+  const others =
+    classes.length <= 4
+      ? html`<div class="probs">${join(
+          classes.map((c, i) => html`${c} ${x.probs[i]!.toFixed(3)}`),
+          ' · ',
+        )}</div>`
+      : '';
   return html`<figure>
 <div class="frame">${picture}</div>
 <figcaption>

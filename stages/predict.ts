@@ -31,15 +31,24 @@ export const predictStage: Stage<PredictParams> = {
   version: 1,
   description:
     "Runs a trained model on every image of a folder (new photos, a later month's data, a dataset's test set): predictions.csv with the predicted class and one probability " +
-    "per class, predict.json, and predictions.html with a picture grid per predicted class and the least confident images. Corrupt files are left out and listed. " +
+    'per class, predict.json, and predictions.html with a picture grid per predicted class and the least confident images. Corrupt files are left out and listed. ' +
     'Frozen outputs come from the same per-image cache as training (photos it has seen cost nothing); changing the folder re-runs predict only.',
   params: {
     type: 'object',
     additionalProperties: false,
     properties: {
-      from: { type: 'string', default: '', description: "Folder of the input holding the images (searched recursively; e.g. 'test' of a dataset); '' is the input's root." },
+      from: {
+        type: 'string',
+        default: '',
+        description: "Folder of the input holding the images (searched recursively; e.g. 'test' of a dataset); '' is the input's root.",
+      },
       batch_size: { type: 'integer', minimum: 1, default: 64, description: 'Rows per prediction batch of the trained part.' },
-      top_k: { type: 'integer', minimum: 1, default: 12, description: 'Pictures per grid in predictions.html: the most confident of each predicted class, and the least confident overall.' },
+      top_k: {
+        type: 'integer',
+        minimum: 1,
+        default: 12,
+        description: 'Pictures per grid in predictions.html: the most confident of each predicted class, and the least confident overall.',
+      },
       extensions: {
         description: 'File extensions taken as images (case-insensitive); other files are ignored.',
         type: 'array',
@@ -59,7 +68,10 @@ export const predictStage: Stage<PredictParams> = {
   keyExclude: ['backend', 'engine'],
   reads(params, port) {
     if (port !== 'images') return undefined;
-    const from = params.from.replace(/\\/g, '/').replace(/^\.\/?/, '').replace(/\/+$/, '');
+    const from = params.from
+      .replace(/\\/g, '/')
+      .replace(/^\.\/?/, '')
+      .replace(/\/+$/, '');
     return from && !from.startsWith('..') ? [`${from}/**`] : undefined;
   },
   async run(ctx) {
@@ -80,7 +92,8 @@ export const predictStage: Stage<PredictParams> = {
     const bad = await decodeCheck(ctx, images.dir, listed);
     const files = listed.filter((f) => !bad.has(f));
     const excluded = [...bad].map(([file, reason]) => ({ file, reason })).sort((a, b) => byCodePoint(a.file, b.file));
-    if (files.length === 0) throw new StageError(`predict: none of the ${listed.length} images under '${from || '.'}' decodes`, `e.g. ${excluded[0]!.file}: ${excluded[0]!.reason}`);
+    if (files.length === 0)
+      throw new StageError(`predict: none of the ${listed.length} images under '${from || '.'}' decodes`, `e.g. ${excluded[0]!.file}: ${excluded[0]!.reason}`);
 
     const { readModelArtifact } = await import('./vision/model-artifact.js');
     const { stagePredictor } = await import('./vision/predictor.js');
@@ -114,14 +127,30 @@ export const predictStage: Stage<PredictParams> = {
     const { makeThumbnails, resolveInside } = await import('./report/thumbnails.js');
     const shown = [...new Set(pageViews(rows, classes, p.top_k).flatMap((v) => v.items.map((x) => x.file)))];
     const base = path.join(images.dir, from);
-    const thumbs = await makeThumbnails(shown.map((f) => resolveInside(base, f) ?? base), { size: 160, signal: ctx.signal });
-    const page = renderPredictPage({ title: `Predictions: ${from || 'all images'}`, classes, images: rows, perView: p.top_k, corrupt: excluded.length }, (f) => thumbs.get(resolveInside(base, f) ?? base) ?? { ok: false, reason: 'not shown' });
+    const thumbs = await makeThumbnails(
+      shown.map((f) => resolveInside(base, f) ?? base),
+      { size: 160, signal: ctx.signal },
+    );
+    const page = renderPredictPage(
+      { title: `Predictions: ${from || 'all images'}`, classes, images: rows, perView: p.top_k, corrupt: excluded.length },
+      (f) => thumbs.get(resolveInside(base, f) ?? base) ?? { ok: false, reason: 'not shown' },
+    );
     await writeFile(path.join(ctx.outDir, 'predictions.html'), page);
 
     const counts = classes.map((c) => `${c} ${perClass[c]}`).join(', ');
     return {
       metrics: { images: rows.length, images_per_second: rows.length / seconds },
-      meta: { backend, engine: predictor.engineName, cut: artifact.finetune.cut, count: rows.length, frozen_computed: predictor.frozenComputed, corrupt: excluded.length, per_class: perClass, seconds, tta: p.tta ?? 'none' },
+      meta: {
+        backend,
+        engine: predictor.engineName,
+        cut: artifact.finetune.cut,
+        count: rows.length,
+        frozen_computed: predictor.frozenComputed,
+        corrupt: excluded.length,
+        per_class: perClass,
+        seconds,
+        tta: p.tta ?? 'none',
+      },
       summary: `${rows.length} images predicted (${counts})${excluded.length ? `; ${excluded.length} corrupt left out` : ''}${tta ? ` (TTA: ${tta})` : ''}`,
     };
   },

@@ -9,13 +9,32 @@ import type { HostInfo, ProvisionParams } from './provision.js';
 import { cacheRootOfWorkDir, hostClients, sshKeyPath } from '../runner/stage-api.js';
 
 /** Options pipe sets itself on every job: a user's sbatch_args may not change them. */
-const OWN_OPTIONS = ['--job-name', '-J', '--comment', '--output', '-o', '--error', '-e', '--open-mode', '--chdir', '-D', '--parsable', '--wrap', '--wait', '-W'];
+const OWN_OPTIONS = [
+  '--job-name',
+  '-J',
+  '--comment',
+  '--output',
+  '-o',
+  '--error',
+  '-e',
+  '--open-mode',
+  '--chdir',
+  '-D',
+  '--parsable',
+  '--wrap',
+  '--wait',
+  '-W',
+];
 
 export async function provisionSlurm(ctx: StageContext<ProvisionParams>): Promise<{ host: HostInfo; result: StageResult }> {
   const p = ctx.params;
   for (const a of p.sbatch_args ?? []) {
     const name = a.split('=')[0]!;
-    if (OWN_OPTIONS.includes(name)) throw new StageError(`sbatch_args: ${name} is set by pipe for each job (it names the job after the stage's key and reads its log)`, 'remove it from sbatch_args');
+    if (OWN_OPTIONS.includes(name))
+      throw new StageError(
+        `sbatch_args: ${name} is set by pipe for each job (it names the job after the stage's key and reads its log)`,
+        'remove it from sbatch_args',
+      );
   }
   const { probeCluster, describePartition } = await hostClients.slurm();
   const local = !p.address;
@@ -23,7 +42,13 @@ export async function provisionSlurm(ctx: StageContext<ProvisionParams>): Promis
   if (!local) {
     const { waitForSsh } = await hostClients.ssh();
     const waitMs = p.ssh_wait_seconds * 1000;
-    const ssh = await waitForSsh({ host: p.address!, port: p.ssh_port, timeoutMs: waitMs, intervalMs: Math.min(3000, Math.max(100, Math.floor(waitMs / 10))), signal: ctx.signal });
+    const ssh = await waitForSsh({
+      host: p.address!,
+      port: p.ssh_port,
+      timeoutMs: waitMs,
+      intervalMs: Math.min(3000, Math.max(100, Math.floor(waitMs / 10))),
+      signal: ctx.signal,
+    });
     ctx.log.info(`SSH answers on the login node ${p.address}:${p.ssh_port} (${ssh.banner})`);
   }
   const where = local ? 'this machine' : `${p.ssh_user}@${p.address}`;
@@ -38,7 +63,10 @@ export async function provisionSlurm(ctx: StageContext<ProvisionParams>): Promis
   const facts = await probeCluster(target, where, ctx.signal);
   const partition = p.partition ? facts.partitions.find((x) => x.name === p.partition) : (facts.partitions.find((x) => x.isDefault) ?? facts.partitions[0]);
   if (p.partition && !partition) {
-    throw new StageError(`partition ${p.partition} is not on Slurm cluster ${facts.cluster} (it has: ${facts.partitions.map((x) => x.name).join(', ') || 'none'})`, 'set `partition` to one that `sinfo` lists');
+    throw new StageError(
+      `partition ${p.partition} is not on Slurm cluster ${facts.cluster} (it has: ${facts.partitions.map((x) => x.name).join(', ') || 'none'})`,
+      'set `partition` to one that `sinfo` lists',
+    );
   }
   if (partition && !partition.up) ctx.log.warn(`partition ${partition.name} of ${facts.cluster} is down: jobs will wait until it is up`);
   ctx.log.info(`Slurm cluster ${facts.cluster} via ${where}; partition ${partition ? describePartition(partition) : '(none listed)'}`);
@@ -65,6 +93,14 @@ export async function provisionSlurm(ctx: StageContext<ProvisionParams>): Promis
     backend: 'auto',
     slurm: { cluster: facts.cluster, local, ...request },
   };
-  const asked = Object.entries(request).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(' ') : String(v)}`).join(', ');
-  return { host, result: { summary: `slurm cluster ${facts.cluster} via ${where}${asked ? ` (${asked})` : ''}`, meta: { provider: 'slurm', cluster: facts.cluster, ...(partition ? { partition: partition.name } : {}) } } };
+  const asked = Object.entries(request)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(' ') : String(v)}`)
+    .join(', ');
+  return {
+    host,
+    result: {
+      summary: `slurm cluster ${facts.cluster} via ${where}${asked ? ` (${asked})` : ''}`,
+      meta: { provider: 'slurm', cluster: facts.cluster, ...(partition ? { partition: partition.name } : {}) },
+    },
+  };
 }

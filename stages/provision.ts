@@ -163,21 +163,28 @@ export const provisionStage: Stage<ProvisionParams> = {
     additionalProperties: false,
     properties: {
       provider: {
-        description: '`local` (this machine), `ec2` (a GPU instance pipe manages), `ssh` (a machine you already have, at `address`) or `slurm` (a cluster: each runs_on stage is a batch job).',
+        description:
+          '`local` (this machine), `ec2` (a GPU instance pipe manages), `ssh` (a machine you already have, at `address`) or `slurm` (a cluster: each runs_on stage is a batch job).',
         enum: ['local', 'ec2', 'ssh', 'slurm'],
         default: 'local',
       },
       address: str('Host name or IP of the machine, for `provider: ssh`; for `provider: slurm`, the login node (absent: this machine submits).'),
       remote_dir: str('Where pipe keeps its files on the host, relative to the remote home (default .pipe-remote).'),
-      pipe_path: str('An existing pipe installation on the host; default: pipe is synced there and installed once (npm ci; the CUDA 12 build of ONNX Runtime where nvidia-smi lists a GPU).'),
+      pipe_path: str(
+        'An existing pipe installation on the host; default: pipe is synced there and installed once (npm ci; the CUDA 12 build of ONNX Runtime where nvidia-smi lists a GPU).',
+      ),
       gpu: {
         description:
           '`auto`: use the GPU where the host has one, and warn (with the reason) when a stage would compute on its CPU; `required`: fail such a stage instead; `cpu`: install for the CPU only.',
         enum: ['auto', 'required', 'cpu'],
         default: 'auto',
       },
-      node_version: str('The Node.js version pipe installs under `remote_dir` on a host without Node >= 20 (default: a pinned LTS).', { pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$' }),
-      node_dist_url: str('Where Node release tarballs and SHASUMS256.txt are downloaded from (a mirror of https://nodejs.org/dist).', { pattern: '^https?://[^\\s\'"`$\\\\]+$' }),
+      node_version: str('The Node.js version pipe installs under `remote_dir` on a host without Node >= 20 (default: a pinned LTS).', {
+        pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$',
+      }),
+      node_dist_url: str('Where Node release tarballs and SHASUMS256.txt are downloaded from (a mirror of https://nodejs.org/dist).', {
+        pattern: '^https?://[^\\s\'"`$\\\\]+$',
+      }),
       instance_type: str('EC2 instance type.', { default: 'g4dn.xlarge' }),
       region: str('AWS region (default: from AWS_REGION / ~/.aws/config).', { pattern: '^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$' }),
       ami: str('Explicit AMI id (default: the latest Deep Learning AMI of `ami_type`).', { pattern: '^ami-[0-9a-f]{8,17}$' }),
@@ -196,7 +203,13 @@ export const provisionStage: Stage<ProvisionParams> = {
       subnet: str('Subnet id to launch in (default: the default VPC); picks the availability zone.', { pattern: '^subnet-[0-9a-f]+$' }),
       spot: { description: 'Launch a one-time spot instance (cheaper; may be reclaimed; cannot be stopped).', type: 'boolean', default: false },
       volume_gb: { description: 'Root volume size (GiB, gp3).', type: 'integer', minimum: 8, maximum: 16384, default: 100 },
-      max_hours: { description: 'Cost guard: the instance shuts down and terminates this many hours after boot; 0 disables it.', type: 'number', minimum: 0, maximum: 720, default: 4 },
+      max_hours: {
+        description: 'Cost guard: the instance shuts down and terminates this many hours after boot; 0 disables it.',
+        type: 'number',
+        minimum: 0,
+        maximum: 720,
+        default: 4,
+      },
       tags: {
         description: 'Extra tags on the instance and its volume.',
         type: 'object',
@@ -206,17 +219,24 @@ export const provisionStage: Stage<ProvisionParams> = {
       },
       endpoint: str('EC2/SSM endpoint URL (tests, mirrors); default AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL_SSM or AWS.'),
       ssh_wait_seconds: { description: 'How long to wait for SSH to answer once the instance runs.', type: 'integer', minimum: 1, default: 300 },
-      partition: str('Slurm: the partition jobs go to (default: the cluster\'s default).', { pattern: '^[A-Za-z0-9_.,-]+$' }),
+      partition: str("Slurm: the partition jobs go to (default: the cluster's default).", { pattern: '^[A-Za-z0-9_.,-]+$' }),
       gres: str('Slurm: generic resources per job, e.g. `gpu:1` or `gpu:a100:2`.', { pattern: '^[A-Za-z0-9_:,.-]+$' }),
       cpus: { description: 'Slurm: CPUs per job (--cpus-per-task).', type: 'integer', minimum: 1 },
       mem: str('Slurm: memory per job, e.g. `16G`.', { pattern: '^[0-9]+[KMGT]?$' }),
       time: {
         description: 'Slurm: time limit per job (minutes, or "[D-]HH:MM:SS"); a job past it is killed and the stage fails.',
-        anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: '^([0-9]+-)?[0-9]+(:[0-9]{1,2}){0,2}$' }],
+        anyOf: [
+          { type: 'integer', minimum: 1 },
+          { type: 'string', pattern: '^([0-9]+-)?[0-9]+(:[0-9]{1,2}){0,2}$' },
+        ],
       },
       account: str('Slurm: the account jobs are charged to.', { pattern: '^[A-Za-z0-9_.-]+$' }),
       qos: str('Slurm: quality of service.', { pattern: '^[A-Za-z0-9_.-]+$' }),
-      sbatch_args: { description: 'Slurm: more sbatch options, one per item (e.g. `--constraint=a100`).', type: 'array', items: { type: 'string', pattern: '^-' } },
+      sbatch_args: {
+        description: 'Slurm: more sbatch options, one per item (e.g. `--constraint=a100`).',
+        type: 'array',
+        items: { type: 'string', pattern: '^-' },
+      },
     },
   },
   inputs: {},
@@ -254,7 +274,13 @@ async function provisionLocal(ctx: StageContext<ProvisionParams>): Promise<{ hos
   ctx.log.info(`local host: ${f.cpu}, ${f.cores} cores, ${f.memoryGb} GiB, ${gpus}; tfjs backend: ${f.backend}`);
   for (const note of f.backendNotes) ctx.log.debug(`backend: ${note}`);
   const host: HostInfo = { provider: 'local', address: 'localhost', cpu: f.cpu, cores: f.cores, memoryGb: f.memoryGb, gpus: f.gpus, backend: f.backend };
-  return { host, result: { summary: `local: ${f.cores} cores, ${f.memoryGb} GiB, ${gpus}, ${f.backend}`, meta: { provider: 'local', backend: f.backend, gpus: f.gpus.length } } };
+  return {
+    host,
+    result: {
+      summary: `local: ${f.cores} cores, ${f.memoryGb} GiB, ${gpus}, ${f.backend}`,
+      meta: { provider: 'local', backend: f.backend, gpus: f.gpus.length },
+    },
+  };
 }
 
 /** `provider: ssh`: a machine the user already has; pipe only checks that SSH answers. */
@@ -263,10 +289,27 @@ async function provisionSsh(ctx: StageContext<ProvisionParams>): Promise<{ host:
   if (!p.address) throw new StageError('provider ssh needs `address`: the host name or IP of the machine');
   const { waitForSsh } = await hostClients.ssh();
   const waitMs = p.ssh_wait_seconds * 1000;
-  const ssh = await waitForSsh({ host: p.address, port: p.ssh_port, timeoutMs: waitMs, intervalMs: Math.min(3000, Math.max(100, Math.floor(waitMs / 10))), signal: ctx.signal });
+  const ssh = await waitForSsh({
+    host: p.address,
+    port: p.ssh_port,
+    timeoutMs: waitMs,
+    intervalMs: Math.min(3000, Math.max(100, Math.floor(waitMs / 10))),
+    signal: ctx.signal,
+  });
   ctx.log.info(`SSH answers on ${p.address}:${p.ssh_port} (${ssh.banner})`);
   const sshKey = sshKeyPath(p.ssh_key, ctx.pipelineDir);
-  const host: HostInfo = { provider: 'ssh', address: p.address, sshUser: p.ssh_user, sshPort: p.ssh_port, ...(sshKey ? { sshKey } : {}), cpu: 'unknown', cores: 0, memoryGb: 0, gpus: [], backend: 'auto' };
+  const host: HostInfo = {
+    provider: 'ssh',
+    address: p.address,
+    sshUser: p.ssh_user,
+    sshPort: p.ssh_port,
+    ...(sshKey ? { sshKey } : {}),
+    cpu: 'unknown',
+    cores: 0,
+    memoryGb: 0,
+    gpus: [],
+    backend: 'auto',
+  };
   return { host, result: { summary: `ssh ${p.ssh_user}@${p.address}:${p.ssh_port}`, meta: { provider: 'ssh' } } };
 }
 
@@ -287,7 +330,14 @@ async function provisionEc2(ctx: StageContext<ProvisionParams>): Promise<{ host:
     },
     { step: 'initialize', name: 'pipeLastCommand' },
   );
-  const errCtx = () => ({ action: lastCommand, region, instanceType: p.instance_type, spot: p.spot, ...(p.ami ? { ami: p.ami } : {}), ...(endpoint ? { endpoint } : {}) });
+  const errCtx = () => ({
+    action: lastCommand,
+    region,
+    instanceType: p.instance_type,
+    spot: p.spot,
+    ...(p.ami ? { ami: p.ami } : {}),
+    ...(endpoint ? { endpoint } : {}),
+  });
 
   const cacheId = cacheIdOf(cacheRootOfWorkDir(ctx.workDir));
   const sshKey = sshKeyPath(p.ssh_key, ctx.pipelineDir);
@@ -347,8 +397,12 @@ async function provisionEc2(ctx: StageContext<ProvisionParams>): Promise<{ host:
   }
 
   const inst = ensured.instance;
-  if (inst.type !== p.instance_type) ctx.log.warn(`instance ${inst.id} is ${inst.type}, not ${p.instance_type}: \`pipe down --terminate\` and re-run to replace it`);
-  if (inst.spot !== p.spot) ctx.log.warn(`instance ${inst.id} is ${inst.spot ? '' : 'not '}a spot instance, unlike \`spot: ${p.spot}\`: \`pipe down --terminate\` and re-run to replace it`);
+  if (inst.type !== p.instance_type)
+    ctx.log.warn(`instance ${inst.id} is ${inst.type}, not ${p.instance_type}: \`pipe down --terminate\` and re-run to replace it`);
+  if (inst.spot !== p.spot)
+    ctx.log.warn(
+      `instance ${inst.id} is ${inst.spot ? '' : 'not '}a spot instance, unlike \`spot: ${p.spot}\`: \`pipe down --terminate\` and re-run to replace it`,
+    );
   const guard = Number(inst.tags[ec2.TAG_MAX_HOURS] ?? p.max_hours);
   let shutdownBy: string | undefined;
   if (guard > 0 && inst.launchTime) {
@@ -356,9 +410,11 @@ async function provisionEc2(ctx: StageContext<ProvisionParams>): Promise<{ host:
     shutdownBy = new Date(at).toISOString();
     const leftMin = Math.round((at - Date.now()) / 60_000);
     if (ensured.action !== 'launched') ctx.log.info(`max_hours guard of ${inst.id}: ${guard}h, about ${leftMin} min left`);
-    if (leftMin < 30) ctx.log.warn(`${inst.id} shuts itself down in about ${Math.max(0, leftMin)} min (max_hours ${guard}): \`pipe down\` and re-run for a fresh guard`);
+    if (leftMin < 30)
+      ctx.log.warn(`${inst.id} shuts itself down in about ${Math.max(0, leftMin)} min (max_hours ${guard}): \`pipe down\` and re-run for a fresh guard`);
   }
-  if (guard !== p.max_hours && ensured.action !== 'launched') ctx.log.warn(`${inst.id} was launched with max_hours ${guard}; the new value applies to the next launch`);
+  if (guard !== p.max_hours && ensured.action !== 'launched')
+    ctx.log.warn(`${inst.id} was launched with max_hours ${guard}; the new value applies to the next launch`);
 
   let address = ec2.publicAddress(inst);
   if (!address && inst.privateIp) {

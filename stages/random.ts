@@ -1,7 +1,6 @@
 // Seeded randomness and deterministic ordering for stages whose output must be reproducible
 // (split, synth-images): never Math.random.
 
-
 /** sfc32 seeded through splitmix32: a fast PRNG with good statistics; returns floats in [0, 1). */
 export function makeRng(seed: number): () => number {
   let s = (seed >>> 0) ^ Math.floor(seed / 2 ** 32);

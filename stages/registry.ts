@@ -17,7 +17,19 @@ import { predictStage } from './predict.js';
 
 type AnyStage = Stage<any>;
 
-const stages: readonly AnyStage[] = [commandStage, provisionStage, fetchKaggleStage, imagesStage, synthImagesStage, splitStage, finetuneVgg16Stage, finetuneStage, evaluateStage, predictStage, reportStage];
+const stages: readonly AnyStage[] = [
+  commandStage,
+  provisionStage,
+  fetchKaggleStage,
+  imagesStage,
+  synthImagesStage,
+  splitStage,
+  finetuneVgg16Stage,
+  finetuneStage,
+  evaluateStage,
+  predictStage,
+  reportStage,
+];
 
 export const registry: ReadonlyMap<string, AnyStage> = new Map(stages.map((s) => [s.name, s]));
 

@@ -46,7 +46,7 @@ export const reportStage: Stage<ReportParams> = {
   description:
     'Writes a self-contained index.html (headline metrics, learning curves, confusion matrix, picture grids of the ' +
     "evaluation's views, model card, parameters of every upstream stage), report.md for CI summaries, and metrics.json: " +
-    'only what its inputs determine. `pipe run` shows it with the run\'s id, timings, hosts and earlier runs in .pipe/runs/<run-id>/<stage>/.',
+    "only what its inputs determine. `pipe run` shows it with the run's id, timings, hosts and earlier runs in .pipe/runs/<run-id>/<stage>/.",
   params: {
     type: 'object',
     additionalProperties: false,
@@ -74,7 +74,11 @@ export const reportStage: Stage<ReportParams> = {
   },
   inputs: {
     evaluation: { kind: 'evaluation', description: 'An evaluate stage: metrics.json, analysis.json, predictions.csv.' },
-    model: { kind: 'model', required: false, description: 'The finetune stage, for learning curves and training details. Default: the one the evaluation used.' },
+    model: {
+      kind: 'model',
+      required: false,
+      description: 'The finetune stage, for learning curves and training details. Default: the one the evaluation used.',
+    },
     dataset: { kind: 'dataset', required: false, description: 'Where the pictures are. Default: the dataset the evaluation used.' },
   },
   // Any other stage may be wired in: it and its upstream stages are listed with their parameters and timings.
@@ -150,7 +154,13 @@ function upstream(ctx: StageContext<ReportParams>, port: string, kind: ArtifactK
 }
 
 function stageRows(ctx: StageContext<ReportParams>): StageRow[] {
-  const row = (stage: string, uses: string, a: Artifact): StageRow => ({ stage, uses, kind: a.kind, params: a.meta.params ?? {}, metrics: a.meta.metrics ?? {} });
+  const row = (stage: string, uses: string, a: Artifact): StageRow => ({
+    stage,
+    uses,
+    kind: a.kind,
+    params: a.meta.params ?? {},
+    metrics: a.meta.metrics ?? {},
+  });
   const rows = ctx.lineage.map((l) => row(l.stage, l.uses, l.artifact));
   // Inputs are in the lineage when the runner made it; a bare context (tests, tools) may not say.
   for (const a of Object.values(ctx.inputs)) {

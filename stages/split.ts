@@ -65,28 +65,35 @@ export const splitStage: Stage<SplitParams> = {
     additionalProperties: false,
     properties: {
       from: {
-        description: "Folder of the input holding the labelled images (e.g. 'train'), or with `layout: folders` the folder holding train/ and valid/; '' is the input's root.",
+        description:
+          "Folder of the input holding the labelled images (e.g. 'train'), or with `layout: folders` the folder holding train/ and valid/; '' is the input's root.",
         type: 'string',
         default: '',
       },
       layout: {
         description:
-          "`random` (default): split the labelled images under `from` by `valid` and `seed`. `folders`: keep the train and valid folders under `from` as they are " +
+          '`random` (default): split the labelled images under `from` by `valid` and `seed`. `folders`: keep the train and valid folders under `from` as they are ' +
           "(one sub-folder per class, as fast.ai's dogscats.zip, Keras' flow_from_directory, torchvision's ImageFolder); `valid` and `label_from` do not apply.",
         enum: ['random', 'folders'],
       },
       folders: {
-        description: "With `layout: folders`: the folders under `from` holding each set. A missing train or valid folder is an empty set (a valid-only dataset evaluates a model on it); a missing test folder is no test set.",
+        description:
+          'With `layout: folders`: the folders under `from` holding each set. A missing train or valid folder is an empty set (a valid-only dataset evaluates a model on it); a missing test folder is no test set.',
         type: 'object',
         additionalProperties: false,
         properties: {
           train: { description: "Training images, one sub-folder per class (default 'train').", type: 'string', minLength: 1 },
           valid: { description: "Validation images, one sub-folder per class (default 'valid').", type: 'string', minLength: 1 },
-          test: { description: "Unlabelled test images (default 'test'; fast.ai's dogscats has 'test1'). The `test` param, when given, wins.", type: 'string', minLength: 1 },
+          test: {
+            description: "Unlabelled test images (default 'test'; fast.ai's dogscats has 'test1'). The `test` param, when given, wins.",
+            type: 'string',
+            minLength: 1,
+          },
         },
       },
       label_from: {
-        description: "'filename': the class is label_pattern's capture group on the file name (cat.123.jpg -> cat); 'folder': the class is the folder under `from`.",
+        description:
+          "'filename': the class is label_pattern's capture group on the file name (cat.123.jpg -> cat); 'folder': the class is the folder under `from`.",
         enum: ['filename', 'folder'],
         default: 'filename',
       },
@@ -97,7 +104,8 @@ export const splitStage: Stage<SplitParams> = {
         default: '^([a-z]+)\\.',
       },
       valid: {
-        description: 'Validation images: a count (e.g. 2000; 0 trains on everything, with no validation metrics) or a fraction of the labelled images (e.g. 0.2). `1.0` is refused: write 1 for one image.',
+        description:
+          'Validation images: a count (e.g. 2000; 0 trains on everything, with no validation metrics) or a fraction of the labelled images (e.g. 0.2). `1.0` is refused: write 1 for one image.',
         oneOf: [
           { type: 'integer', minimum: 0 },
           { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
@@ -139,13 +147,14 @@ export const splitStage: Stage<SplitParams> = {
       group_pattern: {
         description:
           "A regular expression whose capture group names each image's group, matched against the file name (e.g. `^(.+)_\\d+\\.jpg$`: the breed in `Abyssinian_12.jpg`): " +
-          'all images of a group land on the same side, so validation measures kinds never trained on (as scikit-learn\'s GroupShuffleSplit). ' +
+          "all images of a group land on the same side, so validation measures kinds never trained on (as scikit-learn's GroupShuffleSplit). " +
           '`valid` is met as closely as whole groups allow. A file that does not match is an error. Not with `layout: folders`.',
         type: 'string',
         minLength: 1,
       },
       dedupe: {
-        description: 'Leave out of valid the images byte-identical (same sha256) to a train image, so validation only sees unseen images (default true). Either way they are listed in split.json.',
+        description:
+          'Leave out of valid the images byte-identical (same sha256) to a train image, so validation only sees unseen images (default true). Either way they are listed in split.json.',
         type: 'boolean',
       },
     },
@@ -160,7 +169,8 @@ export const splitStage: Stage<SplitParams> = {
     const folders = p.layout === 'folders';
     const dedupe = p.dedupe ?? true;
     const exts = new Set(p.extensions.map((e) => e.toLowerCase()));
-    if (folders && p.group_pattern !== undefined) throw new StageError('split: group_pattern applies to layout: random (given folders are kept as they are)', 'remove group_pattern, or layout: folders');
+    if (folders && p.group_pattern !== undefined)
+      throw new StageError('split: group_pattern applies to layout: random (given folders are kept as they are)', 'remove group_pattern, or layout: folders');
     const groupRe = p.group_pattern === undefined ? undefined : groupRegExp(p.group_pattern);
 
     // 1. Find and label.
@@ -194,7 +204,9 @@ export const splitStage: Stage<SplitParams> = {
       ({ train, valid, groups } = randomSplit(p, perClass, classes, rng, grouping));
       if (groups) {
         const n = valid.reduce((s, l) => s + l.length, 0);
-        ctx.log.info(`split: group_pattern: valid holds ${n} images in ${groups.validGroups.length} of ${groups.validGroups.length + groups.trainGroups.length} groups (${groups.validGroups.join(', ')}); ${p.valid} asked, whole groups only`);
+        ctx.log.info(
+          `split: group_pattern: valid holds ${n} images in ${groups.validGroups.length} of ${groups.validGroups.length + groups.trainGroups.length} groups (${groups.validGroups.join(', ')}); ${p.valid} asked, whole groups only`,
+        );
       }
     }
 
@@ -202,7 +214,9 @@ export const splitStage: Stage<SplitParams> = {
     const duplicates = await findDuplicates(base, train.flat(), valid.flat());
     const dupValid = new Set(duplicates.flatMap((d) => d.valid));
     if (dupValid.size) {
-      ctx.log.warn(`${dupValid.size} valid image${dupValid.size === 1 ? ' is' : 's are'} byte-identical to train images (listed in split.json): ${dedupe ? 'left out of valid (dedupe: false keeps them)' : 'kept in valid (dedupe: false)'}`);
+      ctx.log.warn(
+        `${dupValid.size} valid image${dupValid.size === 1 ? ' is' : 's are'} byte-identical to train images (listed in split.json): ${dedupe ? 'left out of valid (dedupe: false keeps them)' : 'kept in valid (dedupe: false)'}`,
+      );
       if (dedupe) valid = valid.map((l) => l.filter((f) => !dupValid.has(f.file)));
     }
 
@@ -213,10 +227,16 @@ export const splitStage: Stage<SplitParams> = {
       const size = have === 0 || folders ? Math.min(asked, have) : asked;
       if (size > have) throw new StageError(`split: sample.${name} asks for ${size} images but ${name} has ${have}`, `lower sample.${name}, or valid`);
       if (p.stratify) {
-        const want = apportion(size, from.map((l) => l.length));
+        const want = apportion(
+          size,
+          from.map((l) => l.length),
+        );
         return from.map((l, i) => l.slice(0, want[i]!));
       }
-      const pooled = shuffle(from.flat().sort((x, y) => byCodePoint(x.file, y.file)), rng).slice(0, size);
+      const pooled = shuffle(
+        from.flat().sort((x, y) => byCodePoint(x.file, y.file)),
+        rng,
+      ).slice(0, size);
       const chosen = new Set(pooled);
       return from.map((l) => l.filter((f) => chosen.has(f)));
     };
@@ -226,7 +246,13 @@ export const splitStage: Stage<SplitParams> = {
     // 5. Lay out the links.
     const links: [string, string][] = [];
     const files = { train: [] as string[], valid: [] as string[], 'sample/train': [] as string[], 'sample/valid': [] as string[], test: [] as string[] };
-    const counts = { train: {} as Record<string, number>, valid: {} as Record<string, number>, 'sample/train': {} as Record<string, number>, 'sample/valid': {} as Record<string, number>, test: 0 };
+    const counts = {
+      train: {} as Record<string, number>,
+      valid: {} as Record<string, number>,
+      'sample/train': {} as Record<string, number>,
+      'sample/valid': {} as Record<string, number>,
+      test: 0,
+    };
     const place = (set: 'train' | 'valid' | 'sample/train' | 'sample/valid', groups: Found[][]): void => {
       const seen = new Set<string>();
       classes.forEach((c, i) => {
@@ -249,7 +275,10 @@ export const splitStage: Stage<SplitParams> = {
     const testSeen = new Set<string>();
     for (const file of testFiles) {
       if (bad.has(file)) continue;
-      const rel = `test/unknown/${file.slice(testRel!.length + 1).split('/').join('_')}`;
+      const rel = `test/unknown/${file
+        .slice(testRel!.length + 1)
+        .split('/')
+        .join('_')}`;
       if (testSeen.has(rel)) throw new StageError(`split: two test images would both be ${rel}`);
       testSeen.add(rel);
       files.test.push(rel);
@@ -276,7 +305,9 @@ export const splitStage: Stage<SplitParams> = {
     await writeFile(path.join(ctx.outDir, 'split.json'), `${JSON.stringify(split, null, 2)}\n`);
 
     const n = (set: keyof typeof files): number => files[set].length;
-    const dupNote = dupValid.size ? `; ${dupValid.size} duplicate${dupValid.size === 1 ? '' : 's'} of train images ${dedupe ? 'left out of' : 'kept in'} valid` : '';
+    const dupNote = dupValid.size
+      ? `; ${dupValid.size} duplicate${dupValid.size === 1 ? '' : 's'} of train images ${dedupe ? 'left out of' : 'kept in'} valid`
+      : '';
     return {
       meta: {
         classes,
@@ -319,7 +350,8 @@ async function findLabelled(p: SplitParams, base: string, exts: ReadonlySet<stri
     } catch (e) {
       throw new StageError(`split: label_pattern is not a valid regular expression (${(e as Error).message})`);
     }
-    if ((new RegExp(`${p.label_pattern}|`).exec('')?.length ?? 1) < 2) throw new StageError(`split: label_pattern '${p.label_pattern}' needs a capture group, e.g. '^([a-z]+)\\.'`);
+    if ((new RegExp(`${p.label_pattern}|`).exec('')?.length ?? 1) < 2)
+      throw new StageError(`split: label_pattern '${p.label_pattern}' needs a capture group, e.g. '^([a-z]+)\\.'`);
   }
   await requireDir(base, from, 'from');
   if (testRel !== undefined) await requireDir(base, testRel, 'test');
@@ -330,7 +362,9 @@ async function findLabelled(p: SplitParams, base: string, exts: ReadonlySet<stri
   if (pool.length === 0) {
     throw new StageError(
       `split: no labelled images under '${from || '.'}' (${candidates.length} image files, none labelled)`,
-      p.label_from === 'filename' ? `label_pattern '${p.label_pattern}' must match the file names; or use label_from: folder` : 'put each class in its own folder under `from`',
+      p.label_from === 'filename'
+        ? `label_pattern '${p.label_pattern}' must match the file names; or use label_from: folder`
+        : 'put each class in its own folder under `from`',
     );
   }
   const testFiles = testRel === undefined ? [] : await listImages(base, testRel, exts);
@@ -366,7 +400,11 @@ async function findGivenSets(p: SplitParams, base: string, exts: ReadonlySet<str
   const list = async (rel: string, has: boolean) => (has ? labelByFolder(await listImages(base, rel, exts), rel, excluded) : []);
   const train = await list(trainRel, hasTrain);
   const valid = await list(validRel, hasValid);
-  if (train.length + valid.length === 0) throw new StageError(`split: no images in class folders under '${trainRel}' or '${validRel}'`, 'put each class in its own folder: train/cats/1.jpg, valid/dogs/2.jpg');
+  if (train.length + valid.length === 0)
+    throw new StageError(
+      `split: no images in class folders under '${trainRel}' or '${validRel}'`,
+      'put each class in its own folder: train/cats/1.jpg, valid/dogs/2.jpg',
+    );
   const testFiles = testRel === undefined ? [] : await listImages(base, testRel, exts);
   return { train, valid, pool: [], testFiles, testRel, excluded };
 }

@@ -227,7 +227,9 @@ export const synthImagesStage: Stage<SynthImagesParams> = {
     await mapLimit(jobs, 4, async (job) => {
       if (ctx.signal.aborted) throw new StageError('interrupted');
       const pixels = synthesise(p.width, p.height, job.cls, p.classes.length, makeRng(imageSeed(p.seed, job.key)));
-      const jpeg = await sharp(pixels, { raw: { width: p.width, height: p.height, channels: 3 } }).jpeg({ quality: p.quality }).toBuffer();
+      const jpeg = await sharp(pixels, { raw: { width: p.width, height: p.height, channels: 3 } })
+        .jpeg({ quality: p.quality })
+        .toBuffer();
       await writeFile(path.join(ctx.outDir, job.rel), jpeg);
       bar.tick();
     });

@@ -38,7 +38,9 @@ test('images: broken ones are excluded with a reason; grey, CMYK and alpha ones 
       'bomb.png': hugePngHeader(),
       'grey.jpg': await rgb(40, 30).greyscale().jpeg().toBuffer(),
       'cmyk.jpg': await rgb(40, 30).toColourspace('cmyk').jpeg().toBuffer(),
-      'alpha.png': await sharp({ create: { width: 40, height: 30, channels: 4, background: { r: 0, g: 90, b: 200, alpha: 0.5 } } }).png().toBuffer(),
+      'alpha.png': await sharp({ create: { width: 40, height: 30, channels: 4, background: { r: 0, g: 90, b: 200, alpha: 0.5 } } })
+        .png()
+        .toBuffer(),
       'good.jpg': good,
     };
     for (const [name, bytes] of Object.entries(files)) await writeFile(path.join(dir, name), bytes);
@@ -60,11 +62,19 @@ test('images: broken ones are excluded with a reason; grey, CMYK and alpha ones 
 
 test('archives: a truncated zip is refused cleanly and writes nothing outside the output dir', async () => {
   await withDir(async (dir) => {
-    const whole = await zipOf(new Map([['a.txt', Buffer.alloc(5000, 97)], ['b.txt', Buffer.from('b')]]));
+    const whole = await zipOf(
+      new Map([
+        ['a.txt', Buffer.alloc(5000, 97)],
+        ['b.txt', Buffer.from('b')],
+      ]),
+    );
     const zip = path.join(dir, 'cut.zip');
     await writeFile(zip, whole.subarray(0, Math.floor(whole.length * 0.6)));
     const out = path.join(dir, 'out');
-    await assert.rejects(extractZip(zip, out), (e: Error) => /cut\.zip|zip|end of central directory|truncated|corrupt/i.test(e.message) && !/\n\s+at /.test(e.message));
+    await assert.rejects(
+      extractZip(zip, out),
+      (e: Error) => /cut\.zip|zip|end of central directory|truncated|corrupt/i.test(e.message) && !/\n\s+at /.test(e.message),
+    );
     assert.deepEqual((await readdir(dir)).sort(), ['cut.zip', ...((await stat(out).catch(() => undefined)) ? ['out'] : [])].sort());
     assert.equal((await readFile(zip)).length, Math.floor(whole.length * 0.6));
   });

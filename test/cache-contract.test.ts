@@ -18,7 +18,19 @@ async function tempCache(): Promise<Cache> {
 }
 
 const KEY = 'c'.repeat(64);
-const draft = (key = KEY): MetaDraft => ({ kind: 'files', key, stage: 's', uses: 'command', version: 1, params: {}, inputs: {}, createdAt: 't', durationMs: 1, runId: 'r', host: 'h' });
+const draft = (key = KEY): MetaDraft => ({
+  kind: 'files',
+  key,
+  stage: 's',
+  uses: 'command',
+  version: 1,
+  params: {},
+  inputs: {},
+  createdAt: 't',
+  durationMs: 1,
+  runId: 'r',
+  host: 'h',
+});
 
 async function temp(cache: Cache, files: Record<string, string>): Promise<string> {
   const t = await cache.makeTemp('s');
@@ -43,7 +55,12 @@ test('every committed file is read-only (0444), folders stay writable; removing 
     // A sparse entry (a partial pull): the files it holds and sparse.json too.
     const t = await temp(cache, { 'a.txt': 'a' });
     const manifest = [...(await buildManifest(path.join(t, 'data'))), { path: 'b.txt', size: 1, sha256: 'f'.repeat(64) }];
-    await commitSparse(cache, t, { ...draft(), contentHash: contentHashOf(manifest) }, manifest, { reads: ['a.txt'], readers: ['t'], remote: 'r', present: ['a.txt'] });
+    await commitSparse(cache, t, { ...draft(), contentHash: contentHashOf(manifest) }, manifest, {
+      reads: ['a.txt'],
+      readers: ['t'],
+      remote: 'r',
+      present: ['a.txt'],
+    });
     for (const f of ['data/a.txt', 'sparse.json', 'meta.json', 'manifest.json']) assert.equal(await mode(path.join(cache.entryDir(KEY), f)), 0o444, f);
   } finally {
     await rm(cache.root, { recursive: true, force: true });
@@ -75,17 +92,25 @@ test('a damaged entry is not served (damageOf says why) and the next commit of i
     ['a file gone', (e) => rm(path.join(e, 'data', 'x.txt')), /top-level/],
     ['a file added', (e) => writeFile(path.join(e, 'data', 'extra.txt'), 'e'), /top-level/],
     // An entry sealed by an older pipe (no shape in meta.json): its manifest is parsed instead.
-    ['junk manifest, older entry', async (e) => {
-      const { shape: _, ...meta } = JSON.parse(await readFile(path.join(e, 'meta.json'), 'utf8')) as Record<string, unknown>;
-      await writeFile(path.join(e, 'meta.json'), JSON.stringify(meta));
-      await writeFile(path.join(e, 'manifest.json'), '[{"path":1}]');
-    }, /manifest\.json is not a list of files/],
-    ['a file renamed, older entry', async (e) => {
-      const { shape: _, ...meta } = JSON.parse(await readFile(path.join(e, 'meta.json'), 'utf8')) as Record<string, unknown>;
-      await writeFile(path.join(e, 'meta.json'), JSON.stringify(meta));
-      await rm(path.join(e, 'data', 'x.txt'));
-      await writeFile(path.join(e, 'data', 'z.txt'), 'x');
-    }, /top-level/],
+    [
+      'junk manifest, older entry',
+      async (e) => {
+        const { shape: _, ...meta } = JSON.parse(await readFile(path.join(e, 'meta.json'), 'utf8')) as Record<string, unknown>;
+        await writeFile(path.join(e, 'meta.json'), JSON.stringify(meta));
+        await writeFile(path.join(e, 'manifest.json'), '[{"path":1}]');
+      },
+      /manifest\.json is not a list of files/,
+    ],
+    [
+      'a file renamed, older entry',
+      async (e) => {
+        const { shape: _, ...meta } = JSON.parse(await readFile(path.join(e, 'meta.json'), 'utf8')) as Record<string, unknown>;
+        await writeFile(path.join(e, 'meta.json'), JSON.stringify(meta));
+        await rm(path.join(e, 'data', 'x.txt'));
+        await writeFile(path.join(e, 'data', 'z.txt'), 'x');
+      },
+      /top-level/,
+    ],
   ];
   for (const [what, damage, why] of damages) {
     const cache = await tempCache();

@@ -31,7 +31,13 @@ test('commit: manifest, content hash, lookup; equal bytes give equal content has
     await writeFile(path.join(t1, 'data', 'y.bin'), Buffer.alloc(10));
     const a = await cache.commit(t1, draft(KEY_A));
     assert.equal(a.key, KEY_A);
-    assert.deepEqual((await cache.readManifest(KEY_A)).map((m) => [m.path, m.size]), [['sub/x.txt', 5], ['y.bin', 10]]);
+    assert.deepEqual(
+      (await cache.readManifest(KEY_A)).map((m) => [m.path, m.size]),
+      [
+        ['sub/x.txt', 5],
+        ['y.bin', 10],
+      ],
+    );
     assert.equal(a.contentHash, contentHashOf(await cache.readManifest(KEY_A)));
     assert.deepEqual(await readdir(cache.tmpRoot), []);
     const b = await cache.lookup(KEY_A);
@@ -61,7 +67,10 @@ test('verify finds modified, missing and extra files', async () => {
     await rm(path.join(art.dir, 'b.txt'));
     await writeFile(path.join(art.dir, 'c.txt'), 'new');
     const problems = await cache.verify(KEY_A);
-    assert.deepEqual(problems.map((p) => p.path), ['a.txt', 'b.txt', 'c.txt']);
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      ['a.txt', 'b.txt', 'c.txt'],
+    );
     assert.match(problems[0]!.problem, /sha256/);
   } finally {
     await rm(cache.root, { recursive: true, force: true });
@@ -83,7 +92,10 @@ test('derived: built once per key even when asked concurrently; a failed build l
     const d3 = await cache.derived('features', { w: 2 }, build);
     assert.notEqual(d3, d1);
     assert.equal(builds, 2);
-    await assert.rejects(cache.derived('broken', 1, async () => Promise.reject(new Error('boom'))), /boom/);
+    await assert.rejects(
+      cache.derived('broken', 1, async () => Promise.reject(new Error('boom'))),
+      /boom/,
+    );
     assert.equal((await readdir(cache.derivedRoot)).filter((n) => n.startsWith('broken')).length, 0);
   } finally {
     await rm(cache.root, { recursive: true, force: true });

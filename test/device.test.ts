@@ -33,7 +33,12 @@ test('on a GPU host whose tfjs-node-gpu install failed, the tfjs device says why
     const r = await withDeviceScope(() => selectBackend('auto'));
     console.log(JSON.stringify(r.devices));`;
   const run = (env: Record<string, string>): string[] =>
-    JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' }).trim().split('\n').pop()!) as string[];
+    JSON.parse(
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .pop()!,
+    ) as string[];
   const [device] = run({ PIPE_GPU_NAME: 'Tesla T4', PIPE_TFJS_GPU_FAILED: 'npm error code ENOTFOUND' });
   assert.match(device ?? '', /^tfjs (wasm|cpu) \((\d+ threads; )?tensorflow-gpu: its install on this host failed \(npm error code ENOTFOUND\)\)$/);
   // Without a GPU nothing is said about it.

@@ -24,7 +24,16 @@ test('run --set stages.host.with.provider=ec2, then a plain down FILE stops that
   try {
     await rig.write('p.yaml', 'name: gpu\nstages:\n  host:\n    uses: provision\n    with: { provider: local }\n');
     const set = (kv: string): string[] => ['--set', `stages.host.with.${kv}`];
-    const run = await rig.run(['run', 'p.yaml', ...set('provider=ec2'), ...set(`endpoint=${server.url}`), ...set(`ssh_port=${ssh.port}`), ...set('ssh_wait_seconds=5'), ...set('key_name=pipe-test'), ...set('ssh_key=/keys/id_test')]);
+    const run = await rig.run([
+      'run',
+      'p.yaml',
+      ...set('provider=ec2'),
+      ...set(`endpoint=${server.url}`),
+      ...set(`ssh_port=${ssh.port}`),
+      ...set('ssh_wait_seconds=5'),
+      ...set('key_name=pipe-test'),
+      ...set('ssh_key=/keys/id_test'),
+    ]);
     assert.equal(run.code, 0, run.stderr);
     const launched = [...server.instances.values()].filter((i) => i.state === 'running' || i.state === 'pending');
     assert.equal(launched.length, 1, 'the run launched one instance');

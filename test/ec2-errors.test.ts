@@ -63,7 +63,8 @@ async function failing(p: ProvisionParams): Promise<StageError> {
 test('insufficient capacity: names the type and zone, suggests other types and zones', async () => {
   server.fail('RunInstances', {
     code: 'InsufficientInstanceCapacity',
-    message: 'We currently do not have sufficient g4dn.xlarge capacity in the Availability Zone you requested (us-east-1a). Our system will be working on provisioning additional capacity.',
+    message:
+      'We currently do not have sufficient g4dn.xlarge capacity in the Availability Zone you requested (us-east-1a). Our system will be working on provisioning additional capacity.',
   });
   const e = await failing(params());
   assert.match(e.message, /no capacity for g4dn\.xlarge in us-east-1/);
@@ -82,7 +83,11 @@ test('spot unavailable: suggests on-demand too', async () => {
 });
 
 test('quota: VcpuLimitExceeded and InstanceLimitExceeded point at Service Quotas', async () => {
-  server.fail('RunInstances', { code: 'VcpuLimitExceeded', message: 'You have requested more vCPU capacity than your current vCPU limit of 0 allows for the instance bucket that the specified instance type belongs to.' });
+  server.fail('RunInstances', {
+    code: 'VcpuLimitExceeded',
+    message:
+      'You have requested more vCPU capacity than your current vCPU limit of 0 allows for the instance bucket that the specified instance type belongs to.',
+  });
   let e = await failing(params());
   assert.match(e.message, /quota/);
   assert.match(e.message, /VcpuLimitExceeded/);
@@ -96,7 +101,10 @@ test('quota: VcpuLimitExceeded and InstanceLimitExceeded point at Service Quotas
 });
 
 test('auth: AuthFailure and UnauthorizedOperation, with secrets in the SDK message redacted', async () => {
-  server.fail('DescribeInstances', { code: 'AuthFailure', message: `AWS was not able to validate the provided access credentials for ${FAKE_ACCESS_KEY} (secret ${FAKE_SECRET})` });
+  server.fail('DescribeInstances', {
+    code: 'AuthFailure',
+    message: `AWS was not able to validate the provided access credentials for ${FAKE_ACCESS_KEY} (secret ${FAKE_SECRET})`,
+  });
   let e = await failing(params());
   assert.match(e.message, /AWS rejected the credentials \(AuthFailure/);
   assert.match(e.message, /\[redacted/);
@@ -105,7 +113,10 @@ test('auth: AuthFailure and UnauthorizedOperation, with secrets in the SDK messa
 
   server.clearFaults();
   const blob = 'Zm9vYmFy'.repeat(40);
-  server.fail('RunInstances', { code: 'UnauthorizedOperation', message: `You are not authorized to perform this operation. Encoded authorization failure message: ${blob}` });
+  server.fail('RunInstances', {
+    code: 'UnauthorizedOperation',
+    message: `You are not authorized to perform this operation. Encoded authorization failure message: ${blob}`,
+  });
   e = await failing(params());
   assert.match(e.message, /AWS denied RunInstances/);
   assert.match(e.hint ?? '', /ec2:RunInstances/);
@@ -177,16 +188,42 @@ test('redact and describeAwsError units', () => {
     assert.ok(!text.includes('xyz'));
     // Ordinary text survives.
     assert.equal(redact('The instance ID i-0123456789abcdef0 does not exist in us-east-1'), 'The instance ID i-0123456789abcdef0 does not exist in us-east-1');
-    assert.equal(redact('/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id'), '/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id');
+    assert.equal(
+      redact('/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id'),
+      '/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id',
+    );
   } finally {
     if (saved === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
     else process.env.AWS_SECRET_ACCESS_KEY = saved;
   }
   const err = (name: string, message: string): Error => Object.assign(new Error(message), { name });
-  assert.match(describeAwsError(err('Unsupported', 'Your requested instance type (g6e.xlarge) is not supported in your requested Availability Zone (us-east-1e).'), { action: 'RunInstances', instanceType: 'g6e.xlarge' }).hint ?? '', /availability zone/);
-  assert.match(describeAwsError(err('CredentialsProviderError', 'Token for profile dev is expired. To refresh this SSO session run aws sso login'), { action: 'credentials' }).message, /credentials could not be loaded: Token for profile dev is expired/);
-  assert.equal(describeAwsError(err('CredentialsProviderError', 'Could not load credentials from any providers'), { action: 'credentials' }).message, 'no AWS credentials found');
+  assert.match(
+    describeAwsError(err('Unsupported', 'Your requested instance type (g6e.xlarge) is not supported in your requested Availability Zone (us-east-1e).'), {
+      action: 'RunInstances',
+      instanceType: 'g6e.xlarge',
+    }).hint ?? '',
+    /availability zone/,
+  );
+  assert.match(
+    describeAwsError(err('CredentialsProviderError', 'Token for profile dev is expired. To refresh this SSO session run aws sso login'), {
+      action: 'credentials',
+    }).message,
+    /credentials could not be loaded: Token for profile dev is expired/,
+  );
+  assert.equal(
+    describeAwsError(err('CredentialsProviderError', 'Could not load credentials from any providers'), { action: 'credentials' }).message,
+    'no AWS credentials found',
+  );
   assert.match(describeAwsError(err('InvalidKeyPair.NotFound', "The key pair 'x' does not exist"), { action: 'RunInstances' }).hint ?? '', /import-key-pair/);
-  assert.match(describeAwsError(Object.assign(new Error('getaddrinfo ENOTFOUND ec2.xx-east-9.amazonaws.com'), { code: 'ENOTFOUND' }), { action: 'DescribeInstances', region: 'xx-east-9' }).message, /unknown region, or no network/);
-  assert.match(describeAwsError(err('SomethingNew', `boom ${FAKE_ACCESS_KEY}`), { action: 'RunInstances' }).message, /^AWS RunInstances failed: SomethingNew: boom \[redacted[^\]]*\]$/);
+  assert.match(
+    describeAwsError(Object.assign(new Error('getaddrinfo ENOTFOUND ec2.xx-east-9.amazonaws.com'), { code: 'ENOTFOUND' }), {
+      action: 'DescribeInstances',
+      region: 'xx-east-9',
+    }).message,
+    /unknown region, or no network/,
+  );
+  assert.match(
+    describeAwsError(err('SomethingNew', `boom ${FAKE_ACCESS_KEY}`), { action: 'RunInstances' }).message,
+    /^AWS RunInstances failed: SomethingNew: boom \[redacted[^\]]*\]$/,
+  );
 });

@@ -1,14 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  analysisViews,
-  computeMetrics,
-  gateFailures,
-  logLoss,
-  predictionsCsv,
-  submissionCsv,
-  type Prediction,
-} from '../stages/evaluate-metrics.js';
+import { analysisViews, computeMetrics, gateFailures, logLoss, predictionsCsv, submissionCsv, type Prediction } from '../stages/evaluate-metrics.js';
 import { evaluateSource } from '../stages/vision/train.js';
 
 const classes = ['cat', 'dog'];
@@ -60,7 +52,10 @@ test('log loss clips certainty; undefined precision is 0', () => {
 test("analysis: the lesson's views per class", () => {
   const a = analysisViews(valid, classes, 4);
   const ids = (id: string) => a.views.find((v) => v.id === id)!.items.map((i) => i.file.split('/').pop());
-  assert.deepEqual(a.views.map((v) => v.id), ['correct-cat', 'wrong-cat', 'uncertain-cat', 'correct-dog', 'wrong-dog', 'uncertain-dog']);
+  assert.deepEqual(
+    a.views.map((v) => v.id),
+    ['correct-cat', 'wrong-cat', 'uncertain-cat', 'correct-dog', 'wrong-dog', 'uncertain-dog'],
+  );
   assert.deepEqual(ids('correct-cat'), ['a.jpg']);
   assert.deepEqual(ids('wrong-cat'), ['d.jpg']); // predicted cat, truly a dog
   assert.deepEqual(ids('uncertain-cat'), ['b.jpg', 'a.jpg']);

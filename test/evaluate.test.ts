@@ -67,7 +67,10 @@ test("evaluate writes the report's files and reuses finetune's frozen outputs fo
     // Same features, same head: the same figures finetune reported for its last epoch.
     assert.ok(Math.abs(metrics.accuracy - finetuneMetrics['val_accuracy']!) < 1e-9, `${metrics.accuracy} vs ${finetuneMetrics['val_accuracy']}`);
     assert.ok(Math.abs(metrics.log_loss - finetuneMetrics['val_loss']!) < 1e-5);
-    assert.equal(metrics.confusion.flat().reduce((a, b) => a + b, 0), 24);
+    assert.equal(
+      metrics.confusion.flat().reduce((a, b) => a + b, 0),
+      24,
+    );
     assert.deepEqual(Object.keys(metrics.per_class), ['cat', 'dog']);
     assert.equal(metrics.per_class['cat']!.support, 12);
     assert.deepEqual(result.metrics, { accuracy: metrics.accuracy, log_loss: metrics.log_loss });
@@ -82,7 +85,10 @@ test("evaluate writes the report's files and reuses finetune's frozen outputs fo
 
     const sub = (await read(ctx, 'submission.csv')).trim().split('\n');
     assert.equal(sub[0], 'id,label');
-    assert.deepEqual(sub.slice(1).map((r) => Number(r.split(',')[0])), Array.from({ length: 12 }, (_, i) => i + 1));
+    assert.deepEqual(
+      sub.slice(1).map((r) => Number(r.split(',')[0])),
+      Array.from({ length: 12 }, (_, i) => i + 1),
+    );
     for (const r of sub.slice(1)) {
       const p = Number(r.split(',')[1]);
       assert.ok(p >= 0.02 && p <= 0.98, r);
@@ -117,7 +123,10 @@ test('evaluate on a machine without the cache recomputes the same predictions (O
     assert.ok(Math.abs(metrics.log_loss - finetuneMetrics['val_loss']!) < 1e-4);
     // The trained head too runs on ONNX: its layers are shared with the full model, and the
     // converter follows the head's own graph (it once fell back to tfjs here, silently slow).
-    assert.ok(ctx.logs.some((l) => /onnx: 'predictions' on cpu/.test(l)), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => /onnx: 'predictions' on cpu/.test(l)),
+      ctx.logs.join('\n'),
+    );
     assert.ok(!ctx.logs.some((l) => /onnx engine unavailable/.test(l)), ctx.logs.join('\n'));
   } finally {
     await ctx.cleanup();
@@ -154,7 +163,10 @@ test('evaluate refuses a dataset whose classes differ from the model', async () 
   const split = JSON.parse(await readFile(path.join(other, 'split.json'), 'utf8')) as { classes: string[] };
   split.classes = ['dog', 'cat'];
   await writeFile(path.join(other, 'split.json'), JSON.stringify(split));
-  await assert.rejects(evaluate(params(), derivedRoot, { model, dataset: artifactFromDir(other, 'dataset') }), /classes \[cat, dog\] differ from the dataset's \[dog, cat\]/);
+  await assert.rejects(
+    evaluate(params(), derivedRoot, { model, dataset: artifactFromDir(other, 'dataset') }),
+    /classes \[cat, dog\] differ from the dataset's \[dog, cat\]/,
+  );
 });
 
 test('a model with nothing frozen is evaluated straight from the images', async () => {

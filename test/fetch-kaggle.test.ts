@@ -58,7 +58,6 @@ async function withServer(opts: KaggleServerOptions, fn: (server: KaggleServer) 
   }
 }
 
-
 /** The key must not be anywhere a person or a cache could see it. */
 async function assertNoSecret(ctx: TestContext<unknown>, ...extra: unknown[]): Promise<void> {
   const b64 = Buffer.from(`${TEST_USER}:${TEST_KEY}`).toString('base64');
@@ -83,13 +82,26 @@ test('downloads competition files, follows the redirect without Authorization, u
     try {
       const result = await fetchKaggleStage.run(ctx);
       const files = await listAll(ctx.outDir);
-      assert.deepEqual(files, ['test/1.jpg', 'test/2.jpg', 'test/3.jpg', ...[0, 1, 2, 3].map((i) => `train/cat.${i}.jpg`).sort(), ...[0, 1, 2, 3].map((i) => `train/dog.${i}.jpg`).sort()].sort());
+      assert.deepEqual(
+        files,
+        [
+          'test/1.jpg',
+          'test/2.jpg',
+          'test/3.jpg',
+          ...[0, 1, 2, 3].map((i) => `train/cat.${i}.jpg`).sort(),
+          ...[0, 1, 2, 3].map((i) => `train/dog.${i}.jpg`).sort(),
+        ].sort(),
+      );
       const api = server.requests.filter((r) => r.server === 'api');
       const storage = server.requests.filter((r) => r.server === 'storage');
       assert.ok(api.length >= 3 && api.every((r) => r.method === 'POST' && r.headers.authorization?.startsWith('Basic ')));
       assert.deepEqual(
         api.map((r) => r.path),
-        ['/api/v1/competitions.CompetitionApiService/ListDataFiles', '/api/v1/competitions.CompetitionApiService/DownloadDataFile', '/api/v1/competitions.CompetitionApiService/DownloadDataFile'],
+        [
+          '/api/v1/competitions.CompetitionApiService/ListDataFiles',
+          '/api/v1/competitions.CompetitionApiService/DownloadDataFile',
+          '/api/v1/competitions.CompetitionApiService/DownloadDataFile',
+        ],
       );
       assert.deepEqual(api[1]!.body, { competitionName: COMP, fileName: 'train.zip' });
       assert.equal(storage.length, 2);
@@ -124,18 +136,32 @@ test('all files: ListDataFiles then each file; zips extracted, other files kept'
 });
 
 test('a dataset download holding nested zips, with and without a top folder', async () => {
-  await withServer({ datasets: { 'someone/dogs-vs-cats': { files: { 'train.zip': trainFlatZip, 'test1.zip': test1Zip, 'sampleSubmission.csv': csv } } } }, async (server) => {
-    const ctx = await makeTestContext(params(server, { dataset: 'someone/dogs-vs-cats' }));
-    try {
-      const result = await fetchKaggleStage.run(ctx);
-      assert.deepEqual(await listAll(ctx.outDir), ['sampleSubmission.csv', 'test1/1.jpg', 'test1/2.jpg', 'train/cat.0.jpg', 'train/cat.1.jpg', 'train/dog.0.jpg', 'train/dog.1.jpg']);
-      const api = server.requests.filter((r) => r.server === 'api');
-      assert.deepEqual(api.map((r) => [r.path, r.body]), [['/api/v1/datasets.DatasetApiService/DownloadDataset', { ownerSlug: 'someone', datasetSlug: 'dogs-vs-cats' }]]);
-      assert.equal((result?.meta as { files: number }).files, 7);
-    } finally {
-      await ctx.cleanup();
-    }
-  });
+  await withServer(
+    { datasets: { 'someone/dogs-vs-cats': { files: { 'train.zip': trainFlatZip, 'test1.zip': test1Zip, 'sampleSubmission.csv': csv } } } },
+    async (server) => {
+      const ctx = await makeTestContext(params(server, { dataset: 'someone/dogs-vs-cats' }));
+      try {
+        const result = await fetchKaggleStage.run(ctx);
+        assert.deepEqual(await listAll(ctx.outDir), [
+          'sampleSubmission.csv',
+          'test1/1.jpg',
+          'test1/2.jpg',
+          'train/cat.0.jpg',
+          'train/cat.1.jpg',
+          'train/dog.0.jpg',
+          'train/dog.1.jpg',
+        ]);
+        const api = server.requests.filter((r) => r.server === 'api');
+        assert.deepEqual(
+          api.map((r) => [r.path, r.body]),
+          [['/api/v1/datasets.DatasetApiService/DownloadDataset', { ownerSlug: 'someone', datasetSlug: 'dogs-vs-cats' }]],
+        );
+        assert.equal((result?.meta as { files: number }).files, 7);
+      } finally {
+        await ctx.cleanup();
+      }
+    },
+  );
 });
 
 test('many files: one DownloadDataFiles zip', async () => {
@@ -167,7 +193,10 @@ test('a connection dropped mid-body is resumed with Range', async () => {
       assert.ok(gets[1]!.headers['if-range'], 'the resume is guarded by If-Range');
       assert.equal((result?.meta as { resumes: number }).resumes, 1);
       assert.equal((await listAll(ctx.outDir)).length, 8);
-      assert.ok(ctx.logs.some((l) => /retrying.*resuming at \d+ bytes/.test(l)), ctx.logs.join('\n'));
+      assert.ok(
+        ctx.logs.some((l) => /retrying.*resuming at \d+ bytes/.test(l)),
+        ctx.logs.join('\n'),
+      );
     } finally {
       await ctx.cleanup();
     }
@@ -203,7 +232,10 @@ test('a stalled response is abandoned after stall_timeout and resumed', async ()
     const ctx = await makeTestContext(params(server, { competition: COMP, files: ['test.zip'], stall_timeout: 0.3 }));
     try {
       await fetchKaggleStage.run(ctx);
-      assert.ok(ctx.logs.some((l) => l.includes('no data for 0.3 s')), ctx.logs.join('\n'));
+      assert.ok(
+        ctx.logs.some((l) => l.includes('no data for 0.3 s')),
+        ctx.logs.join('\n'),
+      );
       assert.equal(server.requests.filter((r) => r.server === 'storage').length, 2);
       assert.deepEqual(await listAll(ctx.outDir), ['test/1.jpg', 'test/2.jpg', 'test/3.jpg']);
     } finally {
@@ -226,33 +258,43 @@ test('HTTP 503 is retried with backoff', async () => {
 });
 
 test('401, 403 and 404 are clear errors that never show the key', async () => {
-  await withServer({ competitions: { [COMP]: { files: { 'train.zip': trainZip } }, closed: { files: { 'a.zip': testZip }, rulesAccepted: false } } }, async (server) => {
-    const cases: [Partial<FetchKaggleParams>, RegExp, Record<string, string>?][] = [
-      [{ competition: COMP }, /invalid Kaggle credentials \(user 'alice' from environment variables KAGGLE_USERNAME and KAGGLE_KEY\)/, { KAGGLE_KEY: 'wrong-key-0123456789' }],
-      [{ competition: 'closed' }, /accept the competition rules at https:\/\/www\.kaggle\.com\/c\/closed\/rules first/],
-      [{ competition: 'nope' }, /unknown competition 'nope'/],
-      [{ competition: COMP, files: ['missing.zip'] }, /no file 'missing\.zip' in competition/],
-      [{ dataset: 'someone/nothing' }, /unknown dataset 'someone\/nothing'/],
-    ];
-    for (const [p, pattern, env] of cases) {
-      const saved = process.env.KAGGLE_KEY;
-      if (env) Object.assign(process.env, env);
-      const ctx = await makeTestContext(params(server, p));
-      try {
-        let error: unknown;
-        await assert.rejects(fetchKaggleStage.run(ctx), (e: Error) => {
-          error = e;
-          return e instanceof StageError && pattern.test(e.message);
-        });
-        await assertNoSecret(ctx, error);
-        assert.ok(!String((error as Error).message).includes('wrong-key'), 'the rejected key is shown');
-      } finally {
-        process.env.KAGGLE_KEY = saved;
-        await ctx.cleanup();
+  await withServer(
+    { competitions: { [COMP]: { files: { 'train.zip': trainZip } }, closed: { files: { 'a.zip': testZip }, rulesAccepted: false } } },
+    async (server) => {
+      const cases: [Partial<FetchKaggleParams>, RegExp, Record<string, string>?][] = [
+        [
+          { competition: COMP },
+          /invalid Kaggle credentials \(user 'alice' from environment variables KAGGLE_USERNAME and KAGGLE_KEY\)/,
+          { KAGGLE_KEY: 'wrong-key-0123456789' },
+        ],
+        [{ competition: 'closed' }, /accept the competition rules at https:\/\/www\.kaggle\.com\/c\/closed\/rules first/],
+        [{ competition: 'nope' }, /unknown competition 'nope'/],
+        [{ competition: COMP, files: ['missing.zip'] }, /no file 'missing\.zip' in competition/],
+        [{ dataset: 'someone/nothing' }, /unknown dataset 'someone\/nothing'/],
+      ];
+      for (const [p, pattern, env] of cases) {
+        const saved = process.env.KAGGLE_KEY;
+        if (env) Object.assign(process.env, env);
+        const ctx = await makeTestContext(params(server, p));
+        try {
+          let error: unknown;
+          await assert.rejects(fetchKaggleStage.run(ctx), (e: Error) => {
+            error = e;
+            return e instanceof StageError && pattern.test(e.message);
+          });
+          await assertNoSecret(ctx, error);
+          assert.ok(!String((error as Error).message).includes('wrong-key'), 'the rejected key is shown');
+        } finally {
+          process.env.KAGGLE_KEY = saved;
+          await ctx.cleanup();
+        }
       }
-    }
-    assert.ok(server.requests.every((r) => r.server === 'api'), 'nothing was downloaded');
-  });
+      assert.ok(
+        server.requests.every((r) => r.server === 'api'),
+        'nothing was downloaded',
+      );
+    },
+  );
 });
 
 test('missing credentials: a StageError saying where to put them, before any request', async () => {
@@ -286,7 +328,10 @@ test('sha256: a match passes, a mismatch fails and deletes the file, an unknown 
     const unknown = await makeTestContext(params(server, { competition: COMP, files: ['test.zip'], sha256: { 'train.zip': good } }));
     try {
       await fetchKaggleStage.run(ok);
-      await assert.rejects(fetchKaggleStage.run(bad), (e: Error) => e instanceof StageError && e.message.includes(`sha256 mismatch: expected ${'0'.repeat(64)}, got ${good}`));
+      await assert.rejects(
+        fetchKaggleStage.run(bad),
+        (e: Error) => e instanceof StageError && e.message.includes(`sha256 mismatch: expected ${'0'.repeat(64)}, got ${good}`),
+      );
       assert.deepEqual(await listAll(path.join(bad.workDir, 'downloads')), []);
       const before = server.requests.length;
       await assert.rejects(fetchKaggleStage.run(unknown), /sha256 is given for 'train\.zip', which is not downloaded/);
@@ -304,9 +349,15 @@ test('a zip-slip archive is refused, naming the entry; nothing is written outsid
   await withServer({ competitions: { evil: { files: { 'data.zip': patched } } } }, async (server) => {
     const ctx = await makeTestContext(params(server, { competition: 'evil' }));
     try {
-      await assert.rejects(fetchKaggleStage.run(ctx), (e: Error) => e instanceof StageError && e.message.includes("refusing zip entry '../../escaped.txt' in data.zip"));
+      await assert.rejects(
+        fetchKaggleStage.run(ctx),
+        (e: Error) => e instanceof StageError && e.message.includes("refusing zip entry '../../escaped.txt' in data.zip"),
+      );
       const root = path.dirname(ctx.outDir);
-      assert.deepEqual((await listAll(root)).filter((f) => f.includes('escaped')), []);
+      assert.deepEqual(
+        (await listAll(root)).filter((f) => f.includes('escaped')),
+        [],
+      );
       await assert.rejects(stat(path.join(root, '..', 'escaped.txt')));
     } finally {
       await ctx.cleanup();

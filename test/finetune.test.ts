@@ -106,11 +106,18 @@ test('finetune-vgg16: downloads the weights once, trains the new top well above 
     for (const k of ['backend', 'engine', 'train_engine']) assert.equal(ft[k], undefined, k);
     assert.match(String(ft['weights']), /^imagenet \(http:\/\/127\.0\.0\.1/);
     const history = await readJson<History>(ctx, 'history.json');
-    assert.deepEqual(history.epochs.map((e) => e.epoch), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.deepEqual(
+      history.epochs.map((e) => e.epoch),
+      [1, 2, 3, 4, 5, 6, 7, 8],
+    );
     for (const e of history.epochs) for (const k of ['loss', 'accuracy', 'val_loss', 'val_accuracy'] as const) assert.equal(typeof e[k], 'number', k);
-    for (const e of history.epochs) assert.deepEqual(Object.keys(e).sort(), ['accuracy', 'epoch', 'loss', 'val_accuracy', 'val_loss'], 'no timings in history.json');
+    for (const e of history.epochs)
+      assert.deepEqual(Object.keys(e).sort(), ['accuracy', 'epoch', 'loss', 'val_accuracy', 'val_loss'], 'no timings in history.json');
     const timings = (result.meta!['timings'] as { epochs: { epoch: number; seconds: number }[] }).epochs;
-    assert.deepEqual(timings.map((t) => t.epoch), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.deepEqual(
+      timings.map((t) => t.epoch),
+      [1, 2, 3, 4, 5, 6, 7, 8],
+    );
     for (const t of timings) assert.equal(typeof t.seconds, 'number');
     assert.equal(result.meta!['backend'], 'wasm');
     assert.equal(result.meta!['engine'], 'tfjs');
@@ -124,7 +131,10 @@ test('finetune-vgg16: downloads the weights once, trains the new top well above 
       assert.equal(second.ctx.builds.get('features'), undefined);
       assert.equal(second.ctx.builds.get('weights'), undefined);
       assert.equal(requests, 1);
-      assert.ok(second.ctx.logs.some((l) => /frozen outputs: train: 64 images from the cache/.test(l)), second.ctx.logs.join('\n'));
+      assert.ok(
+        second.ctx.logs.some((l) => /frozen outputs: train: 64 images from the cache/.test(l)),
+        second.ctx.logs.join('\n'),
+      );
       assert.ok(second.result.metrics!['val_accuracy']! > 0.6);
     } finally {
       await second.ctx.cleanup();
@@ -135,46 +145,49 @@ test('finetune-vgg16: downloads the weights once, trains the new top well above 
 });
 
 for (const engine of ['tfjs', 'onnx'] as const) {
-test(`finetune-vgg16: an interrupted run resumes from the last finished epoch (${engine} learner)`, async () => {
-  const derivedRoot = path.join(root, `derived-b-${engine}`);
-  await mkdir(derivedRoot);
-  const workDir = path.join(root, `work-b-${engine}`);
-  await mkdir(workDir);
-  const params = vggParams({ epochs: 3, weights: 'none', engine });
-  const controller = new AbortController();
-  const ctx1 = await makeTestContext(params, { inputs: { dataset }, derivedRoot, workDir, signal: controller.signal });
-  const aborting = { ...ctx1, log: { ...ctx1.log, info: (m: string) => (ctx1.log.info(m), /^epoch 1\/3:/.test(m) && controller.abort()) } };
-  await assert.rejects(finetuneVgg16Stage.run(aborting), (e: Error) => e.name === 'AbortError' || /interrupt|abort/i.test(e.message));
-  assert.ok(ctx1.logs.some((l) => /^epoch 1\/3:/.test(l)));
-  assert.ok(!ctx1.logs.some((l) => /^epoch 2\/3:/.test(l)));
-  assert.ok(existsSync(path.join(workDir, 'checkpoint', 'state.json')));
+  test(`finetune-vgg16: an interrupted run resumes from the last finished epoch (${engine} learner)`, async () => {
+    const derivedRoot = path.join(root, `derived-b-${engine}`);
+    await mkdir(derivedRoot);
+    const workDir = path.join(root, `work-b-${engine}`);
+    await mkdir(workDir);
+    const params = vggParams({ epochs: 3, weights: 'none', engine });
+    const controller = new AbortController();
+    const ctx1 = await makeTestContext(params, { inputs: { dataset }, derivedRoot, workDir, signal: controller.signal });
+    const aborting = { ...ctx1, log: { ...ctx1.log, info: (m: string) => (ctx1.log.info(m), /^epoch 1\/3:/.test(m) && controller.abort()) } };
+    await assert.rejects(finetuneVgg16Stage.run(aborting), (e: Error) => e.name === 'AbortError' || /interrupt|abort/i.test(e.message));
+    assert.ok(ctx1.logs.some((l) => /^epoch 1\/3:/.test(l)));
+    assert.ok(!ctx1.logs.some((l) => /^epoch 2\/3:/.test(l)));
+    assert.ok(existsSync(path.join(workDir, 'checkpoint', 'state.json')));
 
-  const resumed = await runVgg(params, { derivedRoot, workDir });
-  const fresh = await runVgg(params, { derivedRoot });
-  try {
-    assert.ok(resumed.ctx.logs.some((l) => l.includes('resuming from the checkpoint of epoch 1/3')), resumed.ctx.logs.join('\n'));
-    assert.equal(resumed.result.meta!['resumed_from_epoch'], 1);
-    assert.equal((resumed.result.meta!['train_engine'] as Record<string, unknown>)['engine'], engine);
-    const h1 = await readJson<History>(resumed.ctx, 'history.json');
-    const h2 = await readJson<History>(fresh.ctx, 'history.json');
-    assert.equal(h1.epochs.length, 3);
-    // Same seed, same shuffles, optimizer state restored: the resumed run matches an uninterrupted one.
-    h1.epochs.forEach((e, i) => {
-      assert.ok(Math.abs(e.loss - h2.epochs[i]!.loss) < 1e-4, `epoch ${i + 1} loss ${e.loss} vs ${h2.epochs[i]!.loss}`);
-      assert.ok(Math.abs(e.val_loss! - h2.epochs[i]!.val_loss!) < 1e-4, `epoch ${i + 1} val_loss`);
-    });
-    // The artifact is deterministic: every file of the resumed run is byte for byte the uninterrupted run's.
-    const files = (await readdir(fresh.ctx.outDir)).sort();
-    assert.deepEqual((await readdir(resumed.ctx.outDir)).sort(), files);
-    const differ: string[] = [];
-    for (const f of files) if (!(await readFile(path.join(resumed.ctx.outDir, f))).equals(await readFile(path.join(fresh.ctx.outDir, f)))) differ.push(f);
-    assert.deepEqual(differ, [], 'files that differ between the resumed and the uninterrupted run');
-  } finally {
-    await resumed.ctx.cleanup();
-    await fresh.ctx.cleanup();
-    await ctx1.cleanup();
-  }
-});
+    const resumed = await runVgg(params, { derivedRoot, workDir });
+    const fresh = await runVgg(params, { derivedRoot });
+    try {
+      assert.ok(
+        resumed.ctx.logs.some((l) => l.includes('resuming from the checkpoint of epoch 1/3')),
+        resumed.ctx.logs.join('\n'),
+      );
+      assert.equal(resumed.result.meta!['resumed_from_epoch'], 1);
+      assert.equal((resumed.result.meta!['train_engine'] as Record<string, unknown>)['engine'], engine);
+      const h1 = await readJson<History>(resumed.ctx, 'history.json');
+      const h2 = await readJson<History>(fresh.ctx, 'history.json');
+      assert.equal(h1.epochs.length, 3);
+      // Same seed, same shuffles, optimizer state restored: the resumed run matches an uninterrupted one.
+      h1.epochs.forEach((e, i) => {
+        assert.ok(Math.abs(e.loss - h2.epochs[i]!.loss) < 1e-4, `epoch ${i + 1} loss ${e.loss} vs ${h2.epochs[i]!.loss}`);
+        assert.ok(Math.abs(e.val_loss! - h2.epochs[i]!.val_loss!) < 1e-4, `epoch ${i + 1} val_loss`);
+      });
+      // The artifact is deterministic: every file of the resumed run is byte for byte the uninterrupted run's.
+      const files = (await readdir(fresh.ctx.outDir)).sort();
+      assert.deepEqual((await readdir(resumed.ctx.outDir)).sort(), files);
+      const differ: string[] = [];
+      for (const f of files) if (!(await readFile(path.join(resumed.ctx.outDir, f))).equals(await readFile(path.join(fresh.ctx.outDir, f)))) differ.push(f);
+      assert.deepEqual(differ, [], 'files that differ between the resumed and the uninterrupted run');
+    } finally {
+      await resumed.ctx.cleanup();
+      await fresh.ctx.cleanup();
+      await ctx1.cleanup();
+    }
+  });
 }
 
 test('finetune-vgg16: trainable block5 trains on ONNX Runtime as tfjs does (same first epoch), well above chance', async (t) => {
@@ -192,7 +205,9 @@ test('finetune-vgg16: trainable block5 trains on ONNX Runtime as tfjs does (same
     const h1 = await readJson<History>(onnx.ctx, 'history.json');
     const h2 = await readJson<History>(tfjs.ctx, 'history.json');
     const secs = (r: typeof onnx) => (r.result.meta!['timings'] as { epochs: { seconds: number }[] }).epochs.map((e) => e.seconds.toFixed(2)).join(' ');
-    t.diagnostic(`block5, 6 epochs: onnx val_accuracy ${h1.epochs.at(-1)!.val_accuracy} (${secs(onnx)} s/epoch), tfjs ${h2.epochs.at(-1)!.val_accuracy} (${secs(tfjs)} s/epoch)`);
+    t.diagnostic(
+      `block5, 6 epochs: onnx val_accuracy ${h1.epochs.at(-1)!.val_accuracy} (${secs(onnx)} s/epoch), tfjs ${h2.epochs.at(-1)!.val_accuracy} (${secs(tfjs)} s/epoch)`,
+    );
     // Same initial weights, shuffles and optimizer: the first epoch's mean loss agrees closely.
     assert.ok(Math.abs(h1.epochs[0]!.loss - h2.epochs[0]!.loss) < 2e-3, `epoch 1 loss onnx ${h1.epochs[0]!.loss} vs tfjs ${h2.epochs[0]!.loss}`);
     assert.ok(onnx.result.metrics!['val_accuracy']! >= 0.75, `onnx val_accuracy ${onnx.result.metrics!['val_accuracy']}`);
@@ -306,7 +321,10 @@ test('frozen outputs: streamed to disk, and an interrupted computation resumes w
     const bars: [string, number | undefined, number | undefined][] = [];
     const spy = (label: string, total?: number, resumedAt?: number) => (bars.push([label, total, resumedAt]), ctx.progress(label));
     const resumed = await cachedFeatures(request(new AbortController().signal, spy));
-    assert.ok(ctx.logs.some((l) => l.startsWith(`frozen outputs: train: resuming after ${partial} of 64 images`)), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => l.startsWith(`frozen outputs: train: resuming after ${partial} of 64 images`)),
+      ctx.logs.join('\n'),
+    );
     assert.deepEqual(bars, [['frozen outputs: train', 64, partial]], 'the bar starts where the resume does, for its ETA');
     assert.equal(images, 64); // the rest only
     assert.equal(ctx.builds.get('features'), 1);
@@ -356,7 +374,16 @@ test('finetune: any tfjs layers backbone, cut at a named layer, new pooled head'
   const input = tf.input({ shape: [32, 32, 3], name: 'input_1' });
   let x = input as ReturnType<typeof tf.input>;
   for (const [i, f] of [8, 16].entries()) {
-    x = tf.layers.conv2d({ name: `conv2d_${i + 1}`, filters: f, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: tf.initializers.glorotUniform({ seed: i }) }).apply(x) as typeof x;
+    x = tf.layers
+      .conv2d({
+        name: `conv2d_${i + 1}`,
+        filters: f,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: tf.initializers.glorotUniform({ seed: i }),
+      })
+      .apply(x) as typeof x;
     x = tf.layers.batchNormalization({ name: `batch_normalization_${i + 1}` }).apply(x) as typeof x;
     x = tf.layers.leakyReLU({ name: `leaky_re_lu_${i + 1}`, alpha: 0.1 }).apply(x) as typeof x;
     x = tf.layers.maxPooling2d({ name: `max_pooling2d_${i + 1}`, poolSize: 2, strides: 2 }).apply(x) as typeof x;
@@ -386,7 +413,10 @@ test('finetune: any tfjs layers backbone, cut at a named layer, new pooled head'
   } finally {
     await ctx.cleanup();
   }
-  const missing = await makeTestContext(finetuneParams({ backbone: 'backbone/model.json', cut: 'nope', preprocess: 'unit' }), { inputs: { dataset }, pipelineDir: root });
+  const missing = await makeTestContext(finetuneParams({ backbone: 'backbone/model.json', cut: 'nope', preprocess: 'unit' }), {
+    inputs: { dataset },
+    pipelineDir: root,
+  });
   await assert.rejects(finetuneStage.run(missing), /has no layer 'nope'/);
   await missing.cleanup();
 });
@@ -416,12 +446,23 @@ test('finetune: darknet-tiny transfers to real cat/dog photos', { skip: realSkip
     }
   }
   await writeFile(path.join(dir, 'split.json'), JSON.stringify({ version: 1, classes: ['cat', 'dog'], seed: 0, counts: {}, files, excluded: [] }));
-  const params = finetuneParams({ backbone: DARKNET, cut: 'leaky_re_lu_15', preprocess: 'unit', engine: 'auto', backend: 'auto', epochs: 8, batch_size: 32, learning_rate: 0.003 });
+  const params = finetuneParams({
+    backbone: DARKNET,
+    cut: 'leaky_re_lu_15',
+    preprocess: 'unit',
+    engine: 'auto',
+    backend: 'auto',
+    epochs: 8,
+    batch_size: 32,
+    learning_rate: 0.003,
+  });
   const ctx = await makeTestContext(params, { inputs: { dataset: artifactFromDir(dir, 'dataset', 'split') } });
   try {
     const result = (await finetuneStage.run(ctx)) ?? {};
     const acc = result.metrics!['val_accuracy']!;
-    t.diagnostic(`darknet-tiny on oxford-pets-730: ${files['train']!.length} train / ${files['valid']!.length} valid, val_accuracy ${acc.toFixed(4)}, val_loss ${result.metrics!['val_loss']!.toFixed(4)}, backend ${String(result.meta!['backend'])}, engine ${String(result.meta!['engine'])}, timings ${JSON.stringify(result.meta!['timings'])}`);
+    t.diagnostic(
+      `darknet-tiny on oxford-pets-730: ${files['train']!.length} train / ${files['valid']!.length} valid, val_accuracy ${acc.toFixed(4)}, val_loss ${result.metrics!['val_loss']!.toFixed(4)}, backend ${String(result.meta!['backend'])}, engine ${String(result.meta!['engine'])}, timings ${JSON.stringify(result.meta!['timings'])}`,
+    );
     assert.ok(acc >= 0.85, `val_accuracy ${acc}`);
   } finally {
     await ctx.cleanup();

@@ -33,14 +33,22 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 const stageName = fc.constantFrom('prep', 'train', 'eval', 'report_1', 'data-2', 'x', 'split');
 const paramName = fc.constantFrom('seed', 'size', 'name', 'lr', 'n');
-const paramValue: fc.Arbitrary<Json> = fc.oneof(fc.integer({ min: -1000, max: 100000 }), fc.string({ maxLength: 12 }), fc.boolean(), fc.double({ noNaN: true, noDefaultInfinity: true }));
+const paramValue: fc.Arbitrary<Json> = fc.oneof(
+  fc.integer({ min: -1000, max: 100000 }),
+  fc.string({ maxLength: 12 }),
+  fc.boolean(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+);
 
 const validPipeline: fc.Arbitrary<{ [k: string]: Json }> = fc
   .record({
     name: fc.option(fc.constantFrom('demo', 'dogs.cats', 'a_b-c'), { nil: undefined }),
     params: fc.dictionary(paramName, paramValue, { maxKeys: 4 }),
     stages: fc.uniqueArray(stageName, { minLength: 1, maxLength: 5 }),
-    runs: fc.array(fc.oneof(fc.string({ minLength: 1, maxLength: 20 }), fc.array(fc.string({ minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 3 })), { minLength: 5, maxLength: 5 }),
+    runs: fc.array(fc.oneof(fc.string({ minLength: 1, maxLength: 20 }), fc.array(fc.string({ minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 3 })), {
+      minLength: 5,
+      maxLength: 5,
+    }),
     links: fc.array(fc.nat(), { minLength: 5, maxLength: 5 }),
     extras: fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }),
   })
@@ -71,8 +79,43 @@ const validPipeline: fc.Arbitrary<{ [k: string]: Json }> = fc
 // Mutations of the document (before it is written out) and of its text (after).
 
 const weird: fc.Arbitrary<Json> = fc.oneof(
-  fc.constantFrom<Json>(null, true, false, 0, -0, 1e308, -1e308, 2 ** 64, Number.MAX_SAFE_INTEGER + 2, 1e-320, '', ' ', '~', 'null', '0x1F', '1e999', '.nan', '.inf', 'yes', 'no', 'on'),
-  fc.constantFrom<Json>('../../etc/passwd', '/etc', '..', '__proto__', 'constructor', 'toString', 'hasOwnProperty', '${params.nope}', '${}', '$${params.x}', '${params.__proto__}', '${params.constructor.name}'),
+  fc.constantFrom<Json>(
+    null,
+    true,
+    false,
+    0,
+    -0,
+    1e308,
+    -1e308,
+    2 ** 64,
+    Number.MAX_SAFE_INTEGER + 2,
+    1e-320,
+    '',
+    ' ',
+    '~',
+    'null',
+    '0x1F',
+    '1e999',
+    '.nan',
+    '.inf',
+    'yes',
+    'no',
+    'on',
+  ),
+  fc.constantFrom<Json>(
+    '../../etc/passwd',
+    '/etc',
+    '..',
+    '__proto__',
+    'constructor',
+    'toString',
+    'hasOwnProperty',
+    '${params.nope}',
+    '${}',
+    '$${params.x}',
+    '${params.__proto__}',
+    '${params.constructor.name}',
+  ),
   fc.string({ unit: 'grapheme', maxLength: 20 }),
   fc.string({ unit: 'binary', maxLength: 20 }),
   fc.constantFrom<Json>('é', '日本語', '🐶🐱', 'a\u0301', '\u202eevil', '\u200b', '\u0000', 'a\nb', 'x\ry', '\u001b[2J\u001b[31mred', '\ud800'),
@@ -83,7 +126,35 @@ const weird: fc.Arbitrary<Json> = fc.oneof(
 );
 
 const weirdKey = fc.oneof(
-  fc.constantFrom('__proto__', 'constructor', 'toString', 'prototype', '..', '../x', '', ' ', 'a.b', 'a[0]', 'stages', 'uses', 'with', 'inputs', 'needs', 'runs_on', '<<', '$ref', 'on', 'yes', '1', '-1', 'π', '🐶', 'a\u0000b', 'a\nb', 'k'.repeat(300)),
+  fc.constantFrom(
+    '__proto__',
+    'constructor',
+    'toString',
+    'prototype',
+    '..',
+    '../x',
+    '',
+    ' ',
+    'a.b',
+    'a[0]',
+    'stages',
+    'uses',
+    'with',
+    'inputs',
+    'needs',
+    'runs_on',
+    '<<',
+    '$ref',
+    'on',
+    'yes',
+    '1',
+    '-1',
+    'π',
+    '🐶',
+    'a\u0000b',
+    'a\nb',
+    'k'.repeat(300),
+  ),
   fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }),
 );
 
@@ -175,15 +246,62 @@ type TextMutation =
   | { kind: 'huge'; at: number; size: number };
 
 const textMutation: fc.Arbitrary<TextMutation> = fc.oneof(
-  fc.record({ kind: fc.constantFrom('dupLine' as const, 'dropLine' as const, 'indent' as const, 'dedent' as const, 'tab' as const, 'truncate' as const, 'crlf' as const, 'bom' as const, 'docMarker' as const), at: fc.nat() }),
+  fc.record({
+    kind: fc.constantFrom(
+      'dupLine' as const,
+      'dropLine' as const,
+      'indent' as const,
+      'dedent' as const,
+      'tab' as const,
+      'truncate' as const,
+      'crlf' as const,
+      'bom' as const,
+      'docMarker' as const,
+    ),
+    at: fc.nat(),
+  }),
   fc.record({ kind: fc.constant('swap' as const), at: fc.nat(), other: fc.nat() }),
   fc.record({ kind: fc.constant('bytes' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
   fc.record({
     kind: fc.constant('insert' as const),
     at: fc.nat(),
-    text: fc.constantFrom('!!binary aGk=', '!!set { a }', '!!omap [ a: 1 ]', '!custom x', '!!timestamp 2001-12-14', '!!str', '? [a, b]\n: 1', '? { a: 1 }\n: 2', '&a', '*a', '*nope', '<<: *a', '"unterminated', "'", '{', ']', '%YAML 1.1\n---', '%TAG ! tag:x,2000:\n---', '#', '|', '>-', '- ', ': ', 'x: y: z', '\u0000', '\uFEFF', '\u2028', '\r'),
+    text: fc.constantFrom(
+      '!!binary aGk=',
+      '!!set { a }',
+      '!!omap [ a: 1 ]',
+      '!custom x',
+      '!!timestamp 2001-12-14',
+      '!!str',
+      '? [a, b]\n: 1',
+      '? { a: 1 }\n: 2',
+      '&a',
+      '*a',
+      '*nope',
+      '<<: *a',
+      '"unterminated',
+      "'",
+      '{',
+      ']',
+      '%YAML 1.1\n---',
+      '%TAG ! tag:x,2000:\n---',
+      '#',
+      '|',
+      '>-',
+      '- ',
+      ': ',
+      'x: y: z',
+      '\u0000',
+      '\uFEFF',
+      '\u2028',
+      '\r',
+    ),
   }),
-  fc.record({ kind: fc.constant('nest' as const), at: fc.nat(), depth: fc.oneof(fc.integer({ min: 1, max: 80 }), fc.integer({ min: 500, max: 5000 })), flow: fc.constantFrom('seq' as const, 'map' as const, 'block' as const) }),
+  fc.record({
+    kind: fc.constant('nest' as const),
+    at: fc.nat(),
+    depth: fc.oneof(fc.integer({ min: 1, max: 80 }), fc.integer({ min: 500, max: 5000 })),
+    flow: fc.constantFrom('seq' as const, 'map' as const, 'block' as const),
+  }),
   fc.record({ kind: fc.constant('aliasBomb' as const), width: fc.integer({ min: 2, max: 12 }), levels: fc.integer({ min: 2, max: 9 }) }),
   fc.record({ kind: fc.constant('alias' as const), at: fc.nat(), other: fc.nat() }),
   fc.record({ kind: fc.constant('huge' as const), at: fc.nat(), size: fc.integer({ min: 10_000, max: 300_000 }) }),
@@ -249,7 +367,12 @@ function applyTextMutation(text: string, m: TextMutation): string {
     }
     case 'aliasBomb': {
       const rows = [`l0: &l0 [${Array(m.width).fill('"lol"').join(', ')}]`];
-      for (let k = 1; k <= m.levels; k++) rows.push(`l${k}: &l${k} [${Array(m.width).fill(`*l${k - 1}`).join(', ')}]`);
+      for (let k = 1; k <= m.levels; k++)
+        rows.push(
+          `l${k}: &l${k} [${Array(m.width)
+            .fill(`*l${k - 1}`)
+            .join(', ')}]`,
+        );
       // At the top (unknown keys) or under a stage's `with` (an unknown param).
       return m.width % 2 ? `${rows.join('\n')}\n${text}` : text.replace(/(\n {4}with:\n)/, `$1${rows.map((r) => `      ${r}`).join('\n')}\n`);
     }
@@ -275,17 +398,39 @@ function applyTextMutation(text: string, m: TextMutation): string {
 }
 
 const overridePath = fc.oneof(
-  fc.constantFrom('stages.prep.with.run', 'stages.train.with.env.X', 'stages.eval.needs', 'params.seed', 'name', 'stages', 'params', 'stages.x.with', 'stages.prep.inputs.src', 'stages.__proto__.with.run', 'params.constructor', 'a..b', '.', '', 'stages.prep.with.run.deeper'),
+  fc.constantFrom(
+    'stages.prep.with.run',
+    'stages.train.with.env.X',
+    'stages.eval.needs',
+    'params.seed',
+    'name',
+    'stages',
+    'params',
+    'stages.x.with',
+    'stages.prep.inputs.src',
+    'stages.__proto__.with.run',
+    'params.constructor',
+    'a..b',
+    '.',
+    '',
+    'stages.prep.with.run.deeper',
+  ),
   fc.string({ maxLength: 20 }),
 );
-const overrideValue = fc.oneof(fc.constantFrom('1', '[a, b]', '{a: 1}', '', '*a', '&a x', '!!binary aGk=', '!bad x', '[[[[', '1e999', '~', '${params.nope}', 'é', '\u001b[2J'), fc.string({ maxLength: 20 }));
+const overrideValue = fc.oneof(
+  fc.constantFrom('1', '[a, b]', '{a: 1}', '', '*a', '&a x', '!!binary aGk=', '!bad x', '[[[[', '1e999', '~', '${params.nope}', 'é', '\u001b[2J'),
+  fc.string({ maxLength: 20 }),
+);
 interface OverrideArg {
   flag: '--set' | '-p';
   path: string;
   value: string;
   noEq: boolean;
 }
-const overrides: fc.Arbitrary<OverrideArg[]> = fc.array(fc.record({ flag: fc.constantFrom('--set' as const, '-p' as const), path: overridePath, value: overrideValue, noEq: fc.boolean() }), { minLength: 1, maxLength: 3 });
+const overrides: fc.Arbitrary<OverrideArg[]> = fc.array(
+  fc.record({ flag: fc.constantFrom('--set' as const, '-p' as const), path: overridePath, value: overrideValue, noEq: fc.boolean() }),
+  { minLength: 1, maxLength: 3 },
+);
 
 interface FuzzCase {
   readonly text: string;
@@ -297,8 +442,14 @@ const fuzzCase: fc.Arbitrary<FuzzCase> = fc
   .record({
     doc: validPipeline,
     // Weighted so that some cases stay valid and most break in one or two places.
-    docMutations: fc.oneof({ arbitrary: fc.constant([] as DocMutation[]), weight: 2 }, { arbitrary: fc.array(docMutation, { minLength: 1, maxLength: 3 }), weight: 3 }),
-    textMutations: fc.oneof({ arbitrary: fc.constant([] as TextMutation[]), weight: 3 }, { arbitrary: fc.array(textMutation, { minLength: 1, maxLength: 2 }), weight: 2 }),
+    docMutations: fc.oneof(
+      { arbitrary: fc.constant([] as DocMutation[]), weight: 2 },
+      { arbitrary: fc.array(docMutation, { minLength: 1, maxLength: 3 }), weight: 3 },
+    ),
+    textMutations: fc.oneof(
+      { arbitrary: fc.constant([] as TextMutation[]), weight: 3 },
+      { arbitrary: fc.array(textMutation, { minLength: 1, maxLength: 2 }), weight: 2 },
+    ),
     overrides: fc.oneof({ arbitrary: fc.constant([] as OverrideArg[]), weight: 4 }, { arbitrary: overrides, weight: 1 }),
     raw: fc.oneof({ arbitrary: fc.constant(undefined), weight: 19 }, { arbitrary: fc.uint8Array({ maxLength: 200 }), weight: 1 }),
   })
@@ -376,7 +527,8 @@ test(`fuzz: loadPipeline on mutated pipelines never throws, answers in bounded t
         } else {
           invalid++;
           diagnostics += result.errors.length;
-          if (process.env.PIPE_FUZZ_VERBOSE) console.log(`--- ${JSON.stringify(c)}\n${result.errors.map((e) => `${e.file}:${e.pos?.line}:${e.pos?.col}: ${e.path}: ${e.message}`).join('\n')}`);
+          if (process.env.PIPE_FUZZ_VERBOSE)
+            console.log(`--- ${JSON.stringify(c)}\n${result.errors.map((e) => `${e.file}:${e.pos?.line}:${e.pos?.col}: ${e.path}: ${e.message}`).join('\n')}`);
           // What the front end read: the file as UTF-8 (written as latin1 bytes above).
           checkDiagnostics(result.errors, Buffer.from(c.text, 'latin1').toString('utf8'), 'p.yaml');
         }
@@ -384,7 +536,9 @@ test(`fuzz: loadPipeline on mutated pipelines never throws, answers in bounded t
       { numRuns: IN_PROCESS_RUNS, seed: SEED, endOnFailure: false },
     );
   } finally {
-    console.log(`fuzz (in-process): ${cases} cases run (seed ${SEED}; ${valid} valid, ${invalid} invalid, ${diagnostics} diagnostics; slowest ${slowest.toFixed(0)} ms)`);
+    console.log(
+      `fuzz (in-process): ${cases} cases run (seed ${SEED}; ${valid} valid, ${invalid} invalid, ${diagnostics} diagnostics; slowest ${slowest.toFixed(0)} ms)`,
+    );
     await rm(dir, { recursive: true, force: true });
   }
 });
@@ -394,51 +548,59 @@ const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 const HEADER = /^(p\.yaml(:\d+:\d+)?|--set .*|-p .*): /;
 const ALLOWED_LINE = [HEADER, /^ {3,}\d+ \| /, /^ {3,}\| /, /^ {2}note: /, /^ {5,}\d+ \| /, /^ {5,}\| /, /^\d+ problems? in \d+ files?$/];
 
-test(`fuzz: the binary's validate exits 0 or 2, never prints a stack trace or a warning, every line is a located diagnostic`, { timeout: 600_000 }, async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pipe-fuzz-cli-'));
-  let cases = 0;
-  let slowest = 0;
-  const codes: Record<string, number> = {};
-  try {
-    const samples = fc.sample(fuzzCase, { numRuns: CLI_RUNS, seed: SEED ^ 0x5eed });
-    // Two at a time: Node's start-up dominates.
-    for (let i = 0; i < samples.length; i += 2) {
-      await Promise.all(
-        samples.slice(i, i + 2).map(async (c, k) => {
-          const sub = path.join(dir, String(i + k));
-          await mkdir(sub);
-          await writeFile(path.join(sub, 'p.yaml'), c.text, 'latin1');
-          const args = ['validate', 'p.yaml', ...c.set.flatMap((s) => ['--set', s]), ...c.params.flatMap((p) => ['-p', p])];
-          const r = await runPipe(sub, args, {}, MAX_CLI_MS);
-          cases++;
-          slowest = Math.max(slowest, r.ms);
-          codes[String(r.code)] = (codes[String(r.code)] ?? 0) + 1;
-          const what = `case ${i + k} (seed ${SEED}), args ${JSON.stringify(args.slice(2))}, file:\n${c.text.slice(0, 2000)}\n--- stderr:\n${r.stderr.slice(0, 4000)}`;
-          assert.equal(r.timedOut, false, `timed out: ${what}`);
-          assert.ok(r.code === 0 || r.code === 2, `exit ${r.code}: ${what}`);
-          assert.doesNotMatch(r.stderr + r.stdout, STACK_TRACE, `stack trace: ${what}`);
-          assert.doesNotMatch(r.stderr + r.stdout, /internal error|\(node:\d+\)|Warning:/, `internal error or runtime warning: ${what}`);
-          // NO_COLOR is set: no escape sequence or carriage return may reach the terminal.
-          assert.doesNotMatch(r.stderr + r.stdout, CONTROL, `raw control characters printed: ${what}`);
-          if (r.code === 2) {
-            const lines = r.stderr.split('\n').filter((l) => l !== '');
-            for (const l of lines) assert.ok(ALLOWED_LINE.some((re) => re.test(l)), `a line that is not part of a located diagnostic: ${JSON.stringify(l)}\n${what}`);
-            const headers = lines.filter((l) => HEADER.test(l)).length;
-            const summary = /^(\d+) problems? in 1 file$/m.exec(r.stderr);
-            assert.ok(summary, `no summary line: ${what}`);
-            assert.equal(headers, Number(summary[1]), `${summary[1]} problems announced, ${headers} diagnostics printed: ${what}`);
-            for (const l of lines.filter((x) => /^p\.yaml/.test(x))) assert.match(l, /^p\.yaml:\d+:\d+: /, `diagnostic without a position: ${what}`);
-          } else {
-            assert.match(r.stdout, /1 pipeline valid/);
-          }
-        }),
-      );
+test(
+  `fuzz: the binary's validate exits 0 or 2, never prints a stack trace or a warning, every line is a located diagnostic`,
+  { timeout: 600_000 },
+  async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'pipe-fuzz-cli-'));
+    let cases = 0;
+    let slowest = 0;
+    const codes: Record<string, number> = {};
+    try {
+      const samples = fc.sample(fuzzCase, { numRuns: CLI_RUNS, seed: SEED ^ 0x5eed });
+      // Two at a time: Node's start-up dominates.
+      for (let i = 0; i < samples.length; i += 2) {
+        await Promise.all(
+          samples.slice(i, i + 2).map(async (c, k) => {
+            const sub = path.join(dir, String(i + k));
+            await mkdir(sub);
+            await writeFile(path.join(sub, 'p.yaml'), c.text, 'latin1');
+            const args = ['validate', 'p.yaml', ...c.set.flatMap((s) => ['--set', s]), ...c.params.flatMap((p) => ['-p', p])];
+            const r = await runPipe(sub, args, {}, MAX_CLI_MS);
+            cases++;
+            slowest = Math.max(slowest, r.ms);
+            codes[String(r.code)] = (codes[String(r.code)] ?? 0) + 1;
+            const what = `case ${i + k} (seed ${SEED}), args ${JSON.stringify(args.slice(2))}, file:\n${c.text.slice(0, 2000)}\n--- stderr:\n${r.stderr.slice(0, 4000)}`;
+            assert.equal(r.timedOut, false, `timed out: ${what}`);
+            assert.ok(r.code === 0 || r.code === 2, `exit ${r.code}: ${what}`);
+            assert.doesNotMatch(r.stderr + r.stdout, STACK_TRACE, `stack trace: ${what}`);
+            assert.doesNotMatch(r.stderr + r.stdout, /internal error|\(node:\d+\)|Warning:/, `internal error or runtime warning: ${what}`);
+            // NO_COLOR is set: no escape sequence or carriage return may reach the terminal.
+            assert.doesNotMatch(r.stderr + r.stdout, CONTROL, `raw control characters printed: ${what}`);
+            if (r.code === 2) {
+              const lines = r.stderr.split('\n').filter((l) => l !== '');
+              for (const l of lines)
+                assert.ok(
+                  ALLOWED_LINE.some((re) => re.test(l)),
+                  `a line that is not part of a located diagnostic: ${JSON.stringify(l)}\n${what}`,
+                );
+              const headers = lines.filter((l) => HEADER.test(l)).length;
+              const summary = /^(\d+) problems? in 1 file$/m.exec(r.stderr);
+              assert.ok(summary, `no summary line: ${what}`);
+              assert.equal(headers, Number(summary[1]), `${summary[1]} problems announced, ${headers} diagnostics printed: ${what}`);
+              for (const l of lines.filter((x) => /^p\.yaml/.test(x))) assert.match(l, /^p\.yaml:\d+:\d+: /, `diagnostic without a position: ${what}`);
+            } else {
+              assert.match(r.stdout, /1 pipeline valid/);
+            }
+          }),
+        );
+      }
+    } finally {
+      console.log(`fuzz (binary validate): ${cases} cases run (seed ${SEED}; exit codes ${JSON.stringify(codes)}; slowest ${slowest} ms)`);
+      await rm(dir, { recursive: true, force: true });
     }
-  } finally {
-    console.log(`fuzz (binary validate): ${cases} cases run (seed ${SEED}; exit codes ${JSON.stringify(codes)}; slowest ${slowest} ms)`);
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 // Port and param names that are also Object.prototype properties must be looked up as own
 // properties (`stage.inputs[port]` once said "port 'constructor' takes a undefined artifact").

@@ -92,14 +92,25 @@ test('graph: a cycle is one diagnostic, printed from its first stage in file ord
 test('graph: a self-loop, and two separate cycles, each reported', () => {
   const self = buildGraph(new Map([spec('a', { needs: ['a'] })]));
   assert.ok(!self.ok);
-  assert.deepEqual(self.errors.map((e) => e.message), ['cycle: a -> a']);
-  const two = buildGraph(new Map([spec('x'), spec('p', { needs: ['q'] }), spec('q', { inputs: { i: 'p' } }), spec('r', { needs: ['x', 's'] }), spec('s', { needs: ['r'] })]));
+  assert.deepEqual(
+    self.errors.map((e) => e.message),
+    ['cycle: a -> a'],
+  );
+  const two = buildGraph(
+    new Map([spec('x'), spec('p', { needs: ['q'] }), spec('q', { inputs: { i: 'p' } }), spec('r', { needs: ['x', 's'] }), spec('s', { needs: ['r'] })]),
+  );
   assert.ok(!two.ok);
-  assert.deepEqual(two.errors.map((e) => e.message), ['cycle: p -> q -> p', 'cycle: r -> s -> r']);
+  assert.deepEqual(
+    two.errors.map((e) => e.message),
+    ['cycle: p -> q -> p', 'cycle: r -> s -> r'],
+  );
   // Inside a bigger strongly connected part, one shortest cycle through its first stage.
   const knot = buildGraph(new Map([spec('a', { needs: ['d'] }), spec('b', { needs: ['a'] }), spec('c', { needs: ['b'] }), spec('d', { needs: ['c', 'a'] })]));
   assert.ok(!knot.ok);
-  assert.deepEqual(knot.errors.map((e) => e.message), ['cycle: a -> d -> a']);
+  assert.deepEqual(
+    knot.errors.map((e) => e.message),
+    ['cycle: a -> d -> a'],
+  );
 });
 
 test('graph: thousands of stages, no recursion limits', () => {

@@ -73,13 +73,40 @@ function record(s: RunSpec): string {
     events.push({ time: t(20), type: 'stage-cached', stage: 'train', key: K(lr === 0.01 ? 'b' : 'a'), contentHash: K('2'), durationMs: 9000 });
   } else {
     events.push({ time: t(20), type: 'stage-start', stage: 'train', key: K(lr === 0.01 ? 'b' : 'a'), reason: 'params changed: learning_rate' });
-    events.push({ time: t(900), type: 'stage-finish', stage: 'train', key: K(lr === 0.01 ? 'b' : 'a'), contentHash: K(lr === 0.01 ? '3' : '6'), durationMs: 880, metrics: { accuracy: 0.99, loss: 0.1 }, reused: false });
+    events.push({
+      time: t(900),
+      type: 'stage-finish',
+      stage: 'train',
+      key: K(lr === 0.01 ? 'b' : 'a'),
+      contentHash: K(lr === 0.01 ? '3' : '6'),
+      durationMs: 880,
+      metrics: { accuracy: 0.99, loss: 0.1 },
+      reused: false,
+    });
   }
   const acc = s.accuracy ?? 0.9;
   events.push({ time: t(1000), type: 'stage-start', stage: 'evaluate', key: K('e'), reason: 'input changed: model' });
-  events.push({ time: t(1500), type: 'stage-finish', stage: 'evaluate', key: K('e'), contentHash: K('4'), durationMs: 500, metrics: { accuracy: acc, log_loss: 0.3 }, reused: false });
+  events.push({
+    time: t(1500),
+    type: 'stage-finish',
+    stage: 'evaluate',
+    key: K('e'),
+    contentHash: K('4'),
+    durationMs: 500,
+    metrics: { accuracy: acc, log_loss: 0.3 },
+    reused: false,
+  });
   events.push({ time: t(1600), type: 'stage-start', stage: 'report', key: K('f'), reason: 'input changed: evaluation' });
-  events.push({ time: t(1700), type: 'stage-finish', stage: 'report', key: K('f'), contentHash: K('5'), durationMs: 100, metrics: { accuracy: acc, log_loss: 0.3 }, reused: false });
+  events.push({
+    time: t(1700),
+    type: 'stage-finish',
+    stage: 'report',
+    key: K('f'),
+    contentHash: K('5'),
+    durationMs: 100,
+    metrics: { accuracy: acc, log_loss: 0.3 },
+    reused: false,
+  });
   events.push(...(s.extra ?? []));
   if (s.end !== null) events.push({ time: t(1800), type: 'run-end', status: s.end ?? 'ok', durationMs: 1800 });
   return events.map((e) => JSON.stringify(e)).join('\n') + '\n';
@@ -132,7 +159,10 @@ test('a cached stage keeps its metrics (from meta.json); metrics.json numbers fi
   const reads: string[] = [];
   const artifacts: ArtifactReader = {
     metaMetrics: async (key) => (reads.push(`meta ${key[0]}`), key === K('a') ? { accuracy: 0.97, loss: 0.2 } : undefined),
-    fileMetrics: async (key): Promise<Record<string, number> | undefined> => (reads.push(`file ${key[0]}`), key === K('d') ? { rows: 100, bytes: 2.5 } : key === K('e') ? { accuracy: 0.1, count: 50 } : undefined),
+    fileMetrics: async (key): Promise<Record<string, number> | undefined> => (
+      reads.push(`file ${key[0]}`),
+      key === K('d') ? { rows: 100, bytes: 2.5 } : key === K('e') ? { accuracy: 0.1, count: 50 } : undefined
+    ),
   };
   const s = await summary({ id: 'r1', time: '2026-11-28T10:00:00.000Z', trainCached: true }, artifacts);
   assert.deepEqual(s.metrics['train'], { accuracy: 0.97, loss: 0.2 });
@@ -180,9 +210,15 @@ test('loadHistory: newest first by start time (ids of one second do not sort by 
     await writeFile(path.join(root, 'runs', 'notes.txt'), 'ignored');
 
     const all = await loadHistory(root);
-    assert.deepEqual(all.map((r) => r.id), ['20261128-100000-aaaa', '20261128-100000-zzzz', '20261128-090000-mmmm']);
+    assert.deepEqual(
+      all.map((r) => r.id),
+      ['20261128-100000-aaaa', '20261128-100000-zzzz', '20261128-090000-mmmm'],
+    );
     const dogs = await loadHistory(root, { pipeline: 'dogscats', limit: 1 });
-    assert.deepEqual(dogs.map((r) => r.id), ['20261128-100000-aaaa']);
+    assert.deepEqual(
+      dogs.map((r) => r.id),
+      ['20261128-100000-aaaa'],
+    );
     assert.deepEqual(dogs[0]!.metrics['train'], { accuracy: 0.5 });
     assert.deepEqual(dogs[0]!.metrics['evaluate'], { count: 7, accuracy: 0.9, log_loss: 0.3 });
     assert.deepEqual(await pipelinesIn(root), ['dogscats', 'other']);
@@ -261,10 +297,22 @@ test('pickRuns: defaults to the last two runs of the pipeline; one ref is compar
   const r2 = await summary({ id: 'r2', time: '2026-11-28T10:01:00.000Z' });
   const o = await summary({ id: 'o1', time: '2026-11-28T10:02:00.000Z', pipeline: 'other' });
   const runs = [o, r2, r1];
-  assert.deepEqual(pickRuns(runs, undefined, undefined, 'dogscats').map((r) => r.id), ['r1', 'r2']);
-  assert.deepEqual(pickRuns(runs, 'r1', undefined, undefined).map((r) => r.id), ['r1', 'r2']);
-  assert.deepEqual(pickRuns(runs, 'r2', undefined, undefined).map((r) => r.id), ['r1', 'r2']);
-  assert.deepEqual(pickRuns(runs, 'r2', 'o1', undefined).map((r) => r.id), ['r2', 'o1']);
+  assert.deepEqual(
+    pickRuns(runs, undefined, undefined, 'dogscats').map((r) => r.id),
+    ['r1', 'r2'],
+  );
+  assert.deepEqual(
+    pickRuns(runs, 'r1', undefined, undefined).map((r) => r.id),
+    ['r1', 'r2'],
+  );
+  assert.deepEqual(
+    pickRuns(runs, 'r2', undefined, undefined).map((r) => r.id),
+    ['r1', 'r2'],
+  );
+  assert.deepEqual(
+    pickRuns(runs, 'r2', 'o1', undefined).map((r) => r.id),
+    ['r2', 'o1'],
+  );
   assert.throws(() => pickRuns(runs, undefined, undefined, 'other'), /needs two runs of other; there is one/);
   assert.throws(() => pickRuns(runs, 'o1', undefined, undefined), /only run of other/);
 });
@@ -290,10 +338,13 @@ test('recentRuns: the last runs of one pipeline, the current one marked even pas
   ]);
   try {
     const recent = await recentRuns(root, 'dogscats', 2, 'r3');
-    assert.deepEqual(recent.runs.map((r) => [r.id, r.current, r.status]), [
-      ['r3', true, 'incomplete'],
-      ['r2', false, 'ok'],
-    ]);
+    assert.deepEqual(
+      recent.runs.map((r) => [r.id, r.current, r.status]),
+      [
+        ['r3', true, 'incomplete'],
+        ['r2', false, 'ok'],
+      ],
+    );
     assert.deepEqual(recent.params, [{ path: 'stages.train.with.learning_rate', label: 'train.learning_rate' }]);
     assert.deepEqual(recent.runs[0]!.params, { 'stages.train.with.learning_rate': 0.001 });
     assert.equal(recent.metrics[0]?.label, 'report.accuracy');
@@ -308,11 +359,23 @@ test('recentRuns: the last runs of one pipeline, the current one marked even pas
 test('parseSweep: YAML scalars, quoting, what goes on to --set, and located errors', () => {
   const a = parseSweep('stages.finetune.with.learning_rate=0.01,0.001, 1e-4');
   assert.equal(a.path, 'stages.finetune.with.learning_rate');
-  assert.deepEqual(a.values.map((v) => v.value), [0.01, 0.001, 1e-4]);
-  assert.deepEqual(a.values.map((v) => v.text), ['0.01', '0.001', '1e-4']);
+  assert.deepEqual(
+    a.values.map((v) => v.value),
+    [0.01, 0.001, 1e-4],
+  );
+  assert.deepEqual(
+    a.values.map((v) => v.text),
+    ['0.01', '0.001', '1e-4'],
+  );
   const b = parseSweep('stages.x.with.name="a,b",plain,\'007\',true,[1, 2]');
-  assert.deepEqual(b.values.map((v) => v.value), ['a,b', 'plain', '007', true, [1, 2]]);
-  assert.deepEqual(b.values.map((v) => v.text), ['a,b', 'plain', '"007"', 'true', '[1, 2]']);
+  assert.deepEqual(
+    b.values.map((v) => v.value),
+    ['a,b', 'plain', '007', true, [1, 2]],
+  );
+  assert.deepEqual(
+    b.values.map((v) => v.text),
+    ['a,b', 'plain', '"007"', 'true', '[1, 2]'],
+  );
   assert.throws(() => parseSweep('stages.x.with.y'), SweepError);
   assert.throws(() => parseSweep('=1,2'), /expected path=value1,value2/);
   assert.throws(() => parseSweep('a..b=1'), /not a dotted path/);
@@ -327,17 +390,37 @@ test('parseSweep: YAML scalars, quoting, what goes on to --set, and located erro
 test('expandGrid: a 3x2 grid, the first flag varying slowest, each combination a list of --set', () => {
   const grid = expandGrid(parseSweeps(['stages.finetune.with.learning_rate=0.01,0.001,0.0001', 'params.seed=1,2']));
   assert.equal(grid.length, 6);
-  assert.deepEqual(grid.map((c) => c.index), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(
+    grid.map((c) => c.index),
+    [1, 2, 3, 4, 5, 6],
+  );
   assert.deepEqual(grid[0]!.set, ['stages.finetune.with.learning_rate=0.01', 'params.seed=1']);
   assert.deepEqual(grid[1]!.set, ['stages.finetune.with.learning_rate=0.01', 'params.seed=2']);
   assert.deepEqual(grid[5]!.set, ['stages.finetune.with.learning_rate=0.0001', 'params.seed=2']);
   assert.equal(describeCombination(grid[2]!, shortParam), 'finetune.learning_rate=0.001 seed=1');
 });
 
-test('childArgs: the combination after the user\'s --set, the other run flags, a share of the cores', () => {
+test("childArgs: the combination after the user's --set, the other run flags, a share of the cores", () => {
   const [c] = expandGrid(parseSweeps(['params.lr=0.1']));
   const args = childArgs('p.yaml', { set: ['stages.a.with.b=1'], param: ['seed=3'], cacheDir: 'cc', force: true, only: ['x', 'y'], jobs: '2' }, c!, 2);
-  assert.deepEqual(args, ['run', 'p.yaml', '--set', 'stages.a.with.b=1', '--set', 'params.lr=0.1', '--param', 'seed=3', '--cache-dir', 'cc', '--force', '--jobs', '2', '--only', 'x', 'y']);
+  assert.deepEqual(args, [
+    'run',
+    'p.yaml',
+    '--set',
+    'stages.a.with.b=1',
+    '--set',
+    'params.lr=0.1',
+    '--param',
+    'seed=3',
+    '--cache-dir',
+    'cc',
+    '--force',
+    '--jobs',
+    '2',
+    '--only',
+    'x',
+    'y',
+  ]);
   assert.ok(childArgs('p.yaml', {}, c!, 1000).includes('1'));
 });
 
@@ -372,7 +455,13 @@ test('number formatting', () => {
   assert.deepEqual(
     flattenParams(
       { epochs: 3 },
-      { t: { uses: 'command', with: { run: 'train --epochs 3', list: [1, 3], epochs: 3, lr: 0.1 }, from_params: ['stages.t.with.run', 'stages.t.with.list[1]', 'stages.t.with.epochs'] } },
+      {
+        t: {
+          uses: 'command',
+          with: { run: 'train --epochs 3', list: [1, 3], epochs: 3, lr: 0.1 },
+          from_params: ['stages.t.with.run', 'stages.t.with.list[1]', 'stages.t.with.epochs'],
+        },
+      },
     ),
     { 'params.epochs': 3, 'stages.t.with.lr': 0.1 },
   );

@@ -11,12 +11,11 @@ import { nodeSuitable, parseProbe, probeScript } from '../runner/hosts/host-prob
 test('the probe names the GPUs nvidia-smi -L lists and the Node on PATH', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pipe-probe-'));
   try {
-    await writeFile(
-      path.join(dir, 'nvidia-smi'),
-      '#!/bin/sh\necho "GPU 0: Tesla T4 (UUID: GPU-0a1b)"\necho "GPU 1: NVIDIA A10G (UUID: GPU-2c3d)"\n',
-    );
+    await writeFile(path.join(dir, 'nvidia-smi'), '#!/bin/sh\necho "GPU 0: Tesla T4 (UUID: GPU-0a1b)"\necho "GPU 1: NVIDIA A10G (UUID: GPU-2c3d)"\n');
     await chmod(path.join(dir, 'nvidia-smi'), 0o755);
-    const out = execFileSync('sh', ['-c', probeScript(path.join(dir, 'root'), '24.11.0')], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } }).toString();
+    const out = execFileSync('sh', ['-c', probeScript(path.join(dir, 'root'), '24.11.0')], {
+      env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+    }).toString();
     const probe = parseProbe(out.split('\n'));
     assert.deepEqual(probe.gpus, ['Tesla T4', 'NVIDIA A10G']);
     assert.equal(probe.node, process.version);

@@ -37,7 +37,11 @@ afterEach(async () => {
   await server.close();
 });
 
-const tags = (pipeline: string, stage: string, cache: string): Record<string, string> => ({ 'pipe:pipeline': pipeline, 'pipe:stage': stage, 'pipe:cache': cache });
+const tags = (pipeline: string, stage: string, cache: string): Record<string, string> => ({
+  'pipe:pipeline': pipeline,
+  'pipe:stage': stage,
+  'pipe:cache': cache,
+});
 
 function spec(id: string, w: Record<string, unknown>): StageSpec {
   return { id, uses: 'provision', with: w, inputs: {}, needs: [] };
@@ -129,7 +133,10 @@ test('down stops what this pipeline and cache made; --terminate terminates it', 
   assert.equal(await downHosts(targets, { terminate: true }, write), 0);
   assert.equal(server.count('TerminateInstances'), 1);
   const term = server.last('TerminateInstances')!.params;
-  const ids = Object.entries(term).filter(([k]) => k.startsWith('InstanceId.')).map(([, v]) => v).sort();
+  const ids = Object.entries(term)
+    .filter(([k]) => k.startsWith('InstanceId.'))
+    .map(([, v]) => v)
+    .sort();
   assert.deepEqual(ids, [running.id, renamed.id, stopped.id, pending.id].sort());
   assert.match(out.join(''), /terminating .*: now shutting-down/);
   assert.equal(server.instances.get(otherCache.id)?.state, 'running');

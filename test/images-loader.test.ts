@@ -17,13 +17,20 @@ before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'pipe-images-'));
   for (let i = 0; i < 10; i++) {
     const f = path.join(dir, `img${i}.png`);
-    await solid(40 + i, 30, [i * 20, 100, 255 - i * 20]).png().toFile(f);
+    await solid(40 + i, 30, [i * 20, 100, 255 - i * 20])
+      .png()
+      .toFile(f);
     files.push(f);
   }
   // Left half red, right half blue: fill keeps both, cover of a wide image crops the sides.
-  const half = await solid(100, 50, [0, 0, 255]).composite([{ input: await solid(50, 50, [255, 0, 0]).png().toBuffer(), left: 0, top: 0 }]).png().toBuffer();
+  const half = await solid(100, 50, [0, 0, 255])
+    .composite([{ input: await solid(50, 50, [255, 0, 0]).png().toBuffer(), left: 0, top: 0 }])
+    .png()
+    .toBuffer();
   await writeFile(path.join(dir, 'halves.png'), half);
-  await sharp({ create: { width: 20, height: 20, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 0.5 } } }).png().toFile(path.join(dir, 'alpha.png'));
+  await sharp({ create: { width: 20, height: 20, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 0.5 } } })
+    .png()
+    .toFile(path.join(dir, 'alpha.png'));
   await solid(20, 20, [90, 90, 90]).toColourspace('b-w').jpeg().toFile(path.join(dir, 'grey.jpg'));
   const jpeg = await solid(64, 64, [1, 2, 3]).jpeg().toBuffer();
   await writeFile(path.join(dir, 'truncated.jpg'), jpeg.subarray(0, jpeg.length >> 1));
@@ -69,11 +76,20 @@ test('preprocessInto: caffe, tf, torch and unit modes', () => {
   const rgb = new Uint8Array([255, 128, 0]);
   const out = new Float32Array(5);
   preprocessInto(rgb, out, 1, 'caffe');
-  assert.deepEqual([...out].map((v) => Number(v.toFixed(3))), [0, 0 - 103.939, 128 - 116.779, 255 - 123.68, 0].map((v) => Number(v.toFixed(3))));
+  assert.deepEqual(
+    [...out].map((v) => Number(v.toFixed(3))),
+    [0, 0 - 103.939, 128 - 116.779, 255 - 123.68, 0].map((v) => Number(v.toFixed(3))),
+  );
   preprocessInto(rgb, out, 0, 'tf');
-  assert.deepEqual([...out.subarray(0, 3)].map((v) => Number(v.toFixed(4))), [1, Number((128 / 127.5 - 1).toFixed(4)), -1]);
+  assert.deepEqual(
+    [...out.subarray(0, 3)].map((v) => Number(v.toFixed(4))),
+    [1, Number((128 / 127.5 - 1).toFixed(4)), -1],
+  );
   preprocessInto(rgb, out, 0, 'unit');
-  assert.deepEqual([...out.subarray(0, 3)].map((v) => Number(v.toFixed(4))), [1, Number((128 / 255).toFixed(4)), 0]);
+  assert.deepEqual(
+    [...out.subarray(0, 3)].map((v) => Number(v.toFixed(4))),
+    [1, Number((128 / 255).toFixed(4)), 0],
+  );
   preprocessInto(rgb, out, 0, 'torch');
   assert.ok(Math.abs(out[0]! - (1 - 0.485) / 0.229) < 1e-5);
   assert.ok(Math.abs(out[2]! - (0 - 0.406) / 0.225) < 1e-5);
@@ -92,9 +108,18 @@ test('loadBatches: order, counts and contents', async () => {
       assert.deepEqual(b.data.subarray(i * one.length, (i + 1) * one.length), one);
     }
   }
-  assert.deepEqual(seen.map((s) => s.count), [4, 4, 2]);
-  assert.deepEqual(seen.map((s) => s.start), [0, 4, 8]);
-  assert.deepEqual(seen.flatMap((s) => s.files), files);
+  assert.deepEqual(
+    seen.map((s) => s.count),
+    [4, 4, 2],
+  );
+  assert.deepEqual(
+    seen.map((s) => s.start),
+    [0, 4, 8],
+  );
+  assert.deepEqual(
+    seen.flatMap((s) => s.files),
+    files,
+  );
 });
 
 test('loadBatches decodes ahead of a slow consumer, but at most `ahead` batches', async () => {

@@ -25,7 +25,6 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-
 async function run(p: ImagesParams): Promise<{ outDir: string; cleanup: () => Promise<void>; summary?: string }> {
   const ctx = await makeTestContext<ImagesParams>(p, { pipelineDir: root });
   try {
@@ -129,7 +128,10 @@ test('a .tar(.gz) archive is extracted; members that escape or link are refused'
   await mkdir(evilDir, { recursive: true });
   await writeFile(path.join(root, 'evil', 'escaped.txt'), 'x');
   await execa('tar', ['-cPf', path.join(root, 'evil.tar'), '../escaped.txt'], { cwd: evilDir });
-  await assert.rejects(run({ follow_symlinks: false, path: 'evil.tar' }), (e: Error) => e instanceof StageError && e.message.includes("refusing tar member '../escaped.txt' in evil.tar: its path climbs out"));
+  await assert.rejects(
+    run({ follow_symlinks: false, path: 'evil.tar' }),
+    (e: Error) => e instanceof StageError && e.message.includes("refusing tar member '../escaped.txt' in evil.tar: its path climbs out"),
+  );
   // A symbolic link member.
   const linkDir = path.join(root, 'linky');
   await mkdir(linkDir, { recursive: true });

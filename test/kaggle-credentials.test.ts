@@ -38,7 +38,10 @@ test('then $KAGGLE_CONFIG_DIR/kaggle.json, exclusively', async () => {
   await withHome(async (home) => {
     const dir = path.join(home, 'conf');
     await writeJson(path.join(home, '.kaggle', 'kaggle.json'), { username: 'home-user', key: KEY });
-    await assert.rejects(findCredentials({ env: { KAGGLE_CONFIG_DIR: dir }, home }), (e: Error) => e instanceof StageError && e.message.includes(path.join(dir, 'kaggle.json')) && !e.message.includes(path.join(home, '.kaggle')));
+    await assert.rejects(
+      findCredentials({ env: { KAGGLE_CONFIG_DIR: dir }, home }),
+      (e: Error) => e instanceof StageError && e.message.includes(path.join(dir, 'kaggle.json')) && !e.message.includes(path.join(home, '.kaggle')),
+    );
     await writeJson(path.join(dir, 'kaggle.json'), { username: 'conf-user', key: KEY });
     const c = await findCredentials({ env: { KAGGLE_CONFIG_DIR: dir }, home });
     assert.equal(c.username, 'conf-user');
@@ -66,7 +69,10 @@ test('missing credentials: a message that lists every place to put them', async 
     await assert.rejects(findCredentials({ env: {}, home }), (e: Error) => {
       assert.ok(e instanceof StageError);
       // Today's API token first, the legacy key second.
-      assert.match(e.message, /^no Kaggle credentials found: create an API token at https:\/\/www\.kaggle\.com\/settings .*set KAGGLE_API_TOKEN .*legacy API key works too: KAGGLE_USERNAME and KAGGLE_KEY/);
+      assert.match(
+        e.message,
+        /^no Kaggle credentials found: create an API token at https:\/\/www\.kaggle\.com\/settings .*set KAGGLE_API_TOKEN .*legacy API key works too: KAGGLE_USERNAME and KAGGLE_KEY/,
+      );
       assert.ok(e.message.includes(path.join(home, '.kaggle', 'access_token')));
       assert.ok(e.message.includes(path.join(home, '.kaggle', 'kaggle.json')));
       assert.ok(e.message.includes(path.join(home, '.config', 'kaggle', 'kaggle.json')));
@@ -133,7 +139,10 @@ test('KAGGLE_API_TOKEN may name a file holding the token (trimmed); a missing fi
     assert.equal(c.source, `${file} (named by KAGGLE_API_TOKEN)`);
     const tilde = await findCredentials({ env: { KAGGLE_API_TOKEN: '~/secrets/kaggle-token' }, home });
     assert.equal(tilde.authorization(), `Bearer ${TOKEN}`);
-    await assert.rejects(findCredentials({ env: { KAGGLE_API_TOKEN: path.join(home, 'nope') }, home }), /KAGGLE_API_TOKEN names the file .*nope, which does not exist/);
+    await assert.rejects(
+      findCredentials({ env: { KAGGLE_API_TOKEN: path.join(home, 'nope') }, home }),
+      /KAGGLE_API_TOKEN names the file .*nope, which does not exist/,
+    );
   });
 });
 

@@ -41,7 +41,10 @@ async function fetchWith(env: string | undefined, p: Partial<FetchKaggleParams> 
   const ctx = await makeTestContext({ ...base, ...p });
   try {
     await fetchKaggleStage.run(ctx);
-    return server.requests.slice(before).filter((r) => r.server === 'api').map((r) => r.path);
+    return server.requests
+      .slice(before)
+      .filter((r) => r.server === 'api')
+      .map((r) => r.path);
   } finally {
     await ctx.cleanup();
     delete process.env.KAGGLE_API_ENDPOINT;
@@ -57,7 +60,7 @@ test('apiBase: a host gets /api/v1; a base ending in /api/v1 is kept; nothing se
   assert.equal(apiBase(undefined), 'https://api.kaggle.com/v1');
 });
 
-test('KAGGLE_API_ENDPOINT as a host: pipe adds /api/v1, as Kaggle\'s own tools do', async () => {
+test("KAGGLE_API_ENDPOINT as a host: pipe adds /api/v1, as Kaggle's own tools do", async () => {
   const paths = await fetchWith(server.url);
   assert.equal(paths[0], '/api/v1/competitions.CompetitionApiService/ListDataFiles');
   assert.ok(paths.length >= 2, paths.join('\n'));
@@ -76,7 +79,10 @@ test('the `endpoint` param follows the same rule and wins over the environment',
 });
 
 test('a 404 for an unknown method blames the endpoint, not the competition slug', async () => {
-  for (const [env, p] of [[`${server.url}/elsewhere`, {}], [undefined, { endpoint: `${server.url}/v2` }]] as const) {
+  for (const [env, p] of [
+    [`${server.url}/elsewhere`, {}],
+    [undefined, { endpoint: `${server.url}/v2` }],
+  ] as const) {
     await assert.rejects(fetchWith(env, p), (e: Error) => {
       assert.ok(e instanceof StageError, String(e));
       assert.match(e.message, /has no method ListDataFiles \(HTTP 404/);

@@ -21,7 +21,9 @@ before(async () => {
   home = await mkdtemp(path.join(os.tmpdir(), 'pipe-kaggle-token-'));
   process.env.HOME = home;
   for (const k of ['KAGGLE_CONFIG_DIR', 'XDG_CONFIG_HOME', 'KAGGLE_API_ENDPOINT', 'KAGGLE_API_TOKEN', 'KAGGLE_USERNAME', 'KAGGLE_KEY']) delete process.env[k];
-  server = await startKaggleServer({ competitions: { [COMP]: { files: { 'a.csv': Buffer.from('id,label\n1,0\n'), 'b.csv': Buffer.from('x'.repeat(5000)) } } } });
+  server = await startKaggleServer({
+    competitions: { [COMP]: { files: { 'a.csv': Buffer.from('id,label\n1,0\n'), 'b.csv': Buffer.from('x'.repeat(5000)) } } },
+  });
 });
 
 after(async () => {
@@ -62,7 +64,10 @@ test('a token in ~/.kaggle/access_token goes to the API as Bearer and never to s
       assert.equal(r.headers.authorization, undefined, 'the Authorization header reached the storage server');
       assert.ok(!JSON.stringify(r).includes(TEST_TOKEN), 'the token reached the storage server');
     }
-    assert.ok(ctx.logs.some((l) => l.includes(`with a Kaggle API token from ${file}`)), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => l.includes(`with a Kaggle API token from ${file}`)),
+      ctx.logs.join('\n'),
+    );
     assert.ok(!ctx.logs.some((l) => /readable by other users/.test(l)));
     await assertNoToken(TEST_TOKEN, ctx, result);
   } finally {
@@ -80,7 +85,10 @@ test('a token readable by others is used with the chmod warning kaggle.json gets
   const ctx = await makeTestContext(params());
   try {
     await fetchKaggleStage.run(ctx);
-    assert.ok(ctx.logs.some((l) => l.includes(`${path.join(dir, 'access_token')} is readable by other users: run chmod 600`)), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => l.includes(`${path.join(dir, 'access_token')} is readable by other users: run chmod 600`)),
+      ctx.logs.join('\n'),
+    );
   } finally {
     delete process.env.KAGGLE_CONFIG_DIR;
     await ctx.cleanup();
@@ -97,12 +105,18 @@ test('a refused token (HTTP 401) says it expired or was revoked and where it cam
     await assert.rejects(fetchKaggleStage.run(ctx), (e: Error) => {
       error = e;
       assert.ok(e instanceof StageError, String(e));
-      assert.equal(e.message, 'invalid Kaggle credentials: the API token from the environment variable KAGGLE_API_TOKEN was refused (HTTP 401): it has expired or was revoked');
+      assert.equal(
+        e.message,
+        'invalid Kaggle credentials: the API token from the environment variable KAGGLE_API_TOKEN was refused (HTTP 401): it has expired or was revoked',
+      );
       assert.match(e.hint ?? '', /Generate New Token/);
       return true;
     });
     await assertNoToken(stale, ctx, error);
-    assert.ok(server.requests.slice(from).every((r) => r.server === 'api'), 'nothing was downloaded');
+    assert.ok(
+      server.requests.slice(from).every((r) => r.server === 'api'),
+      'nothing was downloaded',
+    );
   } finally {
     delete process.env.KAGGLE_API_TOKEN;
     await ctx.cleanup();

@@ -64,7 +64,11 @@ test('EpochKeeper: lowest val_loss or highest val_accuracy, strict improvement, 
   const byAcc = EpochKeeper.replay({ keep: 'best', monitor: 'val_accuracy', patience: 0 }, epochs);
   assert.equal(byAcc.best, 3);
   assert.equal(byAcc.shouldStop(), false);
-  assert.deepEqual(EpochKeeper.replay({ keep: 'last', monitor: 'val_loss', patience: 0 }, epochs).kept(5, { validated: true }), { epoch: 5, policy: 'last', reason: 'keep: last' });
+  assert.deepEqual(EpochKeeper.replay({ keep: 'last', monitor: 'val_loss', patience: 0 }, epochs).kept(5, { validated: true }), {
+    epoch: 5,
+    policy: 'last',
+    reason: 'keep: last',
+  });
   const none = EpochKeeper.replay({ keep: 'best', monitor: 'val_loss', patience: 0 }, [{ epoch: 1 }, { epoch: 2 }]);
   assert.match(none.kept(2, { validated: false }).reason, /no validation set \(valid: 0\): the last epoch/);
 });
@@ -114,17 +118,30 @@ for (const engine of ['tfjs', 'onnx'] as const) {
       const workDir = path.join(root, `work-${engine}`);
       await mkdir(workDir);
       const controller = new AbortController();
-      const ctx1 = await makeTestContext(params({ engine }), { inputs: { dataset }, derivedRoot: path.join(root, 'derived'), workDir, signal: controller.signal });
+      const ctx1 = await makeTestContext(params({ engine }), {
+        inputs: { dataset },
+        derivedRoot: path.join(root, 'derived'),
+        workDir,
+        signal: controller.signal,
+      });
       cleanups.push(ctx1);
       const killing = { ...ctx1, log: { ...ctx1.log, info: (m: string) => (ctx1.log.info(m), m.startsWith(`epoch ${killAt}/6:`) && controller.abort()) } };
       await assert.rejects(finetuneVgg16Stage.run(killing), (e: Error) => e.name === 'AbortError' || /interrupt|abort/i.test(e.message));
       // The best epoch's checkpoint outlives the later ones'.
-      assert.deepEqual((await readdir(path.join(workDir, 'checkpoint'))).filter((f) => f.startsWith('epoch-')).sort(), [...new Set([`epoch-${bestEpoch}`, `epoch-${killAt}`])].sort());
+      assert.deepEqual(
+        (await readdir(path.join(workDir, 'checkpoint'))).filter((f) => f.startsWith('epoch-')).sort(),
+        [...new Set([`epoch-${bestEpoch}`, `epoch-${killAt}`])].sort(),
+      );
       const resumed = await run(params({ engine }), { workDir });
       cleanups.push(resumed.ctx);
       assert.ok(resumed.ctx.logs.some((l) => l.includes(`resuming from the checkpoint of epoch ${killAt}/6`)));
       const files = (await readdir(best.ctx.outDir)).sort();
-      for (const f of files) assert.equal((await readFile(path.join(resumed.ctx.outDir, f), "latin1")), await readFile(path.join(best.ctx.outDir, f), "latin1"), `${f} differs after resume`);
+      for (const f of files)
+        assert.equal(
+          await readFile(path.join(resumed.ctx.outDir, f), 'latin1'),
+          await readFile(path.join(best.ctx.outDir, f), 'latin1'),
+          `${f} differs after resume`,
+        );
     } finally {
       for (const c of cleanups) await c.cleanup();
     }
@@ -134,7 +151,10 @@ for (const engine of ['tfjs', 'onnx'] as const) {
 test('keep: best without a validation set warns and keeps the last epoch', async () => {
   const { ctx, result } = await run(params({ epochs: 2, patience: 2 }), { inputs: { dataset: noValid }, derivedRoot: path.join(root, 'derived-nv') });
   try {
-    assert.ok(ctx.logs.some((l) => /no validation set \(valid: 0\): nothing to judge epochs by: keep: best keeps the last epoch, patience is off/.test(l)), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => /no validation set \(valid: 0\): nothing to judge epochs by: keep: best keeps the last epoch, patience is off/.test(l)),
+      ctx.logs.join('\n'),
+    );
     const h = await readJson<History>(ctx, 'history.json');
     assert.equal(h.kept?.epoch, 2);
     assert.match(h.kept!.reason, /no validation set/);
@@ -152,7 +172,10 @@ test("the report's learning curves say which epoch the model holds and why, and 
   });
   assert.deepEqual(history.kept, { epoch: 2, reason: 'lowest val_loss (0.3000)' });
   const page = String(curves(available(history)));
-  assert.match(page, /The model holds the weights of epoch 2 of 4: lowest val_loss \(0\.3000\)\. Stopped early: val_loss did not improve on epoch 2&#39;s for 2 epochs \(patience 2\)\./);
+  assert.match(
+    page,
+    /The model holds the weights of epoch 2 of 4: lowest val_loss \(0\.3000\)\. Stopped early: val_loss did not improve on epoch 2&#39;s for 2 epochs \(patience 2\)\./,
+  );
   assert.match(page, /<tr class="kept"><td>2 \(kept\)<\/td>/);
   // A model made before keep: no note, no marked row.
   const old = String(curves(available(parseHistory({ epochs: [{ epoch: 1, loss: 1, accuracy: 0.5 }] }))));

@@ -122,7 +122,10 @@ test('load: the name defaults to the file name, which must then be a valid name'
     assert.ok(ok.ok);
     assert.equal(ok.value.name, 'my-pipe.v2');
     const bad = await load(dir, 'bad name.yaml');
-    assert.deepEqual(lines(bad).map((l) => l.slice(0, 65)), ["bad name.yaml:1:1: name: the file name 'bad name' cannot serve as"]);
+    assert.deepEqual(
+      lines(bad).map((l) => l.slice(0, 65)),
+      ["bad name.yaml:1:1: name: the file name 'bad name' cannot serve as"],
+    );
   });
 });
 
@@ -171,7 +174,12 @@ test('load: problems from flags are reported against the flag, without a positio
       { file: '-p =1', pos: undefined, path: '', message: 'expected name=value' },
       { file: '--set novalue', pos: undefined, path: '', message: 'expected path=value (e.g. stages.split.with.valid=500)' },
       { file: '--set stages.nope.with.x=1', pos: undefined, path: 'stages.nope.with.x', message: 'no stage named nope' },
-      { file: '--set stages.a.with.run.deep=1', pos: undefined, path: 'stages.a.with.run.deep', message: "cannot set a key inside 'run': it is the value 'echo hello ${params.name}', not a mapping" },
+      {
+        file: '--set stages.a.with.run.deep=1',
+        pos: undefined,
+        path: 'stages.a.with.run.deep',
+        message: "cannot set a key inside 'run': it is the value 'echo hello ${params.name}', not a mapping",
+      },
       { file: '--set stages.b.with.n=abc', pos: undefined, path: 'stages.b.with.n', message: 'must be integer' },
     ]);
     assert.equal(formatDiagnostic(r.errors[4]!, undefined), '--set stages.b.with.n=abc: stages.b.with.n: must be integer');
@@ -193,15 +201,23 @@ test('load: the params file is located in itself; its values are named where the
 });
 
 test('load: unreadable, empty, BOM-prefixed and oversized files', async () => {
-  await withDir({ 'empty.yaml': '', 'bom.yaml': '\ufeffstages:\n  a:\n    uses: command\n    with: { run: x }\n', 'huge.yaml': `x: "${'a'.repeat(5 * 1024 * 1024)}"\n`, 'sub/keep': '' }, async (dir) => {
-    assert.deepEqual(lines(await load(dir, 'missing.yaml')), ['missing.yaml: no such file']);
-    assert.deepEqual(lines(await load(dir, 'sub')), ['sub: is a directory, not a YAML file']);
-    assert.deepEqual(lines(await load(dir, 'empty.yaml')), ["empty.yaml:1:1: empty pipeline: expected a mapping with at least 'stages:'"]);
-    const bom = await load(dir, 'bom.yaml');
-    assert.ok(bom.ok, lines(bom).join('\n'));
-    assert.deepEqual(bom.value.positionOf('stages.a.uses'), { line: 3, col: 11 });
-    assert.match(lines(await load(dir, 'huge.yaml'))[0]!, /^huge\.yaml: file is too large/);
-  });
+  await withDir(
+    {
+      'empty.yaml': '',
+      'bom.yaml': '\ufeffstages:\n  a:\n    uses: command\n    with: { run: x }\n',
+      'huge.yaml': `x: "${'a'.repeat(5 * 1024 * 1024)}"\n`,
+      'sub/keep': '',
+    },
+    async (dir) => {
+      assert.deepEqual(lines(await load(dir, 'missing.yaml')), ['missing.yaml: no such file']);
+      assert.deepEqual(lines(await load(dir, 'sub')), ['sub: is a directory, not a YAML file']);
+      assert.deepEqual(lines(await load(dir, 'empty.yaml')), ["empty.yaml:1:1: empty pipeline: expected a mapping with at least 'stages:'"]);
+      const bom = await load(dir, 'bom.yaml');
+      assert.ok(bom.ok, lines(bom).join('\n'));
+      assert.deepEqual(bom.value.positionOf('stages.a.uses'), { line: 3, col: 11 });
+      assert.match(lines(await load(dir, 'huge.yaml'))[0]!, /^huge\.yaml: file is too large/);
+    },
+  );
 });
 
 test('load: a path outside cwd is shown absolute; inside, relative', async () => {
@@ -217,7 +233,11 @@ test('load: a path outside cwd is shown absolute; inside, relative', async () =>
 
 test('interpolate: whole, embedded, escaped, nested and unresolved references', () => {
   const params = { n: 3, list: [1, 2], m: { k: 'v' }, s: 'text' };
-  const r = interpolate({ a: '${params.n}', b: 'x${params.n}y', c: '$${params.n}', d: ['${ params.m.k }'], e: '${params.list}', f: 'L=${params.list} M=${params.m}' }, params, 'w');
+  const r = interpolate(
+    { a: '${params.n}', b: 'x${params.n}y', c: '$${params.n}', d: ['${ params.m.k }'], e: '${params.list}', f: 'L=${params.list} M=${params.m}' },
+    params,
+    'w',
+  );
   assert.deepEqual(r.value, { a: 3, b: 'x3y', c: '${params.n}', d: ['v'], e: [1, 2], f: 'L=[1,2] M={"k":"v"}' });
   assert.deepEqual(r.problems, []);
   assert.deepEqual(

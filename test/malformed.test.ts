@@ -106,7 +106,13 @@ async function fixtures(): Promise<Fixture[]> {
       return {
         file,
         expect: header(text, 'expect'),
-        options: { cwd: DIR, registry: TEST_REGISTRY, ...(set.length ? { set } : {}), ...(params.length ? { params } : {}), ...(paramsFile ? { paramsFile } : {}) },
+        options: {
+          cwd: DIR,
+          registry: TEST_REGISTRY,
+          ...(set.length ? { set } : {}),
+          ...(params.length ? { params } : {}),
+          ...(paramsFile ? { paramsFile } : {}),
+        },
       };
     }),
   );
@@ -151,5 +157,8 @@ test('every malformed pipeline reports exactly its located problems', async () =
 test('a zero-byte pipeline file is an empty pipeline, located at 1:1', async () => {
   const r = await loadPipeline('params/empty.yaml', { cwd: DIR, registry: TEST_REGISTRY });
   assert.ok(!r.ok);
-  assert.deepEqual(r.errors.map((d) => render(d, 'params/empty.yaml')), ["1:1: empty pipeline: expected a mapping with at least 'stages:'"]);
+  assert.deepEqual(
+    r.errors.map((d) => render(d, 'params/empty.yaml')),
+    ["1:1: empty pipeline: expected a mapping with at least 'stages:'"],
+  );
 });

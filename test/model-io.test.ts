@@ -18,11 +18,14 @@ test('saveArrays / loadArrays: float32 and int32 arrays round-trip; a short .bin
     await saveArrays(dir, 'state', arrays);
     assert.deepEqual((await readdir(dir)).sort(), ['state.bin', 'state.json']);
     const back = await loadArrays(dir, 'state');
-    assert.deepEqual(back.map((a) => [a.name, a.shape, a.data.constructor.name]), [
-      ['steps', [1], 'Int32Array'],
-      ['w', [600, 500], 'Float32Array'],
-      ['b', [3], 'Float32Array'],
-    ]);
+    assert.deepEqual(
+      back.map((a) => [a.name, a.shape, a.data.constructor.name]),
+      [
+        ['steps', [1], 'Int32Array'],
+        ['w', [600, 500], 'Float32Array'],
+        ['b', [3], 'Float32Array'],
+      ],
+    );
     assert.deepEqual(back[0]!.data, arrays[0]!.data);
     assert.deepEqual(back[1]!.data, big);
     assert.deepEqual(back[2]!.data, arrays[2]!.data);

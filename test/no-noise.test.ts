@@ -28,9 +28,17 @@ test('npx pipe --version prints the version and no npm warning', { skip: noNpm, 
 
 test('the .npmrc keeps npm ci offline with a setting npm knows: no install scripts run', { skip: noNpm, timeout: 60_000 }, async () => {
   const text = await readFile(`${REPO}/.npmrc`, 'utf8');
-  const keys = text.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#')).map((l) => l.split('=')[0]!.trim());
+  const keys = text
+    .split('\n')
+    .filter((l) => l.trim() && !l.trim().startsWith('#'))
+    .map((l) => l.split('=')[0]!.trim());
   assert.deepEqual(keys, ['ignore-scripts'], 'only keys npm itself reads (an unknown key warns on every npm call)');
-  const got = execFileSync('npm', ['config', 'get', 'ignore-scripts'], { cwd: REPO, encoding: 'utf8', env: { ...process.env, npm_config_ignore_scripts: '' }, timeout: 30_000 }).trim();
+  const got = execFileSync('npm', ['config', 'get', 'ignore-scripts'], {
+    cwd: REPO,
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_ignore_scripts: '' },
+    timeout: 30_000,
+  }).trim();
   assert.equal(got, 'true', 'npm reads ignore-scripts from the project .npmrc');
 });
 
@@ -38,7 +46,13 @@ test('an AWS command prints no AWS SDK Node-version notice; the SDK can still be
   const restore = await useFakeAwsEnv();
   const server = await Ec2Server.start();
   try {
-    const hosts = (env: Record<string, string> = {}) => collect(spawn(process.execPath, [PIPE_BIN, 'hosts', '--endpoint', server.url], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const hosts = (env: Record<string, string> = {}) =>
+      collect(
+        spawn(process.execPath, [PIPE_BIN, 'hosts', '--endpoint', server.url], {
+          env: { ...process.env, NO_COLOR: '1', ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
     const quiet = await hosts();
     assert.equal(quiet.code, 0, quiet.stderr);
     assert.match(quiet.stdout, /no pipe instances/);

@@ -40,7 +40,10 @@ function randomizeWeights(model: tf.LayersModel, seed = 1): void {
       if (kind === 'moving_variance' || kind === 'gamma') return tf.tensor(randomArray(n, r, 0.5, 1.5), shape);
       if (kind.endsWith('kernel')) {
         const fanIn = shape.slice(0, -1).reduce((a, b) => a * b, 1);
-        return tf.tensor(randomArray(n, r, -1, 1).map((v) => v * Math.sqrt(6 / fanIn)), shape);
+        return tf.tensor(
+          randomArray(n, r, -1, 1).map((v) => v * Math.sqrt(6 / fanIn)),
+          shape,
+        );
       }
       return tf.tensor(randomArray(n, r, -0.5, 0.5), shape);
     });
@@ -131,7 +134,17 @@ const singleLayerCases: [string, () => tf.layers.Layer, { flatten?: boolean }?][
   ['softmax layer (tfjs default axis 1) on flat', () => tf.layers.softmax({ name: 'L' }), { flatten: true }],
   ['softmax layer axis -1', () => tf.layers.softmax({ axis: -1, name: 'L' })],
   ['flatten (channels-last order)', () => tf.layers.flatten({ name: 'L' })],
-  ['zero padding [[1,2],[0,3]]', () => tf.layers.zeroPadding2d({ padding: [[1, 2], [0, 3]], name: 'L' })],
+  [
+    'zero padding [[1,2],[0,3]]',
+    () =>
+      tf.layers.zeroPadding2d({
+        padding: [
+          [1, 2],
+          [0, 3],
+        ],
+        name: 'L',
+      }),
+  ],
   ['dropout', () => tf.layers.dropout({ rate: 0.5, name: 'L' })],
 ];
 

@@ -107,7 +107,10 @@ for (const variant of [{}, { gap: true }, { valid: true }] as const) {
         const moved = before.get(name)!.map((w, i) => w - after.get(name)![i]!);
         const d = maxRelDiff(moved, g);
         assert.ok(d < 1e-4, `${name}: max relative difference ${d}`);
-        assert.ok(g.some((v) => v !== 0), `${name}: zero gradient makes the check vacuous`);
+        assert.ok(
+          g.some((v) => v !== 0),
+          `${name}: zero gradient makes the check vacuous`,
+        );
       }
     } finally {
       await trainer.dispose();
@@ -122,7 +125,13 @@ test('a batch larger than the memory budget runs in slices with the same step (s
   const labels = [0, 1, 2, 1, 0, 2, 2];
   const run = async (memoryBudgetBytes?: number) => {
     const model = convHead();
-    const trainer = await createOnnxTrainer(model, { optimizer: 'adam', learningRate: 0.01, threads: 2, provider: 'cpu', ...(memoryBudgetBytes ? { memoryBudgetBytes } : {}) });
+    const trainer = await createOnnxTrainer(model, {
+      optimizer: 'adam',
+      learningRate: 0.01,
+      threads: 2,
+      provider: 'cpu',
+      ...(memoryBudgetBytes ? { memoryBudgetBytes } : {}),
+    });
     try {
       const first = await trainer.step(x, labels, n, 1);
       const second = await trainer.step(x, labels, n, 2);
@@ -181,7 +190,11 @@ test('Adam on onnx follows tfjs Adam over several steps; state/restore resumes e
       await trainer.step(x, labels, n, s);
       last.activation = { apply: (t: tf.Tensor) => t, getClassName: () => 'Linear' };
       tf.tidy(() => {
-        opt.minimize(() => tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(labels, 'int32'), 3), b.apply(tf.tensor(x, [n, 8, 8, 6])) as tf.Tensor) as tf.Scalar, false, b.trainableWeights.map((w) => w.read() as tf.Variable));
+        opt.minimize(
+          () => tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(labels, 'int32'), 3), b.apply(tf.tensor(x, [n, 8, 8, 6])) as tf.Tensor) as tf.Scalar,
+          false,
+          b.trainableWeights.map((w) => w.read() as tf.Variable),
+        );
       });
       last.activation = softmax;
     }
@@ -202,7 +215,10 @@ test('Adam on onnx follows tfjs Adam over several steps; state/restore resumes e
       other.restore(saved);
       const again = await other.step(x, labels, n, 7);
       assert.equal(again.loss, next.loss);
-      assert.deepEqual(other.state().map((s) => Array.from(s.data.slice(0, 5))), trainer.state().map((s) => Array.from(s.data.slice(0, 5))));
+      assert.deepEqual(
+        other.state().map((s) => Array.from(s.data.slice(0, 5))),
+        trainer.state().map((s) => Array.from(s.data.slice(0, 5))),
+      );
       assert.throws(() => other.restore(saved.slice(1)), /checkpoint/);
     } finally {
       await other.dispose();
@@ -241,7 +257,10 @@ test('a layer without a training graph is refused with its name (the caller fall
       tf.layers.dense({ units: 2, activation: 'softmax' }),
     ],
   });
-  assert.throws(() => buildTrainGraphs(m), (e: unknown) => e instanceof UnsupportedLayerError && /strided/.test(e.message) && /strides/.test(e.message));
+  assert.throws(
+    () => buildTrainGraphs(m),
+    (e: unknown) => e instanceof UnsupportedLayerError && /strided/.test(e.message) && /strides/.test(e.message),
+  );
   const noSoftmax = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [4], name: 'plain' })] });
   assert.throws(() => buildTrainGraphs(noSoftmax), /softmax Dense/);
   m.dispose();
@@ -252,7 +271,15 @@ test('openLearner: auto trains on onnx where it can, else on tfjs and says which
   const { openLearner } = await import('../stages/vision/learner.js');
   const logs: string[] = [];
   const warns: string[] = [];
-  const common = { tf, shape: [8, 8, 6], classes: 3, optimizer: 'sgd' as const, learningRate: 0.1, log: (m: string) => logs.push(m), warn: (m: string) => warns.push(m) };
+  const common = {
+    tf,
+    shape: [8, 8, 6],
+    classes: 3,
+    optimizer: 'sgd' as const,
+    learningRate: 0.1,
+    log: (m: string) => logs.push(m),
+    warn: (m: string) => warns.push(m),
+  };
   const ok = convHead();
   const a = await openLearner({ ...common, head: ok, engine: 'auto' });
   assert.equal(a.name, 'onnx');
@@ -267,7 +294,10 @@ test('openLearner: auto trains on onnx where it can, else on tfjs and says which
   });
   const b = await openLearner({ ...common, head: bn, engine: 'auto' });
   assert.equal(b.name, 'tfjs');
-  assert.ok(logs.some((l) => /training on onnx is not possible \(cannot convert layer 'bn' \(BatchNormalization\)/.test(l)), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => /training on onnx is not possible \(cannot convert layer 'bn' \(BatchNormalization\)/.test(l)),
+    logs.join('\n'),
+  );
   assert.equal(warns.length, 0);
   // It still trains there.
   const x = randoms(2 * 8 * 8 * 6, 4);
@@ -314,7 +344,10 @@ test('a learning-rate schedule: setLearningRate moves the next step on both lear
       const got = await after(0.5, 0.01);
       const other = await after(0.5);
       want.forEach((w, i) => assert.ok(maxRelDiff(got[i]!, w) < 1e-5, `${engine}/${optimizer} weight ${i}: ${maxRelDiff(got[i]!, w)}`));
-      assert.ok(want.some((w, i) => maxRelDiff(other[i]!, w) > 1e-3), `${engine}/${optimizer}: the step size makes no difference`);
+      assert.ok(
+        want.some((w, i) => maxRelDiff(other[i]!, w) > 1e-3),
+        `${engine}/${optimizer}: the step size makes no difference`,
+      );
     }
   }
 });

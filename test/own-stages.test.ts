@@ -78,7 +78,13 @@ test('a pipeline of stages defined outside stages/ runs, caches and plans with n
     assert.ok(b?.status === 'ran');
     assert.equal(await readFile(path.join(b.artifact.dir, 'n.txt'), 'utf8'), '42');
     const plan = await planStages(pipeline, graph.value, cache, graph.value.order);
-    assert.deepEqual(plan.map((p) => [p.stage, p.state]), [['a', 'cached'], ['b', 'cached']]);
+    assert.deepEqual(
+      plan.map((p) => [p.stage, p.state]),
+      [
+        ['a', 'cached'],
+        ['b', 'cached'],
+      ],
+    );
     const second = await run();
     assert.equal(runs, 2, 'the second run is all cache hits');
     assert.equal(second.outcomes.get('b')?.status, 'cached');

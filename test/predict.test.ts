@@ -41,7 +41,10 @@ after(async () => {
 
 const PARAMS: PredictParams = { from: '', batch_size: 5, top_k: 3, extensions: ['jpg', 'jpeg', 'png', 'webp'], backend: 'wasm', engine: 'tfjs' };
 
-async function predict(images: Artifact, over: Partial<PredictParams> = {}): Promise<TestContext<PredictParams> & { summary: string; meta: Record<string, unknown> }> {
+async function predict(
+  images: Artifact,
+  over: Partial<PredictParams> = {},
+): Promise<TestContext<PredictParams> & { summary: string; meta: Record<string, unknown> }> {
   const ctx = await makeTestContext<PredictParams>({ ...PARAMS, ...over }, { inputs: { model, images }, derivedRoot });
   try {
     const r = await predictStage.run(ctx);
@@ -53,7 +56,10 @@ async function predict(images: Artifact, over: Partial<PredictParams> = {}): Pro
 }
 
 function parseCsv(text: string): string[][] {
-  return text.trim().split('\n').map((l) => l.split(','));
+  return text
+    .trim()
+    .split('\n')
+    .map((l) => l.split(','));
 }
 
 test('predict on a folder of new photos: predictions.csv in class order, corrupt files left out and listed, the picture page', async () => {
@@ -66,21 +72,34 @@ test('predict on a folder of new photos: predictions.csv in class order, corrupt
   try {
     const rows = parseCsv(await readFile(path.join(ctx.outDir, 'predictions.csv'), 'utf8'));
     assert.deepEqual(rows[0], ['file', 'predicted', 'p_cat', 'p_dog']);
-    assert.deepEqual(rows.slice(1).map((r) => r[0]), ['batch1/1.jpg', 'batch1/2.jpg', 'batch1/3.jpg', 'batch1/4.jpg', 'batch1/5.jpg', 'batch1/6.jpg']);
+    assert.deepEqual(
+      rows.slice(1).map((r) => r[0]),
+      ['batch1/1.jpg', 'batch1/2.jpg', 'batch1/3.jpg', 'batch1/4.jpg', 'batch1/5.jpg', 'batch1/6.jpg'],
+    );
     for (const r of rows.slice(1)) {
       const [pc, pd] = [Number(r[2]), Number(r[3])];
       assert.ok(Math.abs(pc + pd - 1) < 1e-4, r.join());
       assert.equal(r[1], pc >= pd ? 'cat' : 'dog');
     }
-    const summary = JSON.parse(await readFile(path.join(ctx.outDir, 'predict.json'), 'utf8')) as { count: number; excluded: { file: string; reason: string }[]; per_class: Record<string, number> };
+    const summary = JSON.parse(await readFile(path.join(ctx.outDir, 'predict.json'), 'utf8')) as {
+      count: number;
+      excluded: { file: string; reason: string }[];
+      per_class: Record<string, number>;
+    };
     assert.equal(summary.count, 6);
-    assert.deepEqual(summary.excluded.map((e) => e.file), ['batch1/broken.jpg']);
+    assert.deepEqual(
+      summary.excluded.map((e) => e.file),
+      ['batch1/broken.jpg'],
+    );
     assert.ok(summary.excluded[0]!.reason.length > 0);
     assert.equal(summary.per_class['cat']! + summary.per_class['dog']!, 6);
     const page = await readFile(path.join(ctx.outDir, 'predictions.html'), 'utf8');
     assert.match(page, /Predicted cat \(\d+, most confident first\)/);
     assert.match(page, /Least confident/);
-    assert.equal((page.match(/<img src="data:image\/jpeg;base64,/g) ?? []).length, Math.min(3, summary.per_class['cat']!) + Math.min(3, summary.per_class['dog']!) + 3);
+    assert.equal(
+      (page.match(/<img src="data:image\/jpeg;base64,/g) ?? []).length,
+      Math.min(3, summary.per_class['cat']!) + Math.min(3, summary.per_class['dog']!) + 3,
+    );
     assert.match(page, /1 left out \(corrupt: listed in predict\.json\)/);
     assert.match(ctx.summary, /^6 images predicted \(cat \d, dog \d\); 1 corrupt left out$/);
   } finally {
@@ -92,7 +111,10 @@ test("predict on a dataset's valid folder: finetune's frozen outputs reused, the
   const ctx = await predict(dataset, { from: 'valid' });
   try {
     assert.equal(ctx.builds.get('features'), undefined, 'no frozen pass: finetune computed valid/ already');
-    assert.ok(ctx.logs.some((l) => /frozen outputs: valid: 24 images from the cache/.test(l)), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => /frozen outputs: valid: 24 images from the cache/.test(l)),
+      ctx.logs.join('\n'),
+    );
     const ours = parseCsv(await readFile(path.join(ctx.outDir, 'predictions.csv'), 'utf8')).slice(1);
     const evalParams: EvaluateParams = { on: 'valid', gate: {}, clip: [0.05, 0.95], top_n: 2, batch_size: 7, backend: 'wasm', engine: 'tfjs' };
     const ev = await makeTestContext(evalParams, { inputs: { model, dataset }, derivedRoot });
@@ -123,10 +145,17 @@ test('predict on a new folder: the photos the model has seen cost nothing, one n
   const ref = await predict(dataset, { from: 'valid' });
   try {
     assert.equal(ctx.meta['frozen_computed'], 1, 'only the new photo went through the frozen part');
-    assert.ok(ctx.logs.some((l) => /frozen outputs: \.: 24 of 25 images already computed \(same photos in an earlier set\), 1 to compute/.test(l)), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => /frozen outputs: \.: 24 of 25 images already computed \(same photos in an earlier set\), 1 to compute/.test(l)),
+      ctx.logs.join('\n'),
+    );
     assert.equal(ref.meta['frozen_computed'], 0);
     // The reused rows give the probabilities the model gives those photos in valid/.
-    const ours = new Map(parseCsv(await readFile(path.join(ctx.outDir, 'predictions.csv'), 'utf8')).slice(1).map((r) => [r[0], r.slice(1)]));
+    const ours = new Map(
+      parseCsv(await readFile(path.join(ctx.outDir, 'predictions.csv'), 'utf8'))
+        .slice(1)
+        .map((r) => [r[0], r.slice(1)]),
+    );
     const theirs = parseCsv(await readFile(path.join(ref.outDir, 'predictions.csv'), 'utf8')).slice(1);
     assert.equal(ours.size, 25);
     for (const r of theirs) assert.deepEqual(ours.get(`seen-${r[0]!.replace('/', '-')}`), r.slice(1), r[0]);
@@ -144,7 +173,13 @@ test('predict on a new folder: the photos the model has seen cost nothing, one n
 });
 
 test('predict: clear errors for a missing folder, no images, and the wrong kind of input', async () => {
-  await assert.rejects(predict(dataset, { from: 'nope' }), (e: Error) => e instanceof StageError && /^predict: the input has no folder 'nope' \(from\)/.test(e.message) && /its folders: sample|test|train|valid/.test(e.hint ?? ''));
+  await assert.rejects(
+    predict(dataset, { from: 'nope' }),
+    (e: Error) =>
+      e instanceof StageError &&
+      /^predict: the input has no folder 'nope' \(from\)/.test(e.message) &&
+      /its folders: sample|test|train|valid/.test(e.hint ?? ''),
+  );
   const empty = path.join(root, 'empty');
   await mkdir(path.join(empty, 'docs'), { recursive: true });
   await writeFile(path.join(empty, 'docs', 'a.txt'), 'x');

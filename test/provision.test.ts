@@ -55,7 +55,15 @@ async function cacheDir(): Promise<string> {
 }
 
 function ec2Params(over: Record<string, unknown> = {}): ProvisionParams {
-  return withDefaults({ provider: 'ec2', endpoint: server.url, ssh_port: ssh.port, ssh_wait_seconds: 3, key_name: 'pipe-test', ssh_key: '/keys/id_test', ...over });
+  return withDefaults({
+    provider: 'ec2',
+    endpoint: server.url,
+    ssh_port: ssh.port,
+    ssh_wait_seconds: 3,
+    key_name: 'pipe-test',
+    ssh_key: '/keys/id_test',
+    ...over,
+  });
 }
 
 interface Ran {
@@ -91,7 +99,8 @@ async function assertNoSecret(ran: Ran | undefined, extra: string[] = []): Promi
 
 function tagsOf(params: Readonly<Record<string, string>>, spec = 1): Record<string, string> {
   const tags: Record<string, string> = {};
-  for (let t = 1; params[`TagSpecification.${spec}.Tag.${t}.Key`] !== undefined; t++) tags[params[`TagSpecification.${spec}.Tag.${t}.Key`]!] = params[`TagSpecification.${spec}.Tag.${t}.Value`]!;
+  for (let t = 1; params[`TagSpecification.${spec}.Tag.${t}.Key`] !== undefined; t++)
+    tags[params[`TagSpecification.${spec}.Tag.${t}.Key`]!] = params[`TagSpecification.${spec}.Tag.${t}.Value`]!;
   return tags;
 }
 
@@ -154,7 +163,10 @@ test('launch: RunInstances carries the DLAMI from SSM, tags, the max_hours guard
   assert.equal(auth['IpPermissions.1.FromPort'], String(ssh.port));
   assert.equal(auth['IpPermissions.1.ToPort'], String(ssh.port));
   assert.equal(auth['IpPermissions.1.IpRanges.1.CidrIp'], '0.0.0.0/0');
-  assert.ok(server.requests.every((r) => r.signed), 'every request is SigV4-signed');
+  assert.ok(
+    server.requests.every((r) => r.signed),
+    'every request is SigV4-signed',
+  );
 
   const h = ran.host;
   assert.equal(h.provider, 'ec2');
@@ -170,8 +182,14 @@ test('launch: RunInstances carries the DLAMI from SSM, tags, the max_hours guard
   assert.deepEqual(h.gpus, ['NVIDIA T4']);
   assert.equal(h.backend, 'tensorflow-gpu');
   assert.equal(h.maxHours, 4);
-  assert.ok(ran.ctx.logs.some((l) => l.includes('~$0.53/h') && l.includes('approximate on-demand us-east-1')), ran.ctx.logs.join('\n'));
-  assert.ok(ran.ctx.logs.some((l) => l.includes('max_hours guard') && l.includes('4h')), ran.ctx.logs.join('\n'));
+  assert.ok(
+    ran.ctx.logs.some((l) => l.includes('~$0.53/h') && l.includes('approximate on-demand us-east-1')),
+    ran.ctx.logs.join('\n'),
+  );
+  assert.ok(
+    ran.ctx.logs.some((l) => l.includes('max_hours guard') && l.includes('4h')),
+    ran.ctx.logs.join('\n'),
+  );
   assert.ok(ran.ctx.logs.some((l) => l.includes('SSH answers') && l.includes('SSH-2.0-OpenSSH_9.2')));
   assert.match(ran.summary ?? '', /launched/);
   await assertNoSecret(ran);
@@ -229,7 +247,10 @@ test('spot: InstanceMarketOptions asks for a one-time spot instance', async () =
 test('explicit ami, ssh_cidr, subnet and max_hours 0', async () => {
   server.images.set('ami-0aaaaaaaaaaaaaaa1', { id: 'ami-0aaaaaaaaaaaaaaa1', name: 'custom', rootDevice: '/dev/xvda' });
   server.subnets.set('subnet-0abc', { id: 'subnet-0abc', vpcId: 'vpc-0123', az: 'us-east-1b' });
-  const ran = await runProvision(ec2Params({ ami: 'ami-0aaaaaaaaaaaaaaa1', ssh_cidr: '203.0.113.7/32', subnet: 'subnet-0abc', max_hours: 0, security_group: 'lab' }), await cacheDir());
+  const ran = await runProvision(
+    ec2Params({ ami: 'ami-0aaaaaaaaaaaaaaa1', ssh_cidr: '203.0.113.7/32', subnet: 'subnet-0abc', max_hours: 0, security_group: 'lab' }),
+    await cacheDir(),
+  );
   assert.equal(server.count('GetParameter'), 0);
   const p = server.last('RunInstances')!.params;
   assert.equal(p.ImageId, 'ami-0aaaaaaaaaaaaaaa1');
@@ -252,17 +273,14 @@ test('explicit ami, ssh_cidr, subnet and max_hours 0', async () => {
 
 test('SSH never answering fails with the instance id and how to look', async () => {
   const port = await closedPort();
-  await assert.rejects(
-    runProvision(ec2Params({ ssh_port: port, ssh_wait_seconds: 1 }), await cacheDir()),
-    (e: unknown) => {
-      assert.ok(e instanceof StageError);
-      const id = [...server.instances.keys()][0]!;
-      assert.match(e.message, new RegExp(`instance ${id}`));
-      assert.match(e.message, /did not answer within 1s/);
-      assert.match(e.hint ?? '', new RegExp(`aws ec2 get-console-output --instance-id ${id} --region us-east-1`));
-      return true;
-    },
-  );
+  await assert.rejects(runProvision(ec2Params({ ssh_port: port, ssh_wait_seconds: 1 }), await cacheDir()), (e: unknown) => {
+    assert.ok(e instanceof StageError);
+    const id = [...server.instances.keys()][0]!;
+    assert.match(e.message, new RegExp(`instance ${id}`));
+    assert.match(e.message, /did not answer within 1s/);
+    assert.match(e.hint ?? '', new RegExp(`aws ec2 get-console-output --instance-id ${id} --region us-east-1`));
+    return true;
+  });
 });
 
 test('waitForSsh: a banner succeeds, a closed port or a silent server times out', async () => {
@@ -272,13 +290,16 @@ test('waitForSsh: a banner succeeds, a closed port or a silent server times out'
 
   const port = await closedPort();
   const started = Date.now();
-  await assert.rejects(waitForSsh({ host: '127.0.0.1', port, timeoutMs: 400, intervalMs: 50, instanceId: 'i-0feedface', region: 'eu-west-1' }), (e: unknown) => {
-    assert.ok(e instanceof StageError);
-    assert.match(e.message, /i-0feedface/);
-    assert.match(e.message, /ECONNREFUSED/);
-    assert.match(e.hint ?? '', /get-console-output --instance-id i-0feedface --region eu-west-1/);
-    return true;
-  });
+  await assert.rejects(
+    waitForSsh({ host: '127.0.0.1', port, timeoutMs: 400, intervalMs: 50, instanceId: 'i-0feedface', region: 'eu-west-1' }),
+    (e: unknown) => {
+      assert.ok(e instanceof StageError);
+      assert.match(e.message, /i-0feedface/);
+      assert.match(e.message, /ECONNREFUSED/);
+      assert.match(e.hint ?? '', /get-console-output --instance-id i-0feedface --region eu-west-1/);
+      return true;
+    },
+  );
   assert.ok(Date.now() - started < 2000);
 
   // Accepts but never speaks SSH (a half-open forwarder, or sshd not up behind a proxy).

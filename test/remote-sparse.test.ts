@@ -37,19 +37,35 @@ after(async () => {
 
 function remote(prefix = `sparse${++prefixN}`): RemoteCache {
   return new RemoteCache(
-    S3Store.create(`s3://${server.bucket}/${prefix}`, { endpoint: server.endpoint, region: 'us-east-1', maxAttempts: 1, credentials: { accessKeyId: S3_ACCESS_KEY_ID, secretAccessKey: SECRET } }),
+    S3Store.create(`s3://${server.bucket}/${prefix}`, {
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      maxAttempts: 1,
+      credentials: { accessKeyId: S3_ACCESS_KEY_ID, secretAccessKey: SECRET },
+    }),
   );
 }
 
 const sha = sha256;
 const s3Env = (prefix: string): Record<string, string> => s3ChildEnv(server, SECRET, prefix);
-const artifact = (cache: Cache, stage: string, files: Record<string, Buffer | string>): Promise<Artifact> => commitFiles(cache, stage, files, { kind: 'dataset', uses: 'split' });
-
+const artifact = (cache: Cache, stage: string, files: Record<string, Buffer | string>): Promise<Artifact> =>
+  commitFiles(cache, stage, files, { kind: 'dataset', uses: 'split' });
 
 test('read patterns: *, ?, **, folders cover what is below them; bad patterns are refused', () => {
   const m = readsMatcher(['split.json', 'valid/**', 'test/*.jpg', 'x?.txt', '**/notes.md', 'models']);
-  for (const yes of ['split.json', 'valid/cat/1.jpg', 'valid/a', 'test/1.jpg', 'x1.txt', 'notes.md', 'a/b/notes.md', 'models/w.bin', 'models/a/b']) assert.ok(m(yes), yes);
-  for (const no of ['split.json.bak', 'train/cat/1.jpg', 'validation/1.jpg', 'test/a/1.jpg', 'x12.txt', 'sample/valid/cat/1.jpg', 'modelsX/w.bin', 'a/split.json']) assert.ok(!m(no), no);
+  for (const yes of ['split.json', 'valid/cat/1.jpg', 'valid/a', 'test/1.jpg', 'x1.txt', 'notes.md', 'a/b/notes.md', 'models/w.bin', 'models/a/b'])
+    assert.ok(m(yes), yes);
+  for (const no of [
+    'split.json.bak',
+    'train/cat/1.jpg',
+    'validation/1.jpg',
+    'test/a/1.jpg',
+    'x12.txt',
+    'sample/valid/cat/1.jpg',
+    'modelsX/w.bin',
+    'a/split.json',
+  ])
+    assert.ok(!m(no), no);
   assert.ok(readsMatcher(['**'])('any/thing'));
   assert.ok(!readsMatcher([])('split.json'));
   assert.deepEqual(normalizeReads(['b', 'a', 'b'], 's'), ['a', 'b']);
@@ -114,7 +130,11 @@ test('a partial pull commits a sparse entry; more reads extend it in place; all 
     const more = await r.pull(b, art.key, { reads: ['sample/**', 'test/**'], reader: 'other' });
     assert.deepEqual(more && [more.info.files, more.info.downloadedBytes], [2, 100]);
     const extended = sparseOf((await b.find(art.key))!);
-    assert.deepEqual(extended && [extended.present.length, extended.reads, extended.readers], [9, ['sample/**', 'split.json', 'test/**', 'valid/**'], ['evaluate', 'other']]);
+    assert.deepEqual(extended && [extended.present.length, extended.reads, extended.readers], [
+      9,
+      ['sample/**', 'split.json', 'test/**', 'valid/**'],
+      ['evaluate', 'other'],
+    ]);
     assert.equal(await b.lookup(art.key), undefined);
 
     // Everything: the 40 train files; the entry is complete, the same content, verified.
@@ -201,7 +221,12 @@ test('an interrupted partial pull commits nothing; the next one resumes with the
     assert.ok(resumed && sparseOf(resumed.artifact));
     assert.equal(resumed.info.files, 20);
     assert.ok(resumed.info.downloadedBytes < 20 * 1000, `re-downloaded ${resumed.info.downloadedBytes} bytes`);
-    assert.deepEqual(await listAll(resumed.artifact.dir), Object.keys(files).filter((f) => f.startsWith('valid/')).sort());
+    assert.deepEqual(
+      await listAll(resumed.artifact.dir),
+      Object.keys(files)
+        .filter((f) => f.startsWith('valid/'))
+        .sort(),
+    );
     assert.deepEqual(await b.verify(art.key), []);
     assert.deepEqual(await readdir(b.workRoot), []);
   });
@@ -237,7 +262,6 @@ stages:
       run: find "$PIPE_IN_DATASET" -type f | wc -l | tr -d ' ' > files.txt
 `;
 
-
 /** The run record of a `pipe run` (named by the run id it printed: two runs in one second sort at random). */
 async function runRecord(rig: Rig, cacheDir: string, run: RunResult): Promise<Record<string, unknown>[]> {
   const id = /pipe run \S+ \((\S+)\)/.exec(run.stderr)?.[1];
@@ -262,96 +286,112 @@ async function pipe(rig: Rig, args: string[], env: Record<string, string>): Prom
   return r;
 }
 
-test('`run --only evaluate report --pull` pulls split.json and valid/ of the split only; a stage that reads all of it completes it', { timeout: 120_000 }, async () => {
-  const rig = await Rig.create();
-  const env = s3Env(`sparse-e2e${++prefixN}`);
-  try {
-    await rig.write('p.yaml', PIPELINE);
-    const a = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'A', '--until', 'report'], env);
-    assert.equal(a.code, 0, a.stderr);
-    assert.equal((await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'A', '--stage', 'photos', 'split', 'finetune'], env)).code, 0);
-    const { key, manifest } = await splitEntry(rig, 'A');
-    const wanted = manifest.filter((m) => m.path === 'split.json' || m.path.startsWith('valid/'));
-    assert.equal(wanted.length, 11);
-    assert.ok(manifest.length > 60);
+test(
+  '`run --only evaluate report --pull` pulls split.json and valid/ of the split only; a stage that reads all of it completes it',
+  { timeout: 120_000 },
+  async () => {
+    const rig = await Rig.create();
+    const env = s3Env(`sparse-e2e${++prefixN}`);
+    try {
+      await rig.write('p.yaml', PIPELINE);
+      const a = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'A', '--until', 'report'], env);
+      assert.equal(a.code, 0, a.stderr);
+      assert.equal((await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'A', '--stage', 'photos', 'split', 'finetune'], env)).code, 0);
+      const { key, manifest } = await splitEntry(rig, 'A');
+      const wanted = manifest.filter((m) => m.path === 'split.json' || m.path.startsWith('valid/'));
+      assert.equal(wanted.length, 11);
+      assert.ok(manifest.length > 60);
 
-    const b = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'B', '--only', 'evaluate', 'report', '--pull'], env);
-    assert.equal(b.code, 0, b.stderr);
-    assert.equal(await rig.read('B/latest/tiny/evaluate/metrics.json'), await rig.read('A/latest/tiny/evaluate/metrics.json'));
-    assert.match(b.stderr, new RegExp(`pulling 11 files of ${manifest.length} \\(what evaluate reads\\)`));
-    assert.match(b.stderr, /5 stages: 2 ran, 3 cached \(2 pulled from s3:\/\/\S+; partly: split\)/);
-    // The split's entry: the whole manifest, split.json and valid/ only, marked sparse.
-    const entry = rig.path('B/cache', key);
-    assert.deepEqual(await listAll(path.join(entry, 'data')), wanted.map((m) => m.path).sort());
-    assert.deepEqual(JSON.parse(await readFile(path.join(entry, 'manifest.json'), 'utf8')), manifest);
-    const sparse = JSON.parse(await readFile(path.join(entry, 'sparse.json'), 'utf8')) as { present: string[]; reads: string[]; readers: string[] };
-    assert.deepEqual([sparse.present.length, sparse.reads, sparse.readers], [11, ['split.json', 'valid/**'], ['evaluate']]);
-    const events = await runRecord(rig, 'B', b);
-    const pulledSplit = events.find((e) => e['type'] === 'stage-pulled' && e['stage'] === 'split') as { files: number; bytes: number; partial?: { files: number; of: number } } | undefined;
-    assert.deepEqual(pulledSplit && [pulledSplit.files, pulledSplit.partial?.files, pulledSplit.partial?.of], [11, 11, manifest.length]);
-    assert.equal(pulledSplit?.bytes, [...new Map(wanted.map((m) => [m.sha256, m.size])).values()].reduce((n, s) => n + s, 0));
-    assert.ok(!existsSync(rig.path('B/latest/tiny/photos')), 'the raw data is only looked up');
-    // The report's run view (the path the run prints) says which artifacts came from the remote,
-    // and that the split came partly.
-    const view = /^report: (\S+)index\.html$/m.exec(b.stderr + b.stdout)?.[1];
-    assert.ok(view && /runs\/[^/]+\/report\/$/.test(view), `the run view's path is printed:\n${b.stderr}`);
-    const md = await readFile(path.resolve(rig.dir, view, 'report.md'), 'utf8');
-    assert.match(md, new RegExp(`\\| split \\| split \\|.*\\*\\*pulled\\*\\* from s3://${server.bucket}/sparse-e2e\\d+ .*\\(partly: 11 of ${manifest.length} files\\)`));
-    assert.match(md, /\| finetune \| finetune-vgg16 \|.*\*\*pulled\*\* from s3:\/\/\S+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \|/);
-    assert.match(md, /\| photos \| synth-images \|.*on remote s3:\/\/\S+ \(only its meta\.json was read\)/);
-    const html = await readFile(path.resolve(rig.dir, view, 'index.html'), 'utf8');
-    assert.match(html, /<span class="badge remote">pulled<\/span> from <code>s3:\/\/[^<]+<\/code>, [^<]+ <span class="muted">\(partly: 11 of \d+ files\)/);
-    assert.doesNotMatch(b.stderr, /could not be shown/, 'the valid pictures are there for the report');
+      const b = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'B', '--only', 'evaluate', 'report', '--pull'], env);
+      assert.equal(b.code, 0, b.stderr);
+      assert.equal(await rig.read('B/latest/tiny/evaluate/metrics.json'), await rig.read('A/latest/tiny/evaluate/metrics.json'));
+      assert.match(b.stderr, new RegExp(`pulling 11 files of ${manifest.length} \\(what evaluate reads\\)`));
+      assert.match(b.stderr, /5 stages: 2 ran, 3 cached \(2 pulled from s3:\/\/\S+; partly: split\)/);
+      // The split's entry: the whole manifest, split.json and valid/ only, marked sparse.
+      const entry = rig.path('B/cache', key);
+      assert.deepEqual(await listAll(path.join(entry, 'data')), wanted.map((m) => m.path).sort());
+      assert.deepEqual(JSON.parse(await readFile(path.join(entry, 'manifest.json'), 'utf8')), manifest);
+      const sparse = JSON.parse(await readFile(path.join(entry, 'sparse.json'), 'utf8')) as { present: string[]; reads: string[]; readers: string[] };
+      assert.deepEqual([sparse.present.length, sparse.reads, sparse.readers], [11, ['split.json', 'valid/**'], ['evaluate']]);
+      const events = await runRecord(rig, 'B', b);
+      const pulledSplit = events.find((e) => e['type'] === 'stage-pulled' && e['stage'] === 'split') as
+        { files: number; bytes: number; partial?: { files: number; of: number } } | undefined;
+      assert.deepEqual(pulledSplit && [pulledSplit.files, pulledSplit.partial?.files, pulledSplit.partial?.of], [11, 11, manifest.length]);
+      assert.equal(
+        pulledSplit?.bytes,
+        [...new Map(wanted.map((m) => [m.sha256, m.size])).values()].reduce((n, s) => n + s, 0),
+      );
+      assert.ok(!existsSync(rig.path('B/latest/tiny/photos')), 'the raw data is only looked up');
+      // The report's run view (the path the run prints) says which artifacts came from the remote,
+      // and that the split came partly.
+      const view = /^report: (\S+)index\.html$/m.exec(b.stderr + b.stdout)?.[1];
+      assert.ok(view && /runs\/[^/]+\/report\/$/.test(view), `the run view's path is printed:\n${b.stderr}`);
+      const md = await readFile(path.resolve(rig.dir, view, 'report.md'), 'utf8');
+      assert.match(
+        md,
+        new RegExp(`\\| split \\| split \\|.*\\*\\*pulled\\*\\* from s3://${server.bucket}/sparse-e2e\\d+ .*\\(partly: 11 of ${manifest.length} files\\)`),
+      );
+      assert.match(md, /\| finetune \| finetune-vgg16 \|.*\*\*pulled\*\* from s3:\/\/\S+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \|/);
+      assert.match(md, /\| photos \| synth-images \|.*on remote s3:\/\/\S+ \(only its meta\.json was read\)/);
+      const html = await readFile(path.resolve(rig.dir, view, 'index.html'), 'utf8');
+      assert.match(html, /<span class="badge remote">pulled<\/span> from <code>s3:\/\/[^<]+<\/code>, [^<]+ <span class="muted">\(partly: 11 of \d+ files\)/);
+      assert.doesNotMatch(b.stderr, /could not be shown/, 'the valid pictures are there for the report');
 
-    // verify: clean and partial; push skips it (the remote has it whole); status after the raw
-    // data is pulled says partial.
-    const verify = await pipe(rig, ['verify', 'p.yaml', '--cache-dir', 'B'], env);
-    assert.equal(verify.code, 0, verify.stdout);
-    assert.match(verify.stdout, new RegExp(`ok +split [0-9a-f]{12} partial: 11 of ${manifest.length} files here \\(split\\.json, valid/\\*\\*\\)`));
-    assert.match(verify.stdout, /0 corrupt, 1 partial/);
-    const push = await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'B', '--stage', 'split'], env);
-    assert.equal(push.code, 0, push.stderr);
-    assert.match(push.stderr, /split: only 11 of \d+ files are here .*has it whole: skipped/);
-    const waits = await pipe(rig, ['status', 'p.yaml', '--cache-dir', 'B'], env);
-    assert.match(waits.stdout, /waits +split .*; latest: a partial pull \(11 of \d+ files\) from s3:\/\//);
-    const gc = await pipe(rig, ['gc', 'p.yaml', '--cache-dir', 'B'], env);
-    assert.equal(gc.code, 0, gc.stderr);
-    assert.match(gc.stdout, /removed 0 entries/);
-    assert.ok(existsSync(path.join(entry, 'sparse.json')), 'gc keeps the partial pull the latest links use');
-    assert.equal((await pipe(rig, ['pull', 'p.yaml', '--cache-dir', 'B', '--stage', 'photos'], env)).code, 0);
-    const status = await pipe(rig, ['status', 'p.yaml', '--cache-dir', 'B'], env);
-    assert.match(status.stdout, /partial split +11 of \d+ files \(split\.json, valid\/\*\*\) pulled from s3:\/\/\S+ for evaluate/);
+      // verify: clean and partial; push skips it (the remote has it whole); status after the raw
+      // data is pulled says partial.
+      const verify = await pipe(rig, ['verify', 'p.yaml', '--cache-dir', 'B'], env);
+      assert.equal(verify.code, 0, verify.stdout);
+      assert.match(verify.stdout, new RegExp(`ok +split [0-9a-f]{12} partial: 11 of ${manifest.length} files here \\(split\\.json, valid/\\*\\*\\)`));
+      assert.match(verify.stdout, /0 corrupt, 1 partial/);
+      const push = await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'B', '--stage', 'split'], env);
+      assert.equal(push.code, 0, push.stderr);
+      assert.match(push.stderr, /split: only 11 of \d+ files are here .*has it whole: skipped/);
+      const waits = await pipe(rig, ['status', 'p.yaml', '--cache-dir', 'B'], env);
+      assert.match(waits.stdout, /waits +split .*; latest: a partial pull \(11 of \d+ files\) from s3:\/\//);
+      const gc = await pipe(rig, ['gc', 'p.yaml', '--cache-dir', 'B'], env);
+      assert.equal(gc.code, 0, gc.stderr);
+      assert.match(gc.stdout, /removed 0 entries/);
+      assert.ok(existsSync(path.join(entry, 'sparse.json')), 'gc keeps the partial pull the latest links use');
+      assert.equal((await pipe(rig, ['pull', 'p.yaml', '--cache-dir', 'B', '--stage', 'photos'], env)).code, 0);
+      const status = await pipe(rig, ['status', 'p.yaml', '--cache-dir', 'B'], env);
+      assert.match(status.stdout, /partial split +11 of \d+ files \(split\.json, valid\/\*\*\) pulled from s3:\/\/\S+ for evaluate/);
 
-    // A stage that reads all of it, without --pull: a clear error; with --pull: the rest is pulled.
-    const noPull = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'B', '--only', 'count'], env);
-    assert.equal(noPull.code, 1);
-    assert.match(noPull.stderr, /input dataset: only 11 of \d+ files of split .* are in the local cache \(a partial pull for evaluate\), and count reads all of it \(run with --pull/);
-    const full = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'B', '--only', 'count', '--pull'], env);
-    assert.equal(full.code, 0, full.stderr);
-    assert.equal((await rig.read('B/latest/tiny/count/files.txt')).trim(), String(manifest.length));
-    const completed = (await runRecord(rig, 'B', full)).find((e) => e['type'] === 'stage-pulled' && e['stage'] === 'split') as { files: number; partial?: unknown } | undefined;
-    assert.deepEqual(completed && [completed.files, completed.partial], [manifest.length - 11, undefined]);
-    assert.ok(!existsSync(path.join(entry, 'sparse.json')));
-    assert.deepEqual(await listAll(path.join(entry, 'data')), manifest.map((m) => m.path).sort());
-    const again = await pipe(rig, ['verify', 'p.yaml', '--cache-dir', 'B'], env);
-    assert.equal(again.code, 0);
-    assert.match(again.stdout, /0 corrupt\n/);
-    assert.deepEqual(await readdir(rig.path('B/tmp')), []);
+      // A stage that reads all of it, without --pull: a clear error; with --pull: the rest is pulled.
+      const noPull = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'B', '--only', 'count'], env);
+      assert.equal(noPull.code, 1);
+      assert.match(
+        noPull.stderr,
+        /input dataset: only 11 of \d+ files of split .* are in the local cache \(a partial pull for evaluate\), and count reads all of it \(run with --pull/,
+      );
+      const full = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'B', '--only', 'count', '--pull'], env);
+      assert.equal(full.code, 0, full.stderr);
+      assert.equal((await rig.read('B/latest/tiny/count/files.txt')).trim(), String(manifest.length));
+      const completed = (await runRecord(rig, 'B', full)).find((e) => e['type'] === 'stage-pulled' && e['stage'] === 'split') as
+        { files: number; partial?: unknown } | undefined;
+      assert.deepEqual(completed && [completed.files, completed.partial], [manifest.length - 11, undefined]);
+      assert.ok(!existsSync(path.join(entry, 'sparse.json')));
+      assert.deepEqual(await listAll(path.join(entry, 'data')), manifest.map((m) => m.path).sort());
+      const again = await pipe(rig, ['verify', 'p.yaml', '--cache-dir', 'B'], env);
+      assert.equal(again.code, 0);
+      assert.match(again.stdout, /0 corrupt\n/);
+      assert.deepEqual(await readdir(rig.path('B/tmp')), []);
 
-    // --only report: evaluate is pulled whole; the split reaches report only through its lineage
-    // (report has no dataset wire), and the valid/ pictures report declares are pulled for it.
-    assert.equal((await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'A', '--stage', 'evaluate'], env)).code, 0);
-    const c = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'C', '--only', 'report', '--pull'], env);
-    assert.equal(c.code, 0, c.stderr);
-    assert.doesNotMatch(c.stderr, /could not be (shown|pulled)/);
-    const cSplit = (await runRecord(rig, 'C', c)).find((e) => e['type'] === 'stage-pulled' && e['stage'] === 'split') as { files: number; partial?: { reads: string[] } } | undefined;
-    assert.deepEqual(cSplit && [cSplit.files, cSplit.partial?.reads], [10, ['valid/**']]);
-    assert.match(await rig.read('C/latest/tiny/report/index.html'), /<img src="data:image\//);
-    for (const r of printed) assert.ok(!r.stdout.includes(SECRET) && !r.stderr.includes(SECRET), 'the secret was printed');
-  } finally {
-    await rig.cleanup();
-  }
-});
+      // --only report: evaluate is pulled whole; the split reaches report only through its lineage
+      // (report has no dataset wire), and the valid/ pictures report declares are pulled for it.
+      assert.equal((await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'A', '--stage', 'evaluate'], env)).code, 0);
+      const c = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'C', '--only', 'report', '--pull'], env);
+      assert.equal(c.code, 0, c.stderr);
+      assert.doesNotMatch(c.stderr, /could not be (shown|pulled)/);
+      const cSplit = (await runRecord(rig, 'C', c)).find((e) => e['type'] === 'stage-pulled' && e['stage'] === 'split') as
+        { files: number; partial?: { reads: string[] } } | undefined;
+      assert.deepEqual(cSplit && [cSplit.files, cSplit.partial?.reads], [10, ['valid/**']]);
+      assert.match(await rig.read('C/latest/tiny/report/index.html'), /<img src="data:image\//);
+      for (const r of printed) assert.ok(!r.stdout.includes(SECRET) && !r.stderr.includes(SECRET), 'the secret was printed');
+    } finally {
+      await rig.cleanup();
+    }
+  },
+);
 
 test('a partial pull ignores a corrupt blob it does not need and refuses one it does', { timeout: 120_000 }, async () => {
   const rig = await Rig.create();

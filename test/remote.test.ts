@@ -33,7 +33,12 @@ after(async () => {
 function remote(opts: { bucket?: string; accessKeyId?: string; prefix?: string } = {}): RemoteCache {
   const url = `s3://${opts.bucket ?? server.bucket}/${opts.prefix ?? `t${++prefixN}/pipe`}`;
   return new RemoteCache(
-    S3Store.create(url, { endpoint: server.endpoint, region: 'us-east-1', maxAttempts: 1, credentials: { accessKeyId: opts.accessKeyId ?? S3_ACCESS_KEY_ID, secretAccessKey: SECRET } }),
+    S3Store.create(url, {
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      maxAttempts: 1,
+      credentials: { accessKeyId: opts.accessKeyId ?? S3_ACCESS_KEY_ID, secretAccessKey: SECRET },
+    }),
   );
 }
 
@@ -44,8 +49,8 @@ async function tempCache(): Promise<Cache> {
 }
 
 const sha = sha256;
-const artifact = (cache: Cache, stage: string, files: Record<string, Buffer | string>): Promise<Artifact> => commitFiles(cache, stage, files, { params: { n: 1 } });
-
+const artifact = (cache: Cache, stage: string, files: Record<string, Buffer | string>): Promise<Artifact> =>
+  commitFiles(cache, stage, files, { params: { n: 1 } });
 
 function counter(): Progress & { total: number; count: number } {
   const p = {
@@ -81,8 +86,14 @@ test('parseS3Url, remote selection and redaction', () => {
   assert.equal(remoteUrlFor(pipeline, { PIPE_REMOTE: 's3://from-env/p' }), 's3://from-env/p');
   assert.equal(remoteUrlFor(pipeline, { PIPE_REMOTE: 's3://from-env/p' }, 's3://flag/p'), 's3://flag/p');
   assert.equal(remoteFor({ cache: {} } as unknown as Pipeline, {}), undefined);
-  assert.throws(() => remoteFor({ cache: { remote: 'gs://x/y' } } as unknown as Pipeline, {}), (e) => e instanceof ExitError && e.code === 2);
-  assert.equal(redact(`key ${SECRET} and X-Amz-Signature=abcdef0123 aws_secret_access_key = zzz`, [SECRET]), 'key *** and X-Amz-Signature=*** aws_secret_access_key = ***');
+  assert.throws(
+    () => remoteFor({ cache: { remote: 'gs://x/y' } } as unknown as Pipeline, {}),
+    (e) => e instanceof ExitError && e.code === 2,
+  );
+  assert.equal(
+    redact(`key ${SECRET} and X-Amz-Signature=abcdef0123 aws_secret_access_key = zzz`, [SECRET]),
+    'key *** and X-Amz-Signature=*** aws_secret_access_key = ***',
+  );
   assert.ok(safeRelPath('a/b.txt'));
   for (const bad of ['../x', 'a/../../x', '/etc/passwd', 'a//b', './a', 'a\\b', '']) assert.ok(!safeRelPath(bad), bad);
 });
@@ -186,7 +197,7 @@ test('an interrupted push publishes nothing; the next push resumes and re-upload
     server.setHook(undefined);
     const objects = await listAll(r);
     assert.ok(!objects.some((k) => k.startsWith('entries/')), 'no manifest or meta after a failed push');
-    assert.ok(await r.meta(art.key) === undefined);
+    assert.ok((await r.meta(art.key)) === undefined);
     const uploaded = objects.filter((k) => k.startsWith('blobs/')).length;
     assert.ok(uploaded >= 10 && uploaded < 40, `${uploaded} blobs before the failure`);
 
@@ -240,7 +251,20 @@ test('a manifest with a path that escapes the artifact is refused', async () => 
     const manifest: ManifestEntry[] = [{ path: '../../escape.txt', size: 1, sha256: sha('x') }];
     await r.store.putBuffer(blobPath(sha('x')), 'x');
     await r.store.putBuffer(entryPath(key, 'manifest.json'), JSON.stringify(manifest));
-    const meta = { kind: 'files', key, contentHash: contentHashOf(manifest), stage: 'evil', uses: 'command', version: 1, params: {}, inputs: {}, createdAt: '', durationMs: 0, runId: '', host: '' };
+    const meta = {
+      kind: 'files',
+      key,
+      contentHash: contentHashOf(manifest),
+      stage: 'evil',
+      uses: 'command',
+      version: 1,
+      params: {},
+      inputs: {},
+      createdAt: '',
+      durationMs: 0,
+      runId: '',
+      host: '',
+    };
     await r.store.putBuffer(entryPath(key, 'meta.json'), JSON.stringify(meta));
     await assert.rejects(r.pull(b, key), /invalid entry/);
     // A manifest that does not hash to the meta's content hash.
@@ -332,7 +356,14 @@ test('clear errors: missing bucket, unknown access key; the secret never appears
       assert.ok(!e.message.includes(SECRET));
       return true;
     });
-    const unreachable = new RemoteCache(S3Store.create('s3://bkt/p', { endpoint: 'http://127.0.0.1:9', region: 'us-east-1', maxAttempts: 1, credentials: { accessKeyId: 'x', secretAccessKey: SECRET } }));
+    const unreachable = new RemoteCache(
+      S3Store.create('s3://bkt/p', {
+        endpoint: 'http://127.0.0.1:9',
+        region: 'us-east-1',
+        maxAttempts: 1,
+        credentials: { accessKeyId: 'x', secretAccessKey: SECRET },
+      }),
+    );
     await assert.rejects(unreachable.meta('a'.repeat(64)), /cannot reach the S3 store at http:\/\/127\.0\.0\.1:9 \(ECONNREFUSED\)/);
   } finally {
     await rm(c.root, { recursive: true, force: true });

@@ -75,7 +75,16 @@ test('report: renders in headless Chromium without errors, with every picture de
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-quic',
+    ],
   });
   t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -106,7 +115,10 @@ test('report: renders in headless Chromium without errors, with every picture de
   assert.equal(facts.figures, expected);
   assert.ok(facts.wrongFigures > 0);
   for (const img of facts.images) assert.ok(img.complete && img.naturalWidth > 0, `picture decoded: ${img.alt}`);
-  assert.ok(facts.images.some((i) => i.alt.includes('<script>')), 'the nasty name is an alt text, not markup');
+  assert.ok(
+    facts.images.some((i) => i.alt.includes('<script>')),
+    'the nasty name is an alt text, not markup',
+  );
   assert.equal(facts.charts.length, 2);
   for (const c of facts.charts) {
     assert.ok(c.paths >= 2 && c.circles >= 10, `chart has lines and points: ${JSON.stringify(c)}`);

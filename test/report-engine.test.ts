@@ -15,9 +15,15 @@ test('the model card and report.md name the engine that trained, not the frozen 
   // As finetune-flow writes them after `trainable: all` trained on ONNX Runtime.
   await writeFile(path.join(fixture.modelDir, 'finetune.json'), JSON.stringify({ architecture: 'tiny-vgg', cut: null, trainable: 'all' }));
   const a = fixtureArtifacts(fixture);
-  const model = { ...a.model, meta: { ...a.model.meta, info: { backend: 'wasm', engine: 'none', train_engine: { engine: 'onnx', provider: 'cpu', threads: 2 } } } };
+  const model = {
+    ...a.model,
+    meta: { ...a.model.meta, info: { backend: 'wasm', engine: 'none', train_engine: { engine: 'onnx', provider: 'cpu', threads: 2 } } },
+  };
   const lineage = a.lineage.map((l) => (l.stage === 'finetune' ? { ...l, artifact: model } : l));
-  const ctx = await makeTestContext<ReportParams>({ thumbnails: 160, max_per_view: 8 }, { inputs: { evaluation: a.evaluation, model }, lineage, stageId: 'report' });
+  const ctx = await makeTestContext<ReportParams>(
+    { thumbnails: 160, max_per_view: 8 },
+    { inputs: { evaluation: a.evaluation, model }, lineage, stageId: 'report' },
+  );
   t.after(async () => {
     await ctx.cleanup();
     await fixture.cleanup();
@@ -25,7 +31,12 @@ test('the model card and report.md name the engine that trained, not the frozen 
   await reportStage.run(ctx);
   const cached = await readFile(path.join(ctx.outDir, 'index.html'), 'utf8');
   // The stage table's engine chip and report.md's engine line are the run view's (what computed).
-  const facts: RunFacts = { runId: 'r', startedAt: '2026-11-28T14:02:00.000Z', pipeVersion: '1', stages: lineage.map((l) => runStageRow(l.stage, l.artifact, 'r')) };
+  const facts: RunFacts = {
+    runId: 'r',
+    startedAt: '2026-11-28T14:02:00.000Z',
+    pipeVersion: '1',
+    stages: lineage.map((l) => runStageRow(l.stage, l.artifact, 'r')),
+  };
   const html = renderRunHtml(cached, facts) ?? '';
   const md = renderRunMarkdown(await readFile(path.join(ctx.outDir, 'report.md'), 'utf8'), facts) ?? '';
   const card = html.slice(html.indexOf('<section id="model">'));

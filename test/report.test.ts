@@ -48,11 +48,14 @@ interface Ran {
 async function runReport(t: { after(fn: () => Promise<void>): void }, options: FixtureOptions = {}, params: Partial<ReportParams> = {}): Promise<Ran> {
   const fixture = await makeReportFixture(options);
   const a = fixtureArtifacts(fixture);
-  const ctx = await makeTestContext<ReportParams>({ ...DEFAULTS, ...params }, {
-    inputs: { evaluation: a.evaluation, model: a.model },
-    lineage: a.lineage,
-    stageId: 'report',
-  });
+  const ctx = await makeTestContext<ReportParams>(
+    { ...DEFAULTS, ...params },
+    {
+      inputs: { evaluation: a.evaluation, model: a.model },
+      lineage: a.lineage,
+      stageId: 'report',
+    },
+  );
   t.after(async () => {
     await ctx.cleanup();
     await fixture.cleanup();
@@ -243,16 +246,26 @@ test('report: artifacts that came from a remote cache say so (pulled, when, part
     await fixture.cleanup();
   });
   await reportStage.run(ctx);
-  const { html, md } = runView({ html: await readFile(path.join(ctx.outDir, 'index.html'), 'utf8'), md: await readFile(path.join(ctx.outDir, 'report.md'), 'utf8') }, lineage);
+  const { html, md } = runView(
+    { html: await readFile(path.join(ctx.outDir, 'index.html'), 'utf8'), md: await readFile(path.join(ctx.outDir, 'report.md'), 'utf8') },
+    lineage,
+  );
   // The run view's stage table is the last one listing the stages.
-  const row = (stage: string) => html.slice(html.lastIndexOf(`<th scope="row">${stage}</th>`), html.indexOf('</tr>', html.lastIndexOf(`<th scope="row">${stage}</th>`)));
-  assert.match(row('split'), /<span class="badge remote">pulled<\/span> from <code>s3:\/\/team-cache\/pipe_ci<\/code>, 2026-11-29 08:00:05 UTC <span class="muted">\(partly: 2,001 of 25,003 files\)<\/span>/);
+  const row = (stage: string) =>
+    html.slice(html.lastIndexOf(`<th scope="row">${stage}</th>`), html.indexOf('</tr>', html.lastIndexOf(`<th scope="row">${stage}</th>`)));
+  assert.match(
+    row('split'),
+    /<span class="badge remote">pulled<\/span> from <code>s3:\/\/team-cache\/pipe_ci<\/code>, 2026-11-29 08:00:05 UTC <span class="muted">\(partly: 2,001 of 25,003 files\)<\/span>/,
+  );
   assert.match(row('finetune'), /badge remote">pulled<\/span> from <code>s3:\/\/team-cache\/pipe_ci<\/code>, 2026-11-29 08:00:05 UTC<\/td>/);
   assert.match(row('data'), /badge remote">on remote<\/span> <code>s3:\/\/team-cache\/pipe_ci<\/code> <span class="muted">\(only its meta\.json was read\)/);
   assert.doesNotMatch(row('evaluate'), /badge remote/);
   assert.match(html, /"pulled": taken from a remote cache/);
   const mdRow = (stage: string) => md.split('\n').find((l) => l.startsWith(`| ${stage} |`)) ?? '';
-  assert.match(mdRow('split'), /cached from run 20261127-0912-a1b2; \*\*pulled\*\* from s3:\/\/team-cache\/pipe\\_ci 2026-11-29 08:00:05 UTC \(partly: 2,001 of 25,003 files\) \|$/);
+  assert.match(
+    mdRow('split'),
+    /cached from run 20261127-0912-a1b2; \*\*pulled\*\* from s3:\/\/team-cache\/pipe\\_ci 2026-11-29 08:00:05 UTC \(partly: 2,001 of 25,003 files\) \|$/,
+  );
   assert.match(mdRow('finetune'), /\*\*pulled\*\* from s3:\/\/team-cache\/pipe\\_ci 2026-11-29 08:00:05 UTC \|$/);
   assert.match(mdRow('data'), /; on remote s3:\/\/team-cache\/pipe\\_ci \(only its meta\.json was read\) \|$/);
   assert.doesNotMatch(mdRow('evaluate'), /pulled|remote/);
@@ -262,8 +275,22 @@ test('report: malformed metrics.json is a StageError naming the file', async (t)
   const cases: [string, RegExp][] = [
     ['{"accuracy": 0.9,', /^metrics\.json: not valid JSON/],
     [JSON.stringify({ accuracy: 0.9, log_loss: 0.2, classes: ['cat', 'dog'], confusion: [[1, 2]] }), /^metrics\.json: confusion must have 2 rows/],
-    [JSON.stringify({ accuracy: '90%', log_loss: 0.2, classes: ['a'], confusion: [[1]] }), /^metrics\.json: accuracy must be a finite number, got the string "90%"/],
-    [JSON.stringify({ accuracy: 0.5, log_loss: 0.2, classes: ['a', 'b'], confusion: [[1, 1], [1, -1]] }), /^metrics\.json: confusion\[1\]\[1\] must be a non-negative integer/],
+    [
+      JSON.stringify({ accuracy: '90%', log_loss: 0.2, classes: ['a'], confusion: [[1]] }),
+      /^metrics\.json: accuracy must be a finite number, got the string "90%"/,
+    ],
+    [
+      JSON.stringify({
+        accuracy: 0.5,
+        log_loss: 0.2,
+        classes: ['a', 'b'],
+        confusion: [
+          [1, 1],
+          [1, -1],
+        ],
+      }),
+      /^metrics\.json: confusion\[1\]\[1\] must be a non-negative integer/,
+    ],
     ['[]', /^metrics\.json: must be an object/],
   ];
   for (const [body, message] of cases) {
@@ -291,7 +318,10 @@ test('report: an optional file that exists but is malformed is a StageError too'
     await ctx.cleanup();
     await fixture.cleanup();
   });
-  await assert.rejects(reportStage.run(ctx), (e: unknown) => e instanceof StageError && /^history\.json: epochs\[0\]\.loss must be a finite number/.test(e.message));
+  await assert.rejects(
+    reportStage.run(ctx),
+    (e: unknown) => e instanceof StageError && /^history\.json: epochs\[0\]\.loss must be a finite number/.test(e.message),
+  );
 });
 
 test('report: missing metrics.json is a StageError', async (t) => {
@@ -316,7 +346,10 @@ test('report: a missing picture or a path leaving the dataset shows a placeholde
   const shown = shownItems(fixture, 8);
   assert.equal(count(html, /<figure /g), shown);
   assert.equal(count(html, /<img /g), shown - 2);
-  assert.ok(ctx.logs.some((l) => /^warn: 2 of \d+ pictures could not be shown/.test(l)), ctx.logs.join('\n'));
+  assert.ok(
+    ctx.logs.some((l) => /^warn: 2 of \d+ pictures could not be shown/.test(l)),
+    ctx.logs.join('\n'),
+  );
 });
 
 test('report: max_per_view limits the pictures and says how many there were', async (t) => {
@@ -361,8 +394,16 @@ test('report helpers: escaping, CSV, ticks, validation', () => {
   assert.equal(parseHistory({ epochs: [{ loss: null, accuracy: 0.5 }] }).epochs[0]?.epoch, 1);
   assert.throws(() => parseHistory({ epochs: [{ epoch: 1, loss: 'x' }] }), /^StageError: history\.json: epochs\[0\]\.loss must be a finite number/);
   // per_class absent: derived from the confusion matrix.
-  const m = parseMetrics({ accuracy: 0.75, log_loss: 0.5, classes: ['a', 'b'], confusion: [[3, 1], [0, 0]] });
-  assert.deepEqual(m.perClass.a, { precision: 1, recall: 0.75, f1: 2 * 0.75 / 1.75, support: 4 });
+  const m = parseMetrics({
+    accuracy: 0.75,
+    log_loss: 0.5,
+    classes: ['a', 'b'],
+    confusion: [
+      [3, 1],
+      [0, 0],
+    ],
+  });
+  assert.deepEqual(m.perClass.a, { precision: 1, recall: 0.75, f1: (2 * 0.75) / 1.75, support: 4 });
   assert.equal(m.count, 4);
   assert.ok(NASTY_FILE.includes('<script>'));
 });

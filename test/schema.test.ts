@@ -46,7 +46,10 @@ test('precompiled validators are used while their schema is unchanged, ajv other
   assert.notEqual(compiled, pre, 'a changed schema is compiled, not matched by name');
   assert.deepEqual(checkParams(edited, {}).params, { deps: [], env: {}, kind: 'files', workdir: 'pipeline' });
   assert.deepEqual(checkParams(command.params, { run: 'x' }, 'command').params, { run: 'x', deps: [], env: {}, kind: 'files', workdir: 'pipeline' });
-  assert.deepEqual(checkParams(command.params, { run: 1 }, 'command').problems.map((p) => p.message), ['must be a string or a list of strings']);
+  assert.deepEqual(
+    checkParams(command.params, { run: 1 }, 'command').problems.map((p) => p.message),
+    ['must be a string or a list of strings'],
+  );
 });
 
 test('loading a pipeline of built-in stages never loads ajv itself', async () => {
@@ -84,7 +87,16 @@ test('the schema rejects broken pipelines', () => {
   const validate = compile(pipelineJsonSchema());
   const ok = { stages: { a: { uses: 'command', with: { run: 'x' } } } };
   assert.ok(validate(ok));
-  assert.ok(validate({ params: { t: 64 }, stages: { e: { uses: 'command', with: { run: 'x', kind: 'evaluation' } }, r: { uses: 'report', inputs: { evaluation: 'e' }, with: { thumbnails: '${params.t}' } } } }), 'a whole reference stands for any type');
+  assert.ok(
+    validate({
+      params: { t: 64 },
+      stages: {
+        e: { uses: 'command', with: { run: 'x', kind: 'evaluation' } },
+        r: { uses: 'report', inputs: { evaluation: 'e' }, with: { thumbnails: '${params.t}' } },
+      },
+    }),
+    'a whole reference stands for any type',
+  );
   const bad: [string, unknown][] = [
     ['unknown stage', { stages: { a: { uses: 'nope' } } }],
     ['unknown param', { stages: { a: { uses: 'command', with: { run: 'x', bogus: 1 } } } }],
@@ -111,7 +123,12 @@ test('ports and required params of each stage type are in the schema, with descr
     name: 'train',
     version: 1,
     description: 'Trains.',
-    params: { type: 'object', additionalProperties: false, required: ['epochs'], properties: { epochs: { type: 'integer', minimum: 1, description: 'Passes over the data.' } } },
+    params: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['epochs'],
+      properties: { epochs: { type: 'integer', minimum: 1, description: 'Passes over the data.' } },
+    },
     inputs: { dataset: { kind: 'dataset', description: 'The split.' }, extra: { kind: 'files', required: false } },
     output: 'model',
     run: none,

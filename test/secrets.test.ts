@@ -8,7 +8,14 @@ import type { Stage } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
 import { readSecretsLine, secretNames, secretsForHost, secretsLine, unsetSecrets } from '../runner/secrets.js';
 
-const spec = (secrets: string[] = []): StageSpec => ({ id: 's', uses: 't', with: {}, inputs: {}, needs: [], secrets: secrets.map((name, i) => ({ name, path: `stages.s.secrets[${i}]` })) });
+const spec = (secrets: string[] = []): StageSpec => ({
+  id: 's',
+  uses: 't',
+  with: {},
+  inputs: {},
+  needs: [],
+  secrets: secrets.map((name, i) => ({ name, path: `stages.s.secrets[${i}]` })),
+});
 const pipeline = { displayPath: 'p.yaml', positionOf: (p: string) => (p === 'stages.s.secrets[0]' ? { line: 4, col: 15 } : undefined) } as unknown as Pipeline;
 const stageWith = (optional: boolean): Stage<any> => ({ name: 't', secrets: [{ anyOf: [['TOKEN'], ['USER', 'KEY']], optional }] }) as unknown as Stage<any>;
 
@@ -25,7 +32,10 @@ test('a required credential with alternatives is met by any one whole set; a hal
 
 test('declared names are required one by one and located where they are written', () => {
   const unset = unsetSecrets(pipeline, undefined, spec(['API_TOKEN', 'OTHER']), { OTHER: 'x' });
-  assert.deepEqual(unset.map((u) => u.message), ['p.yaml:4:15: stages.s.secrets[0]: API_TOKEN is not set in the environment pipe runs in (stage s declares it)']);
+  assert.deepEqual(
+    unset.map((u) => u.message),
+    ['p.yaml:4:15: stages.s.secrets[0]: API_TOKEN is not set in the environment pipe runs in (stage s declares it)'],
+  );
   assert.deepEqual(secretNames(stageWith(true), spec(['API_TOKEN'])), ['API_TOKEN', 'KEY', 'TOKEN', 'USER']);
 });
 
@@ -43,7 +53,10 @@ test('pipe exec reads one JSON line of declared string values from stdin, and no
   // Split across chunks, with more after the line.
   const chunks = [line.slice(0, 5), line.slice(5), 'ignored\n'];
   assert.deepEqual(await readSecretsLine(Readable.from(chunks), ['API_TOKEN']), { API_TOKEN: 'v"al\nue' });
-  await assert.rejects(readSecretsLine(Readable.from([secretsLine({ API_TOKEN: 'x', PATH: '/evil' })]), ['API_TOKEN']), (e: unknown) => e instanceof StageError && /undeclared PATH/.test(e.message));
+  await assert.rejects(
+    readSecretsLine(Readable.from([secretsLine({ API_TOKEN: 'x', PATH: '/evil' })]), ['API_TOKEN']),
+    (e: unknown) => e instanceof StageError && /undeclared PATH/.test(e.message),
+  );
   await assert.rejects(readSecretsLine(Readable.from(['{"API_TOKEN": 1}\n']), ['API_TOKEN']), /non-string API_TOKEN/);
   await assert.rejects(readSecretsLine(Readable.from([]), ['API_TOKEN']), /sent no secrets on stdin/);
   await assert.rejects(readSecretsLine(Readable.from(['not json\n']), ['API_TOKEN']), /not JSON/);

@@ -15,8 +15,30 @@ const LINE =
 test('scontrol show job -o: the fields pipe reads, and a purged job is undefined', () => {
   const s = parseJobState(`${LINE}\n`)!;
   assert.deepEqual(
-    { id: s.id, state: s.state, reason: s.reason, restarts: s.restarts, node: s.node, limit: s.timeLimit, exit: s.exitCode, partition: s.partition, start: s.startTime, end: s.endTime },
-    { id: '42', state: 'TIMEOUT', reason: 'TimeLimit', restarts: 2, node: 'node7', limit: '00:01:00', exit: '0:15', partition: 'debug', start: '2026-12-07T19:40:49', end: '2026-12-07T19:41:20' },
+    {
+      id: s.id,
+      state: s.state,
+      reason: s.reason,
+      restarts: s.restarts,
+      node: s.node,
+      limit: s.timeLimit,
+      exit: s.exitCode,
+      partition: s.partition,
+      start: s.startTime,
+      end: s.endTime,
+    },
+    {
+      id: '42',
+      state: 'TIMEOUT',
+      reason: 'TimeLimit',
+      restarts: 2,
+      node: 'node7',
+      limit: '00:01:00',
+      exit: '0:15',
+      partition: 'debug',
+      start: '2026-12-07T19:40:49',
+      end: '2026-12-07T19:41:20',
+    },
   );
   assert.equal(parseJobState('slurm_load_jobs error: Invalid job id specified\n'), undefined);
   const pending = parseJobState('JobId=5 JobState=PENDING Reason=Resources NodeList=(null) StartTime=Unknown EndTime=Unknown')!;
@@ -29,7 +51,10 @@ test('each state says what happened, with the job id', () => {
   assert.equal(endedWhy(s, '1'), 'Slurm job 42 on node7 exceeded its time limit (00:01:00) and was killed');
   assert.equal(endedWhy({ ...s, state: 'CANCELLED' }, undefined), 'Slurm job 42 on node7 was cancelled (scancel, or an administrator)');
   assert.equal(endedWhy({ ...s, state: 'OUT_OF_MEMORY' }, undefined), 'Slurm job 42 on node7 ran out of memory (raise `mem`)');
-  assert.equal(endedWhy({ ...s, state: 'FAILED', reason: 'NonZeroExitCode', exitCode: '1:0' }, undefined), 'Slurm job 42 on node7 failed (FAILED, exit code 1:0, NonZeroExitCode)');
+  assert.equal(
+    endedWhy({ ...s, state: 'FAILED', reason: 'NonZeroExitCode', exitCode: '1:0' }, undefined),
+    'Slurm job 42 on node7 failed (FAILED, exit code 1:0, NonZeroExitCode)',
+  );
   assert.equal(endedWhy({ ...s, state: 'COMPLETED' }, undefined), undefined);
   assert.equal(pendingWhy('Resources'), 'waiting for free resources (Resources)');
   assert.equal(pendingWhy('AssocMaxJobsLimit'), 'pending (AssocMaxJobsLimit)');

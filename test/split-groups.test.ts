@@ -36,7 +36,8 @@ before(async () => {
   pets = path.join(root, 'pets');
   const files = new Map<string, Buffer>();
   let seed = 1;
-  for (const [cls, breeds] of Object.entries(BREEDS)) for (const [breed, n] of Object.entries(breeds)) for (let i = 1; i <= n; i++) files.set(`${cls}/${breed}_${i}.jpg`, await jpeg(seed++));
+  for (const [cls, breeds] of Object.entries(BREEDS))
+    for (const [breed, n] of Object.entries(breeds)) for (let i = 1; i <= n; i++) files.set(`${cls}/${breed}_${i}.jpg`, await jpeg(seed++));
   await writeFiles(pets, files);
 });
 after(async () => {
@@ -61,7 +62,11 @@ test('group_pattern: no breed on both sides, whatever the seed; valid as close t
     const { split, result, logs } = await runSplit(pets, { seed });
     const train = new Set(split.files.train.map(breedOf));
     const valid = new Set(split.files.valid.map(breedOf));
-    assert.deepEqual([...train].filter((b) => valid.has(b)), [], `seed ${seed}: breeds on both sides`);
+    assert.deepEqual(
+      [...train].filter((b) => valid.has(b)),
+      [],
+      `seed ${seed}: breeds on both sides`,
+    );
     assert.deepEqual(split.groups, { pattern: PATTERN, train: [...train].sort(), valid: [...valid].sort() });
     // Stratified by class: each class gives whole breeds, and keeps at least one to train on.
     for (const cls of ['cat', 'dog']) {
@@ -70,15 +75,29 @@ test('group_pattern: no breed on both sides, whatever the seed; valid as close t
     // 40 photos, valid 0.3 -> 12 asked (6 cats, 6 dogs): whole breeds of 2-6 photos land within 1 per class here.
     const n = split.files.valid.length;
     assert.ok(Math.abs(n - 12) <= 2, `seed ${seed}: valid ${n}`);
-    assert.ok(logs.some((l) => l.includes(`valid holds ${n} images in ${valid.size} of 10 groups`)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => l.includes(`valid holds ${n} images in ${valid.size} of 10 groups`)),
+      logs.join('\n'),
+    );
     assert.match(result.summary!, new RegExp(`groups: ${train.size} train, ${valid.size} valid`));
   }
 });
 
 test('group_pattern: a file that does not match is a located error naming it; not with layout: folders', async () => {
   const odd = path.join(root, 'odd');
-  await writeFiles(odd, new Map([['cat/Bengal_1.jpg', await jpeg(1)], ['cat/Bengal_2.jpg', await jpeg(2)], ['dog/pug_1.jpg', await jpeg(3)], ['dog/IMG0001.jpg', await jpeg(4)]]));
+  await writeFiles(
+    odd,
+    new Map([
+      ['cat/Bengal_1.jpg', await jpeg(1)],
+      ['cat/Bengal_2.jpg', await jpeg(2)],
+      ['dog/pug_1.jpg', await jpeg(3)],
+      ['dog/IMG0001.jpg', await jpeg(4)],
+    ]),
+  );
   await assert.rejects(runSplit(odd, {}), (e: Error) => e instanceof StageError && e.message.includes("'dog/IMG0001.jpg' does not match group_pattern"));
   await assert.rejects(runSplit(pets, { group_pattern: '^.+_\\d+' }), (e: Error) => e instanceof StageError && /needs a capture group/.test(e.message));
-  await assert.rejects(runSplit(pets, { layout: 'folders' }), (e: Error) => e instanceof StageError && /group_pattern applies to layout: random/.test(e.message));
+  await assert.rejects(
+    runSplit(pets, { layout: 'folders' }),
+    (e: Error) => e instanceof StageError && /group_pattern applies to layout: random/.test(e.message),
+  );
 });

@@ -97,7 +97,10 @@ test('layout: folders with only valid/ is a dataset to evaluate on; with neither
     assert.deepEqual(r.split.counts.train, { cats: 0, dogs: 0 });
     assert.deepEqual(r.split.counts.valid, { cats: 2, dogs: 3 });
     assert.equal(r.split.files['sample/valid'].length, 5);
-    assert.ok(r.logs.some((l) => /no folder 'train': the dataset has no train set/.test(l)), r.logs.join('\n'));
+    assert.ok(
+      r.logs.some((l) => /no folder 'train': the dataset has no train set/.test(l)),
+      r.logs.join('\n'),
+    );
   } finally {
     await r.cleanup();
   }
@@ -190,7 +193,18 @@ test('valid: 1.0 is refused where it is written, naming both readings; 1, 0 and 
   const check = async (valid: string): Promise<string[]> => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'pipe-split-valid-'));
     try {
-      const yaml = ['stages:', '  raw:', '    uses: command', "    with: { run: 'true' }", '  split:', '    uses: split', '    inputs: { images: raw }', '    with:', `      valid: ${valid}`, ''].join('\n');
+      const yaml = [
+        'stages:',
+        '  raw:',
+        '    uses: command',
+        "    with: { run: 'true' }",
+        '  split:',
+        '    uses: split',
+        '    inputs: { images: raw }',
+        '    with:',
+        `      valid: ${valid}`,
+        '',
+      ].join('\n');
       await writeFile(path.join(dir, 'p.yaml'), yaml);
       const r = await loadPipeline('p.yaml', { cwd: dir, registry });
       return r.ok ? [] : r.errors.map(diagnosticLine);

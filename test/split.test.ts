@@ -43,7 +43,11 @@ before(async () => {
   folders = path.join(root, 'folders');
   let seed = 500;
   const files = new Map<string, Buffer>();
-  for (const [cls, n] of [['cat', 6], ['dog', 6], ['bird', 3]] as const) {
+  for (const [cls, n] of [
+    ['cat', 6],
+    ['dog', 6],
+    ['bird', 3],
+  ] as const) {
     for (let i = 0; i < n; i++) files.set(`${cls}/img_${i}.png`.replace('.png', i % 2 ? '.jpg' : '.jpeg'), await jpeg(seed++));
   }
   files.set('loose.jpg', await jpeg(1));
@@ -54,7 +58,10 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-async function runSplit(input: string, p: Partial<SplitParams>): Promise<{ split: SplitFile; raw: string; outDir: string; logs: string[]; cleanup: () => Promise<void> }> {
+async function runSplit(
+  input: string,
+  p: Partial<SplitParams>,
+): Promise<{ split: SplitFile; raw: string; outDir: string; logs: string[]; cleanup: () => Promise<void> }> {
   const ctx = await makeTestContext<SplitParams>({ ...DEFAULTS, ...p }, { inputs: { images: artifactFromDir(input, 'files') } });
   try {
     await splitStage.run(ctx);
@@ -65,7 +72,6 @@ async function runSplit(input: string, p: Partial<SplitParams>): Promise<{ split
   const raw = await readFile(path.join(ctx.outDir, 'split.json'), 'utf8');
   return { split: JSON.parse(raw) as SplitFile, raw, outDir: ctx.outDir, logs: ctx.logs, cleanup: () => ctx.cleanup() };
 }
-
 
 test('the fast.ai layout, split.json in the agreed shape, hard links, corrupt files listed', async () => {
   const r = await runSplit(kaggle, { from: 'train', test: 'test', valid: 5, sample: { train: 4, valid: 2 } });
@@ -106,7 +112,10 @@ test('the fast.ai layout, split.json in the agreed shape, hard links, corrupt fi
     for (const f of split.files['sample/train']) assert.ok(split.files.train.includes(f.replace(/^sample\//, '')), f);
     for (const f of split.files['sample/valid']) assert.ok(split.files.valid.includes(f.replace(/^sample\//, '')), f);
     // Excluded: corrupt images with the decoder's reason, unlabelled names; sorted by file.
-    assert.deepEqual(split.excluded.map((e) => e.file), ['test/6.jpg', 'train/Mystery.jpg', 'train/cat.12.jpg', 'train/dog.8.jpg']);
+    assert.deepEqual(
+      split.excluded.map((e) => e.file),
+      ['test/6.jpg', 'train/Mystery.jpg', 'train/cat.12.jpg', 'train/dog.8.jpg'],
+    );
     const reason = (f: string) => split.excluded.find((e) => e.file === f)!.reason;
     assert.match(reason('train/cat.12.jpg'), /premature end of JPEG|Corrupt JPEG/i);
     assert.match(reason('train/dog.8.jpg'), /unsupported image format/i);
@@ -181,13 +190,33 @@ test('clear errors: too little data, a missing folder, one class, a pattern with
   }
   // A class smaller than its share of valid (stratified): bird has 3 images.
   const small = path.join(root, 'small');
-  await writeFiles(small, new Map([['a/1.jpg', await jpeg(1)], ['b/1.jpg', await jpeg(2)], ['b/2.jpg', await jpeg(3)], ['b/3.jpg', await jpeg(4)]]));
-  await assert.rejects(runSplit(small, { label_from: 'folder', valid: 2, sample: { train: 0, valid: 0 } }), /class 'a' has 1 images: holding out 1 for validation would leave none/);
+  await writeFiles(
+    small,
+    new Map([
+      ['a/1.jpg', await jpeg(1)],
+      ['b/1.jpg', await jpeg(2)],
+      ['b/2.jpg', await jpeg(3)],
+      ['b/3.jpg', await jpeg(4)],
+    ]),
+  );
+  await assert.rejects(
+    runSplit(small, { label_from: 'folder', valid: 2, sample: { train: 0, valid: 0 } }),
+    /class 'a' has 1 images: holding out 1 for validation would leave none/,
+  );
 });
 
 test('test images nested inside `from` are not taken as training images', async () => {
   const dir = path.join(root, 'flat');
-  await writeFiles(dir, new Map([['cat.1.jpg', await jpeg(1)], ['cat.2.jpg', await jpeg(2)], ['dog.1.jpg', await jpeg(3)], ['dog.2.jpg', await jpeg(4)], ['test/1.jpg', await jpeg(5)]]));
+  await writeFiles(
+    dir,
+    new Map([
+      ['cat.1.jpg', await jpeg(1)],
+      ['cat.2.jpg', await jpeg(2)],
+      ['dog.1.jpg', await jpeg(3)],
+      ['dog.2.jpg', await jpeg(4)],
+      ['test/1.jpg', await jpeg(5)],
+    ]),
+  );
   const r = await runSplit(dir, { valid: 2, test: 'test', sample: { train: 0, valid: 0 } });
   try {
     assert.deepEqual(r.split.excluded, []);
@@ -205,7 +234,10 @@ test('apportion and the PRNG', () => {
   const a = makeRng(42);
   const b = makeRng(42);
   const xs = Array.from({ length: 1000 }, () => a());
-  assert.deepEqual(xs, Array.from({ length: 1000 }, () => b()));
+  assert.deepEqual(
+    xs,
+    Array.from({ length: 1000 }, () => b()),
+  );
   assert.ok(xs.every((x) => x >= 0 && x < 1));
   const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
   assert.ok(Math.abs(mean - 0.5) < 0.05);

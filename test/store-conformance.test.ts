@@ -30,7 +30,12 @@ after(async () => {
   await rm(folder, { recursive: true, force: true });
 });
 
-const s3Options = () => ({ endpoint: server.endpoint, region: 'us-east-1', maxAttempts: 1, credentials: { accessKeyId: S3_ACCESS_KEY_ID, secretAccessKey: SECRET } });
+const s3Options = () => ({
+  endpoint: server.endpoint,
+  region: 'us-east-1',
+  maxAttempts: 1,
+  credentials: { accessKeyId: S3_ACCESS_KEY_ID, secretAccessKey: SECRET },
+});
 
 /** Each store: a fresh, empty remote per call, and one whose bucket or folder does not exist. */
 const STORES: Record<string, { fresh(): ObjectStore; missing(): ObjectStore }> = {
@@ -103,10 +108,13 @@ for (const [name, make] of Object.entries(STORES)) {
     });
 
     test('a missing bucket or folder is one clear RemoteError', async () => {
-      const err = await make.missing().ready().then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const err = await make
+        .missing()
+        .ready()
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       assert.ok(err instanceof RemoteError, String(err));
       assert.equal(err.kind, 'no-bucket');
       assert.match(err.message, /does not exist/);
@@ -145,9 +153,16 @@ test('file://: writes are a rename of a temp file (never listed); URLs that are 
     await writeFile(path.join(dir, 'entries/k/meta.json.pipe-tmp-1-dead'), 'half');
     assert.deepEqual(await all(s.list('entries/')), ['entries/k/meta.json:1']);
     assert.deepEqual((await readdir(path.join(dir, 'entries/k'))).sort(), ['meta.json', 'meta.json.pipe-tmp-1-dead']);
-    assert.throws(() => openStore('file://relative/x'), (e) => e instanceof RemoteError && e.kind === 'config' && /must be absolute.*file:\/\/\/absolute\/folder/.test(e.message));
+    assert.throws(
+      () => openStore('file://relative/x'),
+      (e) => e instanceof RemoteError && e.kind === 'config' && /must be absolute.*file:\/\/\/absolute\/folder/.test(e.message),
+    );
     for (const bad of ['gs://b/p', 'file:relative']) {
-      assert.throws(() => openStore(bad), (e) => e instanceof RemoteError && e.kind === 'config' && /is not an s3:\/\/ URL or a file:\/\/ URL/.test(e.message), bad);
+      assert.throws(
+        () => openStore(bad),
+        (e) => e instanceof RemoteError && e.kind === 'config' && /is not an s3:\/\/ URL or a file:\/\/ URL/.test(e.message),
+        bad,
+      );
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

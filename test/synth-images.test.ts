@@ -16,7 +16,6 @@ async function synth(p: Partial<SynthImagesParams>): Promise<TestContext<SynthIm
   return ctx;
 }
 
-
 test('Kaggle naming, the asked size, decodable JPEGs', async () => {
   const ctx = await synth({});
   try {
@@ -68,7 +67,7 @@ test('classes differ on average but single images vary widely (not separable by 
   });
   const [cat, dog] = stats as [{ mean: number; sd: number }, { mean: number; sd: number }];
   assert.ok(cat.mean - dog.mean > 5, `class colour statistics should differ a little: ${JSON.stringify(stats)}`);
-  assert.ok(cat.sd > (cat.mean - dog.mean) && dog.sd > (cat.mean - dog.mean), `within-class spread should exceed the class difference: ${JSON.stringify(stats)}`);
+  assert.ok(cat.sd > cat.mean - dog.mean && dog.sd > cat.mean - dog.mean, `within-class spread should exceed the class difference: ${JSON.stringify(stats)}`);
   // Pixels of two images of one class are not the same picture.
   const x = synthesise(w, h, 0, 2, makeRng(1));
   const y = synthesise(w, h, 0, 2, makeRng(2));
@@ -82,7 +81,17 @@ test('fast: 200 images of 160x120 in a few seconds, and split reads them with it
   const ctx = await synth({ train_per_class: 90, test: 20, width: 160, height: 120 });
   const seconds = (performance.now() - t0) / 1000;
   const splitCtx = await makeTestContext<SplitParams>(
-    { from: 'train', label_from: 'filename', label_pattern: '^([a-z]+)\\.', valid: 0.2, sample: { train: 20, valid: 10 }, test: 'test', stratify: true, seed: 42, extensions: ['jpg', 'jpeg', 'png', 'webp'] },
+    {
+      from: 'train',
+      label_from: 'filename',
+      label_pattern: '^([a-z]+)\\.',
+      valid: 0.2,
+      sample: { train: 20, valid: 10 },
+      test: 'test',
+      stratify: true,
+      seed: 42,
+      extensions: ['jpg', 'jpeg', 'png', 'webp'],
+    },
     { inputs: { images: artifactFromDir(ctx.outDir, 'files', 'data') } },
   );
   try {

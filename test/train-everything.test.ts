@@ -21,7 +21,10 @@ test('valid: 0: finetune trains on everything and says so; evaluate needs on: te
     const ft = await makeTestContext(params, { inputs: { dataset } });
     try {
       const r = await finetuneVgg16Stage.run(ft);
-      assert.ok(ft.logs.includes("warn: the dataset has no 'valid' images (valid: 0): training on all 16 images, with no validation metrics"), ft.logs.join('\n'));
+      assert.ok(
+        ft.logs.includes("warn: the dataset has no 'valid' images (valid: 0): training on all 16 images, with no validation metrics"),
+        ft.logs.join('\n'),
+      );
       assert.match(r?.summary ?? '', /^trained 1 epochs \(.*; no 'valid' images, so no validation metrics\)$/);
       assert.equal(r?.metrics?.['val_accuracy'], undefined);
       const model = artifactFromDir(ft.outDir, 'model', 'finetune');

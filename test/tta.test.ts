@@ -28,7 +28,9 @@ const cleanups: (() => Promise<void>)[] = [];
 async function png(file: string, pixel: (x: number, y: number) => [number, number, number]): Promise<void> {
   const data = Buffer.alloc(32 * 32 * 3);
   for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) data.set(pixel(x, y), (y * 32 + x) * 3);
-  await sharp(data, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(file);
+  await sharp(data, { raw: { width: 32, height: 32, channels: 3 } })
+    .png()
+    .toFile(file);
 }
 
 before(async () => {
@@ -63,11 +65,18 @@ after(async () => {
 
 const PARAMS: PredictParams = { from: '', batch_size: 5, top_k: 3, extensions: ['png'], backend: 'wasm', engine: 'tfjs' };
 
-async function predictProbs(model: Artifact, tta: PredictParams['tta']): Promise<{ probs: Record<string, [number, number]>; summary: string; json: Record<string, unknown> }> {
+async function predictProbs(
+  model: Artifact,
+  tta: PredictParams['tta'],
+): Promise<{ probs: Record<string, [number, number]>; summary: string; json: Record<string, unknown> }> {
   const ctx = await makeTestContext<PredictParams>({ ...PARAMS, tta }, { inputs: { model, images: photos }, derivedRoot });
   try {
     const r = await predictStage.run(ctx);
-    const rows = (await readFile(path.join(ctx.outDir, 'predictions.csv'), 'utf8')).trim().split('\n').slice(1).map((l) => l.split(','));
+    const rows = (await readFile(path.join(ctx.outDir, 'predictions.csv'), 'utf8'))
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(','));
     const json = JSON.parse(await readFile(path.join(ctx.outDir, 'predict.json'), 'utf8')) as Record<string, unknown>;
     return { probs: Object.fromEntries(rows.map((r) => [r[0]!, [Number(r[2]), Number(r[3])]])), summary: r?.summary ?? '', json };
   } finally {
@@ -78,19 +87,29 @@ async function predictProbs(model: Artifact, tta: PredictParams['tta']): Promise
 test('averageTta: the mean of each image and its variants (copy-major rows)', () => {
   const plain = [Float32Array.of(1, 0), Float32Array.of(0.5, 0.5)];
   const variants = [Float32Array.of(0, 1), Float32Array.of(0.5, 0.5), Float32Array.of(0.5, 0.5), Float32Array.of(0.2, 0.8)];
-  assert.deepEqual(averageTta(plain, variants, 2).map((r) => Array.from(r, (x) => Number(x.toFixed(6)))), [[0.5, 0.5], [0.4, 0.6]]);
+  assert.deepEqual(
+    averageTta(plain, variants, 2).map((r) => Array.from(r, (x) => Number(x.toFixed(6)))),
+    [
+      [0.5, 0.5],
+      [0.4, 0.6],
+    ],
+  );
 });
 
 for (const kind of ['frozen', 'whole'] as const) {
   test(`predict with tta: flip (${kind === 'frozen' ? 'head on cached frozen outputs' : 'nothing frozen'}): a symmetric image keeps its probabilities, an image and its mirror get their mean`, async () => {
     const plain = await predictProbs(models[kind], 'none');
     const flip = await predictProbs(models[kind], 'flip');
-    const close = (a: readonly number[], b: readonly number[], what: string) => a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) < 2e-6, `${what}: ${a.join()} vs ${b.join()}`));
+    const close = (a: readonly number[], b: readonly number[], what: string) =>
+      a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) < 2e-6, `${what}: ${a.join()} vs ${b.join()}`));
     close(flip.probs['symmetric.png']!, plain.probs['symmetric.png']!, 'symmetric');
     const mean = plain.probs['asym.png']!.map((x, i) => (x + plain.probs['asym-mirror.png']![i]!) / 2);
     close(flip.probs['asym.png']!, mean, 'asym');
     close(flip.probs['asym-mirror.png']!, mean, 'mirror');
-    assert.ok(Math.abs(plain.probs['asym.png']![0] - plain.probs['asym-mirror.png']![0]) > 1e-4, 'the model is not mirror-invariant (else this test shows nothing)');
+    assert.ok(
+      Math.abs(plain.probs['asym.png']![0] - plain.probs['asym-mirror.png']![0]) > 1e-4,
+      'the model is not mirror-invariant (else this test shows nothing)',
+    );
     assert.match(flip.summary, /\(TTA: flip\)$/);
     assert.equal(flip.json['tta'], 'flip');
     assert.equal(plain.json['tta'], undefined);

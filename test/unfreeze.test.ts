@@ -48,7 +48,10 @@ test('unfreezeCut: the layer feeding the named one; all and the first layer free
     assert.equal(unfreezeCut(vgg, 'fc1'), 'flatten');
     assert.equal(unfreezeCut(vgg, 'all'), null);
     assert.equal(unfreezeCut(vgg, 'block1_conv1'), null);
-    assert.throws(() => unfreezeCut(vgg, 'block9'), (e: Error) => e instanceof StageError && /no layer 'block9'/.test(e.message) && /block5_conv3/.test((e as StageError).hint ?? ''));
+    assert.throws(
+      () => unfreezeCut(vgg, 'block9'),
+      (e: Error) => e instanceof StageError && /no layer 'block9'/.test(e.message) && /block5_conv3/.test((e as StageError).hint ?? ''),
+    );
   } finally {
     vgg.dispose();
   }
@@ -85,7 +88,8 @@ for (const engine of ['onnx', 'tfjs'] as const) {
       const before = layerWeights(initial);
       const after = layerWeights(trained);
       trained.dispose();
-      for (const frozen of ['block1_conv1', 'block4_conv3', 'block5_conv1']) assert.equal(maxAbsDiff(after.get(frozen)!, before.get(frozen)!), 0, `${frozen} is frozen`);
+      for (const frozen of ['block1_conv1', 'block4_conv3', 'block5_conv1'])
+        assert.equal(maxAbsDiff(after.get(frozen)!, before.get(frozen)!), 0, `${frozen} is frozen`);
       const slow = maxAbsDiff(after.get('block5_conv2')!, before.get('block5_conv2')!);
       const fast = maxAbsDiff(after.get('fc1')!, before.get('fc1')!);
       assert.ok(slow > 0.9 * lr * 0.001 && slow < 1.01 * lr * 0.001, `block5_conv2 moved by up to ${slow}, expected ~${lr * 0.001}`);
@@ -102,7 +106,16 @@ test('finetune unfreeze: a backbone layer ONNX cannot train falls back to tfjs n
   const input = tf.input({ shape: [32, 32, 3], name: 'input_1' });
   let x = input as ReturnType<typeof tf.input>;
   for (const [i, f] of [8, 16].entries()) {
-    x = tf.layers.conv2d({ name: `conv2d_${i + 1}`, filters: f, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: tf.initializers.glorotUniform({ seed: i }) }).apply(x) as typeof x;
+    x = tf.layers
+      .conv2d({
+        name: `conv2d_${i + 1}`,
+        filters: f,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: tf.initializers.glorotUniform({ seed: i }),
+      })
+      .apply(x) as typeof x;
     x = tf.layers.batchNormalization({ name: `batch_normalization_${i + 1}` }).apply(x) as typeof x;
     x = tf.layers.leakyReLU({ name: `leaky_re_lu_${i + 1}`, alpha: 0.1 }).apply(x) as typeof x;
     x = tf.layers.maxPooling2d({ name: `max_pooling2d_${i + 1}`, poolSize: 2, strides: 2 }).apply(x) as typeof x;
@@ -123,8 +136,14 @@ test('finetune unfreeze: a backbone layer ONNX cannot train falls back to tfjs n
   try {
     const result = await finetuneStage.run(ctx);
     assert.equal((result!.meta!['train_engine'] as Record<string, unknown>)['engine'], 'tfjs');
-    assert.ok(ctx.logs.some((l) => /training on onnx is not possible \(.*layer 'batch_normalization_2'.*\); training with tfjs/.test(l)), ctx.logs.join('\n'));
-    assert.ok(ctx.logs.includes('learning rates: conv2d_2 x0.1, batch_normalization_2..finetune_predictions x1 (times learning_rate 0.01)'), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => /training on onnx is not possible \(.*layer 'batch_normalization_2'.*\); training with tfjs/.test(l)),
+      ctx.logs.join('\n'),
+    );
+    assert.ok(
+      ctx.logs.includes('learning rates: conv2d_2 x0.1, batch_normalization_2..finetune_predictions x1 (times learning_rate 0.01)'),
+      ctx.logs.join('\n'),
+    );
     const trained = await loadModel(tf, path.join(ctx.outDir, 'model.json'));
     const after = layerWeights(trained);
     trained.dispose();
@@ -148,7 +167,10 @@ for (const engine of ['onnx', 'tfjs'] as const) {
     try {
       await finetuneVgg16Stage.run(resumed);
       await finetuneVgg16Stage.run(straight);
-      assert.ok(resumed.logs.some((l) => l.includes('resuming from the checkpoint of epoch 1/3')), resumed.logs.join('\n'));
+      assert.ok(
+        resumed.logs.some((l) => l.includes('resuming from the checkpoint of epoch 1/3')),
+        resumed.logs.join('\n'),
+      );
       const files = await readdir(straight.outDir);
       assert.ok(files.includes('history.json') && files.some((f) => f.endsWith('.bin')), files.join());
       for (const f of files) assert.ok((await readFile(path.join(resumed.outDir, f))).equals(await readFile(path.join(straight.outDir, f))), f);

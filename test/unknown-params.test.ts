@@ -36,7 +36,13 @@ test('load: -p, --set params.* and --params-file may only change declared params
   try {
     await rig.write('p.yaml', PIPELINE);
     await rig.write('over.yaml', 'seed: 1\nmodel:\n  lr: 0.5\n  dropout: 0.2\nsede: 3\n');
-    const r = await loadPipeline('p.yaml', { cwd: rig.dir, registry, params: ['nosuch=1', 'seed=7', 'model.layer=3'], set: ['params.sed=2', 'params.opts.x=1'], paramsFile: 'over.yaml' });
+    const r = await loadPipeline('p.yaml', {
+      cwd: rig.dir,
+      registry,
+      params: ['nosuch=1', 'seed=7', 'model.layer=3'],
+      set: ['params.sed=2', 'params.opts.x=1'],
+      paramsFile: 'over.yaml',
+    });
     assert.ok(!r.ok);
     assert.deepEqual(r.errors.map(diagnosticLine), [
       "-p nosuch=1: params.nosuch: the pipeline declares no param 'nosuch'; params: seed, model, opts",

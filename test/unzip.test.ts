@@ -11,7 +11,6 @@ import { listAll, withTempDir } from './helpers/files.js';
 
 const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('pipe-unzip-', fn);
 
-
 /** yazl refuses unsafe names: build with a same-length placeholder and patch the bytes. */
 function patchName(zip: Buffer, from: string, to: string): Buffer {
   assert.equal(from.length, to.length);
@@ -38,24 +37,49 @@ async function rejectsWith(p: Promise<unknown>, text: string): Promise<void> {
 test('extracts files and folders, streaming, and reports what it wrote', async () => {
   await withDir(async (dir) => {
     const zip = path.join(dir, 'a.zip');
-    await writeFile(zip, await zipOf(new Map([['train/cat.0.jpg', Buffer.from('c0')], ['train/dog.0.jpg', Buffer.from('d0')], ['README', Buffer.alloc(5000, 'x')]])));
+    await writeFile(
+      zip,
+      await zipOf(
+        new Map([
+          ['train/cat.0.jpg', Buffer.from('c0')],
+          ['train/dog.0.jpg', Buffer.from('d0')],
+          ['README', Buffer.alloc(5000, 'x')],
+        ]),
+      ),
+    );
     let bytes = 0;
     const res = await extractZip(zip, path.join(dir, 'out'), { onBytes: (n) => (bytes += n) });
     assert.deepEqual(res.files, ['train/cat.0.jpg', 'train/dog.0.jpg', 'README']);
     assert.equal(res.bytes, 5004);
     assert.equal(bytes, 5004);
     assert.equal(await readFile(path.join(dir, 'out', 'train', 'dog.0.jpg'), 'utf8'), 'd0');
-    assert.deepEqual((await listZip(zip)).map((e) => e.name), ['train/cat.0.jpg', 'train/dog.0.jpg', 'README']);
+    assert.deepEqual(
+      (await listZip(zip)).map((e) => e.name),
+      ['train/cat.0.jpg', 'train/dog.0.jpg', 'README'],
+    );
   });
 });
 
 test('nested zips are extracted in place of the inner zip, with or without a top folder', async () => {
   await withDir(async (dir) => {
     const inner = await zipOf(new Map([['train/cat.0.jpg', Buffer.from('c')]]));
-    const flat = await zipOf(new Map([['1.jpg', Buffer.from('t1')], ['2.jpg', Buffer.from('t2')]]));
+    const flat = await zipOf(
+      new Map([
+        ['1.jpg', Buffer.from('t1')],
+        ['2.jpg', Buffer.from('t2')],
+      ]),
+    );
     const single = await zipOf(new Map([['sample.csv', Buffer.from('id,label\n')]]));
     const deeper = await zipOf(new Map([['inner.zip', inner]]));
-    const outer = await zipOf(new Map([['train.zip', inner], ['test1.zip', flat], ['sample.csv.zip', single], ['more/deeper.zip', deeper], ['__MACOSX/._train.zip', Buffer.from('junk')]]));
+    const outer = await zipOf(
+      new Map([
+        ['train.zip', inner],
+        ['test1.zip', flat],
+        ['sample.csv.zip', single],
+        ['more/deeper.zip', deeper],
+        ['__MACOSX/._train.zip', Buffer.from('junk')],
+      ]),
+    );
     const zip = path.join(dir, 'all.zip');
     await writeFile(zip, outer);
     const out = path.join(dir, 'out');
@@ -81,7 +105,19 @@ test('nestedPlacement: the rules', () => {
 test('zip-slip: a ../ entry is refused, naming it, and nothing lands outside', async () => {
   await withDir(async (dir) => {
     const zip = path.join(dir, 'evil.zip');
-    await writeFile(zip, patchName(await zipOf(new Map([['ok.txt', Buffer.from('fine')], ['zz/zz/pwned.txt', Buffer.from('owned')]])), 'zz/zz/pwned.txt', '../../pwned.txt'));
+    await writeFile(
+      zip,
+      patchName(
+        await zipOf(
+          new Map([
+            ['ok.txt', Buffer.from('fine')],
+            ['zz/zz/pwned.txt', Buffer.from('owned')],
+          ]),
+        ),
+        'zz/zz/pwned.txt',
+        '../../pwned.txt',
+      ),
+    );
     const out = path.join(dir, 'a', 'out');
     await rejectsWith(extractZip(zip, out), "refusing zip entry '../../pwned.txt' in evil.zip: its path climbs out of the output folder");
     await assert.rejects(stat(path.join(dir, 'pwned.txt')));
@@ -125,10 +161,13 @@ test('a zip bomb is refused by its compression ratio before it is inflated', asy
 test('duplicate entries and non-zips are errors', async () => {
   await withDir(async (dir) => {
     const dup = path.join(dir, 'dup.zip');
-    await writeFile(dup, await zipWith((z) => {
-      z.addBuffer(Buffer.from('1'), 'a.txt');
-      z.addBuffer(Buffer.from('2'), 'a.txt');
-    }));
+    await writeFile(
+      dup,
+      await zipWith((z) => {
+        z.addBuffer(Buffer.from('1'), 'a.txt');
+        z.addBuffer(Buffer.from('2'), 'a.txt');
+      }),
+    );
     await rejectsWith(extractZip(dup, path.join(dir, 'out')), "refusing zip entry 'a.txt' in dup.zip: a.txt already exists");
     const notZip = path.join(dir, 'not.zip');
     await writeFile(notZip, 'hello');

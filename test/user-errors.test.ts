@@ -23,13 +23,25 @@ test('a missing images path, or one that is a file, is located and exit 2 in val
     await rig.write('file.yaml', IMAGES('notes.txt'));
     await rig.write('notes.txt', 'not photos\n');
     for (const cmd of ['validate', 'status', 'run']) {
-      assertUserError(await rig.run([cmd, 'missing.yaml']), `${cmd} missing`, /^missing\.yaml:5:19: stages\.photos\.with\.path: photoz does not exist \(resolved against the pipeline folder: .*photoz\)$/m);
-      assertUserError(await rig.run([cmd, 'file.yaml']), `${cmd} file`, /^file\.yaml:5:19: stages\.photos\.with\.path: notes\.txt is neither a folder nor a \.zip\/\.tar archive$/m);
+      assertUserError(
+        await rig.run([cmd, 'missing.yaml']),
+        `${cmd} missing`,
+        /^missing\.yaml:5:19: stages\.photos\.with\.path: photoz does not exist \(resolved against the pipeline folder: .*photoz\)$/m,
+      );
+      assertUserError(
+        await rig.run([cmd, 'file.yaml']),
+        `${cmd} file`,
+        /^file\.yaml:5:19: stages\.photos\.with\.path: notes\.txt is neither a folder nor a \.zip\/\.tar archive$/m,
+      );
     }
     // A path set from the command line is named against its flag.
     await mkdir(rig.path('pics/cat'), { recursive: true });
     await writeFile(rig.path('pics/cat/1.jpg'), 'x');
-    assertUserError(await rig.run(['validate', 'missing.yaml', '--set', 'stages.photos.with.path=pix']), '--set', /^--set stages\.photos\.with\.path=pix: stages\.photos\.with\.path: pix does not exist/m);
+    assertUserError(
+      await rig.run(['validate', 'missing.yaml', '--set', 'stages.photos.with.path=pix']),
+      '--set',
+      /^--set stages\.photos\.with\.path=pix: stages\.photos\.with\.path: pix does not exist/m,
+    );
     const ok = await rig.run(['validate', 'missing.yaml', '--set', 'stages.photos.with.path=pics']);
     assert.equal(ok.code, 0, ok.stderr);
   } finally {
@@ -78,7 +90,11 @@ test('an unwritable cache dir is one clear line and exit 2, before anything runs
       stdio: ['ignore', 'pipe', 'pipe'],
       ...asNobody,
     });
-    assertUserError(await collect(child), 'read-only', /^--cache-dir: cannot write the cache .*ro\/cache: permission denied( \(.*\))?\n  hint: choose a writable folder with --cache-dir or PIPE_CACHE_DIR$/m);
+    assertUserError(
+      await collect(child),
+      'read-only',
+      /^--cache-dir: cannot write the cache .*ro\/cache: permission denied( \(.*\))?\n  hint: choose a writable folder with --cache-dir or PIPE_CACHE_DIR$/m,
+    );
     assert.equal(await rig.count('a'), 0, 'nothing ran');
   } finally {
     await chmod(rig.path('ro'), 0o755).catch(() => undefined);

@@ -47,7 +47,12 @@ const STAGES: Stage<any>[] = [
       type: 'object',
       additionalProperties: false,
       properties: {
-        size: { oneOf: [{ type: 'integer', minimum: 1 }, { type: 'object', additionalProperties: false, required: ['w', 'h'], properties: { w: { type: 'integer' }, h: { type: 'integer' } } }] },
+        size: {
+          oneOf: [
+            { type: 'integer', minimum: 1 },
+            { type: 'object', additionalProperties: false, required: ['w', 'h'], properties: { w: { type: 'integer' }, h: { type: 'integer' } } },
+          ],
+        },
         mode: { anyOf: [{ enum: ['fast', 'slow'] }, { type: 'number' }] },
         tags: { type: 'array', items: { type: 'string' }, uniqueItems: true, default: [] },
         nested: { type: 'object', default: { deep: { list: [1] } } },
@@ -85,7 +90,9 @@ test("kinds: 'any' fits everything; optional ports may be left out; extra ports 
 `;
   assert.deepEqual((await validate(yaml)).lines, []);
   const extra = await validate(`${yaml}  f: { uses: evaluate, inputs: { model: m, dataset: d, note: c } }\n`);
-  assert.deepEqual(extra.lines, ["p.yaml:6:56: stages.f.inputs.note: stage 'evaluate' has no input port 'note' (ports: model, dataset, notes, anything) (did you mean 'notes'?)"]);
+  assert.deepEqual(extra.lines, [
+    "p.yaml:6:56: stages.f.inputs.note: stage 'evaluate' has no input port 'note' (ports: model, dataset, notes, anything) (did you mean 'notes'?)",
+  ]);
 });
 
 test('runs_on: a host passes; anything else, or an output that cannot be told, does not cascade', async () => {
@@ -101,13 +108,18 @@ test('runs_on: a host passes; anything else, or an output that cannot be told, d
 `);
   assert.deepEqual(
     lines.map((l) => l.split(';')[0]),
-    ["p.yaml:5:52: stages.bad.runs_on: 'd' is not a host (make produces a 'dataset' artifact): runs_on must name a provision stage", "p.yaml:6:17: stages.typo.uses: unknown stage 'machin' (did you mean 'machine'?)"],
+    [
+      "p.yaml:5:52: stages.bad.runs_on: 'd' is not a host (make produces a 'dataset' artifact): runs_on must name a provision stage",
+      "p.yaml:6:17: stages.typo.uses: unknown stage 'machin' (did you mean 'machine'?)",
+    ],
   );
   assert.match(lines[1]!, /; built-in stages: .*\bmachine, make\b/);
 });
 
 test('no cascades: an unknown stage type is one problem, not one per param or port', async () => {
-  const { lines } = await validate('stages:\n  a:\n    uses: nope\n    with: { x: 1, y: [2] }\n    inputs: { p: b }\n  b: { uses: make, with: { kind: pictures } }\n  c: { uses: train, inputs: { dataset: b } }\n');
+  const { lines } = await validate(
+    'stages:\n  a:\n    uses: nope\n    with: { x: 1, y: [2] }\n    inputs: { p: b }\n  b: { uses: make, with: { kind: pictures } }\n  c: { uses: train, inputs: { dataset: b } }\n',
+  );
   assert.deepEqual(
     lines.map((l) => l.split(';')[0]),
     ["p.yaml:3:11: stages.a.uses: unknown stage 'nope'", 'p.yaml:6:34: stages.b.with.kind: must be one of: "dataset", "model", "files"'],
@@ -171,7 +183,8 @@ test('prototype safety: __proto__ and friends are plain names, never prototypes'
 test('every problem of every stage, in file order; big pipelines stay fast', async () => {
   const n = 300;
   let yaml = 'params: { seed: 1 }\nstages:\n';
-  for (let i = 0; i < n; i++) yaml += `  s${i}:\n    uses: command\n    with: { run: "echo \${params.seed} ${'x'.repeat(2000)}", kind: ${i % 50 === 49 ? 'nope' : 'files'} }\n${i > 0 ? `    needs: [s${i - 1}]\n` : ''}`;
+  for (let i = 0; i < n; i++)
+    yaml += `  s${i}:\n    uses: command\n    with: { run: "echo \${params.seed} ${'x'.repeat(2000)}", kind: ${i % 50 === 49 ? 'nope' : 'files'} }\n${i > 0 ? `    needs: [s${i - 1}]\n` : ''}`;
   const t = Date.now();
   const { lines } = await validate(yaml);
   const ms = Date.now() - t;

@@ -7,17 +7,36 @@ import { headModel } from '../stages/vision/train.js';
 
 const KERAS_NAMES = [
   'input_1',
-  'block1_conv1', 'block1_conv2', 'block1_pool',
-  'block2_conv1', 'block2_conv2', 'block2_pool',
-  'block3_conv1', 'block3_conv2', 'block3_conv3', 'block3_pool',
-  'block4_conv1', 'block4_conv2', 'block4_conv3', 'block4_pool',
-  'block5_conv1', 'block5_conv2', 'block5_conv3', 'block5_pool',
-  'flatten', 'fc1', 'fc2', 'predictions',
+  'block1_conv1',
+  'block1_conv2',
+  'block1_pool',
+  'block2_conv1',
+  'block2_conv2',
+  'block2_pool',
+  'block3_conv1',
+  'block3_conv2',
+  'block3_conv3',
+  'block3_pool',
+  'block4_conv1',
+  'block4_conv2',
+  'block4_conv3',
+  'block4_pool',
+  'block5_conv1',
+  'block5_conv2',
+  'block5_conv3',
+  'block5_pool',
+  'flatten',
+  'fc1',
+  'fc2',
+  'predictions',
 ];
 
 test("VGG16's layers, shapes and parameter counts are Keras'", () => {
   const specs = vggLayerSpecs({ architecture: 'vgg16', inputSize: [224, 224], classes: 1000 });
-  assert.deepEqual(specs.map((s) => s.name), KERAS_NAMES);
+  assert.deepEqual(
+    specs.map((s) => s.name),
+    KERAS_NAMES,
+  );
   assert.equal(parameterCount(specs), 138_357_544);
   assert.equal(parameterCount(specs, false), 14_714_688);
   const by = new Map(specs.map((s) => [s.name, s]));
@@ -38,16 +57,23 @@ test('trainable names map to the last frozen layer', () => {
   assert.equal(vggCutLayer('all'), null);
 });
 
-test('tiny-vgg builds with the spec\'s names and shapes; seeded init is reproducible', async () => {
+test("tiny-vgg builds with the spec's names and shapes; seeded init is reproducible", async () => {
   const { tf } = await selectBackend('wasm');
   const options = { architecture: 'tiny-vgg' as const, inputSize: [64, 48] as [number, number], classes: 2, seed: 4 };
   const model = buildVgg(tf, options);
   const specs = vggLayerSpecs(options);
-  assert.deepEqual(model.layers.map((l) => l.name), specs.map((s) => s.name));
+  assert.deepEqual(
+    model.layers.map((l) => l.name),
+    specs.map((s) => s.name),
+  );
   for (const s of specs) {
     const layer = model.getLayer(s.name);
     assert.deepEqual((layer.outputShape as number[]).slice(1), [...s.outputShape], s.name);
-    assert.deepEqual(layer.weights.map((w) => w.shape), s.weightShapes.map((x) => [...x]), s.name);
+    assert.deepEqual(
+      layer.weights.map((w) => w.shape),
+      s.weightShapes.map((x) => [...x]),
+      s.name,
+    );
   }
   assert.equal(model.countParams(), parameterCount(specs));
   const again = buildVgg(tf, options);

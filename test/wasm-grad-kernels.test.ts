@@ -38,10 +38,28 @@ const CASES: Case[] = [
 
 /** dL/dx and dL/dW of sum(conv2d(x, W) * g) for a fixed random g, on the current backend. */
 async function convGrads(c: Case): Promise<{ dx: Float32Array; dw: Float32Array }> {
-  const x = tf.tensor4d(randomArray(c.x.reduce((a, b) => a * b), 1), c.x);
-  const w = tf.tensor4d(randomArray(c.filter.reduce((a, b) => a * b), 2), c.filter);
+  const x = tf.tensor4d(
+    randomArray(
+      c.x.reduce((a, b) => a * b),
+      1,
+    ),
+    c.x,
+  );
+  const w = tf.tensor4d(
+    randomArray(
+      c.filter.reduce((a, b) => a * b),
+      2,
+    ),
+    c.filter,
+  );
   const yShape = tf.tidy(() => tf.conv2d(x, w, c.strides, c.pad).shape);
-  const g = tf.tensor(randomArray(yShape.reduce((a, b) => a * b), 3), yShape);
+  const g = tf.tensor(
+    randomArray(
+      yShape.reduce((a, b) => a * b),
+      3,
+    ),
+    yShape,
+  );
   const f = (xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, c.strides, c.pad), g));
   const [dx, dw] = tf.grads(f)([x, w]);
   const out = { dx: (await dx!.data()) as Float32Array, dw: (await dw!.data()) as Float32Array };
@@ -99,7 +117,9 @@ test('conv gradients on wasm match the cpu backend', async (t) => {
   t.diagnostic(`relative max |wasm - cpu| per case: ${JSON.stringify(diffs)}`);
   assert.equal(tf.memory().numTensors, before, 'no leaked tensors');
   const oursMs = await timeBackpropInput();
-  t.diagnostic(`Conv2DBackpropInput, batch 4 of [14,14,256], 3x3x256x256: shipped ${shippedMs.toFixed(0)} ms, ours ${oursMs.toFixed(0)} ms (${(shippedMs / oursMs).toFixed(1)}x)`);
+  t.diagnostic(
+    `Conv2DBackpropInput, batch 4 of [14,14,256], 3x3x256x256: shipped ${shippedMs.toFixed(0)} ms, ours ${oursMs.toFixed(0)} ms (${(shippedMs / oursMs).toFixed(1)}x)`,
+  );
 });
 
 const POOLS: { name: string; x: [number, number, number, number]; size: number; stride: number; pad: 'same' | 'valid' }[] = [
@@ -110,9 +130,21 @@ const POOLS: { name: string; x: [number, number, number, number]; size: number; 
 ];
 
 async function poolGrad(c: (typeof POOLS)[number]): Promise<Float32Array> {
-  const x = tf.tensor4d(randomArray(c.x.reduce((a, b) => a * b), 4), c.x);
+  const x = tf.tensor4d(
+    randomArray(
+      c.x.reduce((a, b) => a * b),
+      4,
+    ),
+    c.x,
+  );
   const yShape = tf.tidy(() => tf.maxPool(x, c.size, c.stride, c.pad).shape);
-  const g = tf.tensor(randomArray(yShape.reduce((a, b) => a * b), 5), yShape);
+  const g = tf.tensor(
+    randomArray(
+      yShape.reduce((a, b) => a * b),
+      5,
+    ),
+    yShape,
+  );
   const dx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(xx as tf.Tensor4D, c.size, c.stride, c.pad), g)))(x);
   const out = (await dx.data()) as Float32Array;
   tf.dispose([x, g, dx]);

@@ -130,16 +130,27 @@ test('the superblock check: a complete file passes; a cut-short one or not-HDF5 
   // Loading a truncated file says so in one line instead of h5wasm's HDF5-DIAG pages.
   await truncate(file, 0);
   await writeFile(file, weights.subarray(0, Math.floor(weights.length * 0.7)));
-  await assert.rejects(readKerasH5(file, () => undefined), (e: Error) => {
-    assert.equal(e.name, 'WeightsError');
-    assert.equal(e.message, `${file}: truncated HDF5 file: ${Math.floor(weights.length * 0.7)} of ${weights.length} bytes`);
-    return true;
-  });
+  await assert.rejects(
+    readKerasH5(file, () => undefined),
+    (e: Error) => {
+      assert.equal(e.name, 'WeightsError');
+      assert.equal(e.message, `${file}: truncated HDF5 file: ${Math.floor(weights.length * 0.7)} of ${weights.length} bytes`);
+      return true;
+    },
+  );
 });
 
 test('a connection dropped midway is resumed with Range, not restarted; the log names the cause', net, async () => {
   await withCtx(async (ctx) => {
-    const got = await fetchWeights({ url: `${base}/drop/w.h5`, dest: path.join(ctx.workDir, 'w.h5'), md5, log: ctx.log, progress: ctx.progress, signal: ctx.signal, ...quick });
+    const got = await fetchWeights({
+      url: `${base}/drop/w.h5`,
+      dest: path.join(ctx.workDir, 'w.h5'),
+      md5,
+      log: ctx.log,
+      progress: ctx.progress,
+      signal: ctx.signal,
+      ...quick,
+    });
     assert.equal(got.digest, md5);
     assert.equal(got.resumes, 1);
     const gets = requestsFor('drop');
@@ -148,7 +159,10 @@ test('a connection dropped midway is resumed with Range, not restarted; the log 
     assert.match(gets[1]!.range ?? '', /^bytes=[1-9]\d*-$/);
     assert.equal(gets[1]!.status, 206);
     assert.ok(gets[1]!.headers['if-range'], 'the resume is guarded by If-Range');
-    assert.ok(ctx.logs.some((l) => /w\.h5: the connection was lost .*retrying \(resuming at \d+ bytes\)/.test(l)), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => /w\.h5: the connection was lost .*retrying \(resuming at \d+ bytes\)/.test(l)),
+      ctx.logs.join('\n'),
+    );
     assert.ok(!ctx.logs.some((l) => /TypeError|terminated/.test(l)), ctx.logs.join('\n'));
     assert.deepEqual(await readFile(path.join(ctx.workDir, 'w.h5')), weights);
   });
@@ -157,29 +171,60 @@ test('a connection dropped midway is resumed with Range, not restarted; the log 
 test('a stalled server is abandoned after the stall timeout and the download resumes', net, async () => {
   await withCtx(async (ctx) => {
     const started = Date.now();
-    const got = await fetchWeights({ url: `${base}/stall/w.h5`, dest: path.join(ctx.workDir, 'w.h5'), md5, log: ctx.log, progress: ctx.progress, signal: ctx.signal, ...quick });
+    const got = await fetchWeights({
+      url: `${base}/stall/w.h5`,
+      dest: path.join(ctx.workDir, 'w.h5'),
+      md5,
+      log: ctx.log,
+      progress: ctx.progress,
+      signal: ctx.signal,
+      ...quick,
+    });
     assert.equal(got.digest, md5);
     assert.ok(Date.now() - started < 10_000);
     const gets = requestsFor('stall');
     assert.equal(gets.length, 2);
     assert.match(gets[1]!.range ?? '', /^bytes=[1-9]\d*-$/);
-    assert.ok(ctx.logs.some((l) => /w\.h5: no data for 0\.5 s; retrying/.test(l)), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => /w\.h5: no data for 0\.5 s; retrying/.test(l)),
+      ctx.logs.join('\n'),
+    );
   });
 });
 
 test('HTTP 503 is retried; a 404 and an md5 mismatch are one line each', net, async () => {
   await withCtx(async (ctx) => {
-    const got = await fetchWeights({ url: `${base}/flaky/w.h5`, dest: path.join(ctx.workDir, 'w.h5'), md5, log: ctx.log, progress: ctx.progress, signal: ctx.signal, ...quick });
+    const got = await fetchWeights({
+      url: `${base}/flaky/w.h5`,
+      dest: path.join(ctx.workDir, 'w.h5'),
+      md5,
+      log: ctx.log,
+      progress: ctx.progress,
+      signal: ctx.signal,
+      ...quick,
+    });
     assert.equal(got.digest, md5);
-    assert.ok(ctx.logs.some((l) => /HTTP 503 .*retrying/.test(l)), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => /HTTP 503 .*retrying/.test(l)),
+      ctx.logs.join('\n'),
+    );
     await assert.rejects(
-      fetchWeights({ url: `${base}/ok/missing.h5?sig=x`, dest: path.join(ctx.workDir, 'm.h5'), log: ctx.log, progress: ctx.progress, signal: ctx.signal, ...quick }),
+      fetchWeights({
+        url: `${base}/ok/missing.h5?sig=x`,
+        dest: path.join(ctx.workDir, 'm.h5'),
+        log: ctx.log,
+        progress: ctx.progress,
+        signal: ctx.signal,
+        ...quick,
+      }),
       (e: Error) => e instanceof StageError && e.message === `cannot download ${base}/ok/missing.h5: HTTP 404 Not Found from ${base}/ok/missing.h5`,
     );
     const dest = path.join(ctx.workDir, 'bad.h5');
     await assert.rejects(
       fetchWeights({ url: `${base}/ok/w.h5`, dest, md5: '0'.repeat(32), log: ctx.log, progress: ctx.progress, signal: ctx.signal, ...quick }),
-      (e: Error) => e instanceof StageError && e.message === `bad.h5: md5 mismatch: expected ${'0'.repeat(32)}, got ${md5} (${weights.length} bytes received; the file was deleted)`,
+      (e: Error) =>
+        e instanceof StageError &&
+        e.message === `bad.h5: md5 mismatch: expected ${'0'.repeat(32)}, got ${md5} (${weights.length} bytes received; the file was deleted)`,
     );
     assert.ok(!existsSync(dest) && !existsSync(`${dest}.part`));
   });
@@ -195,7 +240,10 @@ test('a truncated .h5 without an md5 is refused before anything is marked comple
       const url = `${base}/truncated/w.h5`;
       await assert.rejects(cachedWeightsFile(stage, url, undefined, quick), (e: Error) => {
         assert.ok(e instanceof StageError, String(e));
-        assert.equal(e.message, `w.h5: truncated HDF5 file: ${Math.floor(weights.length * 0.6)} of ${weights.length} bytes (${Math.floor(weights.length * 0.6)} bytes received; the file was deleted)`);
+        assert.equal(
+          e.message,
+          `w.h5: truncated HDF5 file: ${Math.floor(weights.length * 0.6)} of ${weights.length} bytes (${Math.floor(weights.length * 0.6)} bytes received; the file was deleted)`,
+        );
         return true;
       });
       assert.deepEqual(await readdir(cache.derivedRoot), [], 'a derived entry was left behind');
@@ -226,7 +274,10 @@ test('an interrupted download keeps its partial file in the work dir; the next r
     const gets = seen.slice(from);
     assert.equal(gets.length, 1);
     assert.equal(gets[0]!.range, 'bytes=1000-');
-    assert.ok(ctx.logs.some((l) => /w\.h5: resuming at 1000 bytes/.test(l)), ctx.logs.join('\n'));
+    assert.ok(
+      ctx.logs.some((l) => /w\.h5: resuming at 1000 bytes/.test(l)),
+      ctx.logs.join('\n'),
+    );
   });
 });
 

@@ -33,7 +33,13 @@ for (const style of ['keras1', 'keras2'] as const) {
       const model = buildVgg(tf, { architecture: 'tiny-vgg', inputSize: [32, 32], classes: 1000, seed: 9 });
       const report = await loadKerasWeights(tf, model, file);
       assert.equal(report.style, style);
-      assert.deepEqual(report.loaded.sort(), [...made.weights.entries()].filter(([, a]) => a.length > 0).map(([n]) => n).sort());
+      assert.deepEqual(
+        report.loaded.sort(),
+        [...made.weights.entries()]
+          .filter(([, a]) => a.length > 0)
+          .map(([n]) => n)
+          .sort(),
+      );
       for (const name of ['block1_conv1', 'block5_conv3', 'fc1', 'predictions']) {
         const layer = model.getLayer(name);
         const expected = made.weights.get(name)!;
@@ -99,8 +105,14 @@ test('readKerasH5 visits every listed layer, empty ones included', async () => {
   const seen: [string, number][] = [];
   const { layers } = await readKerasH5(file, (name, w) => seen.push([name, w.length]));
   assert.equal(layers.length, seen.length);
-  assert.deepEqual(seen.find(([n]) => n === 'block1_pool'), ['block1_pool', 0]);
-  assert.deepEqual(seen.find(([n]) => n === 'fc1'), ['fc1', 2]);
+  assert.deepEqual(
+    seen.find(([n]) => n === 'block1_pool'),
+    ['block1_pool', 0],
+  );
+  assert.deepEqual(
+    seen.find(([n]) => n === 'fc1'),
+    ['fc1', 2],
+  );
 });
 
 test('attrStrings reads every string form', () => {
@@ -118,7 +130,11 @@ test('copyWeights copies a tfjs layers model by name; saveModel/loadModel round-
   const dst = buildVgg(tf, { architecture: 'tiny-vgg', inputSize: [32, 32], classes: 2, seed: 12 });
   const report = copyWeights(tf, loaded, dst, 'model.json', ['predictions']);
   assert.equal(report.loaded.length, 15);
-  assertClose(dst.getLayer('block2_conv1').getWeights()[0]!.dataSync() as Float32Array, src.getLayer('block2_conv1').getWeights()[0]!.dataSync() as Float32Array, 'copied');
+  assertClose(
+    dst.getLayer('block2_conv1').getWeights()[0]!.dataSync() as Float32Array,
+    src.getLayer('block2_conv1').getWeights()[0]!.dataSync() as Float32Array,
+    'copied',
+  );
   const x = tf.randomUniform([2, 32, 32, 3], -50, 50, 'float32', 1);
   const a = (src.predict(x) as ReturnType<typeof tf.tensor>).dataSync();
   const b = (loaded.predict(x) as ReturnType<typeof tf.tensor>).dataSync();
@@ -143,7 +159,10 @@ test('weights: imagenet comes from the param, then PIPE_VGG16_WEIGHTS_URL, then 
     assert.deepEqual(imagenetSource({}), { url: 'http://mirror.local/vgg16.h5', md5: 'b'.repeat(32) });
     assert.deepEqual(imagenetSource({ weights_url: 'http://other/w.h5', weights_md5: 'a'.repeat(32) }), { url: 'http://other/w.h5', md5: 'a'.repeat(32) });
   } finally {
-    for (const [k, v] of [['PIPE_VGG16_WEIGHTS_URL', saved], ['PIPE_VGG16_WEIGHTS_MD5', savedMd5]] as const) {
+    for (const [k, v] of [
+      ['PIPE_VGG16_WEIGHTS_URL', saved],
+      ['PIPE_VGG16_WEIGHTS_MD5', savedMd5],
+    ] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }

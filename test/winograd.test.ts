@@ -47,7 +47,8 @@ function reference(x: Float32Array, W: Float32Array, k: Case): { y: Float32Array
   const wo = k.w + pl + pr - 2;
   const y = new Float32Array(k.n * ho * wo * cout);
   // The kernel as stored: W[o, (a*3 + b)*ci + c]; flipped: taps reversed, in and out swapped.
-  const K = (o: number, a: number, b: number, c: number) => (k.flip ? W[c * 9 * k.ci + (8 - (a * 3 + b)) * k.ci + o]! : W[o * 9 * k.ci + (a * 3 + b) * k.ci + c]!);
+  const K = (o: number, a: number, b: number, c: number) =>
+    k.flip ? W[c * 9 * k.ci + (8 - (a * 3 + b)) * k.ci + o]! : W[o * 9 * k.ci + (a * 3 + b) * k.ci + c]!;
   for (let n = 0; n < k.n; n++)
     for (let i = 0; i < ho; i++)
       for (let j = 0; j < wo; j++)
@@ -83,7 +84,14 @@ for (const k of cases) {
     const W = g.input('W');
     const U = winogradKernel(g, 'U', W, k.ci, k.co, k.flip);
     const conv = winogradConv3x3(g, 'conv', x, [k.h, k.w, cin], k.pads, U, cout);
-    const model = g.buildGraph('t', [{ name: x, dims: ['N', k.h, k.w, cin] }, { name: W, dims: [k.co, 9 * k.ci] }], [{ value: conv.value, name: 'y', dims: ['N', conv.ho, conv.wo, cout] }]);
+    const model = g.buildGraph(
+      't',
+      [
+        { name: x, dims: ['N', k.h, k.w, cin] },
+        { name: W, dims: [k.co, 9 * k.ci] },
+      ],
+      [{ value: conv.value, name: 'y', dims: ['N', conv.ho, conv.wo, cout] }],
+    );
     const session = await ort.InferenceSession.create(encodeModel(model), { intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
     try {
       const xs = randoms(k.n * k.h * k.w * cin, 1);
@@ -130,7 +138,11 @@ for (const k of cases.filter((c) => !c.flip)) {
     const dW = winogradKernelGrad(g, 'dW', dz, conv, k.ci, k.co);
     const model = g.buildGraph(
       't',
-      [{ name: x, dims: ['N', k.h, k.w, k.ci] }, { name: W, dims: [k.co, 9 * k.ci] }, { name: dz, dims: ['N', conv.ho, conv.wo, k.co] }],
+      [
+        { name: x, dims: ['N', k.h, k.w, k.ci] },
+        { name: W, dims: [k.co, 9 * k.ci] },
+        { name: dz, dims: ['N', conv.ho, conv.wo, k.co] },
+      ],
       [{ value: dW, name: 'dW', dims: [k.co, 9 * k.ci] }],
     );
     const session = await ort.InferenceSession.create(encodeModel(model), { intraOpNumThreads: 1, graphOptimizationLevel: 'all' });

@@ -87,7 +87,13 @@ export function diffRuns(a: RunSummary, b: RunSummary): RunDiff {
     for (const name of names) {
       const va = a.metrics[stage]?.[name];
       const vb = b.metrics[stage]?.[name];
-      metrics.push({ stage, name, ...(va !== undefined ? { a: va } : {}), ...(vb !== undefined ? { b: vb } : {}), ...(va !== undefined && vb !== undefined ? { delta: vb - va } : {}) });
+      metrics.push({
+        stage,
+        name,
+        ...(va !== undefined ? { a: va } : {}),
+        ...(vb !== undefined ? { b: vb } : {}),
+        ...(va !== undefined && vb !== undefined ? { delta: vb - va } : {}),
+      });
     }
   }
 
@@ -138,7 +144,12 @@ function whyOf(s: StageRecord | undefined): string {
 }
 
 /** A and B from the refs given (ids or unique prefixes); see the CLI help for the defaults. */
-export function pickRuns(runs: readonly RunSummary[], refA: string | undefined, refB: string | undefined, pipeline: string | undefined): [RunSummary, RunSummary] {
+export function pickRuns(
+  runs: readonly RunSummary[],
+  refA: string | undefined,
+  refB: string | undefined,
+  pipeline: string | undefined,
+): [RunSummary, RunSummary] {
   const find = (r: string): RunSummary => {
     try {
       return findRun(runs, r);
@@ -170,7 +181,12 @@ export function pickRuns(runs: readonly RunSummary[], refA: string | undefined, 
  */
 export async function diffCommand(refs: readonly string[], flags: DiffFlags): Promise<number> {
   const first = refs[0];
-  const fileFirst = first !== undefined && /\.ya?ml$/i.test(first) && (await stat(first).then((s) => s.isFile()).catch(() => false));
+  const fileFirst =
+    first !== undefined &&
+    /\.ya?ml$/i.test(first) &&
+    (await stat(first)
+      .then((s) => s.isFile())
+      .catch(() => false));
   if (fileFirst && flags.file) throw new ExitError(EXIT.usage, `diff: a pipeline file twice (${first} and --file ${flags.file})`);
   const file = fileFirst ? first : flags.file;
   const [refA, refB, ...rest] = fileFirst ? refs.slice(1) : refs;
@@ -180,7 +196,10 @@ export async function diffCommand(refs: readonly string[], flags: DiffFlags): Pr
   if (!pipeline && !refA) {
     const names = await pipelinesIn(scope.root);
     if (names.length > 1) {
-      throw new ExitError(EXIT.usage, `runs of several pipelines are recorded in ${scope.root} (${names.join(', ')}): name one with --file FILE or --pipeline NAME`);
+      throw new ExitError(
+        EXIT.usage,
+        `runs of several pipelines are recorded in ${scope.root} (${names.join(', ')}): name one with --file FILE or --pipeline NAME`,
+      );
     }
     pipeline = names[0];
   }

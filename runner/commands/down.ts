@@ -31,10 +31,17 @@ export interface DownTarget {
 
 const stdout: Write = (t) => void process.stdout.write(t);
 
-export async function downTargets(pipeline: Pick<Pipeline, 'name' | 'stages'>, cacheRoot: string, flags: Pick<DownFlags, 'region' | 'endpoint'> = {}): Promise<DownTarget[]> {
+export async function downTargets(
+  pipeline: Pick<Pipeline, 'name' | 'stages'>,
+  cacheRoot: string,
+  flags: Pick<DownFlags, 'region' | 'endpoint'> = {},
+): Promise<DownTarget[]> {
   const { cacheIdOf } = await import('../hosts/cache-id.js');
   const cache = cacheIdOf(cacheRoot);
-  const locations = await pipelineLocations(pipeline, cacheRoot, { ...(flags.region ? { region: flags.region } : {}), ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
+  const locations = await pipelineLocations(pipeline, cacheRoot, {
+    ...(flags.region ? { region: flags.region } : {}),
+    ...(flags.endpoint ? { endpoint: flags.endpoint } : {}),
+  });
   return locations.map((l) => ({
     pipeline: pipeline.name,
     cache,
@@ -67,7 +74,10 @@ export async function downHosts(targets: readonly DownTarget[], options: { termi
       let changed: StateChange[] = [];
       if (options.terminate) {
         action = 'TerminateInstances';
-        changed = await ec2.terminateInstances(client, found.map((i) => i.id));
+        changed = await ec2.terminateInstances(
+          client,
+          found.map((i) => i.id),
+        );
       } else {
         const spot = found.filter((i) => i.spot && i.state !== 'stopped' && i.state !== 'stopping');
         const already = found.filter((i) => i.state === 'stopped' || i.state === 'stopping');
@@ -85,7 +95,10 @@ export async function downHosts(targets: readonly DownTarget[], options: { termi
         }
         if (toStop.length) {
           action = 'StopInstances';
-          changed = await ec2.stopInstances(client, toStop.map((i) => i.id));
+          changed = await ec2.stopInstances(
+            client,
+            toStop.map((i) => i.id),
+          );
         }
       }
       const byId = new Map(found.map((i) => [i.id, i]));
@@ -101,7 +114,8 @@ export async function downHosts(targets: readonly DownTarget[], options: { termi
     }
   }
   if (acted === 0 && code === EXIT.ok) write(`no running or stopped instances of ${targets[0]?.pipeline ?? 'this pipeline'} from this cache\n`);
-  else if (acted > 0 && !options.terminate) write(`stopped instances keep their disk (billed as EBS storage); \`pipe run\` starts them again, \`pipe down --terminate\` removes them\n`);
+  else if (acted > 0 && !options.terminate)
+    write(`stopped instances keep their disk (billed as EBS storage); \`pipe run\` starts them again, \`pipe down --terminate\` removes them\n`);
   return code;
 }
 
@@ -111,7 +125,8 @@ export async function downCommand(file: string, flags: DownFlags, write: Write =
   const targets = await downTargets(pipeline, cacheRoot(pipeline, flags.cacheDir), flags);
   const slurm = await cancelSlurmJobs(pipeline, cacheRoot(pipeline, flags.cacheDir), write);
   if (targets.length === 0) {
-    if (slurm === undefined) write(`${pipeline.name} has no \`provider: ec2\` or \`provider: slurm\` provision stage, and no run from this cache used one: nothing to stop\n`);
+    if (slurm === undefined)
+      write(`${pipeline.name} has no \`provider: ec2\` or \`provider: slurm\` provision stage, and no run from this cache used one: nothing to stop\n`);
     return slurm ?? EXIT.ok;
   }
   return Math.max(slurm ?? EXIT.ok, await downHosts(targets, { ...(flags.terminate ? { terminate: true } : {}) }, write));
@@ -128,7 +143,10 @@ async function cancelSlurmJobs(pipeline: Pick<Pipeline, 'name' | 'dir' | 'stages
   let cancelled = 0;
   for (const { cluster, jobs } of found.jobs) {
     if (jobs.length === 0) continue;
-    const r = await cancelJobs(cluster, jobs.map((j) => j.id));
+    const r = await cancelJobs(
+      cluster,
+      jobs.map((j) => j.id),
+    );
     if (!r.ok) {
       write(`could not cancel Slurm jobs ${jobs.map((j) => j.id).join(', ')} on ${cluster.where}: ${r.err}\n`);
       code = EXIT.failed;

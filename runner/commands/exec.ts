@@ -52,7 +52,16 @@ export async function execCommand(jobFile: string): Promise<number> {
       const now = Date.now();
       if (!end && now - last < 500) return;
       last = now;
-      say({ t: 'progress', id, label, done: state.done, ...(resumed ? { resumed } : {}), ...(state.total !== undefined ? { total: state.total } : {}), ...(state.status ? { status: state.status } : {}), ...(end ? { end } : {}) });
+      say({
+        t: 'progress',
+        id,
+        label,
+        done: state.done,
+        ...(resumed ? { resumed } : {}),
+        ...(state.total !== undefined ? { total: state.total } : {}),
+        ...(state.status ? { status: state.status } : {}),
+        ...(end ? { end } : {}),
+      });
     };
     return {
       tick: (n = 1, status) => {

@@ -16,7 +16,10 @@ export async function gcCommand(file: string | undefined, flags: { dryRun?: bool
     root = home.root;
     if (home.note) process.stderr.write(`${home.note}\n`);
   }
-  await assertDirectoryOrAbsent(root, file ? cacheOrigin(undefined, flags.cacheDir) : flags.cacheDir ? '--cache-dir' : process.env.PIPE_CACHE_DIR ? 'PIPE_CACHE_DIR' : 'the default cache dir');
+  await assertDirectoryOrAbsent(
+    root,
+    file ? cacheOrigin(undefined, flags.cacheDir) : flags.cacheDir ? '--cache-dir' : process.env.PIPE_CACHE_DIR ? 'PIPE_CACHE_DIR' : 'the default cache dir',
+  );
   const cache = new Cache(root);
   const keys = await cache.listKeys();
   if (keys.length === 0 && !(await readdir(root).catch(() => undefined))) throw new ExitError(EXIT.usage, `no pipe cache at ${root}`);

@@ -13,9 +13,19 @@ export function renderGraph(pipeline: Pipeline, graph: Graph, format: string): s
   }
   switch (format) {
     case 'mermaid':
-      return ['flowchart TD', ...graph.order.map((id) => `  ${id}["${id}<br/>${pipeline.stages.get(id)?.uses}"]`), ...edges.map(([a, b, l]) => `  ${a} -->|${l}| ${b}`)].join('\n');
+      return [
+        'flowchart TD',
+        ...graph.order.map((id) => `  ${id}["${id}<br/>${pipeline.stages.get(id)?.uses}"]`),
+        ...edges.map(([a, b, l]) => `  ${a} -->|${l}| ${b}`),
+      ].join('\n');
     case 'dot':
-      return ['digraph pipeline {', '  rankdir=LR;', ...graph.order.map((id) => `  "${id}" [label="${id}\\n${pipeline.stages.get(id)?.uses}"];`), ...edges.map(([a, b, l]) => `  "${a}" -> "${b}" [label="${l}"];`), '}'].join('\n');
+      return [
+        'digraph pipeline {',
+        '  rankdir=LR;',
+        ...graph.order.map((id) => `  "${id}" [label="${id}\\n${pipeline.stages.get(id)?.uses}"];`),
+        ...edges.map(([a, b, l]) => `  "${a}" -> "${b}" [label="${l}"];`),
+        '}',
+      ].join('\n');
     case 'text': {
       const lines: string[] = [];
       for (const id of graph.order) {

@@ -44,7 +44,10 @@ export interface HostQuery {
 type ProvisionSpec = Pick<StageSpec, 'id' | 'uses' | 'with'>;
 
 /** Where a pipeline's ec2 provision stages live: distinct (region, endpoint) pairs; a region may be left to the AWS chain. */
-export function provisionLocations(pipeline: { readonly stages: ReadonlyMap<string, ProvisionSpec> }, override: { region?: string; endpoint?: string } = {}): { region?: string; endpoint?: string; stages: string[] }[] {
+export function provisionLocations(
+  pipeline: { readonly stages: ReadonlyMap<string, ProvisionSpec> },
+  override: { region?: string; endpoint?: string } = {},
+): { region?: string; endpoint?: string; stages: string[] }[] {
   const out = new Map<string, { region?: string; endpoint?: string; stages: string[] }>();
   for (const spec of pipeline.stages.values()) {
     if (spec.uses !== 'provision' || spec.with.provider !== 'ec2') continue;
@@ -70,20 +73,28 @@ export async function recordedProvisionSpecs(pipelineName: string, cacheRoot: st
     const start = record.events.find((e) => e['type'] === 'run-start');
     if (!start || start['pipeline'] !== pipelineName || typeof start['stages'] !== 'object' || start['stages'] === null) continue;
     for (const [id, stage] of Object.entries(start['stages'] as Record<string, { uses?: unknown; with?: unknown }>)) {
-      if (stage?.uses === 'provision' && typeof stage.with === 'object' && stage.with !== null) out.push({ id, uses: 'provision', with: stage.with as Record<string, unknown> });
+      if (stage?.uses === 'provision' && typeof stage.with === 'object' && stage.with !== null)
+        out.push({ id, uses: 'provision', with: stage.with as Record<string, unknown> });
     }
   }
   return out;
 }
 
 /** Where to look for a pipeline's instances: its provision stages now and as its runs had them. */
-export async function pipelineLocations(pipeline: Pick<Pipeline, 'name' | 'stages'>, cacheRoot: string, override: { region?: string; endpoint?: string } = {}): Promise<{ region?: string; endpoint?: string; stages: string[] }[]> {
+export async function pipelineLocations(
+  pipeline: Pick<Pipeline, 'name' | 'stages'>,
+  cacheRoot: string,
+  override: { region?: string; endpoint?: string } = {},
+): Promise<{ region?: string; endpoint?: string; stages: string[] }[]> {
   const specs = [...pipeline.stages.values(), ...(await recordedProvisionSpecs(pipeline.name, cacheRoot))];
   return provisionLocations({ stages: new Map(specs.map((s, i) => [String(i), s])) }, override);
 }
 
 /** Instances matching each query, with the errors mapped to one clear line (ExitError 1). */
-export async function queryHosts(queries: readonly HostQuery[], states?: readonly string[]): Promise<{ region: string; endpoint?: string; instances: HostInstance[] }[]> {
+export async function queryHosts(
+  queries: readonly HostQuery[],
+  states?: readonly string[],
+): Promise<{ region: string; endpoint?: string; instances: HostInstance[] }[]> {
   const ec2 = await import('../hosts/ec2/ec2.js');
   const { describeAwsError } = await import('../hosts/ec2/errors.js');
   const results: { region: string; endpoint?: string; instances: HostInstance[] }[] = [];
@@ -100,7 +111,11 @@ export async function queryHosts(queries: readonly HostQuery[], states?: readonl
       }
     })();
     try {
-      const filter: TagFilter = { ...(q.pipeline !== undefined ? { pipeline: q.pipeline } : {}), ...(q.cache !== undefined ? { cache: q.cache } : {}), ...(states ? { states } : {}) };
+      const filter: TagFilter = {
+        ...(q.pipeline !== undefined ? { pipeline: q.pipeline } : {}),
+        ...(q.cache !== undefined ? { cache: q.cache } : {}),
+        ...(states ? { states } : {}),
+      };
       results.push({ region: region!, ...(q.endpoint ? { endpoint: q.endpoint } : {}), instances: await ec2.findInstances(client, filter) });
     } catch (e) {
       throw failure(describeAwsError(e, { action: 'DescribeInstances', ...(region ? { region } : {}) }));
@@ -147,7 +162,15 @@ export function toRows(results: readonly { region: string; instances: readonly H
 
 export function formatHosts(rows: readonly HostRow[]): string {
   const header = ['ID', 'PIPELINE', 'STAGE', 'STATE', 'TYPE', 'UPTIME', 'ADDRESS'];
-  const table = rows.map((r) => [r.id, r.pipeline, r.stage, r.state, `${r.type}${r.spot ? ' (spot)' : ''}`, r.uptimeMs !== undefined ? formatUptime(r.uptimeMs) : '-', r.address || '-']);
+  const table = rows.map((r) => [
+    r.id,
+    r.pipeline,
+    r.stage,
+    r.state,
+    `${r.type}${r.spot ? ' (spot)' : ''}`,
+    r.uptimeMs !== undefined ? formatUptime(r.uptimeMs) : '-',
+    r.address || '-',
+  ]);
   const widths = header.map((h, c) => Math.max(h.length, ...table.map((row) => row[c]!.length)));
   const line = (cells: readonly string[]): string => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ');
   return [line(header), ...table.map(line)].join('\n') + '\n';
@@ -161,11 +184,16 @@ export async function hostsCommand(file: string | undefined, flags: HostsFlags, 
   if (file) {
     const { openPipeline, cacheRoot } = await import('../open.js');
     const { pipeline } = await openPipeline(file, flags);
-    const locations = await pipelineLocations(pipeline, cacheRoot(pipeline, flags.cacheDir), { ...(flags.region ? { region: flags.region } : {}), ...(flags.endpoint ? { endpoint: flags.endpoint } : {}) });
-    const slurm = await import('../hosts/slurm/queue.js');
-    const found = await slurm.pipelineJobs(pipeline, cacheRoot(pipeline, flags.cacheDir), await recordedProvisionSpecs(pipeline.name, cacheRoot(pipeline, flags.cacheDir))).catch((e: Error) => {
-      throw new ExitError(EXIT.failed, `pipe: ${e.message}`);
+    const locations = await pipelineLocations(pipeline, cacheRoot(pipeline, flags.cacheDir), {
+      ...(flags.region ? { region: flags.region } : {}),
+      ...(flags.endpoint ? { endpoint: flags.endpoint } : {}),
     });
+    const slurm = await import('../hosts/slurm/queue.js');
+    const found = await slurm
+      .pipelineJobs(pipeline, cacheRoot(pipeline, flags.cacheDir), await recordedProvisionSpecs(pipeline.name, cacheRoot(pipeline, flags.cacheDir)))
+      .catch((e: Error) => {
+        throw new ExitError(EXIT.failed, `pipe: ${e.message}`);
+      });
     jobRows = found.jobs.flatMap((j) => slurm.jobRows(j.cluster, pipeline.name, j.jobs));
     if (locations.length === 0 && found.clusters.length === 0) {
       write(`${pipeline.name} has no \`provider: ec2\` or \`provider: slurm\` provision stage: no hosts to list\n`);

@@ -25,19 +25,28 @@ export async function lrFindCommand(file: string, flags: LrFindFlags): Promise<n
   const opened = await openPipeline(file, flags, { checkPaths: true });
   const { pipeline, graph } = opened;
   const spec = pipeline.stages.get(flags.stage);
-  if (!spec) throw new ExitError(EXIT.usage, `pipe lr-find: ${pipeline.displayPath} has no stage '${flags.stage}' (stages: ${[...pipeline.stages.keys()].join(', ')})`);
+  if (!spec)
+    throw new ExitError(EXIT.usage, `pipe lr-find: ${pipeline.displayPath} has no stage '${flags.stage}' (stages: ${[...pipeline.stages.keys()].join(', ')})`);
   const stage = pipeline.stageImpls.get(spec.id);
   const tool = stage?.tools?.['lr-find'];
   if (!stage || !tool) {
     const able = [...pipeline.stages.values()].filter((s) => pipeline.stageImpls.get(s.id)?.tools?.['lr-find']).map((s) => s.id);
-    throw new ExitError(EXIT.usage, `pipe lr-find: stage '${flags.stage}' (uses: ${spec.uses}) has no learning-rate finder${able.length ? `; in this pipeline: ${able.join(', ')}` : ''}`);
+    throw new ExitError(
+      EXIT.usage,
+      `pipe lr-find: stage '${flags.stage}' (uses: ${spec.uses}) has no learning-rate finder${able.length ? `; in this pipeline: ${able.join(', ')}` : ''}`,
+    );
   }
 
   // Its upstream, from the cache; what is not there runs first.
   const upstream = upstreamOf(graph, spec.id);
   let plan = await planStages(pipeline, graph, opened.cache, upstream);
   if (plan.some((p) => p.state !== 'cached' && p.state !== 'partial')) {
-    process.stderr.write(`lr-find: running what '${spec.id}' needs first (${plan.filter((p) => p.state !== 'cached').map((p) => p.stage).join(', ')})\n`);
+    process.stderr.write(
+      `lr-find: running what '${spec.id}' needs first (${plan
+        .filter((p) => p.state !== 'cached')
+        .map((p) => p.stage)
+        .join(', ')})\n`,
+    );
     const { runCommand } = await import('./run.js');
     for (const up of Object.values(spec.inputs)) {
       const code = await runCommand(file, { ...flags, until: up });

@@ -62,7 +62,9 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
   };
   const describe = (a: Artifact): string => {
     const info = pulledNow.has(a.key) ? pulledInfo(a) : undefined;
-    return info ? `${a.key.slice(0, 12)} (${info.files} files, ${formatBytes(info.bytes)} in ${(info.durationMs / 1000).toFixed(1)}s)` : `${a.key.slice(0, 12)} already in the local cache`;
+    return info
+      ? `${a.key.slice(0, 12)} (${info.files} files, ${formatBytes(info.bytes)} in ${(info.durationMs / 1000).toFixed(1)}s)`
+      : `${a.key.slice(0, 12)} already in the local cache`;
   };
 
   try {

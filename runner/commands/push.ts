@@ -67,18 +67,32 @@ export async function pushCommand(file: string, flags: PushFlags): Promise<numbe
     throw remoteFailure(e) ?? e;
   }
   if (keys.size === 0 && partial.length > 0) {
-    if (partialMissing > 0) throw new ExitError(EXIT.failed, `push: nothing pushed for ${pipeline.name}: ${partialMissing} partial artifact${partialMissing === 1 ? '' : 's'} the remote lacks`);
+    if (partialMissing > 0)
+      throw new ExitError(
+        EXIT.failed,
+        `push: nothing pushed for ${pipeline.name}: ${partialMissing} partial artifact${partialMissing === 1 ? '' : 's'} the remote lacks`,
+      );
     output.line(`nothing to push: ${remote.url} already has every artifact of ${pipeline.name} that is here`);
     return EXIT.ok;
   }
-  if (keys.size === 0) throw new ExitError(EXIT.failed, `push: nothing to push for ${pipeline.name}: no stage has a cached artifact${flags.stage?.length ? ' among --stage' : ''}`);
+  if (keys.size === 0)
+    throw new ExitError(
+      EXIT.failed,
+      `push: nothing to push for ${pipeline.name}: no stage has a cached artifact${flags.stage?.length ? ' among --stage' : ''}`,
+    );
 
   const controller = new AbortController();
   const onSigint = (): void => controller.abort();
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
   const started = Date.now();
-  output.onEvent({ type: 'stage-start', stage: 'push', key: '', reason: `${keys.size} artifact${keys.size === 1 ? '' : 's'} to ${remote.url}`, time: new Date().toISOString() });
+  output.onEvent({
+    type: 'stage-start',
+    stage: 'push',
+    key: '',
+    reason: `${keys.size} artifact${keys.size === 1 ? '' : 's'} to ${remote.url}`,
+    time: new Date().toISOString(),
+  });
   try {
     const stats = await remote.push(cache, [...keys.keys()], { progress: lazyProgress(() => output.progress('push', 'uploading')), signal: controller.signal });
     const pushedAt = new Date().toISOString();
@@ -88,11 +102,23 @@ export async function pushCommand(file: string, flags: PushFlags): Promise<numbe
       `uploaded ${stats.uploadedFiles} file${stats.uploadedFiles === 1 ? '' : 's'} / ${formatBytes(stats.uploadedBytes)}, ` +
       `skipped ${stats.presentFiles} present (${formatBytes(stats.presentBytes)}); ` +
       `${stats.entries} new artifact${stats.entries === 1 ? '' : 's'}, ${stats.entriesPresent} already on the remote`;
-    output.onEvent({ type: 'stage-finish', stage: 'push', key: '', contentHash: '', durationMs: Date.now() - started, summary, reused: false, time: new Date().toISOString() });
+    output.onEvent({
+      type: 'stage-finish',
+      stage: 'push',
+      key: '',
+      contentHash: '',
+      durationMs: Date.now() - started,
+      summary,
+      reused: false,
+      time: new Date().toISOString(),
+    });
     const present = new Set(stats.present);
-    for (const [key, id] of keys) output.line(`  ${present.has(key) ? c.dim('=') : c.green('↑')} ${id} ${c.dim(key.slice(0, 12))}${present.has(key) ? c.dim(' already there') : ''}`);
+    for (const [key, id] of keys)
+      output.line(`  ${present.has(key) ? c.dim('=') : c.green('↑')} ${id} ${c.dim(key.slice(0, 12))}${present.has(key) ? c.dim(' already there') : ''}`);
     for (const key of stats.differing) {
-      output.line(c.yellow(`  ! ${keys.get(key)}: the remote already holds ${key.slice(0, 12)} with other content (a non-deterministic stage?); kept the remote's`));
+      output.line(
+        c.yellow(`  ! ${keys.get(key)}: the remote already holds ${key.slice(0, 12)} with other content (a non-deterministic stage?); kept the remote's`),
+      );
     }
     output.line(`pushed ${pipeline.name} to ${remote.url} in ${formatDuration(Date.now() - started)}`);
     return EXIT.ok;
@@ -103,7 +129,10 @@ export async function pushCommand(file: string, flags: PushFlags): Promise<numbe
     if (controller.signal.aborted) return EXIT.interrupted;
     if (failure) {
       const setup = e instanceof RemoteError && ['credentials', 'no-bucket', 'access-denied', 'config'].includes(e.kind);
-      throw new ExitError(EXIT.failed, setup ? '' : 'artifacts whose upload did not finish are not visible on the remote; run `pipe push` again to resume (uploaded files are kept)');
+      throw new ExitError(
+        EXIT.failed,
+        setup ? '' : 'artifacts whose upload did not finish are not visible on the remote; run `pipe push` again to resume (uploaded files are kept)',
+      );
     }
     throw e;
   } finally {

@@ -93,10 +93,18 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     // A partial pull is never a cache hit for its own stage: a selected one runs (or is completed by --pull).
     const plan = planned.map((p) =>
       p.state === 'partial' && selected.includes(p.stage)
-        ? { ...p, state: 'run' as const, reason: `only partly in the cache (${p.reason.split(';')[0]}): ${flags.pull ? 'the rest is pulled' : 'runs again (--pull would fetch the rest)'}` }
+        ? {
+            ...p,
+            state: 'run' as const,
+            reason: `only partly in the cache (${p.reason.split(';')[0]}): ${flags.pull ? 'the rest is pulled' : 'runs again (--pull would fetch the rest)'}`,
+          }
         : p,
     );
-    printPlan(withSecretNotes(plan, pipeline).map((p) => p.entry), output, new Set(selected));
+    printPlan(
+      withSecretNotes(plan, pipeline).map((p) => p.entry),
+      output,
+      new Set(selected),
+    );
     return EXIT.ok;
   }
   if (!flags.pull) await refuseUnsetSecrets(pipeline, graph, cache, needed, new Set(flags.force ? selected : []));
@@ -180,7 +188,10 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   output.line(summaryLine(result.outcomes, Date.now() - started, output, pulledStages, remote?.url));
   for (const w of output.warnings) output.line(output.colors.yellow(`! ${w}`));
   // A report is shown with this run's facts (its run view); another report-kind artifact as it is.
-  const views = await writeRunViews({ cache, graph, pipeline: pipeline.name, runId, startedAt: started, outcomes: result.outcomes, stageImpls: pipeline.stageImpls }, (m) => output.line(`warning: ${m}`));
+  const views = await writeRunViews(
+    { cache, graph, pipeline: pipeline.name, runId, startedAt: started, outcomes: result.outcomes, stageImpls: pipeline.stageImpls },
+    (m) => output.line(`warning: ${m}`),
+  );
   const ownReport = flags.sweepCombination || process.env[SWEEP_CHILD_ENV] === '1';
   for (const [id, o] of result.outcomes) {
     if ((o.status === 'ran' || o.status === 'cached') && o.artifact.kind === 'report') {
@@ -192,7 +203,13 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   return result.failed ? EXIT.failed : EXIT.ok;
 }
 
-function summaryLine(outcomes: ReadonlyMap<string, StageOutcome>, ms: number, output: Output, pulled: ReadonlyMap<string, boolean> = new Map(), remote?: string): string {
+function summaryLine(
+  outcomes: ReadonlyMap<string, StageOutcome>,
+  ms: number,
+  output: Output,
+  pulled: ReadonlyMap<string, boolean> = new Map(),
+  remote?: string,
+): string {
   const count = (s: StageOutcome['status']): number => [...outcomes.values()].filter((o) => o.status === s).length;
   const partly = [...pulled].filter(([, p]) => p).map(([s]) => s);
   const fromRemote = pulled.size > 0 ? ` (${pulled.size} pulled from ${remote ?? 'the remote'}${partly.length ? `; partly: ${partly.join(', ')}` : ''})` : '';

@@ -9,16 +9,7 @@ import { ExitError, EXIT } from '../errors.js';
 import { defaultCacheRoot } from '../cache-home.js';
 import { formatDuration, wantColor } from '../output.js';
 import type { Pipeline } from '../pipeline.js';
-import {
-  differingParams,
-  formatNumber,
-  formatValue,
-  headlineColumns,
-  loadHistory,
-  metricValue,
-  shortParam,
-  type RunSummary,
-} from '../history.js';
+import { differingParams, formatNumber, formatValue, headlineColumns, loadHistory, metricValue, shortParam, type RunSummary } from '../history.js';
 
 export interface HistoryFlags {
   cacheDir?: string;
@@ -40,7 +31,9 @@ export async function historyScope(file: string | undefined, flags: HistoryFlags
     return { root, pipeline: name };
   }
   const { root, note } = await defaultCacheRoot(`pipe ${command}`, flags.cacheDir);
-  const isDir = await stat(root).then((s) => s.isDirectory()).catch(() => false);
+  const isDir = await stat(root)
+    .then((s) => s.isDirectory())
+    .catch(() => false);
   if (!isDir) throw new ExitError(EXIT.usage, `no pipe cache at ${root}: name the pipeline file, or use --cache-dir`);
   if (note) process.stderr.write(`${note}\n`);
   return { root, ...(flags.pipeline ? { pipeline: flags.pipeline } : {}) };
@@ -139,7 +132,14 @@ export function renderTable<T>(cols: readonly Column<T>[], rows: readonly T[], c
   const cells = rows.map((r) => cols.map((c) => c.cell(r)));
   const widths = cols.map((c, i) => Math.max(c.header.length, ...cells.map((row) => row[i]!.length)));
   const pad = (text: string, i: number): string => (cols[i]!.right ? text.padStart(widths[i]!) : text.padEnd(widths[i]!));
-  const lines = [colors.bold(cols.map((c, i) => pad(c.header, i)).join('  ').trimEnd())];
+  const lines = [
+    colors.bold(
+      cols
+        .map((c, i) => pad(c.header, i))
+        .join('  ')
+        .trimEnd(),
+    ),
+  ];
   rows.forEach((row, r) => {
     lines.push(
       cols

@@ -10,7 +10,9 @@ import { withSecretNotes } from '../secrets-plan.js';
 import { secretNames } from '../secrets.js';
 
 /** For --json: what a partial pull holds. */
-function partialOf(a: Artifact | undefined): { partial: { files: number; of: number; reads: readonly string[]; remote: string; readers: readonly string[] } } | undefined {
+function partialOf(
+  a: Artifact | undefined,
+): { partial: { files: number; of: number; reads: readonly string[]; remote: string; readers: readonly string[] } } | undefined {
   const s = a ? sparseOf(a) : undefined;
   return s ? { partial: { files: s.present.length, of: s.files, reads: s.reads, remote: s.remote, readers: s.readers } } : undefined;
 }
@@ -51,13 +53,15 @@ export async function statusCommand(file: string, flags: PipelineOptions & { jso
   // A stage whose key cannot be computed here (its raw data was only looked up on the remote)
   // may still have a partial pull as its latest artifact: say so.
   const plan = await Promise.all(
-    noted.map((n) => n.entry).map(async (p) => {
-      if (p.state === 'cached' || p.state === 'partial') return p;
-      const latest = await cache.latestKey(pipeline.name, p.stage);
-      const a = latest ? await cache.find(latest) : undefined;
-      const s = a ? sparseOf(a) : undefined;
-      return s ? { ...p, reason: `${p.reason}; latest: a partial pull (${s.present.length} of ${s.files} files) from ${s.remote || 'a remote'}` } : p;
-    }),
+    noted
+      .map((n) => n.entry)
+      .map(async (p) => {
+        if (p.state === 'cached' || p.state === 'partial') return p;
+        const latest = await cache.latestKey(pipeline.name, p.stage);
+        const a = latest ? await cache.find(latest) : undefined;
+        const s = a ? sparseOf(a) : undefined;
+        return s ? { ...p, reason: `${p.reason}; latest: a partial pull (${s.present.length} of ${s.files} files) from ${s.remote || 'a remote'}` } : p;
+      }),
   );
   // Names only: which variables a stage is given, and which of those it needs are not set.
   const secretsRow = (id: string): { secrets?: { names: string[]; unset: string[] } } => {

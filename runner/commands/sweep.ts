@@ -48,7 +48,12 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   let parallel = flags.sweepParallel === undefined ? 1 : Number(flags.sweepParallel);
   if (!Number.isInteger(parallel) || parallel < 1) throw new ExitError(EXIT.usage, `--sweep-parallel: expected a positive integer, got ${flags.sweepParallel}`);
   const { sweep: _sweep, sweepParallel: _parallel, ...runFlags } = flags;
-  const flagsFor = (c: Combination): RunFlags => ({ ...runFlags, set: [...(runFlags.set ?? []), ...c.set], argv: childArgs(file, runFlags, c, 1), sweepCombination: true });
+  const flagsFor = (c: Combination): RunFlags => ({
+    ...runFlags,
+    set: [...(runFlags.set ?? []), ...c.set],
+    argv: childArgs(file, runFlags, c, 1),
+    sweepCombination: true,
+  });
 
   // A swept param the pipeline does not declare is named against its own --sweep flag.
   const declared = (await openPipeline(file, runFlags, { checkPaths: true })).pipeline.params;
@@ -78,7 +83,9 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   const runsDir = cache.runsDir;
   const err = process.stderr;
   const colors = pc.createColors(wantColor(err));
-  err.write(`${colors.bold('sweep')}: ${combos.length} combination${combos.length === 1 ? '' : 's'}${parallel > 1 ? `, up to ${parallel} at once${onSlurm ? ' as Slurm jobs' : ''}` : ''}\n`);
+  err.write(
+    `${colors.bold('sweep')}: ${combos.length} combination${combos.length === 1 ? '' : 's'}${parallel > 1 ? `, up to ${parallel} at once${onSlurm ? ' as Slurm jobs' : ''}` : ''}\n`,
+  );
 
   const { runCommand } = await import('./run.js');
   if (flags.dryRun) {
@@ -140,7 +147,9 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   const resolved = outcomes.map((o) => {
     if (o.runId) return o;
     const argv = childArgs(file, runFlags, o.combination, parallel);
-    const hit = history.find((r) => !existing.has(r.id) && r.argv.length === argv.length && r.argv.every((x, i) => x === argv[i]) && !outcomes.some((p) => p.runId === r.id));
+    const hit = history.find(
+      (r) => !existing.has(r.id) && r.argv.length === argv.length && r.argv.every((x, i) => x === argv[i]) && !outcomes.some((p) => p.runId === r.id),
+    );
     return hit ? { ...o, runId: hit.id } : o;
   });
 
@@ -153,7 +162,9 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   const outColors = pc.createColors(wantColor(out));
   out.write(`\n${sweepTable(resolved, byId, outColors).join('\n')}\n`);
   if (linked) {
-    err.write(`sweep: each combination's artifacts are in ${path.relative(process.cwd(), linked) || '.'}/<n>-<values>/<stage>; latest/ is as it was before the sweep\n`);
+    err.write(
+      `sweep: each combination's artifacts are in ${path.relative(process.cwd(), linked) || '.'}/<n>-<values>/<stage>; latest/ is as it was before the sweep\n`,
+    );
     for (const r of await reportLinks(linked, resolved, byId)) err.write(`report [${r.index}]: ${path.relative(process.cwd(), r.file) || r.file}\n`);
   }
   const failed = resolved.filter((o) => o.exitCode !== EXIT.ok && o.exitCode !== EXIT.interrupted).length;
@@ -282,7 +293,8 @@ async function runChildren(
         child.on('close', (code, signal) => resolve(code ?? (signal === 'SIGINT' || signal === 'SIGTERM' ? EXIT.interrupted : EXIT.failed)));
       });
       children.delete(child);
-      const status = exitCode === 0 ? colors.green('ok') : exitCode === EXIT.interrupted ? colors.yellow('interrupted') : colors.red(`failed (exit ${exitCode})`);
+      const status =
+        exitCode === 0 ? colors.green('ok') : exitCode === EXIT.interrupted ? colors.yellow('interrupted') : colors.red(`failed (exit ${exitCode})`);
       err.write(`${colors.bold(`── ${label}`)}: ${status}\n${Buffer.concat(chunks).toString('utf8')}`);
       results.push({ combination: c, exitCode });
     }

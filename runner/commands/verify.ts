@@ -20,14 +20,21 @@ export async function verifyCommand(file: string, flags: PipelineOptions & { all
   }
   const out = new Output({ stream: process.stdout, live: false });
   const c = out.colors;
-  const report: { key: string; label: string; problems: { path: string; problem: string }[]; partial?: { files: number; of: number; reads: readonly string[]; remote: string } }[] = [];
+  const report: {
+    key: string;
+    label: string;
+    problems: { path: string; problem: string }[];
+    partial?: { files: number; of: number; reads: readonly string[]; remote: string };
+  }[] = [];
   for (const [key, label] of keys) {
     // A sparse entry (a partial pull) is checked on the files it holds; the others are on the remote.
     const { problems, sparse } = await cache.verifyEntry(key);
     const partial = sparse ? { files: sparse.present.length, of: sparse.files, reads: sparse.reads, remote: sparse.remote } : undefined;
     report.push({ key, label, problems, ...(partial ? { partial } : {}) });
     if (flags.json) continue;
-    const note = partial ? c.dim(` partial: ${partial.files} of ${partial.of} files here (${partial.reads.join(', ')}), the rest on ${partial.remote || 'the remote'}`) : '';
+    const note = partial
+      ? c.dim(` partial: ${partial.files} of ${partial.of} files here (${partial.reads.join(', ')}), the rest on ${partial.remote || 'the remote'}`)
+      : '';
     if (problems.length === 0) out.line(`${c.green('ok     ')} ${label} ${c.dim(key.slice(0, 12))}${note}`);
     else {
       out.line(`${c.red('CORRUPT')} ${label} ${c.dim(path.join(path.relative(process.cwd(), cache.entryDir(key))))}`);
@@ -51,7 +58,10 @@ export async function verifyCommand(file: string, flags: PipelineOptions & { all
   const corrupt = report.filter((r) => r.problems.length > 0).length;
   const corruptDerived = derived.filter((d) => d.problems.length > 0).length;
   const partial = report.filter((r) => r.partial).length;
-  if (flags.json) process.stdout.write(`${JSON.stringify({ verified: report.length, corrupt, partial, entries: report, derived: { verified: derived.length, corrupt: corruptDerived, folders: derived } }, null, 2)}\n`);
+  if (flags.json)
+    process.stdout.write(
+      `${JSON.stringify({ verified: report.length, corrupt, partial, entries: report, derived: { verified: derived.length, corrupt: corruptDerived, folders: derived } }, null, 2)}\n`,
+    );
   else
     out.line(
       `${report.length} artifact${report.length === 1 ? '' : 's'} verified, ${corrupt} corrupt${corrupt && flags.remove ? ' (removed: the next run recomputes them)' : ''}` +

@@ -34,7 +34,8 @@ export function nodeHome(root: string, version: string, arch: string): string {
 }
 
 export function probeScript(root: string, version: string): string {
-  const libDirs = '/usr/local/cuda-12*/lib64 /usr/local/cuda-12*/lib /usr/local/cuda-12*/targets/*/lib /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64';
+  const libDirs =
+    '/usr/local/cuda-12*/lib64 /usr/local/cuda-12*/lib /usr/local/cuda-12*/targets/*/lib /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64';
   return [
     'echo "os=$(uname -s)"',
     'echo "arch=$(uname -m)"',

@@ -59,7 +59,8 @@ export async function lockHostInstall(o: HostLockOptions): Promise<() => Promise
       const lines = pending.split('\n');
       pending = lines.pop() ?? '';
       for (const line of lines) {
-        if (line.startsWith('waiting=')) o.log.info(`waiting for another pipe's install on ${o.where} to finish (${line.slice('waiting='.length) || 'holder unknown'})`);
+        if (line.startsWith('waiting='))
+          o.log.info(`waiting for another pipe's install on ${o.where} to finish (${line.slice('waiting='.length) || 'holder unknown'})`);
         else if (line === 'locked' || line === 'no-flock') resolve({ kind: line });
       }
     });
@@ -74,7 +75,17 @@ export async function lockHostInstall(o: HostLockOptions): Promise<() => Promise
   if (r.exitCode === 255) throw new StageError(`connection to host ${o.where} lost while waiting for its install lock`);
   if (o.signal.aborted) throw new StageError('interrupted');
   if (r.exitCode === 98) {
-    throw new StageError(`another pipe run has been installing on ${o.where} for over ${Math.round((o.waitS ?? WAIT_S) / 60)} min (${path.posix.join(o.root, 'install.lock')})`, 'let it finish, or stop the pipe run that holds it');
+    throw new StageError(
+      `another pipe run has been installing on ${o.where} for over ${Math.round((o.waitS ?? WAIT_S) / 60)} min (${path.posix.join(o.root, 'install.lock')})`,
+      'let it finish, or stop the pipe run that holds it',
+    );
   }
-  throw new StageError(`taking the install lock on ${o.where} failed (exit ${r.exitCode}): ${String(r.stderr ?? '').trim().split('\n').pop() ?? ''}`);
+  throw new StageError(
+    `taking the install lock on ${o.where} failed (exit ${r.exitCode}): ${
+      String(r.stderr ?? '')
+        .trim()
+        .split('\n')
+        .pop() ?? ''
+    }`,
+  );
 }

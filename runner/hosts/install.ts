@@ -140,15 +140,24 @@ async function syncAndInstall(o: InstallOptions, variant: InstallVariant): Promi
   );
   const started = Date.now();
   const lines: string[] = [];
-  const r = await sshRun(o.target, installScript(toolDir, await installKey(), variant, o.nodeBinDir, await tfjsVersion()), { signal: o.signal, onLine: (l) => lines.push(l.trim()) });
+  const r = await sshRun(o.target, installScript(toolDir, await installKey(), variant, o.nodeBinDir, await tfjsVersion()), {
+    signal: o.signal,
+    onLine: (l) => lines.push(l.trim()),
+  });
   if (r.exitCode === 255) throw o.lost('installing pipe');
   if (r.exitCode === NO_NPM) {
-    throw new StageError(`cannot install pipe on ${o.where}: npm is not on the PATH of a non-interactive ssh session there`, 'install npm there (Debian/Ubuntu: apt-get install npm), or set `pipe_path` to an existing pipe installation');
+    throw new StageError(
+      `cannot install pipe on ${o.where}: npm is not on the PATH of a non-interactive ssh session there`,
+      'install npm there (Debian/Ubuntu: apt-get install npm), or set `pipe_path` to an existing pipe installation',
+    );
   }
   if (r.exitCode !== 0) throw new StageError(`installing pipe on ${o.where} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
   const cudaFailed = lines.find((l) => l.startsWith('cuda-failed='))?.slice('cuda-failed='.length);
   if (lines.includes('installed')) o.log.debug(`pipe is already installed on ${o.where} (${variant})`);
-  else o.log.info(`installed pipe's dependencies on ${o.where} (${variant === 'cuda12' ? 'with the CUDA 12 build of ONNX Runtime' : 'CPU build'}) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  else
+    o.log.info(
+      `installed pipe's dependencies on ${o.where} (${variant === 'cuda12' ? 'with the CUDA 12 build of ONNX Runtime' : 'CPU build'}) in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    );
   const tfjsGpuFailed = lines.find((l) => l.startsWith('tfjs-gpu-failed='))?.slice('tfjs-gpu-failed='.length);
   if (tfjsGpuFailed) o.log.info(`tfjs-node-gpu could not be installed on ${o.where} (${tfjsGpuFailed}): tfjs computes on wasm/cpu there`);
   return {

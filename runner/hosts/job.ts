@@ -25,7 +25,16 @@ export interface Job {
 
 export type JobLine =
   | { readonly t: 'log'; readonly level: 'info' | 'warn' | 'debug'; readonly msg: string }
-  | { readonly t: 'progress'; readonly id: number; readonly label: string; readonly done: number; readonly resumed?: number; readonly total?: number; readonly status?: string; readonly end?: boolean }
+  | {
+      readonly t: 'progress';
+      readonly id: number;
+      readonly label: string;
+      readonly done: number;
+      readonly resumed?: number;
+      readonly total?: number;
+      readonly status?: string;
+      readonly end?: boolean;
+    }
   | { readonly t: 'result'; readonly result: StageResult }
   | { readonly t: 'error'; readonly message: string; readonly expected: boolean };
 

@@ -43,7 +43,10 @@ export async function prepareHost(o: PrepareOptions): Promise<HostRuntime> {
   const runtime = await p;
   const gpuList = runtime.gpus.length ? `${runtime.gpus.length}x ${[...new Set(runtime.gpus)].join(', ')}` : 'no GPU';
   if (runtime.cpuReason && o.gpu === 'required') {
-    throw new StageError(`host ${o.where} (${gpuList}) cannot compute on a GPU: ${runtime.cpuReason}`, '`gpu: required` on the provision stage; set `gpu: auto` to run on its CPU anyway');
+    throw new StageError(
+      `host ${o.where} (${gpuList}) cannot compute on a GPU: ${runtime.cpuReason}`,
+      '`gpu: required` on the provision stage; set `gpu: auto` to run on its CPU anyway',
+    );
   }
   if (runtime.cpuReason) o.log.warn(`host ${o.where} has ${gpuList} but this stage computes on its CPU: ${runtime.cpuReason}`);
   return runtime;
@@ -65,9 +68,13 @@ async function prepare(o: PrepareOptions): Promise<HostRuntime> {
   if (gpuMode === 'required' && !probe.gpus.length) cpuReason = 'nvidia-smi lists no GPU on the host';
   else if (probe.gpus.length && gpuMode !== 'cpu') {
     if (installed && !installed.cudaProvider) {
-      cpuReason = installed.cudaFailed ? `ONNX Runtime's CUDA provider could not be installed (${installed.cudaFailed})` : "ONNX Runtime's CUDA provider is not installed";
-    } else if (!probe.cuda12) cpuReason = 'no CUDA 12 runtime (libcudart.so.12) under /usr/local/cuda-12* or the system libraries: ONNX Runtime 1.x is built for CUDA 12 (install cuda-toolkit-12 beside the default CUDA)';
-    else if (!probe.cudnn) cpuReason = 'libcudnn.so.9 not found (cuDNN 9 for CUDA 12), which ONNX Runtime\'s CUDA provider needs';
+      cpuReason = installed.cudaFailed
+        ? `ONNX Runtime's CUDA provider could not be installed (${installed.cudaFailed})`
+        : "ONNX Runtime's CUDA provider is not installed";
+    } else if (!probe.cuda12)
+      cpuReason =
+        'no CUDA 12 runtime (libcudart.so.12) under /usr/local/cuda-12* or the system libraries: ONNX Runtime 1.x is built for CUDA 12 (install cuda-toolkit-12 beside the default CUDA)';
+    else if (!probe.cudnn) cpuReason = "libcudnn.so.9 not found (cuDNN 9 for CUDA 12), which ONNX Runtime's CUDA provider needs";
   }
 
   const libs = [...new Set([probe.cuda12, probe.cudnn].filter((d): d is string => !!d))];
@@ -87,7 +94,11 @@ async function prepare(o: PrepareOptions): Promise<HostRuntime> {
 async function nodeFor(o: PrepareOptions, probe: HostProbe, version: string): Promise<string | undefined> {
   if (nodeSuitable(probe.node) && (probe.npm || o.pipePath)) return undefined;
   if (probe.bootstrapped) return probe.bootstrapped;
-  if (probe.os !== 'Linux') throw new StageError(`host ${o.where} has no Node >= ${MIN_NODE_MAJOR} and runs ${probe.os || 'an unknown OS'}: pipe installs Node only on Linux hosts`, 'install Node.js there');
+  if (probe.os !== 'Linux')
+    throw new StageError(
+      `host ${o.where} has no Node >= ${MIN_NODE_MAJOR} and runs ${probe.os || 'an unknown OS'}: pipe installs Node only on Linux hosts`,
+      'install Node.js there',
+    );
   const distUrl = o.nodeDistUrl ?? NODE_DIST_URL;
   const found = probe.node ? `Node ${probe.node}${probe.npm ? '' : ' without npm'}` : 'no Node';
   o.log.info(`host ${o.where} has ${found}: installing Node v${version} (${probe.arch}) from ${distUrl} for pipe`);
@@ -95,8 +106,18 @@ async function nodeFor(o: PrepareOptions, probe: HostProbe, version: string): Pr
   const r = await sshRun(o.target, bootstrapScript(o.root, version, distUrl, probe.arch), { signal: o.signal });
   if (r.exitCode === 255) throw o.lost('installing Node');
   if (r.exitCode !== 0) {
-    const why = r.stderr.split('\n').filter((l) => l.startsWith('pipe: ')).pop()?.slice('pipe: '.length) ?? r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}`;
-    throw new StageError(`installing Node on ${o.where} failed: ${why}`, 'set `node_dist_url` on the provision stage to a reachable mirror, or install Node.js >= 20 on the host');
+    const why =
+      r.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('pipe: '))
+        .pop()
+        ?.slice('pipe: '.length) ??
+      r.stderr.trim().split('\n').pop() ??
+      `exit ${r.exitCode}`;
+    throw new StageError(
+      `installing Node on ${o.where} failed: ${why}`,
+      'set `node_dist_url` on the provision stage to a reachable mirror, or install Node.js >= 20 on the host',
+    );
   }
   o.log.info(`installed Node v${version} on ${o.where} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   return `${nodeHome(o.root, version, probe.arch)}/bin`;

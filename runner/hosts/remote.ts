@@ -117,7 +117,9 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
   const projectDir = path.posix.join(root, 'projects', o.pipelineName);
   // A Slurm sweep's runs sync the same project and inputs at once: one at a time per directory.
   const lock = (dir: string): { lock?: string } => (p.slurm ? { lock: `/tmp/pipe-sync-${hashOf(dir).slice(0, 16)}.lock` } : {});
-  await sync('syncing the project', () => rsyncUp(target, o.pipelineDir, projectDir, { signal: o.signal, delete: true, exclude: ['.pipe', 'node_modules', '.git'], ...lock(projectDir) }));
+  await sync('syncing the project', () =>
+    rsyncUp(target, o.pipelineDir, projectDir, { signal: o.signal, delete: true, exclude: ['.pipe', 'node_modules', '.git'], ...lock(projectDir) }),
+  );
   const remoteInputs: Record<string, Artifact> = {};
   for (const [port, a] of Object.entries(o.inputs)) {
     // A partial pull (sparse entry) holds only some files: never the host's whole copy of its content.
@@ -149,7 +151,10 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
     ...(o.secrets && Object.keys(o.secrets).length ? { secrets: Object.keys(o.secrets) } : {}),
   };
   let result: StageResult | undefined;
-  const done = await sshRun(target, `cat ${shq(path.posix.join(jobDir, 'done.json'))} 2>/dev/null`, { signal: o.signal, onLine: (l) => (result ??= tryJson(l)) });
+  const done = await sshRun(target, `cat ${shq(path.posix.join(jobDir, 'done.json'))} 2>/dev/null`, {
+    signal: o.signal,
+    onLine: (l) => (result ??= tryJson(l)),
+  });
   if (done.exitCode === 255) throw lost('checking for earlier work');
   let slurmJob: import('./slurm/job.js').SlurmJobFacts | undefined;
   if (result) o.log.info('the host already finished this job: fetching its output');
@@ -221,11 +226,19 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
         signal: o.signal,
         lost,
       });
-      if (!result) throw new StageError(`Slurm job ${slurmJob.jobId} completed but its log has no result from pipe exec`, `see ${path.posix.join(jobDir, 'job.log')} on ${where}`);
+      if (!result)
+        throw new StageError(
+          `Slurm job ${slurmJob.jobId} completed but its log has no result from pipe exec`,
+          `see ${path.posix.join(jobDir, 'job.log')} on ${where}`,
+        );
     } else {
       await sendJob();
       o.log.info(`running on ${where}`);
-      const run = await sshRun(target, `cd ${shq(projectDir)} && ${host.env}${execute}`, { signal: o.signal, onLine, ...(job.secrets ? { input: secretsLine(o.secrets!) } : {}) });
+      const run = await sshRun(target, `cd ${shq(projectDir)} && ${host.env}${execute}`, {
+        signal: o.signal,
+        onLine,
+        ...(job.secrets ? { input: secretsLine(o.secrets!) } : {}),
+      });
       if (o.signal.aborted) throw new StageError('interrupted');
       if (failure) throw new StageError(`${failure} (on ${where})`);
       if (run.exitCode === 255 || !result) throw lost('while the stage ran');

@@ -55,7 +55,11 @@ export interface RemoteRun {
  * Run a command on the host, streaming stdout line by line. Exit 255 = ssh's own failure.
  * `input`: written to the remote command's stdin (secrets travel this way, never in `command`).
  */
-export async function sshRun(t: SshTarget, command: string, opts: { signal?: AbortSignal; onLine?: (line: string) => void; input?: string } = {}): Promise<RemoteRun> {
+export async function sshRun(
+  t: SshTarget,
+  command: string,
+  opts: { signal?: AbortSignal; onLine?: (line: string) => void; input?: string } = {},
+): Promise<RemoteRun> {
   const child: ResultPromise = execa(...shellArgs(t, command), {
     reject: false,
     buffer: { stdout: false, stderr: true },
@@ -98,10 +102,25 @@ function rsyncShellCommand(t: SshTarget): string {
  * on the host that serializes syncs into the same directory (runs of a sweep at once: one
  * rsync --delete would remove the other's temp files).
  */
-export async function rsyncUp(t: SshTarget, localDir: string, remoteDir: string, opts: { signal?: AbortSignal; exclude?: string[]; delete?: boolean; lock?: string } = {}): Promise<void> {
+export async function rsyncUp(
+  t: SshTarget,
+  localDir: string,
+  remoteDir: string,
+  opts: { signal?: AbortSignal; exclude?: string[]; delete?: boolean; lock?: string } = {},
+): Promise<void> {
   const locked = opts.lock ? ['flock', '-w', '600', opts.lock] : [];
   const rsyncPath = locked.length && !t.local ? [`--rsync-path=${[...locked, 'rsync'].map(shq).join(' ')}`] : [];
-  const args = ['-a', '--partial', '--mkpath', ...rsyncPath, ...(opts.delete ? ['--delete'] : []), ...(opts.exclude ?? []).flatMap((e) => ['--exclude', e]), ...rsyncShell(t), `${path.resolve(localDir)}/`, `${remotePath(t, remoteDir)}/`];
+  const args = [
+    '-a',
+    '--partial',
+    '--mkpath',
+    ...rsyncPath,
+    ...(opts.delete ? ['--delete'] : []),
+    ...(opts.exclude ?? []).flatMap((e) => ['--exclude', e]),
+    ...rsyncShell(t),
+    `${path.resolve(localDir)}/`,
+    `${remotePath(t, remoteDir)}/`,
+  ];
   await runRsync(t.local && locked.length ? [...locked.slice(1), 'rsync', ...args] : args, opts.signal, t.local && locked.length ? 'flock' : 'rsync');
 }
 
@@ -113,7 +132,11 @@ export async function rsyncDown(t: SshTarget, remoteDir: string, localDir: strin
 async function runRsync(args: string[], signal?: AbortSignal, program = 'rsync'): Promise<void> {
   const r = await execa(program, args, { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) });
   if (r.exitCode !== 0) {
-    const why = String(r.stderr ?? '').trim().split('\n').slice(-2).join(' ');
+    const why = String(r.stderr ?? '')
+      .trim()
+      .split('\n')
+      .slice(-2)
+      .join(' ');
     const lost = r.exitCode === 255 || r.exitCode === 12 || /connection|closed|reset|broken pipe/i.test(why);
     throw new Error(lost ? `connection to the host lost during rsync (${why || `exit ${r.exitCode}`})` : `rsync failed (exit ${r.exitCode}): ${why}`);
   }

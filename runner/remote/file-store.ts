@@ -64,7 +64,9 @@ export class FileStore implements ObjectStore {
   }
 
   async head(rel: string): Promise<ObjectInfo | undefined> {
-    const st = await stat(this.file(rel)).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(this.explain(e, `reading ${this.url}/${rel}`))));
+    const st = await stat(this.file(rel)).catch((e: NodeJS.ErrnoException) =>
+      e.code === 'ENOENT' ? undefined : Promise.reject(this.explain(e, `reading ${this.url}/${rel}`)),
+    );
     return st?.isFile() ? { key: rel, size: st.size } : undefined;
   }
 

@@ -43,7 +43,10 @@ export function remoteFor(pipeline: Pipeline, env: NodeJS.ProcessEnv = process.e
 
 /** The "no remote configured" usage error, worded the same by every command. */
 export function noRemoteError(command: string): ExitError {
-  return new ExitError(EXIT.usage, `${command}: no remote cache configured: add \`cache: { remote: s3://bucket/prefix }\` (or file:///shared/folder) to the pipeline or set PIPE_REMOTE`);
+  return new ExitError(
+    EXIT.usage,
+    `${command}: no remote cache configured: add \`cache: { remote: s3://bucket/prefix }\` (or file:///shared/folder) to the pipeline or set PIPE_REMOTE`,
+  );
 }
 
 /** A remote failure as the one line a user sees (the commands exit 1 with it). */
@@ -74,8 +77,11 @@ export async function tryPull(
     ...(options.reader ? { reader: options.reader } : {}),
     onStart: ({ files, bytes, toDownload, of, present }) => {
       if (toDownload <= 0 && files === 0) return;
-      const part = files + present < of ? ` of ${of} (what ${options.reader ?? 'the stage'} reads)` : present > 0 ? ` (completing it: ${present} here already)` : '';
-      output.line(`⇣ ${label}: pulling ${files} file${files === 1 ? '' : 's'}${part} (${formatBytes(bytes)}${toDownload < bytes ? `, ${formatBytes(toDownload)} left` : ''}) from ${remote.url}`);
+      const part =
+        files + present < of ? ` of ${of} (what ${options.reader ?? 'the stage'} reads)` : present > 0 ? ` (completing it: ${present} here already)` : '';
+      output.line(
+        `⇣ ${label}: pulling ${files} file${files === 1 ? '' : 's'}${part} (${formatBytes(bytes)}${toDownload < bytes ? `, ${formatBytes(toDownload)} left` : ''}) from ${remote.url}`,
+      );
     },
   });
 }

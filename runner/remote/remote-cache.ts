@@ -63,8 +63,6 @@ export interface PullOptions {
   readonly onStart?: (plan: { files: number; bytes: number; toDownload: number; of: number; ofBytes: number; present: number }) => void;
 }
 
-
-
 export class RemoteCache {
   constructor(readonly store: ObjectStore) {}
 
@@ -108,7 +106,16 @@ export class RemoteCache {
     if (!Array.isArray(manifest)) throw new RemoteError('corrupt', `remote entry ${meta.key}: manifest.json is not a list`);
     const seen = new Set<string>();
     for (const m of manifest) {
-      if (!m || typeof m.path !== 'string' || !safeRelPath(m.path) || seen.has(m.path) || !Number.isSafeInteger(m.size) || m.size < 0 || typeof m.sha256 !== 'string' || !HEX64.test(m.sha256)) {
+      if (
+        !m ||
+        typeof m.path !== 'string' ||
+        !safeRelPath(m.path) ||
+        seen.has(m.path) ||
+        !Number.isSafeInteger(m.size) ||
+        m.size < 0 ||
+        typeof m.sha256 !== 'string' ||
+        !HEX64.test(m.sha256)
+      ) {
         throw new RemoteError('corrupt', `remote entry ${meta.key}: manifest.json has an invalid entry ${JSON.stringify(m)?.slice(0, 200)}`);
       }
       seen.add(m.path);
@@ -178,8 +185,16 @@ export class RemoteCache {
         options.progress?.tick(0, `${done}/${todo.length} files`);
       };
       await both(
-        forEachLimit(todo.filter((m) => m.size >= MULTIPART_THRESHOLD), PARALLEL_LARGE, download),
-        forEachLimit(todo.filter((m) => m.size < MULTIPART_THRESHOLD), PARALLEL, download),
+        forEachLimit(
+          todo.filter((m) => m.size >= MULTIPART_THRESHOLD),
+          PARALLEL_LARGE,
+          download,
+        ),
+        forEachLimit(
+          todo.filter((m) => m.size < MULTIPART_THRESHOLD),
+          PARALLEL,
+          download,
+        ),
       );
       for (const m of files) {
         const src = first.get(m.sha256);
@@ -209,7 +224,11 @@ export class RemoteCache {
       const stored: PulledMeta = { ...rest, contentHash: meta.contentHash, pulled };
       let artifact: Artifact;
       if (found) {
-        artifact = await extendSparse(cache, key, data, [...adding], { meta: stored, reads: options.reads ?? [], readers: options.reader ? [options.reader] : [] });
+        artifact = await extendSparse(cache, key, data, [...adding], {
+          meta: stored,
+          reads: options.reads ?? [],
+          readers: options.reader ? [options.reader] : [],
+        });
       } else {
         const tmp = await cache.makeTemp(`pull-${key.slice(0, 12)}`);
         try {
@@ -219,7 +238,12 @@ export class RemoteCache {
             const draft: MetaDraft & { pulled: PulledInfo } = { ...rest, pulled };
             artifact = await cache.commit(tmp, draft);
           } else {
-            artifact = await commitSparse(cache, tmp, stored, manifest, { reads: partial!.reads, readers: partial!.readers, remote: this.url, present: [...adding] });
+            artifact = await commitSparse(cache, tmp, stored, manifest, {
+              reads: partial!.reads,
+              readers: partial!.readers,
+              remote: this.url,
+              present: [...adding],
+            });
           }
         } catch (e) {
           await rm(tmp, { recursive: true, force: true }).catch(() => undefined);

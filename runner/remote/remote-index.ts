@@ -38,7 +38,12 @@ export async function readIndex(remote: IndexOwner, pipeline: string, signal?: A
 }
 
 /** Merge stage -> key entries into the pipeline's index (last writer wins per stage). */
-export async function updateIndex(remote: IndexOwner, pipeline: string, stages: Readonly<Record<string, RemoteIndexEntry>>, signal?: AbortSignal): Promise<RemoteIndex> {
+export async function updateIndex(
+  remote: IndexOwner,
+  pipeline: string,
+  stages: Readonly<Record<string, RemoteIndexEntry>>,
+  signal?: AbortSignal,
+): Promise<RemoteIndex> {
   const previous = await readIndex(remote, pipeline, signal);
   const index: RemoteIndex = { pipeline, updatedAt: new Date().toISOString(), stages: { ...(previous?.stages ?? {}), ...stages } };
   await remote.store.putBuffer(indexPath(pipeline), JSON.stringify(index, null, 2), 'application/json', signal);

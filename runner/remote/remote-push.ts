@@ -48,7 +48,8 @@ export async function pushEntries(remote: RemoteCache, cache: Cache, keys: reado
   await forEachLimit(unique, PARALLEL, async (key) => {
     const local = await cache.find(key);
     if (!local) throw new RemoteError('other', `artifact ${key} is not in the local cache (${cache.cacheDir})`);
-    if (sparseOf(local)) throw new RemoteError('other', `artifact ${key} (${local.meta.stage}) is only partly in the local cache (a partial pull): it cannot be pushed`);
+    if (sparseOf(local))
+      throw new RemoteError('other', `artifact ${key} (${local.meta.stage}) is only partly in the local cache (a partial pull): it cannot be pushed`);
     const theirs = await remote.meta(key, signal);
     if (theirs) {
       presentKeys.push(key);
@@ -61,7 +62,8 @@ export async function pushEntries(remote: RemoteCache, cache: Cache, keys: reado
   // Distinct blobs of the entries to publish, each with one local file that holds it.
   const blobs = new Map<string, { size: number; file: string; label: string }>();
   for (const e of todo) {
-    for (const m of e.manifest) if (!blobs.has(m.sha256)) blobs.set(m.sha256, { size: m.size, file: path.join(e.dir, m.path), label: `${e.meta.stage}/${m.path}` });
+    for (const m of e.manifest)
+      if (!blobs.has(m.sha256)) blobs.set(m.sha256, { size: m.size, file: path.join(e.dir, m.path), label: `${e.meta.stage}/${m.path}` });
   }
   const present = await presentBlobs(remote.store, new Map([...blobs].map(([sha, b]) => [sha, b.size])), signal);
   const missing = [...blobs].filter(([sha]) => !present.has(sha));
@@ -75,8 +77,16 @@ export async function pushEntries(remote: RemoteCache, cache: Cache, keys: reado
     if (b.size < MULTIPART_THRESHOLD) options.progress?.tick(b.size, `${uploadedFiles}/${missing.length} files`);
   };
   await both(
-    forEachLimit(missing.filter(([, b]) => b.size >= MULTIPART_THRESHOLD), PARALLEL_LARGE, upload),
-    forEachLimit(missing.filter(([, b]) => b.size < MULTIPART_THRESHOLD), PARALLEL, upload),
+    forEachLimit(
+      missing.filter(([, b]) => b.size >= MULTIPART_THRESHOLD),
+      PARALLEL_LARGE,
+      upload,
+    ),
+    forEachLimit(
+      missing.filter(([, b]) => b.size < MULTIPART_THRESHOLD),
+      PARALLEL,
+      upload,
+    ),
   );
 
   // Every blob is there: publish manifests, then metas (the "entry exists" marker) last.
@@ -122,7 +132,13 @@ async function presentBlobs(store: ObjectStore, wanted: ReadonlyMap<string, numb
   return present;
 }
 
-async function uploadBlob(store: ObjectStore, sha: string, b: { size: number; file: string; label: string }, progress: Progress | undefined, signal?: AbortSignal): Promise<void> {
+async function uploadBlob(
+  store: ObjectStore,
+  sha: string,
+  b: { size: number; file: string; label: string },
+  progress: Progress | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
   const refuse = (): RemoteError =>
     new RemoteError('corrupt', `local file ${b.label} no longer matches its manifest (sha256); run \`pipe verify\` and re-run the stage before pushing`);
   if (b.size < MULTIPART_THRESHOLD) {

@@ -233,12 +233,28 @@ export class S3Store implements ObjectStore {
     } else if (name === 'NoSuchBucket' || (status === 404 && /bucket/i.test(doing))) {
       err = new RemoteError('no-bucket', `bucket '${this.location.bucket}' does not exist${where} (remote ${this.url}); create it or fix the remote URL`);
     } else if (name === 'InvalidAccessKeyId') {
-      err = new RemoteError('access-denied', `access denied to ${this.url}${where}: the access key id is not known to the store (InvalidAccessKeyId) while ${doing}`);
+      err = new RemoteError(
+        'access-denied',
+        `access denied to ${this.url}${where}: the access key id is not known to the store (InvalidAccessKeyId) while ${doing}`,
+      );
     } else if (name === 'SignatureDoesNotMatch') {
-      err = new RemoteError('access-denied', `access denied to ${this.url}${where}: the secret key does not match the access key id (SignatureDoesNotMatch) while ${doing}`);
+      err = new RemoteError(
+        'access-denied',
+        `access denied to ${this.url}${where}: the secret key does not match the access key id (SignatureDoesNotMatch) while ${doing}`,
+      );
     } else if (status === 403 || name === 'AccessDenied' || name === 'Forbidden') {
-      err = new RemoteError('access-denied', `access denied to ${this.url}${where} while ${doing} (check the credentials' permissions on the bucket and prefix)`);
-    } else if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ETIMEDOUT' || code === 'ECONNRESET' || name === 'TimeoutError') {
+      err = new RemoteError(
+        'access-denied',
+        `access denied to ${this.url}${where} while ${doing} (check the credentials' permissions on the bucket and prefix)`,
+      );
+    } else if (
+      code === 'ECONNREFUSED' ||
+      code === 'ENOTFOUND' ||
+      code === 'EAI_AGAIN' ||
+      code === 'ETIMEDOUT' ||
+      code === 'ECONNRESET' ||
+      name === 'TimeoutError'
+    ) {
       err = new RemoteError('unreachable', `cannot reach the S3 store${where || ` for ${this.url}`} (${code ?? name}) while ${doing}`);
     } else {
       const message = (e as Error | undefined)?.message;

@@ -22,8 +22,12 @@ export function openStore(url: string, options: StoreOptions = {}): ObjectStore 
   const u = url.trim();
   const scheme = Object.keys(STORES).find((s) => u.startsWith(s));
   if (!scheme) {
-    const schemes = Object.values(STORES).map((s) => s.what).join(' or ');
-    const examples = Object.values(STORES).map((s) => s.example).join(' or ');
+    const schemes = Object.values(STORES)
+      .map((s) => s.what)
+      .join(' or ');
+    const examples = Object.values(STORES)
+      .map((s) => s.example)
+      .join(' or ');
     throw new RemoteError('config', `remote '${url}' is not ${schemes} (expected ${examples})`);
   }
   return STORES[scheme]!.open(u, options);

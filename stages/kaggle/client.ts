@@ -65,7 +65,14 @@ export class KaggleClient {
     const files: RemoteFile[] = [];
     let pageToken = '';
     for (let page = 0; page < 10_000; page++) {
-      const res = await this.call('competitions.CompetitionApiService', 'ListDataFiles', { competitionName: slug, pageSize: 200, pageToken }, { target }, {}, signal);
+      const res = await this.call(
+        'competitions.CompetitionApiService',
+        'ListDataFiles',
+        { competitionName: slug, pageSize: 200, pageToken },
+        { target },
+        {},
+        signal,
+      );
       let body: { files?: { name?: unknown; totalBytes?: unknown }[]; nextPageToken?: unknown };
       try {
         body = (await res.json()) as typeof body;
@@ -156,7 +163,10 @@ export class KaggleClient {
         if (target.kind === 'competition') {
           return new StageError(`accept the competition rules at https://www.kaggle.com/c/${target.slug}/rules first (HTTP 403 for ${where})`);
         }
-        return new StageError(`no access to ${where} (HTTP 403${detail})`, `check that the dataset is public or shared with ${this.credentials.username !== undefined ? `'${this.credentials.username}'` : 'the account the token belongs to'}`);
+        return new StageError(
+          `no access to ${where} (HTTP 403${detail})`,
+          `check that the dataset is public or shared with ${this.credentials.username !== undefined ? `'${this.credentials.username}'` : 'the account the token belongs to'}`,
+        );
       case 404:
         if (isUnknownMethod(reply, method)) {
           return new StageError(
@@ -165,7 +175,12 @@ export class KaggleClient {
           );
         }
         if (fileName !== undefined) return new StageError(`no file '${fileName}' in ${where} (or no such ${target.kind}): HTTP 404${detail}`);
-        return new StageError(`unknown ${where}: HTTP 404${detail}`, target.kind === 'competition' ? 'the slug is the last part of https://www.kaggle.com/c/<slug>' : 'use <owner>/<slug> as in https://www.kaggle.com/datasets/<owner>/<slug>');
+        return new StageError(
+          `unknown ${where}: HTTP 404${detail}`,
+          target.kind === 'competition'
+            ? 'the slug is the last part of https://www.kaggle.com/c/<slug>'
+            : 'use <owner>/<slug> as in https://www.kaggle.com/datasets/<owner>/<slug>',
+        );
       default:
         return new StageError(`Kaggle ${method} for ${where} failed: HTTP ${res.status}${detail}`);
     }

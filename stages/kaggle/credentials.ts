@@ -126,7 +126,10 @@ async function readTokenFile(file: string, source: string): Promise<KaggleCreden
   }
   if (text === '') throw new StageError(`the Kaggle API token file ${file} is empty`, `${NEW_TOKEN} and save it there`);
   if (text.startsWith('{')) {
-    throw new StageError(`the Kaggle API token file ${file} holds JSON, not a token`, 'a {"username", "key"} file is a legacy kaggle.json: save it under that name, or put the token alone in this file');
+    throw new StageError(
+      `the Kaggle API token file ${file} holds JSON, not a token`,
+      'a {"username", "key"} file is a legacy kaggle.json: save it under that name, or put the token alone in this file',
+    );
   }
   return KaggleCredentials.token(text, source, await permissionWarnings(file));
 }

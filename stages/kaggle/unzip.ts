@@ -136,7 +136,14 @@ export async function extractZip(zipPath: string, destDir: string, options: Extr
   return result;
 }
 
-async function extractInto(zipPath: string, destDir: string, o: ExtractOptions, depth: number, result: { files: string[]; bytes: number; skipped: string[] }, label: string): Promise<void> {
+async function extractInto(
+  zipPath: string,
+  destDir: string,
+  o: ExtractOptions,
+  depth: number,
+  result: { files: string[]; bytes: number; skipped: string[] },
+  label: string,
+): Promise<void> {
   const yauzl = await loadYauzl();
   const root = path.resolve(o.root ?? destDir);
   const maxRatio = o.maxRatio ?? 100;
@@ -176,7 +183,9 @@ async function extractInto(zipPath: string, destDir: string, o: ExtractOptions, 
       if (!entry.canDecodeFileData()) refuse(`unsupported compression method ${entry.compressionMethod}`);
       const ratio = entry.uncompressedSize / Math.max(1, entry.compressedSize);
       if (entry.uncompressedSize > floor && ratio > maxRatio) {
-        refuse(`it would inflate ${Math.round(ratio)} times (${entry.uncompressedSize} bytes from ${entry.compressedSize}), over the limit of ${maxRatio} (a zip bomb?)`);
+        refuse(
+          `it would inflate ${Math.round(ratio)} times (${entry.uncompressedSize} bytes from ${entry.compressedSize}), over the limit of ${maxRatio} (a zip bomb?)`,
+        );
       }
       if (o.maxTotalBytes !== undefined && result.bytes + entry.uncompressedSize > o.maxTotalBytes) {
         refuse(`the archive would write more than ${o.maxTotalBytes} bytes`);
@@ -195,7 +204,8 @@ async function extractInto(zipPath: string, destDir: string, o: ExtractOptions, 
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (o.signal?.aborted) throw new StageError(`interrupted while extracting ${label}`);
-        if (err.code === 'EEXIST') refuse(`${path.relative(root, target).split(path.sep).join('/')} already exists (a duplicate entry, or two archives with the same file)`);
+        if (err.code === 'EEXIST')
+          refuse(`${path.relative(root, target).split(path.sep).join('/')} already exists (a duplicate entry, or two archives with the same file)`);
         if (err.syscall) throw e;
         refuse(`cannot inflate it (${err.message})`);
       }

@@ -97,7 +97,9 @@ function unsatisfiedTotal(value: string | null): number | undefined {
 /** Errors from our own disk writes are not the network's fault: do not retry them. */
 function isLocalFsError(e: unknown): boolean {
   const err = e as NodeJS.ErrnoException;
-  return typeof err?.syscall === 'string' && typeof err.code === 'string' && ['open', 'write', 'rename', 'mkdir', 'stat', 'unlink', 'close'].includes(err.syscall);
+  return (
+    typeof err?.syscall === 'string' && typeof err.code === 'string' && ['open', 'write', 'rename', 'mkdir', 'stat', 'unlink', 'close'].includes(err.syscall)
+  );
 }
 
 /** The cause in words: fetch's body stream says only `terminated` when the server hangs up. */
@@ -231,7 +233,9 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
         }
         throw new StageError(
           `${o.label}: ${problem} (${size} bytes received; the file was deleted)`,
-          expected && digest !== expected ? `if the file changed upstream, update its expected ${algorithm} in the pipeline` : 'the server sent a damaged file: try again later or use another mirror',
+          expected && digest !== expected
+            ? `if the file changed upstream, update its expected ${algorithm} in the pipeline`
+            : 'the server sent a damaged file: try again later or use another mirror',
         );
       }
       await rename(part, o.dest);

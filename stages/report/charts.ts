@@ -89,7 +89,9 @@ export function lineChart(o: LineChartOptions): Markup {
     const dots = s.points.flatMap(([px, py]) =>
       py === null
         ? []
-        : [html`<circle cx="${num(sx(px))}" cy="${num(sy(py))}" r="${s.points.length > 20 ? 2.5 : 3.5}" fill="${s.color}"><title>${s.name}, ${o.xLabel.toLowerCase()} ${px}: ${fmt(py)}</title></circle>`],
+        : [
+            html`<circle cx="${num(sx(px))}" cy="${num(sy(py))}" r="${s.points.length > 20 ? 2.5 : 3.5}" fill="${s.color}"><title>${s.name}, ${o.xLabel.toLowerCase()} ${px}: ${fmt(py)}</title></circle>`,
+          ],
     );
     return html`<g class="series"><path d="${d}" fill="none" stroke="${s.color}" stroke-width="2.25" stroke-linejoin="round"${
       s.dashed ? raw(' stroke-dasharray="6 4"') : ''
@@ -171,7 +173,8 @@ export function confusionHeatmap(classes: readonly string[], confusion: readonly
       : html`<text class="cm-label" x="${num(cx)}" y="${top - 8}" text-anchor="middle">${shorten(c, maxChars)}<title>${c}</title></text>`;
   });
   const rowLabels = classes.map(
-    (c, i) => html`<text class="cm-label" x="${num(left - 8)}" y="${num(top + i * cell + cell / 2 + 4)}" text-anchor="end">${shorten(c, maxChars)}<title>${c}</title></text>`,
+    (c, i) =>
+      html`<text class="cm-label" x="${num(left - 8)}" y="${num(top + i * cell + cell / 2 + 4)}" text-anchor="end">${shorten(c, maxChars)}<title>${c}</title></text>`,
   );
   return html`<svg class="heatmap" viewBox="0 0 ${num(W)} ${num(H)}" width="${num(W)}" role="img" aria-label="Confusion matrix" xmlns="http://www.w3.org/2000/svg">
 <title>Confusion matrix (rows: true class, columns: predicted class)</title>

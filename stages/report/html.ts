@@ -151,7 +151,10 @@ function pictures(data: ReportData, thumb: ThumbnailLookup): Markup {
   if (!data.analysis.ok) return notAvailable('Pictures', data.analysis.reason);
   const views = data.analysis.value.views;
   if (views.length === 0) return notAvailable('Pictures', 'analysis.json has no views');
-  return join(views.map((v) => view(v, data.maxPerView, thumb)), '\n');
+  return join(
+    views.map((v) => view(v, data.maxPerView, thumb)),
+    '\n',
+  );
 }
 
 function view(v: AnalysisView, max: number, thumb: ThumbnailLookup): Markup {
@@ -173,9 +176,13 @@ function figure(item: AnalysisItem, thumb: ThumbnailLookup): Markup {
   const picture = t.ok
     ? html`<img src="${t.thumb.dataUri}" width="${t.thumb.width}" height="${t.thumb.height}" alt="${item.file}">`
     : html`<div class="missing">${t.reason}</div>`;
-  const others = Object.entries(item.probs).length > 1 && Object.entries(item.probs).length <= 4
-    ? html`<div class="probs">${join(Object.entries(item.probs).map(([c, q]) => html`${c} ${q.toFixed(3)}`), ' · ')}</div>`
-    : '';
+  const others =
+    Object.entries(item.probs).length > 1 && Object.entries(item.probs).length <= 4
+      ? html`<div class="probs">${join(
+          Object.entries(item.probs).map(([c, q]) => html`${c} ${q.toFixed(3)}`),
+          ' · ',
+        )}</div>`
+      : '';
   return html`<figure class="${right ? 'right' : 'wrong'}">
 <div class="frame">${picture}<span class="mark" title="${right ? 'correct' : 'wrong'}">${right ? '✓' : '✗'}</span></div>
 <figcaption>
@@ -194,7 +201,9 @@ function keyValues(entries: Readonly<Record<string, unknown>>): Markup {
 
 function modelSection(data: ReportData): Markup {
   const parts: Markup[] = [];
-  parts.push(html`<div class="panel"><h3>Training</h3>${data.finetune.ok ? keyValues(data.finetune.value) : notAvailable('Training details', data.finetune.reason)}</div>`);
+  parts.push(
+    html`<div class="panel"><h3>Training</h3>${data.finetune.ok ? keyValues(data.finetune.value) : notAvailable('Training details', data.finetune.reason)}</div>`,
+  );
   parts.push(
     html`<div class="panel"><h3>Preprocessing</h3>${data.preprocess.ok ? keyValues(data.preprocess.value) : notAvailable('Preprocessing', data.preprocess.reason)}</div>`,
   );
@@ -207,9 +216,7 @@ function stageRow(s: StageRow): Markup {
 }
 
 function pipelineSection(data: ReportData): Markup {
-  const params = data.stages.map(
-    (s) => html`<div class="panel params"><h4>${s.stage} <span class="uses">${s.uses}</span></h4>${keyValues(s.params)}</div>`,
-  );
+  const params = data.stages.map((s) => html`<div class="panel params"><h4>${s.stage} <span class="uses">${s.uses}</span></h4>${keyValues(s.params)}</div>`);
   return html`<div class="table-scroll"><table class="data stages"><thead><tr><th>stage</th><th>uses</th><th>metrics</th></tr></thead>
 <tbody>${data.stages.map(stageRow)}</tbody></table></div>
 <h3>Effective parameters</h3>

@@ -8,7 +8,11 @@ import type { RangeTestResult } from '../vision/lr-range.js';
 function chartStyle(): string {
   const rootVars = /:root\s*\{[^}]*\}/.exec(STYLE)?.[0] ?? '';
   const svgRules = STYLE.split('\n').filter((l) => l.startsWith('svg '));
-  return [rootVars.replace(':root', 'svg'), ...svgRules, 'svg { background: #fff; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }'].join('\n');
+  return [
+    rootVars.replace(':root', 'svg'),
+    ...svgRules,
+    'svg { background: #fff; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }',
+  ].join('\n');
 }
 
 export function rangeTestSvg(r: RangeTestResult, title: string): string {
@@ -22,7 +26,14 @@ export function rangeTestSvg(r: RangeTestResult, title: string): string {
     { name: 'smoothed', points: pts.map((p) => [x(p.lr), p.smoothed] as const), color: '#1f6fd1' },
     ...(r.suggested === null
       ? []
-      : [{ name: `suggested ${r.suggested.toExponential(1)}`, points: [[x(r.suggested), Math.min(...ys)] as const, [x(r.suggested), Math.max(...ys)] as const], color: '#e07a10', dashed: true }]),
+      : [
+          {
+            name: `suggested ${r.suggested.toExponential(1)}`,
+            points: [[x(r.suggested), Math.min(...ys)] as const, [x(r.suggested), Math.max(...ys)] as const],
+            color: '#e07a10',
+            dashed: true,
+          },
+        ]),
   ];
   const chart = String(lineChart({ title, xLabel: 'Learning rate (log10)', yLabel: 'loss', series, width: 640, height: 360 }));
   return chart.replace(/(<svg[^>]*>)/, `$1\n<style>\n${chartStyle()}\n</style>`);

@@ -29,7 +29,8 @@ export function renderMarkdown(data: ReportData): string {
   out.push(`## ${mdText(data.title)}`, '');
   out.push(`Pipeline \`${data.pipelineName.replace(/`/g, "'")}\`${RUN_MARK.header}`, '');
   // A failed gate first, where a CI summary reader looks.
-  for (const v of data.verdicts) out.push(v.passed ? `✅ **${mdText(v.stage)}: ${mdText(v.message)}**` : `> ❌ **FAILED — ${mdText(v.stage)}: ${mdText(v.message)}**`, '');
+  for (const v of data.verdicts)
+    out.push(v.passed ? `✅ **${mdText(v.stage)}: ${mdText(v.message)}**` : `> ❌ **FAILED — ${mdText(v.stage)}: ${mdText(v.message)}**`, '');
 
   const headline: string[][] = [
     ['accuracy', `**${fmt.percent(m.accuracy, 2)}** (${m.accuracy.toFixed(4)})`],
@@ -46,7 +47,9 @@ export function renderMarkdown(data: ReportData): string {
       ['class', 'precision', 'recall', 'F1', 'support'],
       m.classes.map((c) => {
         const pc = m.perClass[c];
-        return pc ? [mdText(c), fmt.fixed(pc.precision, 3), fmt.fixed(pc.recall, 3), fmt.fixed(pc.f1, 3), fmt.integer(pc.support)] : [mdText(c), '–', '–', '–', '–'];
+        return pc
+          ? [mdText(c), fmt.fixed(pc.precision, 3), fmt.fixed(pc.recall, 3), fmt.fixed(pc.f1, 3), fmt.integer(pc.support)]
+          : [mdText(c), '–', '–', '–', '–'];
       }),
       ['l', 'r', 'r', 'r', 'r'],
     ),
@@ -70,7 +73,13 @@ export function renderMarkdown(data: ReportData): string {
     out.push(
       table(
         ['#', 'file', 'true', 'predicted', 'P(true)'],
-        data.mostWrong.value.map((p, i) => [String(i + 1), mdText(p.file), mdText(p.label), mdText(p.predicted), p.probs[p.label] === undefined ? '–' : p.probs[p.label]!.toFixed(3)]),
+        data.mostWrong.value.map((p, i) => [
+          String(i + 1),
+          mdText(p.file),
+          mdText(p.label),
+          mdText(p.predicted),
+          p.probs[p.label] === undefined ? '–' : p.probs[p.label]!.toFixed(3),
+        ]),
         ['r', 'l', 'l', 'l', 'r'],
       ),
       '',

@@ -267,7 +267,8 @@ export function parsePredictions(body: string, name = 'predictions.csv'): Predic
     const probs: Record<string, number> = {};
     for (const { cls, i } of probCols) {
       const p = Number(row[i]);
-      if (row[i] === '' || !Number.isFinite(p) || p < 0 || p > 1) fail(`${name}: line ${r + 1}`, `p_${cls} must be a probability, got ${JSON.stringify(row[i])}`);
+      if (row[i] === '' || !Number.isFinite(p) || p < 0 || p > 1)
+        fail(`${name}: line ${r + 1}`, `p_${cls} must be a probability, got ${JSON.stringify(row[i])}`);
       probs[cls] = p;
     }
     out.push({ file: row[fileCol]!, label, predicted: row[predictedCol]!, probs });

@@ -101,23 +101,38 @@ export function renderRunHtml(cached: string, run: RunFacts): string | undefined
 <h2>This run</h2>
 ${runTable(run)}
 </section>
-${runs ? html`<section id="runs">
+${
+  runs
+    ? html`<section id="runs">
 <h2>Earlier runs</h2>
 ${runsSection(runs)}
-</section>` : ''}`;
+</section>`
+    : ''
+}`;
   return fill(page, {
     [RUN_MARK.header]: html` · run <code>${run.runId}</code> · ${fmt.date(run.startedAt)} · pipe ${run.pipeVersion}`.value,
     [RUN_MARK.nav]: html`<a href="#run">This run</a>${runs ? html`<a href="#runs">Earlier runs</a>` : ''}`.value,
     [RUN_MARK.body]: body.value,
-    [RUN_MARK.footerStart]: html`Run <code>${run.runId}</code> of ${fmt.date(run.startedAt)}, pipe ${run.pipeVersion}. The results come from the cached report (they depend only on its inputs); "This run" and "Earlier runs" are this run's.`.value,
+    [RUN_MARK.footerStart]:
+      html`Run <code>${run.runId}</code> of ${fmt.date(run.startedAt)}, pipe ${run.pipeVersion}. The results come from the cached report (they depend only on its inputs); "This run" and "Earlier runs" are this run's.`
+        .value,
   });
 }
 
 /** The cached report.md with the run's facts; undefined when it has no place for them. */
 export function renderRunMarkdown(cached: string, run: RunFacts): string | undefined {
-  const rows = run.stages.map((s) => [mdText(s.stage), mdText(s.uses), fmt.duration(s.durationMs), `${fmt.date(s.createdAt)}, ${s.thisRun ? 'this run' : `cached from run ${mdText(s.runId)}`}${remoteText(s)}`]);
+  const rows = run.stages.map((s) => [
+    mdText(s.stage),
+    mdText(s.uses),
+    fmt.duration(s.durationMs),
+    `${fmt.date(s.createdAt)}, ${s.thisRun ? 'this run' : `cached from run ${mdText(s.runId)}`}${remoteText(s)}`,
+  ]);
   const shown = (s: RunStageRow, k: string): unknown => (k === 'engine' ? engineText(s.info) : s.info[k]);
-  const details = run.stages.flatMap((s) => ['backend', 'engine', 'device', 'slurm', 'warnings'].flatMap((k) => (shown(s, k) === undefined ? [] : [`${mdText(s.stage)} ${k}: ${mdText(fmt.value(shown(s, k), 80))}`])));
+  const details = run.stages.flatMap((s) =>
+    ['backend', 'engine', 'device', 'slurm', 'warnings'].flatMap((k) =>
+      shown(s, k) === undefined ? [] : [`${mdText(s.stage)} ${k}: ${mdText(fmt.value(shown(s, k), 80))}`],
+    ),
+  );
   const body = ['### Stages', '', table(['stage', 'uses', 'duration', 'computed'], rows, ['l', 'l', 'r', 'l']), ''];
   if (details.length > 0) body.push(details.join(' · '), '');
   return fill(cached, {
@@ -154,7 +169,8 @@ function stageRow(s: RunStageRow): Markup {
 function remoteNote(s: RunStageRow): Markup | string {
   const r = s.remote;
   if (!r) return '';
-  if (!r.downloaded) return html`<br><span class="badge remote">on remote</span> <code>${r.url}</code> <span class="muted">(only its meta.json was read)</span>`;
+  if (!r.downloaded)
+    return html`<br><span class="badge remote">on remote</span> <code>${r.url}</code> <span class="muted">(only its meta.json was read)</span>`;
   const partial = r.partial ? html` <span class="muted">(partly: ${fmt.integer(r.partial.files)} of ${fmt.integer(r.partial.of)} files)</span>` : '';
   return html`<br><span class="badge remote">pulled</span> from <code>${r.url}</code>${r.at ? html`, ${fmt.date(r.at)}` : ''}${partial}`;
 }
@@ -162,9 +178,10 @@ function remoteNote(s: RunStageRow): Markup | string {
 function runsSection(r: RecentRuns): Markup {
   const head = html`<tr><th>run</th><th>date</th><th>status</th>${r.params.map((p) => html`<th>${p.label}</th>`)}${r.metrics.map((m) => html`<th>${m.label}</th>`)}</tr>`;
   const rows = r.runs.map(
-    (run) => html`<tr class="${run.current ? 'current' : ''}"><td><code>${run.id}</code>${run.current ? html` <span class="chip metric">this run</span>` : ''}</td><td>${fmt.date(run.date)}</td><td>${run.status}</td>${r.params.map(
-      (p) => html`<td>${p.path in run.params ? fmt.value(run.params[p.path], 40) : '–'}</td>`,
-    )}${r.metrics.map((m) => html`<td>${m.label in run.metrics ? fmt.value(run.metrics[m.label], 12) : '–'}</td>`)}</tr>`,
+    (run) =>
+      html`<tr class="${run.current ? 'current' : ''}"><td><code>${run.id}</code>${run.current ? html` <span class="chip metric">this run</span>` : ''}</td><td>${fmt.date(run.date)}</td><td>${run.status}</td>${r.params.map(
+        (p) => html`<td>${p.path in run.params ? fmt.value(run.params[p.path], 40) : '–'}</td>`,
+      )}${r.metrics.map((m) => html`<td>${m.label in run.metrics ? fmt.value(run.metrics[m.label], 12) : '–'}</td>`)}</tr>`,
   );
   return html`<div class="table-scroll"><table class="data runs"><thead>${head}</thead><tbody>${rows}</tbody></table></div>
 <p class="note">The last runs of this pipeline, newest first, with the parameters that differ between them (<code>pipe runs</code>, <code>pipe diff</code>).</p>`;

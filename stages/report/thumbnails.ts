@@ -33,7 +33,6 @@ export function resolveInside(root: string, file: string): string | undefined {
   return abs;
 }
 
-
 /**
  * Thumbnails for absolute image paths (deduplicated by the caller or not: equal paths are made
  * once). A missing or undecodable image is a result with a reason, not a failure: one bad

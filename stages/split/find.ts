@@ -57,19 +57,29 @@ export async function isDir(base: string, rel: string): Promise<boolean> {
 /** The folders of `base/rel`, sorted, for "its folders: ..." hints. */
 async function foldersOf(base: string, rel: string): Promise<string[]> {
   const entries = await readdir(path.join(base, rel), { withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isDirectory() && !isHidden(e.name)).map((e) => e.name).sort(byCodePoint);
+  return entries
+    .filter((e) => e.isDirectory() && !isHidden(e.name))
+    .map((e) => e.name)
+    .sort(byCodePoint);
 }
 
 export async function requireDir(base: string, rel: string, what: string, within = '', stage = 'split'): Promise<void> {
   if (await isDir(base, rel)) return;
   const top = await foldersOf(base, within);
   const where = within ? `'${within}'` : 'the input';
-  throw new StageError(`${stage}: ${where} has no folder '${rel.slice(within ? within.length + 1 : 0)}' (${what})`, top.length ? `its folders: ${top.slice(0, 20).join(', ')}` : 'it has no folders');
+  throw new StageError(
+    `${stage}: ${where} has no folder '${rel.slice(within ? within.length + 1 : 0)}' (${what})`,
+    top.length ? `its folders: ${top.slice(0, 20).join(', ')}` : 'it has no folders',
+  );
 }
 
 export function normaliseSub(p: string, what = '', stage = 'split'): string {
-  const n = path.posix.normalize(p.replace(/\\/g, '/')).replace(/^\.\/?/, '').replace(/\/+$/, '');
-  if (n.startsWith('/') || n === '..' || n.startsWith('../')) throw new StageError(`${stage}: '${p}'${what ? ` (${what})` : ''} must be a folder inside the input`);
+  const n = path.posix
+    .normalize(p.replace(/\\/g, '/'))
+    .replace(/^\.\/?/, '')
+    .replace(/\/+$/, '');
+  if (n.startsWith('/') || n === '..' || n.startsWith('../'))
+    throw new StageError(`${stage}: '${p}'${what ? ` (${what})` : ''} must be a folder inside the input`);
   return n === '.' ? '' : n;
 }
 

@@ -15,7 +15,8 @@ export function groupRegExp(source: string): RegExp {
   } catch (e) {
     throw new StageError(`split: group_pattern is not a valid regular expression (${(e as Error).message})`);
   }
-  if ((new RegExp(`${source}|`).exec('')?.length ?? 1) < 2) throw new StageError(`split: group_pattern '${source}' needs a capture group naming the group, e.g. '^(.+)_\\d+\\.jpg$'`);
+  if ((new RegExp(`${source}|`).exec('')?.length ?? 1) < 2)
+    throw new StageError(`split: group_pattern '${source}' needs a capture group naming the group, e.g. '^(.+)_\\d+\\.jpg$'`);
   return re;
 }
 
@@ -24,7 +25,11 @@ export function groupsOf(files: readonly Found[], re: RegExp, source: string): M
   const out = new Map<Found, string>();
   for (const f of files) {
     const g = re.exec(path.posix.basename(f.file))?.[1];
-    if (!g) throw new StageError(`split: '${f.file}' does not match group_pattern '${source}' (no group)`, 'every labelled image needs a group: widen group_pattern, or move the file out');
+    if (!g)
+      throw new StageError(
+        `split: '${f.file}' does not match group_pattern '${source}' (no group)`,
+        'every labelled image needs a group: widen group_pattern, or move the file out',
+      );
     out.set(f, g);
   }
   return out;
@@ -43,7 +48,14 @@ export interface GroupedSplit {
  * a seeded order, each taken when it brings the count nearer the target. Stratified (per class
  * targets) when every group lies in one class; else over all groups. `perClass` keeps its order.
  */
-export function groupedSplit(perClass: readonly Found[][], classes: readonly string[], group: ReadonlyMap<Found, string>, validTotal: number, stratify: boolean, rng: () => number): GroupedSplit {
+export function groupedSplit(
+  perClass: readonly Found[][],
+  classes: readonly string[],
+  group: ReadonlyMap<Found, string>,
+  validTotal: number,
+  stratify: boolean,
+  rng: () => number,
+): GroupedSplit {
   const members = new Map<string, Found[]>();
   for (const f of perClass.flat()) {
     const g = group.get(f)!;
@@ -64,8 +76,16 @@ export function groupedSplit(perClass: readonly Found[][], classes: readonly str
     }
   };
   if (stratify && oneClassEach) {
-    const want = apportion(validTotal, perClass.map((l) => l.length));
-    classes.forEach((c, i) => take(order.filter((g) => members.get(g)![0]!.cls === c), want[i]!));
+    const want = apportion(
+      validTotal,
+      perClass.map((l) => l.length),
+    );
+    classes.forEach((c, i) =>
+      take(
+        order.filter((g) => members.get(g)![0]!.cls === c),
+        want[i]!,
+      ),
+    );
   } else {
     take(order, validTotal);
   }
@@ -75,7 +95,10 @@ export function groupedSplit(perClass: readonly Found[][], classes: readonly str
     const l = perClass[i]!;
     const v = l.filter((f) => chosen.has(group.get(f)!));
     if (v.length === l.length && v.length > 0) {
-      throw new StageError(`split: every group of class '${c}' went to valid, leaving none to train on`, 'lower `valid`, or use groups that split each class into more parts');
+      throw new StageError(
+        `split: every group of class '${c}' went to valid, leaving none to train on`,
+        'lower `valid`, or use groups that split each class into more parts',
+      );
     }
     valid.push(v);
     train.push(l.filter((f) => !chosen.has(group.get(f)!)));

@@ -16,10 +16,12 @@ export function randomSplit(
 ): { train: Found[][]; valid: Found[][]; groups?: GroupedSplit } {
   const sizes = perClass.map((l) => l.length);
   const total = sizes.reduce((s, n) => s + n, 0);
-  if (!(p.valid >= 0) || (p.valid >= 1 && !Number.isInteger(p.valid))) throw new StageError(`split: valid must be a count (0, 1, 2, ...) or a fraction between 0 and 1, not ${p.valid}`);
+  if (!(p.valid >= 0) || (p.valid >= 1 && !Number.isInteger(p.valid)))
+    throw new StageError(`split: valid must be a count (0, 1, 2, ...) or a fraction between 0 and 1, not ${p.valid}`);
   const validTotal = p.valid >= 1 || p.valid === 0 ? p.valid : Math.round(p.valid * total);
   if (validTotal < 1 && p.valid !== 0) throw new StageError(`split: valid ${p.valid} of ${total} images is less than one image`);
-  if (validTotal >= total) throw new StageError(`split: valid asks for ${validTotal} images but only ${total} labelled images decode (none would be left to train on)`);
+  if (validTotal >= total)
+    throw new StageError(`split: valid asks for ${validTotal} images but only ${total} labelled images decode (none would be left to train on)`);
   if (group) {
     const groups = groupedSplit(perClass, classes, group, validTotal, p.stratify, rng);
     return { train: groups.train, valid: groups.valid, groups };
@@ -36,7 +38,10 @@ export function randomSplit(
       train.push(perClass[i]!.slice(v));
     });
   } else {
-    const pooled = shuffle(perClass.flat().sort((x, y) => byCodePoint(x.file, y.file)), rng);
+    const pooled = shuffle(
+      perClass.flat().sort((x, y) => byCodePoint(x.file, y.file)),
+      rng,
+    );
     const v = new Set(pooled.slice(0, validTotal));
     perClass.forEach((l) => {
       valid.push(l.filter((f) => v.has(f)));

@@ -27,11 +27,33 @@ export const AUGMENT_DEFAULTS: AugmentParams = { flip: true, crop: 0.1, rotate: 
 
 const AUGMENT_PROPERTIES = {
   flip: { type: 'boolean', default: AUGMENT_DEFAULTS.flip, description: 'Mirror left-right (half of the variants).' },
-  crop: { type: 'number', minimum: 0, maximum: 0.5, default: AUGMENT_DEFAULTS.crop, description: 'Cut away up to this fraction of each side, then resize back.' },
+  crop: {
+    type: 'number',
+    minimum: 0,
+    maximum: 0.5,
+    default: AUGMENT_DEFAULTS.crop,
+    description: 'Cut away up to this fraction of each side, then resize back.',
+  },
   rotate: { type: 'number', minimum: 0, maximum: 45, default: AUGMENT_DEFAULTS.rotate, description: 'Rotate by up to this many degrees either way.' },
-  brightness: { type: 'number', minimum: 0, maximum: 0.9, default: AUGMENT_DEFAULTS.brightness, description: 'Scale pixel values by 1 plus or minus up to this.' },
-  copies: { type: 'integer', minimum: 1, maximum: 64, default: AUGMENT_DEFAULTS.copies, description: 'Augmented variants per training image, computed through the frozen layers once and cached.' },
-  seed: { type: 'integer', default: AUGMENT_DEFAULTS.seed, description: "Seeds the variants. Separate from the stage's `seed`, so runs with other seeds reuse the cached variants." },
+  brightness: {
+    type: 'number',
+    minimum: 0,
+    maximum: 0.9,
+    default: AUGMENT_DEFAULTS.brightness,
+    description: 'Scale pixel values by 1 plus or minus up to this.',
+  },
+  copies: {
+    type: 'integer',
+    minimum: 1,
+    maximum: 64,
+    default: AUGMENT_DEFAULTS.copies,
+    description: 'Augmented variants per training image, computed through the frozen layers once and cached.',
+  },
+  seed: {
+    type: 'integer',
+    default: AUGMENT_DEFAULTS.seed,
+    description: "Seeds the variants. Separate from the stage's `seed`, so runs with other seeds reuse the cached variants.",
+  },
 } as const;
 
 /** The `augment` param of the finetune stages. */

@@ -36,7 +36,9 @@ let tfModule: Promise<Tf> | undefined;
 
 /** The tfjs module, imported once (its import registers the cpu backend). */
 export function loadTf(): Promise<Tf> {
-  tfModule ??= import('@tensorflow/tfjs').then((m) => ((m as unknown as { default?: Tf }).default?.tensor ? (m as unknown as { default: Tf }).default : (m as unknown as Tf)));
+  tfModule ??= import('@tensorflow/tfjs').then((m) =>
+    (m as unknown as { default?: Tf }).default?.tensor ? (m as unknown as { default: Tf }).default : (m as unknown as Tf),
+  );
   return tfModule;
 }
 
@@ -54,7 +56,8 @@ async function tryNode(tf: Tf, pkg: string): Promise<string> {
   // tfjs-node registers the 'tensorflow' backend on import, using the first tfjs-core it finds:
   // a second copy of tfjs-core (a version mismatch) would register into the wrong engine.
   await import(pkg);
-  if (!tf.findBackendFactory('tensorflow')) throw new Error(`${pkg} loaded but registered no 'tensorflow' backend with this @tensorflow/tfjs (version mismatch?)`);
+  if (!tf.findBackendFactory('tensorflow'))
+    throw new Error(`${pkg} loaded but registered no 'tensorflow' backend with this @tensorflow/tfjs (version mismatch?)`);
   if (!(await tf.setBackend('tensorflow'))) throw new Error(`the 'tensorflow' backend of ${pkg} failed to initialise`);
   return 'tensorflow';
 }
@@ -114,7 +117,9 @@ async function select(pref: BackendPref, log?: (m: string) => void): Promise<Bac
       // On a GPU host (pipe sets PIPE_GPU_NAME there) a CPU backend says why tensorflow-gpu is not used.
       const gpuSkip = process.env.PIPE_GPU_NAME && c !== 'tensorflow-gpu' ? skipped.find((s) => s.candidate === 'tensorflow-gpu') : undefined;
       const notes = [...(threads !== undefined ? [`${threads} threads`] : []), ...(gpuSkip ? [`tensorflow-gpu: ${gpuSkip.reason}`] : [])];
-      noteDevice(`tfjs ${c === 'tensorflow-gpu' ? `tensorflow-gpu${process.env.PIPE_GPU_NAME ? ` (${process.env.PIPE_GPU_NAME})` : ''}` : c}${notes.length ? ` (${notes.join('; ')})` : ''}`);
+      noteDevice(
+        `tfjs ${c === 'tensorflow-gpu' ? `tensorflow-gpu${process.env.PIPE_GPU_NAME ? ` (${process.env.PIPE_GPU_NAME})` : ''}` : c}${notes.length ? ` (${notes.join('; ')})` : ''}`,
+      );
       log?.(`tfjs backend: ${backend}${threads !== undefined ? `, ${threads} thread${threads === 1 ? '' : 's'}` : ''}${why}`);
       return { tf, backend, detail };
     } catch (e) {

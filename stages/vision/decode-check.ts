@@ -37,7 +37,10 @@ export async function checkImage(file: string, limitInputPixels = MAX_INPUT_PIXE
  * reproducible) re-check failed files one at a time, with nothing else decoding.
  */
 export function reasonOf(message: string): string {
-  const lines = message.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const first = lines[0] ?? '';
   if (first.endsWith(':') && lines[1]) return `${first} ${lines[1]}`;
   return first || 'cannot decode';

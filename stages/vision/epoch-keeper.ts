@@ -15,7 +15,11 @@ export const KEEP_PARAM_SCHEMA: Record<string, Record<string, unknown>> = {
       "Which epoch's weights the model keeps: `best` (the epoch with the best `monitor` value, as Keras' ModelCheckpoint(save_best_only)) or `last`. " +
       'Without validation numbers (valid: 0) there is nothing to judge by: the last epoch, with a warning.',
   },
-  monitor: { enum: ['val_loss', 'val_accuracy'], default: 'val_loss', description: 'What `keep: best` and `patience` judge an epoch by: lowest `val_loss` or highest `val_accuracy`.' },
+  monitor: {
+    enum: ['val_loss', 'val_accuracy'],
+    default: 'val_loss',
+    description: 'What `keep: best` and `patience` judge an epoch by: lowest `val_loss` or highest `val_accuracy`.',
+  },
   patience: {
     type: 'integer',
     minimum: 0,
@@ -113,10 +117,18 @@ export class EpochKeeper {
       return {
         epoch: lastEpoch,
         policy: 'best',
-        reason: why.validated ? `keep: best, but no epoch has a ${this.o.monitor}: the last epoch` : 'keep: best, but there is no validation set (valid: 0): the last epoch',
+        reason: why.validated
+          ? `keep: best, but no epoch has a ${this.o.monitor}: the last epoch`
+          : 'keep: best, but there is no validation set (valid: 0): the last epoch',
       };
     }
     const what = this.o.monitor === 'val_loss' ? 'lowest' : 'highest';
-    return { epoch: this.bestEpoch, policy: 'best', monitor: this.o.monitor, value: this.bestValue, reason: `${what} ${this.o.monitor} (${this.bestValue.toFixed(4)})` };
+    return {
+      epoch: this.bestEpoch,
+      policy: 'best',
+      monitor: this.o.monitor,
+      value: this.bestValue,
+      reason: `${what} ${this.o.monitor} (${this.bestValue.toFixed(4)})`,
+    };
   }
 }

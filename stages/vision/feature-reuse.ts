@@ -20,7 +20,9 @@ export interface FamilySpec {
 
 export function featureFamily(s: FamilySpec): string {
   const preprocess = { mode: s.preprocess.mode, size: [...s.preprocess.size], fit: s.preprocess.fit };
-  return createHash('sha256').update(JSON.stringify({ version: s.version, frozen: s.frozen, cut: s.cut, architecture: s.architecture, preprocess })).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify({ version: s.version, frozen: s.frozen, cut: s.cut, architecture: s.architecture, preprocess }))
+    .digest('hex');
 }
 
 /**
@@ -63,7 +65,10 @@ export async function knownRows(derivedRoot: string, family: string, wanted: Rea
   const rows = new Map<string, RowSource>();
   let shape: readonly number[] | undefined;
   let engine: Readonly<Record<string, unknown>> | undefined;
-  const names = wanted.size === 0 ? [] : (await readdir(derivedRoot).catch(() => [] as string[])).filter((n) => n.startsWith('features-') && !n.startsWith('features-family-')).sort();
+  const names =
+    wanted.size === 0
+      ? []
+      : (await readdir(derivedRoot).catch(() => [] as string[])).filter((n) => n.startsWith('features-') && !n.startsWith('features-family-')).sort();
   for (const name of names) {
     let index: { family?: unknown; sha256?: unknown; shape?: unknown; engine?: unknown };
     try {

@@ -137,7 +137,9 @@ export interface FeatureRequest {
   readonly variants?: VariantRequest;
 }
 
-export function featureKey(r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architecture' | 'datasetHash' | 'split' | 'files' | 'preprocess' | 'variants'>): unknown {
+export function featureKey(
+  r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architecture' | 'datasetHash' | 'split' | 'files' | 'preprocess' | 'variants'>,
+): unknown {
   const files = createHash('sha256').update(r.files.join('\n')).digest('hex');
   return {
     version: FEATURES_VERSION,
@@ -182,14 +184,25 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
       // Augmented variants are new pixels every time: nothing to reuse from other sets.
       const fresh = await computeRows(r, r.files, key, path.join(out, 'features.f32'));
       computed = rows;
-      const index: FeatureIndex = { version: FEATURES_VERSION, count: rows, shape: fresh.shape, dtype: 'float32', files: r.files, engine: fresh.engine, seconds: (performance.now() - t0) / 1000, copies };
+      const index: FeatureIndex = {
+        version: FEATURES_VERSION,
+        count: rows,
+        shape: fresh.shape,
+        dtype: 'float32',
+        files: r.files,
+        engine: fresh.engine,
+        seconds: (performance.now() - t0) / 1000,
+        copies,
+      };
       await writeFile(path.join(out, 'index.json'), JSON.stringify(index));
       return;
     }
     const family = featureFamily({ version: FEATURES_VERSION, ...r });
     const hashes = await imageHashes(r.datasetDir, r.files);
     // Where the other feature entries are: beside the family's own small entry.
-    const familyDir = await r.derived('features-family', { family }, (o) => writeFile(path.join(o, 'family.json'), JSON.stringify({ family, cut: r.cut, architecture: r.architecture })));
+    const familyDir = await r.derived('features-family', { family }, (o) =>
+      writeFile(path.join(o, 'family.json'), JSON.stringify({ family, cut: r.cut, architecture: r.architecture })),
+    );
     const known = await knownRows(path.dirname(familyDir), family, new Set(hashes));
     // Each image not found is computed once, however often it appears in the set.
     const slot = new Map<string, number>();
@@ -201,9 +214,20 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
       }
     });
     computed = toCompute.length;
-    if (toCompute.length < r.files.length) r.log(`frozen outputs: ${r.split}: ${r.files.length - toCompute.length} of ${r.files.length} images already computed (same photos in an earlier set), ${toCompute.length} to compute`);
+    if (toCompute.length < r.files.length)
+      r.log(
+        `frozen outputs: ${r.split}: ${r.files.length - toCompute.length} of ${r.files.length} images already computed (same photos in an earlier set), ${toCompute.length} to compute`,
+      );
     const target = path.join(out, 'features.f32');
-    const fresh = toCompute.length > 0 ? await computeRows(r, toCompute.map((i) => r.files[i]!), key, toCompute.length === r.files.length ? target : path.join(out, 'computed.f32')) : undefined;
+    const fresh =
+      toCompute.length > 0
+        ? await computeRows(
+            r,
+            toCompute.map((i) => r.files[i]!),
+            key,
+            toCompute.length === r.files.length ? target : path.join(out, 'computed.f32'),
+          )
+        : undefined;
     const shape = fresh?.shape ?? known.shape ?? (await r.engine()).outputShape; // the last: an empty set
     if (fresh?.file !== target) await assembleRows(target, hashes, known.rows, slot, fresh?.file, shape.reduce((a, b) => a * b, 1) * 4);
     const seconds = (performance.now() - t0) / 1000;
@@ -230,7 +254,12 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
  * The frozen outputs of `files` (dataset-relative) into `target`, through the engine; resumable.
  * With `r.variants`: `copies` rows per file, row `copy * files.length + i` variant `copy` of file i.
  */
-async function computeRows(r: FeatureRequest, files: readonly string[], key: unknown, target: string): Promise<{ file: string; shape: readonly number[]; engine: Record<string, unknown> }> {
+async function computeRows(
+  r: FeatureRequest,
+  files: readonly string[],
+  key: unknown,
+  target: string,
+): Promise<{ file: string; shape: readonly number[]; engine: Record<string, unknown> }> {
   const t0 = performance.now();
   const engine = await r.engine();
   const rowBytes = engine.outputShape.reduce((a, b) => a * b, 1) * 4;
@@ -244,7 +273,10 @@ async function computeRows(r: FeatureRequest, files: readonly string[], key: unk
   let done = 0;
   if (r.resumeDir) {
     await mkdir(r.resumeDir, { recursive: true });
-    const size = await stat(file).then((st) => st.size, () => 0);
+    const size = await stat(file).then(
+      (st) => st.size,
+      () => 0,
+    );
     done = Math.min(rows, Math.floor(size / rowBytes));
     await writeFile(file, '', { flag: 'a' });
     await truncate(file, done * rowBytes); // drop a half-written row
@@ -287,7 +319,14 @@ async function computeRows(r: FeatureRequest, files: readonly string[], key: unk
 }
 
 /** The set's rows in file order into `target`: each from an earlier entry or from the computed file (then removed). */
-async function assembleRows(target: string, hashes: readonly string[], known: ReadonlyMap<string, RowSource>, slot: ReadonlyMap<string, number>, computed: string | undefined, rowBytes: number): Promise<void> {
+async function assembleRows(
+  target: string,
+  hashes: readonly string[],
+  known: ReadonlyMap<string, RowSource>,
+  slot: ReadonlyMap<string, number>,
+  computed: string | undefined,
+  rowBytes: number,
+): Promise<void> {
   const copier = new RowCopier(rowBytes);
   const out = await open(target, 'w');
   const row = new Uint8Array(rowBytes);
@@ -345,7 +384,7 @@ export class FeatureReader {
     // Read runs of consecutive rows with one call each.
     const order = indices.map((r, i) => [r, i] as const).sort((a, b) => a[0] - b[0]);
     const bytes = new Uint8Array(out.buffer);
-    for (let k = 0; k < order.length; ) {
+    for (let k = 0; k < order.length;) {
       let end = k + 1;
       while (end < order.length && order[end]![0] === order[end - 1]![0] + 1) end++;
       const first = order[k]![0];

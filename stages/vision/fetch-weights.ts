@@ -58,13 +58,26 @@ export type WeightsContext = Pick<StageContext<unknown>, 'derived' | 'workDir' |
  * partial file lives in the stage's work dir, which outlives a failed or interrupted run: the
  * next run resumes it instead of starting the 528 MB again. Returns the file's path.
  */
-export async function cachedWeightsFile(ctx: WeightsContext, url: string, md5: string | undefined, tuning: Pick<FetchWeightsOptions, 'stallTimeoutMs' | 'retries' | 'backoffMs'> = {}): Promise<string> {
+export async function cachedWeightsFile(
+  ctx: WeightsContext,
+  url: string,
+  md5: string | undefined,
+  tuning: Pick<FetchWeightsOptions, 'stallTimeoutMs' | 'retries' | 'backoffMs'> = {},
+): Promise<string> {
   const name = path.basename(new URL(url).pathname) || 'weights.h5';
   if (!md5) ctx.log.warn(`no md5 known for ${url}: the download is checked for size${isHdf5Name(name) ? ' and HDF5 completeness' : ''} only (set weights_md5)`);
   const dir = await ctx.derived('weights', { url, md5: md5 ?? null }, async (d) => {
     const dest = path.join(ctx.workDir, 'weights', name);
     await mkdir(path.dirname(dest), { recursive: true });
-    const got = await fetchWeights({ url, dest, ...(md5 ? { md5 } : {}), log: ctx.log, progress: (label, total) => ctx.progress(label, total), signal: ctx.signal, ...tuning });
+    const got = await fetchWeights({
+      url,
+      dest,
+      ...(md5 ? { md5 } : {}),
+      log: ctx.log,
+      progress: (label, total) => ctx.progress(label, total),
+      signal: ctx.signal,
+      ...tuning,
+    });
     await mkdir(d, { recursive: true });
     await rename(got.path, path.join(d, name));
     ctx.log.info(`downloaded ${url}: ${got.size} bytes, md5 ${got.digest}${got.resumes ? ` (resumed ${got.resumes} time(s))` : ''}`);

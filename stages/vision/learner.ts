@@ -56,7 +56,12 @@ export async function openLearner(o: LearnerOptions): Promise<Learner> {
 
 async function onnxLearner(o: LearnerOptions): Promise<Learner> {
   const { createOnnxTrainer } = await import('./onnx/trainer.js');
-  const trainer = await createOnnxTrainer(o.head, { optimizer: o.optimizer, learningRate: o.learningRate, log: o.log, ...(o.lrMult ? { lrMult: o.lrMult } : {}) });
+  const trainer = await createOnnxTrainer(o.head, {
+    optimizer: o.optimizer,
+    learningRate: o.learningRate,
+    log: o.log,
+    ...(o.lrMult ? { lrMult: o.lrMult } : {}),
+  });
   return {
     name: 'onnx',
     detail: trainer.detail,
@@ -82,7 +87,8 @@ async function onnxLearner(o: LearnerOptions): Promise<Learner> {
  * Returns null when the head does not end in a softmax Dense layer.
  */
 function softmaxLogits(head: TF.LayersModel): ((x: TF.Tensor) => TF.Tensor) | null {
-  const last = head.layers[head.layers.length - 1] as (TF.layers.Layer & { activation?: { apply(x: TF.Tensor): TF.Tensor; getClassName?(): string } }) | undefined;
+  const last = head.layers[head.layers.length - 1] as
+    (TF.layers.Layer & { activation?: { apply(x: TF.Tensor): TF.Tensor; getClassName?(): string } }) | undefined;
   if (!last || last.getClassName() !== 'Dense' || !last.activation) return null;
   const cfg = last.getConfig() as { activation?: unknown };
   if (cfg.activation !== 'softmax') return null;
@@ -148,7 +154,13 @@ function tfjsLearnerWith(o: LearnerOptions, groups: readonly VarGroup[]): Learne
       const kept: { probs?: TF.Tensor } = {};
       const lossT = tf.tidy((): TF.Scalar => {
         const x = tf.tensor(xData, [count, ...o.shape], 'float32');
-        const y = tf.oneHot(tf.tensor1d(Array.from({ length: count }, (_, i) => labels[i]!), 'int32'), o.classes);
+        const y = tf.oneHot(
+          tf.tensor1d(
+            Array.from({ length: count }, (_, i) => labels[i]!),
+            'int32',
+          ),
+          o.classes,
+        );
         const lossOf = (): TF.Scalar => {
           if (logitsOf) {
             const logits = logitsOf(x);
@@ -183,14 +195,23 @@ function tfjsLearnerWith(o: LearnerOptions, groups: readonly VarGroup[]): Learne
       });
     },
     async save(dir) {
-      await saveTensors(dir, 'weights', head.weights.map((w) => ({ name: w.name, tensor: w.read() })));
+      await saveTensors(
+        dir,
+        'weights',
+        head.weights.map((w) => ({ name: w.name, tensor: w.read() })),
+      );
       for (const [i, opt] of optimizers.entries()) {
         const state = await opt.getWeights();
         await saveTensors(dir, optimizerFile(i), state);
         // getWeights returns the optimizer's live variables, plus a fresh scalar for the step count.
         tf.dispose(state.filter((w) => w.name === 'iter').map((w) => w.tensor));
         const powers = adamPowers(opt);
-        if (powers) await saveTensors(dir, `adam-powers${i === 0 ? '' : `-${i}`}`, powers.map((v, k) => ({ name: `beta${k + 1}_power`, tensor: v })));
+        if (powers)
+          await saveTensors(
+            dir,
+            `adam-powers${i === 0 ? '' : `-${i}`}`,
+            powers.map((v, k) => ({ name: `beta${k + 1}_power`, tensor: v })),
+          );
       }
     },
     async restore(dir) {

@@ -105,7 +105,10 @@ export async function rangeTest(i: RangeTestInput, o: RangeTestOptions): Promise
       if (i.signal.aborted) throw Object.assign(new Error('interrupted'), { name: 'AbortError' });
       if (at + i.batchSize > order.length) {
         // A new pass over the training rows, in a seeded order.
-        order = shuffle(Array.from({ length: i.train.count }, (_, r) => r), prng((i.seed * 7919 + points.length) >>> 0));
+        order = shuffle(
+          Array.from({ length: i.train.count }, (_, r) => r),
+          prng((i.seed * 7919 + points.length) >>> 0),
+        );
         at = 0;
       }
       const idx = order.slice(at, at + i.batchSize);
@@ -113,7 +116,12 @@ export async function rangeTest(i: RangeTestInput, o: RangeTestOptions): Promise
       const lr = rangeRate(o, step);
       learner.setLearningRate(lr);
       const x = await i.train.rows(idx);
-      const { loss } = await learner.step(x, idx.map((r) => i.train.labels[r]!), idx.length, (i.seed * 1_000_003 + step) >>> 0);
+      const { loss } = await learner.step(
+        x,
+        idx.map((r) => i.train.labels[r]!),
+        idx.length,
+        (i.seed * 1_000_003 + step) >>> 0,
+      );
       avg = BETA * avg + (1 - BETA) * loss;
       const smoothed = avg / (1 - BETA ** (step + 1));
       points.push({ step: step + 1, lr, loss, smoothed });
@@ -136,11 +144,16 @@ export async function rangeTest(i: RangeTestInput, o: RangeTestOptions): Promise
 /** About `rows` evenly spaced points, the suggestion's nearest marked, as a plain-text table. */
 export function rangeTable(r: RangeTestResult, rows = 16): string {
   const every = Math.max(1, Math.ceil(r.points.length / rows));
-  const near = r.suggested === null ? -1 : r.points.reduce((b, p, k) => (Math.abs(Math.log(p.lr / r.suggested!)) < Math.abs(Math.log(r.points[b]!.lr / r.suggested!)) ? k : b), 0);
+  const near =
+    r.suggested === null
+      ? -1
+      : r.points.reduce((b, p, k) => (Math.abs(Math.log(p.lr / r.suggested!)) < Math.abs(Math.log(r.points[b]!.lr / r.suggested!)) ? k : b), 0);
   const lines = ['  step  learning rate      loss  smoothed'];
   r.points.forEach((p, k) => {
     if (k % every !== 0 && k !== r.points.length - 1 && k !== near) return;
-    lines.push(`${String(p.step).padStart(6)}  ${p.lr.toExponential(2).padStart(13)}  ${fmt(p.loss).padStart(8)}  ${fmt(p.smoothed).padStart(8)}${k === near ? '  <- suggested' : ''}`);
+    lines.push(
+      `${String(p.step).padStart(6)}  ${p.lr.toExponential(2).padStart(13)}  ${fmt(p.loss).padStart(8)}  ${fmt(p.smoothed).padStart(8)}${k === near ? '  <- suggested' : ''}`,
+    );
   });
   return lines.join('\n');
 }

@@ -31,7 +31,8 @@ async function readJson<T>(dir: string, name: string): Promise<T> {
 /** The JSON files of a model artifact; StageError naming the file that is missing or unreadable. */
 export async function readModelArtifact(dir: string): Promise<ModelArtifact> {
   const classes = await readJson<string[]>(dir, 'classes.json');
-  if (!Array.isArray(classes) || classes.length < 2 || !classes.every((c) => typeof c === 'string')) throw new StageError('the model artifact\'s classes.json must list at least two class names');
+  if (!Array.isArray(classes) || classes.length < 2 || !classes.every((c) => typeof c === 'string'))
+    throw new StageError("the model artifact's classes.json must list at least two class names");
   const pre = await readJson<ModelArtifact['preprocess']>(dir, 'preprocess.json');
   const finetune = await readJson<ModelArtifact['finetune']>(dir, 'finetune.json');
   return { dir, classes, preprocess: { mode: pre.mode, size: [pre.size[0], pre.size[1]], fit: pre.fit }, finetune };

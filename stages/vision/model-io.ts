@@ -138,7 +138,10 @@ export async function saveArrays(dir: string, name: string, arrays: readonly Nam
 }
 
 export async function loadTensors(tf: Tf, dir: string, name: string): Promise<NamedTensor[]> {
-  return (await loadArrays(dir, name)).map((a) => ({ name: a.name, tensor: tf.tensor(a.data, [...a.shape], a.data instanceof Int32Array ? 'int32' : 'float32') }));
+  return (await loadArrays(dir, name)).map((a) => ({
+    name: a.name,
+    tensor: tf.tensor(a.data, [...a.shape], a.data instanceof Int32Array ? 'int32' : 'float32'),
+  }));
 }
 
 export async function loadArrays(dir: string, name: string): Promise<NamedArray[]> {
@@ -152,7 +155,7 @@ export async function loadArrays(dir: string, name: string): Promise<NamedArray[
       const n = s.shape.reduce((a, b) => a * b, 1);
       const data = s.dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
       const bytes = new Uint8Array(data.buffer);
-      for (let got = 0; got < bytes.byteLength; ) {
+      for (let got = 0; got < bytes.byteLength;) {
         const { bytesRead } = await fh.read(bytes, got, bytes.byteLength - got, offset + got);
         if (bytesRead === 0) throw new Error(`${name}.bin is shorter than ${name}.json says`);
         got += bytesRead;

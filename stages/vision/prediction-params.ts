@@ -9,7 +9,8 @@ export const PREDICTION_ENGINE_PARAMS = {
   engine: {
     enum: [...ENGINE_PREFS],
     default: 'auto',
-    description: 'What computes the frozen layers and the trained head: ONNX Runtime where it loads and converts them (`auto`), or tfjs. Not part of the cache key.',
+    description:
+      'What computes the frozen layers and the trained head: ONNX Runtime where it loads and converts them (`auto`), or tfjs. Not part of the cache key.',
   },
 } as const;
 

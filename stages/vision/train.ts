@@ -95,7 +95,6 @@ export interface TrainResult {
   readonly epochTimings: readonly EpochTiming[];
 }
 
-
 /**
  * A model of the layers after `cutLayer` (which must form a chain up to the model's output),
  * taking the cut's output as input. It shares the layer objects, so training it trains `model`.
@@ -267,7 +266,10 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
   const batches = Math.ceil(train.count / o.batchSize);
   for (let epoch = start; epoch <= o.epochs && !stopped; epoch++) {
     const t0 = performance.now();
-    const order = shuffle(Array.from({ length: train.count }, (_, i) => i), prng((o.seed * 7919 + epoch) >>> 0));
+    const order = shuffle(
+      Array.from({ length: train.count }, (_, i) => i),
+      prng((o.seed * 7919 + epoch) >>> 0),
+    );
     const bar = o.progress(`epoch ${epoch}/${o.epochs}`, train.count);
     let lossSum = 0;
     let correct = 0;
@@ -285,7 +287,8 @@ async function trainLoop(o: TrainOptions, learner: Learner): Promise<TrainResult
       if (b + 1 < batches) next = epochRows.rows(batchIdx(b + 1)); // read ahead while this batch trains
       const labels = idx.map((r) => train.labels[r]!);
       const stepSeed = (o.seed * 1_000_003 + epoch * 10_007 + b * 101) >>> 0;
-      if (o.lrSchedule && o.lrSchedule !== 'constant') learner.setLearningRate(scheduledLearningRate(o.learningRate, o.lrSchedule, (epoch - 1) * batches + b, o.epochs * batches));
+      if (o.lrSchedule && o.lrSchedule !== 'constant')
+        learner.setLearningRate(scheduledLearningRate(o.learningRate, o.lrSchedule, (epoch - 1) * batches + b, o.epochs * batches));
       const { loss, probs: pData } = await learner.step(xData, labels, idx.length, stepSeed);
       idx.forEach((row, i) => {
         if (argmax(pData.subarray(i * o.classes, (i + 1) * o.classes)) === train.labels[row]) correct++;

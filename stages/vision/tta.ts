@@ -10,7 +10,11 @@ import { variantRequest } from './variants.js';
 export type Tta = 'none' | 'flip' | number;
 
 /** The variants `tta` averages over, or null for `none`. */
-export function ttaVariants(tta: Tta, trainedWith: Partial<AugmentParams> | undefined, pre: { readonly size: readonly [number, number]; readonly fit: Fit }): VariantRequest | null {
+export function ttaVariants(
+  tta: Tta,
+  trainedWith: Partial<AugmentParams> | undefined,
+  pre: { readonly size: readonly [number, number]; readonly fit: Fit },
+): VariantRequest | null {
   if (tta === 'none') return null;
   if (tta === 'flip') {
     return { key: { tta: 'flip' }, copies: 1, decode: (file) => decodeVariant(file, { size: pre.size, fit: pre.fit }, FLIP_PLAN) };

@@ -42,7 +42,8 @@ export function unfreezeCut(model: TF.LayersModel, unfreeze: string): string | n
     throw new StageError(`unfreeze: the network has no layer '${unfreeze}'`, `layers: ${names.join(', ')}, or all`);
   }
   const inbound = layer.inboundNodes[0]?.inboundLayers ?? [];
-  if (inbound.length !== 1) throw new StageError(`unfreeze: layer '${unfreeze}' has ${inbound.length} inputs; name a layer with one (the layers from it on must form a chain)`);
+  if (inbound.length !== 1)
+    throw new StageError(`unfreeze: layer '${unfreeze}' has ${inbound.length} inputs; name a layer with one (the layers from it on must form a chain)`);
   const below = inbound[0]!;
   return below.getClassName() === 'InputLayer' ? null : below.name;
 }

@@ -45,7 +45,10 @@ export function augmentedSource(plain: DataSource, variants: Rows, copies: numbe
             if (v === 0) return [false, fromPlain.push(r) - 1];
             return [true, fromVariant.push((v - 1) * count + r) - 1];
           });
-          const [a, b] = await Promise.all([fromPlain.length ? plain.rows(fromPlain) : new Float32Array(0), fromVariant.length ? variants.rows(fromVariant) : new Float32Array(0)]);
+          const [a, b] = await Promise.all([
+            fromPlain.length ? plain.rows(fromPlain) : new Float32Array(0),
+            fromVariant.length ? variants.rows(fromVariant) : new Float32Array(0),
+          ]);
           const out = new Float32Array(indices.length * rowFloats);
           slot.forEach(([isVariant, k], i) => out.set((isVariant ? b : a).subarray(k * rowFloats, (k + 1) * rowFloats), i * rowFloats));
           return out;
@@ -68,7 +71,13 @@ export function variantRequest(a: AugmentParams, pre: { readonly size: readonly 
  * With nothing frozen there is nothing to cache: `plain` (images decoded as they train) whose
  * forEpoch(e) is `make(plan)`, `plan` giving each row the variant epochDraw drew for it.
  */
-export function drawnImageSource(plain: DataSource, files: readonly string[], a: AugmentParams, seed: number, make: (plan: (row: number) => VariantPlan) => DataSource): DataSource {
+export function drawnImageSource(
+  plain: DataSource,
+  files: readonly string[],
+  a: AugmentParams,
+  seed: number,
+  make: (plan: (row: number) => VariantPlan) => DataSource,
+): DataSource {
   return {
     ...plain,
     forEpoch(epoch) {

@@ -65,7 +65,14 @@ export function vggLayerSpecs(options: VggOptions): VggLayerSpec[] {
   BLOCKS.forEach(([filters, convs], b) => {
     const f = Math.max(1, Math.round(filters * width));
     for (let c = 1; c <= convs; c++) {
-      out.push({ name: `block${b + 1}_conv${c}`, kind: 'conv', outputShape: [h, w, f], weightShapes: [[3, 3, channels, f], [f]], units: f, activation: 'relu' });
+      out.push({
+        name: `block${b + 1}_conv${c}`,
+        kind: 'conv',
+        outputShape: [h, w, f],
+        weightShapes: [[3, 3, channels, f], [f]],
+        units: f,
+        activation: 'relu',
+      });
       channels = f;
     }
     h = Math.floor(h / 2);
@@ -78,7 +85,14 @@ export function vggLayerSpecs(options: VggOptions): VggLayerSpec[] {
   const units = Math.max(1, Math.round(4096 * width));
   out.push({ name: 'fc1', kind: 'dense', outputShape: [units], weightShapes: [[flat, units], [units]], units, activation: 'relu' });
   out.push({ name: 'fc2', kind: 'dense', outputShape: [units], weightShapes: [[units, units], [units]], units, activation: 'relu' });
-  out.push({ name: 'predictions', kind: 'dense', outputShape: [options.classes], weightShapes: [[units, options.classes], [options.classes]], units: options.classes, activation: 'softmax' });
+  out.push({
+    name: 'predictions',
+    kind: 'dense',
+    outputShape: [options.classes],
+    weightShapes: [[units, options.classes], [options.classes]],
+    units: options.classes,
+    activation: 'softmax',
+  });
   return out;
 }
 

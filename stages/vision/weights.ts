@@ -68,10 +68,7 @@ function readAttr(group: H5Group, name: string): string[] {
  * Visit each layer's weights of a Keras HDF5 file in file order, one layer at a time (so the
  * 553 MB VGG16 file is never all in JS memory at once).
  */
-export async function readKerasH5(
-  file: string,
-  visit: (layer: string, weights: readonly H5Weight[]) => void,
-): Promise<{ style: H5Style; layers: string[] }> {
+export async function readKerasH5(file: string, visit: (layer: string, weights: readonly H5Weight[]) => void): Promise<{ style: H5Style; layers: string[] }> {
   // h5wasm does not throw on a missing file (file_id -1): check first.
   if (!existsSync(file)) throw new WeightsError(`weights file not found: ${file}`);
   // Checked before h5wasm sees the file: a truncated one makes it print pages of HDF5-DIAG.

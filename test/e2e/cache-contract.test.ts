@@ -42,7 +42,10 @@ test('--force replaces the entry of its key: the new output is what latest/ and 
     assert.notEqual(fresh, old, 'the forced run output replaced the old entry');
     assert.equal(await rig.read(`.pipe/cache/${key}/data/stamp.txt`), fresh);
     // The old entry went to tmp/ for removal: nothing left behind.
-    assert.deepEqual((await readdir(rig.path('.pipe/tmp'))).filter((n) => n.includes('replaced')), []);
+    assert.deepEqual(
+      (await readdir(rig.path('.pipe/tmp'))).filter((n) => n.includes('replaced')),
+      [],
+    );
 
     // The next plain run serves the new entry, and copy (keyed on the new content) re-runs on it.
     const again = await rig.run(['run', 'p.yaml']);

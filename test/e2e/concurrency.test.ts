@@ -60,7 +60,13 @@ for (const runs of [2, 4]) {
       const names = ['p1', 'p2'];
       for (const n of names) await writeFile(path.join(dir, `${n}.yaml`), concurrentPipeline(n, salt));
       const counters = [`shared-${salt}`, ...names.flatMap((n) => [`own-${n}-${salt}`, `last-${n}-${salt}`])];
-      const o = await concurrentRuns(dir, path.join(dir, 'shared-cache'), names.map((n) => `${n}.yaml`), runs, counters);
+      const o = await concurrentRuns(
+        dir,
+        path.join(dir, 'shared-cache'),
+        names.map((n) => `${n}.yaml`),
+        runs,
+        counters,
+      );
       allOk(o);
       // shared: one key for both pipelines; own/last: one key per pipeline.
       assert.deepEqual(o.counts, Object.fromEntries(counters.map((c) => [c, 1])));

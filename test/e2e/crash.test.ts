@@ -55,7 +55,10 @@ async function cleanup(dir: string): Promise<void> {
 test("after kill -9 the next run does not wait for the dead run's lock", { timeout: 60_000 }, async () => {
   const dir = await tempDir();
   try {
-    await writeFile(path.join(dir, 'p.yaml'), `stages:\n  slow:\n    uses: command\n    with: { workdir: out, run: 'echo slow start; sleep 1.5; echo ok > s.txt' }\n`);
+    await writeFile(
+      path.join(dir, 'p.yaml'),
+      `stages:\n  slow:\n    uses: command\n    with: { workdir: out, run: 'echo slow start; sleep 1.5; echo ok > s.txt' }\n`,
+    );
     const s = spawnPipe(dir, ['run', 'p.yaml']);
     assert.ok(await waitForOutput(s, /slow \| slow start/), s.stderr());
     killGroup(s.child.pid); // the runner and its stage: nothing of the dead run is left running
@@ -144,7 +147,10 @@ test('kill -9 between stages of a chain: what was committed stays, the rest is r
 test('Ctrl-C stops a shell command and everything it started, promptly', { timeout: 60_000 }, async () => {
   const dir = await tempDir();
   try {
-    await writeFile(path.join(dir, 'p.yaml'), `stages:\n  train:\n    uses: command\n    with: { workdir: out, run: 'echo started; sleep 20; echo trained > model.txt' }\n`);
+    await writeFile(
+      path.join(dir, 'p.yaml'),
+      `stages:\n  train:\n    uses: command\n    with: { workdir: out, run: 'echo started; sleep 20; echo trained > model.txt' }\n`,
+    );
     const s = spawnPipe(dir, ['run', 'p.yaml']);
     assert.ok(await waitForOutput(s, /train \| started/), s.stderr());
     const sent = Date.now();

@@ -131,7 +131,12 @@ test('disk full: the run record and the stage log may not be writable either, an
   // manifest, meta, run record) then hit ENOSPC. The commit must fail cleanly, not crash.
   await withTmpfs(t, 'size=8m', async (m) => {
     const file = path.join(m.dir, 'p.yaml');
-    await writeFile(file, PIPELINE('head -c ${params.bytes} /dev/zero > big.bin; i=0; while [ $i -lt 3000 ]; do echo "line $i of output after the disk is full"; i=$((i+1)); done; true'));
+    await writeFile(
+      file,
+      PIPELINE(
+        'head -c ${params.bytes} /dev/zero > big.bin; i=0; while [ $i -lt 3000 ]; do echo "line $i of output after the disk is full"; i=$((i+1)); done; true',
+      ),
+    );
     const r = await runPipe(m.dir, ['run', 'p.yaml', '--cache-dir', m.cache]);
     await checkCleanFailure(m, file, r);
     assert.deepEqual((await readdir(path.join(m.cache, 'cache'))).length, 1);

@@ -49,7 +49,9 @@ function paramsOf(record: Event[]): Record<string, unknown> {
 }
 
 function stageEvent(record: Event[], stage: string): string | undefined {
-  return record.find((e) => e['stage'] === stage && (e['type'] === 'stage-finish' || e['type'] === 'stage-cached' || e['type'] === 'stage-failed'))?.['type'] as string | undefined;
+  return record.find((e) => e['stage'] === stage && (e['type'] === 'stage-finish' || e['type'] === 'stage-cached' || e['type'] === 'stage-failed'))?.[
+    'type'
+  ] as string | undefined;
 }
 
 /** Run records oldest first by start time (ids only sort by the second). */
@@ -62,7 +64,14 @@ async function runCount(rig: Rig): Promise<number> {
 }
 
 interface RunsJson {
-  runs: { id: string; params: Record<string, unknown>; metrics: Record<string, Record<string, number>>; counts: Record<string, number>; status: string; reasons: Record<string, string> }[];
+  runs: {
+    id: string;
+    params: Record<string, unknown>;
+    metrics: Record<string, Record<string, number>>;
+    counts: Record<string, number>;
+    status: string;
+    reasons: Record<string, string>;
+  }[];
   differing: string[];
   metrics: { stage: string; name: string; label: string }[];
 }
@@ -71,7 +80,11 @@ test('pipe runs: newest first, only the params that differ, metrics from metrics
   const rig = await Rig.create();
   try {
     await rig.write('p.yaml', PIPELINE);
-    for (const args of [['run', 'p.yaml'], ['run', 'p.yaml', '-p', 'lr=0.01'], ['run', 'p.yaml', '-p', 'lr=0.01']]) {
+    for (const args of [
+      ['run', 'p.yaml'],
+      ['run', 'p.yaml', '-p', 'lr=0.01'],
+      ['run', 'p.yaml', '-p', 'lr=0.01'],
+    ]) {
       const r = await pipe(rig, args);
       assert.equal(r.code, 0, r.stderr);
     }
@@ -83,7 +96,11 @@ test('pipe runs: newest first, only the params that differ, metrics from metrics
     const recs = await records(rig);
     assert.equal(data.runs.length, 3);
     const ids = recs.map((r) => start(r)['runId'] as string);
-    assert.deepEqual(data.runs.map((r) => r.id), [...ids].reverse(), 'newest first');
+    assert.deepEqual(
+      data.runs.map((r) => r.id),
+      [...ids].reverse(),
+      'newest first',
+    );
     const [newest, middle, oldest] = data.runs;
     assert.deepEqual(newest!.counts, { ran: 0, cached: 3, failed: 0, skipped: 0 });
     assert.deepEqual(middle!.counts, { ran: 2, cached: 1, failed: 0, skipped: 0 });
@@ -150,7 +167,10 @@ test('pipe diff: one changed param, metrics side by side with deltas, which stag
     };
     assert.equal(d.a.id, a);
     assert.equal(d.b.id, b);
-    assert.deepEqual(d.params.find((p) => p.path === 'params.lr'), { path: 'params.lr', a: 0.1, b: 0.01 });
+    assert.deepEqual(
+      d.params.find((p) => p.path === 'params.lr'),
+      { path: 'params.lr', a: 0.1, b: 0.01 },
+    );
     assert.ok(Math.abs((d.metrics.find((m) => m.stage === 'score' && m.name === 'score')?.delta ?? 0) + 0.09) < 1e-9);
     const stage = (id: string) => d.stages.find((s) => s.stage === id);
     assert.equal(stage('prep')?.b?.status, 'cached');
@@ -162,7 +182,10 @@ test('pipe diff: one changed param, metrics side by side with deltas, which stag
     // Explicit runs, by unique prefix, in either order.
     const reversed = JSON.parse((await pipe(rig, ['diff', b!, a!.slice(0, a!.length - 1), '--json'])).stdout) as typeof d;
     assert.equal(reversed.a.id, b);
-    assert.deepEqual(reversed.params.find((p) => p.path === 'params.lr'), { path: 'params.lr', a: 0.01, b: 0.1 });
+    assert.deepEqual(
+      reversed.params.find((p) => p.path === 'params.lr'),
+      { path: 'params.lr', a: 0.01, b: 0.1 },
+    );
     const missing = await pipe(rig, ['diff', 'nope']);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /no run nope/);
@@ -201,7 +224,10 @@ test('a 3x2 sweep: six ordinary runs in the history, the upstream stage runs onc
     // Every combination is an ordinary run: `pipe runs` shows them with what differed.
     const runs = JSON.parse((await pipe(rig, ['runs', '--json'])).stdout) as RunsJson;
     assert.equal(runs.runs.length, 6);
-    assert.deepEqual(runs.differing.filter((p) => p.startsWith('params.')), ['params.lr', 'params.seed']);
+    assert.deepEqual(
+      runs.differing.filter((p) => p.startsWith('params.')),
+      ['params.lr', 'params.seed'],
+    );
 
     // latest/ is as before the sweep (empty here); each combination's artifacts are linked under sweeps/.
     assert.ok(!existsSync(rig.path('.pipe/latest/exp/score')), 'latest/ does not point at the last combination');

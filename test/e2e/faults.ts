@@ -17,7 +17,6 @@ export { mulberry32 };
 
 export type Rng = () => number;
 
-
 export function seedFromEnv(name = 'PIPE_FAULT_SEED'): number {
   const v = process.env[name];
   if (v !== undefined && /^\d+$/.test(v)) return Number(v) >>> 0;
@@ -50,7 +49,12 @@ export function spawnPipe(cwd: string, args: readonly string[], env: Record<stri
   return { child, done, stderr: () => stderr };
 }
 
-export async function runPipe(cwd: string, args: readonly string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<RunResult & { ms: number; timedOut: boolean }> {
+export async function runPipe(
+  cwd: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+  timeoutMs = 120_000,
+): Promise<RunResult & { ms: number; timedOut: boolean }> {
   const started = Date.now();
   const s = spawnPipe(cwd, args, env);
   let timedOut = false;
@@ -208,14 +212,21 @@ export async function treeHashes(dir: string): Promise<Record<string, string>> {
  * A committed entry is immutable (and `pipe verify --all` re-hashes it every round), so the
  * digest of an entry already hashed is taken from `memo` (keyed by the entry's real path).
  */
-export async function latestDigest(cacheRoot: string, pipeline: string, stages: readonly string[], memo?: Map<string, string>): Promise<Record<string, string>> {
+export async function latestDigest(
+  cacheRoot: string,
+  pipeline: string,
+  stages: readonly string[],
+  memo?: Map<string, string>,
+): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const s of stages) {
     const dir = path.join(cacheRoot, 'latest', pipeline, s);
     const real = await realpath(dir);
     let digest = memo?.get(real);
     if (digest === undefined) {
-      digest = createHash('sha256').update(JSON.stringify(await treeHashes(dir))).digest('hex');
+      digest = createHash('sha256')
+        .update(JSON.stringify(await treeHashes(dir)))
+        .digest('hex');
       memo?.set(real, digest);
     }
     out[s] = digest;
@@ -253,7 +264,11 @@ export interface VerifyJson {
   entries: { key: string; label: string; problems: { path: string; problem: string }[] }[];
 }
 
-export async function verifyAll(cwd: string, pipelineFile: string, extra: readonly string[] = []): Promise<{ code: number | null; report?: VerifyJson; raw: string }> {
+export async function verifyAll(
+  cwd: string,
+  pipelineFile: string,
+  extra: readonly string[] = [],
+): Promise<{ code: number | null; report?: VerifyJson; raw: string }> {
   const r = await runPipe(cwd, ['verify', pipelineFile, '--all', '--json', ...extra]);
   try {
     return { code: r.code, report: JSON.parse(r.stdout) as VerifyJson, raw: r.stdout + r.stderr };
@@ -464,9 +479,12 @@ export async function crashCampaign(opts: CrashOptions): Promise<CrashReport> {
       if (gc.code !== 0) fail(`pipe gc after the recovery exited ${gc.code}: ${gc.stderr}${gc.stdout}`);
       const row: CrashRound = { round, delayMs, killed, phase, orphans, recoveryMs: next.ms };
       rounds.push(row);
-      log(`round ${round}: changed ${leaves.join('+')}, ${killed ? `killed ${delayMs} ms after ${anchor.replace('\\d', 'done')}, during ${phase}` : `finished before the kill (${anchor.replace('\\d', 'done')} ${reached ? 'seen' : 'not seen'}, +${delayMs} ms)`}${orphans ? ', orphans waited for' : ''}; verify ${v.report?.verified ?? '?'} entries ok in ${verifyMs} ms; reference run ${ref.ms} ms; next run ${next.ms} ms; gc ${gc.ms} ms`);
+      log(
+        `round ${round}: changed ${leaves.join('+')}, ${killed ? `killed ${delayMs} ms after ${anchor.replace('\\d', 'done')}, during ${phase}` : `finished before the kill (${anchor.replace('\\d', 'done')} ${reached ? 'seen' : 'not seen'}, +${delayMs} ms)`}${orphans ? ', orphans waited for' : ''}; verify ${v.report?.verified ?? '?'} entries ok in ${verifyMs} ms; reference run ${ref.ms} ms; next run ${next.ms} ms; gc ${gc.ms} ms`,
+      );
     }
-    if (failures.length === 0 && kills < opts.kills) failures.push(`only ${kills} of ${opts.kills} kills landed in ${rounds.length} rounds (seed ${opts.seed})`);
+    if (failures.length === 0 && kills < opts.kills)
+      failures.push(`only ${kills} of ${opts.kills} kills landed in ${rounds.length} rounds (seed ${opts.seed})`);
   } finally {
     await killStageProcesses(base);
     if (!opts.dir) await rm(base, { recursive: true, force: true, maxRetries: 5 });
@@ -477,7 +495,10 @@ export async function crashCampaign(opts: CrashOptions): Promise<CrashReport> {
 export function phaseSummary(rounds: readonly CrashRound[]): string {
   const byPhase = new Map<string, number>();
   for (const r of rounds) if (r.killed) byPhase.set(r.phase, (byPhase.get(r.phase) ?? 0) + 1);
-  return [...byPhase].sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p}: ${n}`).join(', ');
+  return [...byPhase]
+    .sort((a, b) => b[1] - a[1])
+    .map(([p, n]) => `${p}: ${n}`)
+    .join(', ');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -528,9 +549,17 @@ export interface ConcurrentOutcome {
  * Start `runs` `pipe run`s at once on one cache dir, cycling through the given pipelines (files
  * in `dir`, written by the caller), then count how often each stage computed and verify.
  */
-export async function concurrentRuns(dir: string, cacheDir: string, files: readonly string[], runs: number, counters: readonly string[]): Promise<ConcurrentOutcome> {
+export async function concurrentRuns(
+  dir: string,
+  cacheDir: string,
+  files: readonly string[],
+  runs: number,
+  counters: readonly string[],
+): Promise<ConcurrentOutcome> {
   await mkdir(path.join(dir, 'counters'), { recursive: true });
-  const results = await Promise.all(Array.from({ length: runs }, (_, i) => runPipe(dir, ['run', files[i % files.length]!, '--cache-dir', cacheDir, '-j', '2'], {}, 120_000)));
+  const results = await Promise.all(
+    Array.from({ length: runs }, (_, i) => runPipe(dir, ['run', files[i % files.length]!, '--cache-dir', cacheDir, '-j', '2'], {}, 120_000)),
+  );
   const counts: Record<string, number> = {};
   for (const c of counters) counts[c] = await countOf(dir, c);
   const verify = await verifyAll(dir, files[0]!, ['--cache-dir', cacheDir]);

@@ -32,7 +32,10 @@ test('runs, diff and gc from the repo root use pipelines/.pipe (and say so); dif
       assert.equal(d.code, 0, `${args.join(' ')}: ${d.stderr}`);
       const diff = JSON.parse(d.stdout) as { params: { path: string; a: unknown; b: unknown }[]; metrics: { name: string; a: number; b: number }[] };
       assert.deepEqual(diff.params, [{ path: 'params.lr', a: 0.1, b: 0.5 }], args.join(' '));
-      assert.deepEqual(diff.metrics.map((m) => [m.name, m.a, m.b]), [['accuracy', 0.1, 0.5]]);
+      assert.deepEqual(
+        diff.metrics.map((m) => [m.name, m.a, m.b]),
+        [['accuracy', 0.1, 0.5]],
+      );
     }
     const tooMany = await rig.run(['diff', 'pipelines/p.yaml', 'a', 'b', 'c']);
     assert.equal(tooMany.code, 2);
@@ -47,7 +50,10 @@ test('runs, diff and gc from the repo root use pipelines/.pipe (and say so); dif
     assert.equal((await rig.run(['run', 'other/q.yaml'])).code, 0);
     const ambiguous = await rig.run(['runs']);
     assert.equal(ambiguous.code, 2);
-    assert.match(ambiguous.stderr, /several below it \((other\/\.pipe, pipelines\/\.pipe|pipelines\/\.pipe, other\/\.pipe)\): name a pipeline file .*`pipe runs pipelines\/demo\.yaml`.* or use --cache-dir/);
+    assert.match(
+      ambiguous.stderr,
+      /several below it \((other\/\.pipe, pipelines\/\.pipe|pipelines\/\.pipe, other\/\.pipe)\): name a pipeline file .*`pipe runs pipelines\/demo\.yaml`.* or use --cache-dir/,
+    );
   } finally {
     await rig.cleanup();
   }
@@ -59,7 +65,12 @@ test('with no cache anywhere, runs/diff/gc say how to name one (exit 2)', async 
     for (const cmd of ['runs', 'diff', 'gc']) {
       const r = await rig.run([cmd]);
       assert.equal(r.code, 2, `${cmd}: ${r.stderr}`);
-      assert.match(r.stderr, new RegExp(`no pipe cache at \\S+\\.pipe: name a pipeline file \\(its cache is beside it: \`pipe ${cmd} pipelines/demo\\.yaml\`\\) or use --cache-dir DIR`));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `no pipe cache at \\S+\\.pipe: name a pipeline file \\(its cache is beside it: \`pipe ${cmd} pipelines/demo\\.yaml\`\\) or use --cache-dir DIR`,
+        ),
+      );
     }
   } finally {
     await rig.cleanup();

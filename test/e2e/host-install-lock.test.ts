@@ -36,7 +36,7 @@ async function firstMatching(runs: readonly Spawned[], re: RegExp, timeoutMs: nu
 async function writeProjects(sshd: Sshd, ws: string, a: Rig, b: Rig): Promise<void> {
   for (const rig of [a, b]) await rig.write('notes.txt', 'project file\n');
   await a.write('p.yaml', pipeline(sshd, ws));
-  await b.write('p.yaml', pipeline(sshd, ws).replace("echo hello world > data.txt", "echo hello there > data.txt"));
+  await b.write('p.yaml', pipeline(sshd, ws).replace('echo hello world > data.txt', 'echo hello there > data.txt'));
 }
 
 test('the install lock script waits for the holder and says whom it waits for', () => {

@@ -29,7 +29,10 @@ after(async () => {
 
 test('rangeRate grows exponentially from start to end; steepestRate finds the fastest fall', () => {
   const o = { steps: 5, startLr: 1e-4, endLr: 1 };
-  assert.deepEqual([0, 1, 2, 3, 4].map((i) => Number(rangeRate(o, i).toPrecision(6))), [1e-4, 1e-3, 1e-2, 0.1, 1]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4].map((i) => Number(rangeRate(o, i).toPrecision(6))),
+    [1e-4, 1e-3, 1e-2, 0.1, 1],
+  );
   // Smoothed loss flat, then falling fastest around 1e-3, then rising.
   const smoothed = [1, 1, 1, 0.99, 0.9, 0.5, 0.45, 0.44, 0.5, 0.8, 2, 3];
   const points = smoothed.map((s, i) => ({ step: i + 1, lr: 10 ** (-6 + i * 0.5), loss: s, smoothed: s }));
@@ -59,7 +62,11 @@ test('pipe lr-find: table, suggested rate, SVG and JSON under the cache; usage e
   assert.match(svg, /^<svg class="chart"[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg">\n<style>/);
   assert.match(svg, /<title>Learning-rate range test<\/title>/);
   assert.match(svg, /suggested /);
-  const json = JSON.parse(await rig.read('.pipe/lr-find/tiny/finetune/lr-find.json')) as { points: { lr: number; smoothed: number }[]; suggested: number; stopped?: string };
+  const json = JSON.parse(await rig.read('.pipe/lr-find/tiny/finetune/lr-find.json')) as {
+    points: { lr: number; smoothed: number }[];
+    suggested: number;
+    stopped?: string;
+  };
   assert.ok(json.points.length > 10 && json.points.length <= 60);
   for (let i = 1; i < json.points.length; i++) assert.ok(json.points[i]!.lr > json.points[i - 1]!.lr);
   // A rate in the hundreds blows Adam up on this head: the test stops where the loss diverges.

@@ -89,12 +89,24 @@ test('a stage whose inputs, needs or runs_on point at itself, or a cycle: locate
   await withBox(async (b) => {
     const count = (n: string): string => `echo run >> \\"$COUNTERS/${n}\\"; echo x > o.txt`;
     const cases: [string, RegExp[]][] = [
-      [`stages:\n  a:\n    uses: command\n    inputs: { src: a }\n    with: { workdir: out, run: "${count('a')}" }\n`, [/p\.yaml:4:20: stages\.a\.inputs\.src: a stage cannot take its own output as input/]],
-      [`stages:\n  a:\n    uses: command\n    needs: [a]\n    with: { workdir: out, run: "${count('a')}" }\n`, [/p\.yaml:4:13: stages\.a\.needs\[0\]: a stage cannot need itself/]],
-      [`stages:\n  a:\n    uses: command\n    runs_on: a\n    with: { workdir: out, run: "${count('a')}" }\n`, [/p\.yaml:4:14: stages\.a\.runs_on: a stage cannot run on itself/]],
+      [
+        `stages:\n  a:\n    uses: command\n    inputs: { src: a }\n    with: { workdir: out, run: "${count('a')}" }\n`,
+        [/p\.yaml:4:20: stages\.a\.inputs\.src: a stage cannot take its own output as input/],
+      ],
+      [
+        `stages:\n  a:\n    uses: command\n    needs: [a]\n    with: { workdir: out, run: "${count('a')}" }\n`,
+        [/p\.yaml:4:13: stages\.a\.needs\[0\]: a stage cannot need itself/],
+      ],
+      [
+        `stages:\n  a:\n    uses: command\n    runs_on: a\n    with: { workdir: out, run: "${count('a')}" }\n`,
+        [/p\.yaml:4:14: stages\.a\.runs_on: a stage cannot run on itself/],
+      ],
       [
         `stages:\n  a:\n    uses: command\n    inputs: { src: c }\n    with: { workdir: out, run: "${count('a')}" }\n  b:\n    uses: command\n    inputs: { src: a }\n    with: { workdir: out, run: "${count('b')}" }\n  c:\n    uses: command\n    inputs: { src: b }\n    with: { workdir: out, run: "${count('c')}" }\n`,
-        [/p\.yaml:\d+:\d+: stages\.\w\.inputs\.src: cycle: (a -> b -> c -> a|b -> c -> a -> b|c -> a -> b -> c)/, /note: p\.yaml:\d+:\d+: stages\.\w\.inputs\.src: \w depends on \w/],
+        [
+          /p\.yaml:\d+:\d+: stages\.\w\.inputs\.src: cycle: (a -> b -> c -> a|b -> c -> a -> b|c -> a -> b -> c)/,
+          /note: p\.yaml:\d+:\d+: stages\.\w\.inputs\.src: \w depends on \w/,
+        ],
       ],
     ];
     for (const [i, [yaml, expected]] of cases.entries()) {
@@ -121,7 +133,12 @@ test('a cache dir that is a file (flag, env, or cache.dir): exit 2 with a clear 
       { args: ['--cache-dir', 'afile'], env: {}, origin: /--cache-dir/ },
       { args: ['--cache-dir', 'afile/sub'], env: {}, origin: /--cache-dir/ },
       { args: [], env: { PIPE_CACHE_DIR: path.join(b.dir, 'afile') }, origin: /PIPE_CACHE_DIR/ },
-      { args: [], env: {}, yaml: `cache: { dir: afile }\nstages:\n  a: ${cmd('echo run >> $COUNTERS/a; echo x > o.txt')}\n`, origin: /p\.yaml:1:\d+: cache\.dir/ },
+      {
+        args: [],
+        env: {},
+        yaml: `cache: { dir: afile }\nstages:\n  a: ${cmd('echo run >> $COUNTERS/a; echo x > o.txt')}\n`,
+        origin: /p\.yaml:1:\d+: cache\.dir/,
+      },
     ];
     for (const [i, s] of settings.entries()) {
       if (s.yaml) await writeFile(path.join(b.dir, 'p.yaml'), s.yaml);

@@ -101,7 +101,10 @@ test('"Any program as a stage" runs as written: `python train.py` finds train.py
   await rig.write(`${dir}/lib/util.py`, 'X = 1\n');
   // A stand-in for Python (the test needs none): like python, it opens the script by the path
   // given, relative to its working directory, and the "script" saves its model to $PIPE_OUT.
-  const bin = await rig.write('bin/python', '#!/bin/sh\ntest -f "$1" || { echo "python: can\'t open file \'$1\': No such file or directory" >&2; exit 2; }\nscript=$1; shift\necho "model of $script $* on GPU $CUDA_VISIBLE_DEVICES" > "$PIPE_OUT/model.txt"\n');
+  const bin = await rig.write(
+    'bin/python',
+    '#!/bin/sh\ntest -f "$1" || { echo "python: can\'t open file \'$1\': No such file or directory" >&2; exit 2; }\nscript=$1; shift\necho "model of $script $* on GPU $CUDA_VISIBLE_DEVICES" > "$PIPE_OUT/model.txt"\n',
+  );
   await chmod(bin, 0o755);
   const env = { PATH: `${path.dirname(bin)}:${process.env.PATH ?? ''}` };
   const r = await rig.run(['run', `${dir}/p.yaml`], env);
@@ -141,7 +144,20 @@ test("the README's `npx pipe` commands run as written (run as --dry-run), from t
     if (f.endsWith('.yaml')) await copyFile(path.join(REPO, 'pipelines', f), rig.path('repo/pipelines', f));
   }
   // Two quick runs of the demo's first stages (few photos, no training), so that runs and diff have history.
-  const small = ['--until', 'split', '--set', 'stages.photos.with.train_per_class=12', '--set', 'stages.photos.with.test=4', '--set', 'stages.split.with.valid=8', '--set', 'stages.split.with.sample.train=2', '--set', 'stages.split.with.sample.valid=2'];
+  const small = [
+    '--until',
+    'split',
+    '--set',
+    'stages.photos.with.train_per_class=12',
+    '--set',
+    'stages.photos.with.test=4',
+    '--set',
+    'stages.split.with.valid=8',
+    '--set',
+    'stages.split.with.sample.train=2',
+    '--set',
+    'stages.split.with.sample.valid=2',
+  ];
   const repo = rig.path('repo');
   const inRepo = (args: string[]) =>
     collect(spawn(process.execPath, [PIPE_BIN, ...args], { cwd: repo, env: { ...process.env, CI: 'true', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] }));

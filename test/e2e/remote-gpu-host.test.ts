@@ -58,7 +58,9 @@ async function buildDist(): Promise<void> {
   for (const kind of ['good', 'bad']) await mkdir(path.join(dist, kind, `v${VERSION}`), { recursive: true });
   const tarball = path.join(dist, 'good', `v${VERSION}`, `${NAME}.tar.gz`);
   execFileSync('tar', ['-C', path.join(dist, 'tree'), '-I', 'gzip -1', '-cf', tarball, NAME]);
-  const sha = createHash('sha256').update(await readFile(tarball)).digest('hex');
+  const sha = createHash('sha256')
+    .update(await readFile(tarball))
+    .digest('hex');
   await writeFile(path.join(dist, 'good', `v${VERSION}`, 'SHASUMS256.txt'), `${'0'.repeat(64)}  node-v${VERSION}-linux-arm64.tar.gz\n${sha}  ${NAME}.tar.gz\n`);
   await cp(tarball, path.join(dist, 'bad', `v${VERSION}`, `${NAME}.tar.gz`));
   await writeFile(path.join(dist, 'bad', `v${VERSION}`, 'SHASUMS256.txt'), `${'1'.repeat(64)}  ${NAME}.tar.gz\n`);
@@ -76,7 +78,10 @@ before(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   fakeBin = await mkdtemp(path.join(os.tmpdir(), 'pipe-fake-gpu-'));
-  await writeFile(path.join(fakeBin, 'nvidia-smi'), '#!/bin/sh\n[ "$1" = "-L" ] && echo "GPU 0: Tesla T4 (UUID: GPU-00000000-1111-2222-3333-444444444444)"\nexit 0\n');
+  await writeFile(
+    path.join(fakeBin, 'nvidia-smi'),
+    '#!/bin/sh\n[ "$1" = "-L" ] && echo "GPU 0: Tesla T4 (UUID: GPU-00000000-1111-2222-3333-444444444444)"\nexit 0\n',
+  );
   await chmod(path.join(fakeBin, 'nvidia-smi'), 0o755);
 });
 after(async () => {
@@ -99,7 +104,12 @@ test('a host without Node: a Node tarball whose checksum does not match fails th
     const r = await rig.run(['run', 'p.yaml']);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /train \| host 127\.0\.0\.1 has no Node: installing Node v[\d.]+ \(x64\)/);
-    assert.match(r.stderr, new RegExp(`✗ train installing Node on 127\\.0\\.0\\.1 failed: ${NAME}\\.tar\\.gz from \\S+ does not match its SHASUMS256\\.txt \\(expected 1{64}, got [0-9a-f]{64}\\)`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `✗ train installing Node on 127\\.0\\.0\\.1 failed: ${NAME}\\.tar\\.gz from \\S+ does not match its SHASUMS256\\.txt \\(expected 1{64}, got [0-9a-f]{64}\\)`,
+      ),
+    );
     assert.doesNotMatch(r.stderr, /internal error|at .*\.js:\d+/);
   } finally {
     await sshd.close();
@@ -140,7 +150,10 @@ test('a GPU host without Node: pipe installs Node, requests the CUDA build, fall
     await rig.write('p.yaml', pipeline(sshd, ws, { hostParams: [...params, 'gpu: required'] }));
     const req = await rig.run(['run', 'p.yaml', '--only', 'train', '--force']);
     assert.equal(req.code, 1, req.stderr);
-    assert.match(req.stderr, /✗ train host 127\.0\.0\.1 \(1x Tesla T4\) cannot compute on a GPU: ONNX Runtime's CUDA provider could not be installed \(.+\) \(`gpu: required`/);
+    assert.match(
+      req.stderr,
+      /✗ train host 127\.0\.0\.1 \(1x Tesla T4\) cannot compute on a GPU: ONNX Runtime's CUDA provider could not be installed \(.+\) \(`gpu: required`/,
+    );
     assert.doesNotMatch(req.stderr, /installing Node|installed pipe's dependencies/);
   } finally {
     await sshd.close();

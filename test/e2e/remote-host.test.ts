@@ -86,7 +86,10 @@ test('runs_on a host whose Node has no npm: pipe sets out to install its own Nod
     const r = await rig.run(['run', 'p.yaml']);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /train \| host 127\.0\.0\.1 has Node v[\d.]+ without npm: installing Node v[\d.]+ \(x64\) from http:\/\/127\.0\.0\.1:9\/dist/);
-    assert.match(r.stderr, /✗ train installing Node on 127\.0\.0\.1 failed: downloading http:\/\/127\.0\.0\.1:9\/dist\/v[\d.]+\/SHASUMS256\.txt failed \(exit \d+\) \(set `node_dist_url`/);
+    assert.match(
+      r.stderr,
+      /✗ train installing Node on 127\.0\.0\.1 failed: downloading http:\/\/127\.0\.0\.1:9\/dist\/v[\d.]+\/SHASUMS256\.txt failed \(exit \d+\) \(set `node_dist_url`/,
+    );
     assert.doesNotMatch(r.stderr, /internal error|at .*\.js:\d+/);
   } finally {
     await sshd.close();

@@ -82,7 +82,6 @@ after(async () => {
   await server?.close();
 });
 
-
 function client(): S3Client {
   return new S3Client({
     region: 'us-east-1',
@@ -142,7 +141,10 @@ async function runRecord(rig: Rig, cacheDir: string): Promise<Record<string, unk
   const dir = rig.path(cacheDir, 'runs');
   const files = (await readdir(dir)).sort();
   const last = files[files.length - 1]!;
-  return (await readFile(path.join(dir, last), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return (await readFile(path.join(dir, last), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 test('push from one cache, then `run --only evaluate --pull` in an empty one: same metrics, raw data not downloaded', { skip: skip() }, async () => {
@@ -213,8 +215,15 @@ test('a push killed mid-upload leaves no visible entry; the next push completes 
     assert.equal(killed.signal, 'SIGKILL');
     server.setHook(undefined);
     const after1 = await remoteKeys(prefix);
-    assert.ok(after1.some((k) => k.startsWith('blobs/')), 'some blobs made it');
-    assert.deepEqual(after1.filter((k) => !k.startsWith('blobs/')), [], 'no manifest, meta or index after the kill');
+    assert.ok(
+      after1.some((k) => k.startsWith('blobs/')),
+      'some blobs made it',
+    );
+    assert.deepEqual(
+      after1.filter((k) => !k.startsWith('blobs/')),
+      [],
+      'no manifest, meta or index after the kill',
+    );
 
     const second = await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'A'], env);
     assert.equal(second.code, 0, second.stderr);
@@ -264,7 +273,6 @@ test('a corrupt remote object is refused, naming the file; nothing is committed'
 test('missing credentials, a missing bucket, an unknown key, no remote: clear errors, no secret', { skip: skip() }, async () => {
   const { rig, env } = await ranInA();
   try {
-
     const noCreds = await pipe(rig, ['push', 'p.yaml', '--cache-dir', 'A'], {
       ...env,
       AWS_ACCESS_KEY_ID: '',
@@ -281,7 +289,10 @@ test('missing credentials, a missing bucket, an unknown key, no remote: clear er
     assert.equal(noBucket.code, 1, noBucket.stderr);
     assert.match(noBucket.stderr, /bucket 'no-such-bucket' does not exist/);
 
-    const pullNoBucket = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'B', '--only', 'evaluate', '--pull'], { ...env, PIPE_REMOTE: 's3://no-such-bucket/x' });
+    const pullNoBucket = await pipe(rig, ['run', 'p.yaml', '--cache-dir', 'B', '--only', 'evaluate', '--pull'], {
+      ...env,
+      PIPE_REMOTE: 's3://no-such-bucket/x',
+    });
     assert.equal(pullNoBucket.code, 1, pullNoBucket.stderr);
     assert.match(pullNoBucket.stderr, /bucket 'no-such-bucket' does not exist/);
 

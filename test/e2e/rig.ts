@@ -62,7 +62,14 @@ export class Rig {
   async runRecords(): Promise<Record<string, unknown>[][]> {
     const dir = this.path('.pipe/runs');
     const files = (await readdir(dir)).filter((f) => f.endsWith('.jsonl')).sort(); // runs/<id>/: a run's report views
-    return Promise.all(files.map(async (f) => (await readFile(path.join(dir, f), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)));
+    return Promise.all(
+      files.map(async (f) =>
+        (await readFile(path.join(dir, f), 'utf8'))
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      ),
+    );
   }
 
   async cleanup(): Promise<void> {

@@ -230,7 +230,10 @@ test('independent stages run concurrently with -j 2; two runs at once compute ea
   const rig = await Rig.create();
   try {
     const slow = (n: string): string => `echo run >> "$COUNTERS/${n}"; sleep 1; echo ${n} > out.txt`;
-    await rig.write('p.yaml', `stages:\n  x:\n    uses: command\n    with: { workdir: out, run: '${slow('x')}' }\n  y:\n    uses: command\n    with: { workdir: out, run: '${slow('y')}' }\n`);
+    await rig.write(
+      'p.yaml',
+      `stages:\n  x:\n    uses: command\n    with: { workdir: out, run: '${slow('x')}' }\n  y:\n    uses: command\n    with: { workdir: out, run: '${slow('y')}' }\n`,
+    );
     const [r1, r2] = await Promise.all([rig.run(['run', 'p.yaml', '-j', '2']), rig.run(['run', 'p.yaml', '-j', '2'])]);
     assert.equal(r1.code, 0, r1.stderr);
     assert.equal(r2.code, 0, r2.stderr);
@@ -310,7 +313,10 @@ test('the stage log lands in .pipe/logs and meta.json records how the artifact w
     assert.equal(meta.kind, 'files');
     assert.equal(meta.key, path.basename(entry));
     const manifest = JSON.parse(await readFile(path.join(entry, 'manifest.json'), 'utf8')) as { path: string }[];
-    assert.deepEqual(manifest.map((m) => m.path), ['log.txt', 'o.txt']);
+    assert.deepEqual(
+      manifest.map((m) => m.path),
+      ['log.txt', 'o.txt'],
+    );
     const logs = await readdir(rig.path('.pipe/logs'));
     assert.equal(logs.length, 1);
     assert.match(await rig.read(`.pipe/logs/${logs[0]}/s.log`), /info hi/);

@@ -91,7 +91,11 @@ test('Kaggle and EC2 credentials appear in no file under .pipe/ and in no output
     const badKey = await rig.run(['run', 'p.yaml', '--only', 'data', '--force'], { ...env, KAGGLE_KEY: `${TEST_KEY}-wrong` });
     assert.equal(badKey.code, 1);
     assert.match(badKey.stderr, /invalid Kaggle credentials/);
-    ec2.fail('DescribeInstances', { status: 401, code: 'AuthFailure', message: `AWS was not able to validate the provided access credentials (${FAKE_SECRET})` });
+    ec2.fail('DescribeInstances', {
+      status: 401,
+      code: 'AuthFailure',
+      message: `AWS was not able to validate the provided access credentials (${FAKE_SECRET})`,
+    });
     const badAws = await rig.run(['run', 'p.yaml', '--only', 'host'], env);
     assert.equal(badAws.code, 1, badAws.stderr);
     assert.match(badAws.stderr, /✗ host .*(credential|AuthFailure|validate)/i);
@@ -178,20 +182,25 @@ test('a Kaggle API token appears in no file under .pipe/, no output, no remote, 
 const SECRET_VALUE = 'sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0-DECLARED';
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
-test('declared secrets reach a runs_on host over ssh stdin only: no file there or under .pipe/, no output, no command line holds them', { skip: sshdUnavailable(), timeout: 180_000 }, async () => {
-  const sshd = await startSshd();
-  const rig = await Rig.create();
-  const files = await kaggleFiles({ cats: 3, dogs: 3, test: 0 });
-  const kaggle = await startKaggleServer({ competitions: { comp: { files: { 'train.zip': await zipOf(new Map([...files].filter(([k]) => k.startsWith('train/')))) } } } });
-  try {
-    // Every ssh the runner starts (its own, and rsync's) goes through this logger of argv.
-    const argvLog = rig.path('ssh-argv.log');
-    await rig.write('bin/ssh', `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec /usr/bin/ssh "$@"\n`);
-    await chmod(rig.path('bin/ssh'), 0o755);
-    const workspace = rig.path('host-workspace');
-    await rig.write(
-      'p.yaml',
-      `name: sec
+test(
+  'declared secrets reach a runs_on host over ssh stdin only: no file there or under .pipe/, no output, no command line holds them',
+  { skip: sshdUnavailable(), timeout: 180_000 },
+  async () => {
+    const sshd = await startSshd();
+    const rig = await Rig.create();
+    const files = await kaggleFiles({ cats: 3, dogs: 3, test: 0 });
+    const kaggle = await startKaggleServer({
+      competitions: { comp: { files: { 'train.zip': await zipOf(new Map([...files].filter(([k]) => k.startsWith('train/')))) } } },
+    });
+    try {
+      // Every ssh the runner starts (its own, and rsync's) goes through this logger of argv.
+      const argvLog = rig.path('ssh-argv.log');
+      await rig.write('bin/ssh', `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec /usr/bin/ssh "$@"\n`);
+      await chmod(rig.path('bin/ssh'), 0o755);
+      const workspace = rig.path('host-workspace');
+      await rig.write(
+        'p.yaml',
+        `name: sec
 stages:
   gpu:
     uses: provision
@@ -209,47 +218,50 @@ stages:
       # what every process on the machine shows while the stage runs (the host is this machine)
       run: 'printf %s "$MY_API_TOKEN" | sha256sum | cut -c1-64 > token.sha256; ps -eo args > ps.txt'
 `,
-    );
-    const env = {
-      PATH: `${rig.path('bin')}:${process.env.PATH ?? ''}`,
-      MY_API_TOKEN: SECRET_VALUE,
-      KAGGLE_API_TOKEN: TEST_TOKEN,
-      KAGGLE_USERNAME: '',
-      KAGGLE_KEY: '',
-      KAGGLE_CONFIG_DIR: rig.path('no-kaggle-config'),
-    };
-    const r = await rig.run(['run', 'p.yaml'], env);
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /call \| running on 127\.0\.0\.1/);
-    // The host's stage saw the value (sshd gives a session none of the runner's environment).
-    assert.equal((await rig.read('.pipe/latest/sec/call/token.sha256')).trim(), sha256(SECRET_VALUE));
-    // fetch-kaggle declares its credentials: the token reached it on the host too.
-    const api = kaggle.requests.filter((q) => q.server === 'api');
-    assert.ok(api.length > 0 && api.every((q) => q.headers.authorization === `Bearer ${TEST_TOKEN}`), 'the Kaggle token did not reach the host');
-    // ps while the stage ran saw the runner's ssh and pipe exec on the host, with no value.
-    const ps = await rig.read('.pipe/latest/sec/call/ps.txt');
-    assert.match(ps, / exec .*job\.json/);
-    const argv = await readFile(argvLog, 'utf8');
-    assert.match(argv, / exec .*job\.json/);
-    // Names are recorded, values nowhere.
-    const meta = JSON.parse(await readFile(path.join(path.dirname(await realpath(rig.path('.pipe/latest/sec/call'))), 'meta.json'), 'utf8')) as { secrets?: string[] };
-    assert.deepEqual(meta.secrets, ['MY_API_TOKEN']);
-    const start = (await rig.runRecords())[0]!.find((e) => e.type === 'run-start') as { stages: Record<string, { secrets?: string[] }> };
-    assert.deepEqual(start.stages.call?.secrets, ['MY_API_TOKEN']);
-    assert.deepEqual(start.stages.data?.secrets, ['KAGGLE_API_TOKEN', 'KAGGLE_KEY', 'KAGGLE_USERNAME']);
-    const status = await rig.run(['status', 'p.yaml', '--json'], env);
-    const printed = [r.stdout, r.stderr, status.stdout, status.stderr, argv].join('\n');
-    const secrets = [SECRET_VALUE, TEST_TOKEN];
-    const n = await assertNowhere(secrets, rig.path('.pipe'), printed);
-    assert.ok(n > 10, `only ${n} files searched`);
-    const onHost = await assertNowhere(secrets, workspace, '');
-    assert.ok(onHost > 3, `only ${onHost} files on the host`);
-  } finally {
-    await kaggle.close();
-    await sshd.close();
-    await rig.cleanup();
-  }
-});
+      );
+      const env = {
+        PATH: `${rig.path('bin')}:${process.env.PATH ?? ''}`,
+        MY_API_TOKEN: SECRET_VALUE,
+        KAGGLE_API_TOKEN: TEST_TOKEN,
+        KAGGLE_USERNAME: '',
+        KAGGLE_KEY: '',
+        KAGGLE_CONFIG_DIR: rig.path('no-kaggle-config'),
+      };
+      const r = await rig.run(['run', 'p.yaml'], env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /call \| running on 127\.0\.0\.1/);
+      // The host's stage saw the value (sshd gives a session none of the runner's environment).
+      assert.equal((await rig.read('.pipe/latest/sec/call/token.sha256')).trim(), sha256(SECRET_VALUE));
+      // fetch-kaggle declares its credentials: the token reached it on the host too.
+      const api = kaggle.requests.filter((q) => q.server === 'api');
+      assert.ok(api.length > 0 && api.every((q) => q.headers.authorization === `Bearer ${TEST_TOKEN}`), 'the Kaggle token did not reach the host');
+      // ps while the stage ran saw the runner's ssh and pipe exec on the host, with no value.
+      const ps = await rig.read('.pipe/latest/sec/call/ps.txt');
+      assert.match(ps, / exec .*job\.json/);
+      const argv = await readFile(argvLog, 'utf8');
+      assert.match(argv, / exec .*job\.json/);
+      // Names are recorded, values nowhere.
+      const meta = JSON.parse(await readFile(path.join(path.dirname(await realpath(rig.path('.pipe/latest/sec/call'))), 'meta.json'), 'utf8')) as {
+        secrets?: string[];
+      };
+      assert.deepEqual(meta.secrets, ['MY_API_TOKEN']);
+      const start = (await rig.runRecords())[0]!.find((e) => e.type === 'run-start') as { stages: Record<string, { secrets?: string[] }> };
+      assert.deepEqual(start.stages.call?.secrets, ['MY_API_TOKEN']);
+      assert.deepEqual(start.stages.data?.secrets, ['KAGGLE_API_TOKEN', 'KAGGLE_KEY', 'KAGGLE_USERNAME']);
+      const status = await rig.run(['status', 'p.yaml', '--json'], env);
+      const printed = [r.stdout, r.stderr, status.stdout, status.stderr, argv].join('\n');
+      const secrets = [SECRET_VALUE, TEST_TOKEN];
+      const n = await assertNowhere(secrets, rig.path('.pipe'), printed);
+      assert.ok(n > 10, `only ${n} files searched`);
+      const onHost = await assertNowhere(secrets, workspace, '');
+      assert.ok(onHost > 3, `only ${onHost} files on the host`);
+    } finally {
+      await kaggle.close();
+      await sshd.close();
+      await rig.cleanup();
+    }
+  },
+);
 
 const MISSING_PIPELINE = `stages:
   prep:
@@ -322,7 +334,10 @@ stages:
     );
     const v = await rig.run(['validate', 'p.yaml']);
     assert.equal(v.code, 0, v.stderr);
-    assert.match(v.stderr, /^p\.yaml:7:25: stages\.call\.with\.env\.API_TOKEN: warning: API_TOKEN looks like a secret written into the pipeline: its value is stored in meta\.json, the run record and what `pipe push` uploads\. Declare it instead \(`secrets: \[API_TOKEN\]` on the stage\)/m);
+    assert.match(
+      v.stderr,
+      /^p\.yaml:7:25: stages\.call\.with\.env\.API_TOKEN: warning: API_TOKEN looks like a secret written into the pipeline: its value is stored in meta\.json, the run record and what `pipe push` uploads\. Declare it instead \(`secrets: \[API_TOKEN\]` on the stage\)/m,
+    );
     assert.match(v.stderr, /stages\.call\.with\.env\.DB_PASSWORD: warning/);
     assert.doesNotMatch(v.stderr, /REGION/);
     // The warning does not print the line it is about: that would show the value.
@@ -337,7 +352,10 @@ stages:
     await rig.write('bad.yaml', `stages:\n  call:\n    uses: command\n    secrets: [API_TOKEN, "sk-123 value"]\n    with: { run: 'true' }\n`);
     const bad = await rig.run(['validate', 'bad.yaml']);
     assert.equal(bad.code, 2, bad.stderr);
-    assert.match(bad.stderr, /bad\.yaml:4:26: stages\.call\.secrets\[1\]: must be the name of an environment variable \(letters, digits and '_'\), not its value/);
+    assert.match(
+      bad.stderr,
+      /bad\.yaml:4:26: stages\.call\.secrets\[1\]: must be the name of an environment variable \(letters, digits and '_'\), not its value/,
+    );
   } finally {
     await rig.cleanup();
   }

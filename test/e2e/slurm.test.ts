@@ -75,44 +75,49 @@ async function metaOf(rig: Rig, stage: string): Promise<Record<string, any>> {
 
 // The tests mostly wait on Slurm: they share the cluster at once.
 describe('Slurm', { concurrency: 4 }, () => {
-  test('a stage run as a Slurm job gives the artifact of a local run (same key, same manifest); its job id is in meta.json and the run record', { skip }, async () => {
-    const rig = await setup();
-    const local = await setup({ slurm: false });
-    try {
-      const r = await run(rig, ['run', 'p.yaml']);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /cluster \| Slurm cluster pipetest via this machine; partition debug \(default\): up/);
-      const id = /train \| submitted Slurm job (\d+) to cluster pipetest/.exec(r.stderr)?.[1];
-      assert.ok(id, r.stderr);
-      assert.match(r.stderr, new RegExp(`train \\| Slurm job ${id} running on ${slurm.node}`));
-      assert.match(r.stderr, /train \| job-log-line/, 'the job log is streamed back');
-      assert.equal(await rig.read('.pipe/latest/cluster/after/copy.txt'), 'HELLO WORLD\nproject file\n');
+  test(
+    'a stage run as a Slurm job gives the artifact of a local run (same key, same manifest); its job id is in meta.json and the run record',
+    { skip },
+    async () => {
+      const rig = await setup();
+      const local = await setup({ slurm: false });
+      try {
+        const r = await run(rig, ['run', 'p.yaml']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /cluster \| Slurm cluster pipetest via this machine; partition debug \(default\): up/);
+        const id = /train \| submitted Slurm job (\d+) to cluster pipetest/.exec(r.stderr)?.[1];
+        assert.ok(id, r.stderr);
+        assert.match(r.stderr, new RegExp(`train \\| Slurm job ${id} running on ${slurm.node}`));
+        assert.match(r.stderr, /train \| job-log-line/, 'the job log is streamed back');
+        assert.equal(await rig.read('.pipe/latest/cluster/after/copy.txt'), 'HELLO WORLD\nproject file\n');
 
-      const meta = await metaOf(rig, 'train');
-      assert.equal(meta['info'].slurm.jobId, id);
-      assert.equal(meta['info'].slurm.state, 'COMPLETED');
-      assert.equal(meta['info'].slurm.node, slurm.node);
-      const finish = (await rig.runRecords()).flat().find((e) => e['type'] === 'stage-finish' && e['stage'] === 'train');
-      assert.equal(finish?.['slurmJob'], `pipetest:${id}`);
+        const meta = await metaOf(rig, 'train');
+        assert.equal(meta['info'].slurm.jobId, id);
+        assert.equal(meta['info'].slurm.state, 'COMPLETED');
+        assert.equal(meta['info'].slurm.node, slurm.node);
+        const finish = (await rig.runRecords()).flat().find((e) => e['type'] === 'stage-finish' && e['stage'] === 'train');
+        assert.equal(finish?.['slurmJob'], `pipetest:${id}`);
 
-      assert.equal((await run(local, ['run', 'p.yaml'])).code, 0);
-      const manifest = async (x: Rig): Promise<string> => readFile(path.join(path.dirname(await realpath(x.path('.pipe/latest/cluster/train'))), 'manifest.json'), 'utf8');
-      const keyOf = async (x: Rig): Promise<string> => path.basename(path.dirname(await realpath(x.path('.pipe/latest/cluster/train'))));
-      assert.equal(await keyOf(rig), await keyOf(local));
-      assert.equal(await manifest(rig), await manifest(local));
+        assert.equal((await run(local, ['run', 'p.yaml'])).code, 0);
+        const manifest = async (x: Rig): Promise<string> =>
+          readFile(path.join(path.dirname(await realpath(x.path('.pipe/latest/cluster/train'))), 'manifest.json'), 'utf8');
+        const keyOf = async (x: Rig): Promise<string> => path.basename(path.dirname(await realpath(x.path('.pipe/latest/cluster/train'))));
+        assert.equal(await keyOf(rig), await keyOf(local));
+        assert.equal(await manifest(rig), await manifest(local));
 
-      // The job dir is cleaned after the fetch, and a second run is a cache hit (no job).
-      assert.deepEqual(await readdir(path.join(await workspaceOf(rig), 'jobs')), []);
-      const again = await run(rig, ['run', 'p.yaml']);
-      assert.equal(again.code, 0, again.stderr);
-      assert.doesNotMatch(again.stderr, /submitted Slurm job/);
-    } finally {
-      await rig.cleanup();
-      await local.cleanup();
-    }
-  });
+        // The job dir is cleaned after the fetch, and a second run is a cache hit (no job).
+        assert.deepEqual(await readdir(path.join(await workspaceOf(rig), 'jobs')), []);
+        const again = await run(rig, ['run', 'p.yaml']);
+        assert.equal(again.code, 0, again.stderr);
+        assert.doesNotMatch(again.stderr, /submitted Slurm job/);
+      } finally {
+        await rig.cleanup();
+        await local.cleanup();
+      }
+    },
+  );
 
-  test('a Slurm job that fails: the stage fails with the command\'s error and the job id; downstream is skipped', { skip }, async () => {
+  test("a Slurm job that fails: the stage fails with the command's error and the job id; downstream is skipped", { skip }, async () => {
     const rig = await setup({ work: 'echo about-to-fail; exit 3' });
     try {
       const r = await run(rig, ['run', 'p.yaml']);
@@ -156,13 +161,16 @@ describe('Slurm', { concurrency: 4 }, () => {
       assert.match(r.stderr, new RegExp(`train \\| cancelled Slurm job ${id} \\(scancel\\)`));
       for (let i = 0; i < 50 && jobState(id!) === 'COMPLETING'; i++) await sleep(100);
       assert.equal(jobState(id!), 'CANCELLED');
-      assert.deepEqual(queued().filter((l) => l.startsWith(`${id}|`)), []);
+      assert.deepEqual(
+        queued().filter((l) => l.startsWith(`${id}|`)),
+        [],
+      );
     } finally {
       await rig.cleanup();
     }
   });
 
-  test('pipe hosts FILE lists the pipeline\'s queued and running jobs; pipe down FILE cancels them (and the waiting run says so)', { skip }, async () => {
+  test("pipe hosts FILE lists the pipeline's queued and running jobs; pipe down FILE cancels them (and the waiting run says so)", { skip }, async () => {
     const rig = await setup({ work: 'echo started; sleep 300' });
     try {
       const child = rig.spawn(['run', 'p.yaml'], slurm.env());
@@ -229,33 +237,40 @@ describe('Slurm', { concurrency: 4 }, () => {
     }
   });
 
-  test('a sweep of 4 on Slurm with --sweep-parallel 2: two jobs run at once (by their own start and end times), the shared upstream runs once', { skip, timeout: 120_000 }, async () => {
-    const rig = await setup({
-      params: 'params:\n  lr: 1',
-      work: 'sleep 3; echo "lr=${params.lr}" > out.txt',
-    });
-    try {
-      await rig.write('p.yaml', (await rig.read('p.yaml')).replace("run: 'echo hello world > data.txt'", `run: 'echo run >> "$COUNTERS/data"; echo hello world > data.txt'`));
-      const r = await run(rig, ['run', 'p.yaml', '--sweep', 'params.lr=1,2,3,4', '--sweep-parallel', '2']);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /sweep: 4 combinations, up to 2 at once as Slurm jobs/);
-      assert.equal(await rig.count('data'), 1, 'the shared upstream ran once');
-      // Every train job's own start and end (Slurm's clock, 1 s resolution) from its meta.json.
-      const spans: { start: number; end: number; lr: string }[] = [];
-      for (const key of await readdir(rig.path('.pipe/cache'))) {
-        const meta = JSON.parse(await readFile(rig.path('.pipe/cache', key, 'meta.json'), 'utf8').catch(() => '{}')) as Record<string, any>;
-        if (meta['stage'] !== 'train') continue;
-        const s = meta['info'].slurm;
-        spans.push({ start: Date.parse(s.startTime), end: Date.parse(s.endTime), lr: await readFile(rig.path('.pipe/cache', key, 'data/out.txt'), 'utf8') });
+  test(
+    'a sweep of 4 on Slurm with --sweep-parallel 2: two jobs run at once (by their own start and end times), the shared upstream runs once',
+    { skip, timeout: 120_000 },
+    async () => {
+      const rig = await setup({
+        params: 'params:\n  lr: 1',
+        work: 'sleep 3; echo "lr=${params.lr}" > out.txt',
+      });
+      try {
+        await rig.write(
+          'p.yaml',
+          (await rig.read('p.yaml')).replace("run: 'echo hello world > data.txt'", `run: 'echo run >> "$COUNTERS/data"; echo hello world > data.txt'`),
+        );
+        const r = await run(rig, ['run', 'p.yaml', '--sweep', 'params.lr=1,2,3,4', '--sweep-parallel', '2']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /sweep: 4 combinations, up to 2 at once as Slurm jobs/);
+        assert.equal(await rig.count('data'), 1, 'the shared upstream ran once');
+        // Every train job's own start and end (Slurm's clock, 1 s resolution) from its meta.json.
+        const spans: { start: number; end: number; lr: string }[] = [];
+        for (const key of await readdir(rig.path('.pipe/cache'))) {
+          const meta = JSON.parse(await readFile(rig.path('.pipe/cache', key, 'meta.json'), 'utf8').catch(() => '{}')) as Record<string, any>;
+          if (meta['stage'] !== 'train') continue;
+          const s = meta['info'].slurm;
+          spans.push({ start: Date.parse(s.startTime), end: Date.parse(s.endTime), lr: await readFile(rig.path('.pipe/cache', key, 'data/out.txt'), 'utf8') });
+        }
+        assert.deepEqual(spans.map((s) => s.lr.trim()).sort(), ['lr=1', 'lr=2', 'lr=3', 'lr=4']);
+        const overlapAt = (t: number): number => spans.filter((s) => s.start <= t && t < s.end).length;
+        const most = Math.max(...spans.map((s) => overlapAt(s.start)));
+        assert.equal(most, 2, `two jobs at once, never more: ${JSON.stringify(spans)}`);
+      } finally {
+        await rig.cleanup();
       }
-      assert.deepEqual(spans.map((s) => s.lr.trim()).sort(), ['lr=1', 'lr=2', 'lr=3', 'lr=4']);
-      const overlapAt = (t: number): number => spans.filter((s) => s.start <= t && t < s.end).length;
-      const most = Math.max(...spans.map((s) => overlapAt(s.start)));
-      assert.equal(most, 2, `two jobs at once, never more: ${JSON.stringify(spans)}`);
-    } finally {
-      await rig.cleanup();
-    }
-  });
+    },
+  );
 
   test('the cluster reached through its login node over ssh (the real loopback sshd)', { skip: skip ?? sshdUnavailable() }, async () => {
     const sshd = await startSshd({ env: slurm.env() });

@@ -32,20 +32,13 @@ for (const parallel of [1, 2]) {
       const r = await rig.run(['run', 'p.yaml', '--sweep', 'params.lr=0.01,0.001', '--sweep-parallel', String(parallel)]);
       assert.equal(r.code, 0, r.stderr);
       const reports = await printedReports(rig, r.stderr + r.stdout);
-      assert.deepEqual(
-        reports.map((x) => x.says).sort(),
-        ['lr 0.001', 'lr 0.01'],
-        `each combination prints a report that is its own:\n${r.stderr}`,
-      );
+      assert.deepEqual(reports.map((x) => x.says).sort(), ['lr 0.001', 'lr 0.01'], `each combination prints a report that is its own:\n${r.stderr}`);
       for (const x of reports) assert.doesNotMatch(x.printed, /latest/);
       const linked = [...r.stderr.matchAll(/^report \[(\d)\]: (\S+)$/gm)];
-      assert.deepEqual(
-        await Promise.all(linked.map(async (m) => [m[1], (await readFile(path.resolve(rig.dir, m[2]!), 'utf8')).trim()])),
-        [
-          ['1', 'lr 0.01'],
-          ['2', 'lr 0.001'],
-        ],
-      );
+      assert.deepEqual(await Promise.all(linked.map(async (m) => [m[1], (await readFile(path.resolve(rig.dir, m[2]!), 'utf8')).trim()])), [
+        ['1', 'lr 0.01'],
+        ['2', 'lr 0.001'],
+      ]);
       for (const m of linked) assert.match(m[2]!, /sweeps\/[^/]+\/\d-lr=[0-9.]+\/page\/index\.html$/);
     } finally {
       await rig.cleanup();

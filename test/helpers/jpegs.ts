@@ -24,7 +24,9 @@ export async function jpeg(seed: number, o: JpegOptions = {}): Promise<Buffer> {
     s >>>= 0;
     px[i] = ((seed * 37 + (i % 3) * 80) & 0xff) ^ (s & 0x3f);
   }
-  return sharp(px, { raw: { width, height, channels: 3 } }).jpeg({ quality: o.quality ?? 80 }).toBuffer();
+  return sharp(px, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: o.quality ?? 80 })
+    .toBuffer();
 }
 
 /** The first half of a JPEG: sharp reports "premature end of JPEG image". */

@@ -55,4 +55,3 @@ stages:
     with: { workdir: out, run: 'tr a-z A-Z < "$PIPE_IN_T/out.txt" > loud.txt' }
 `;
 }
-

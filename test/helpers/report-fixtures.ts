@@ -179,7 +179,13 @@ export async function makeReportFixture(options: FixtureOptions = {}): Promise<R
   if (options.modelInfo !== false) {
     await writeFile(
       path.join(modelDir, 'finetune.json'),
-      JSON.stringify({ architecture: 'vgg16', cut: 'block5_pool', trainable: ['predictions'], backend: 'wasm', engine: { frozen: 'onnxruntime', train: 'tfjs' } }),
+      JSON.stringify({
+        architecture: 'vgg16',
+        cut: 'block5_pool',
+        trainable: ['predictions'],
+        backend: 'wasm',
+        engine: { frozen: 'onnxruntime', train: 'tfjs' },
+      }),
     );
     await writeFile(path.join(modelDir, 'preprocess.json'), JSON.stringify({ size: [224, 224], mode: 'caffe', mean: [103.939, 116.779, 123.68] }));
   }

@@ -21,7 +21,9 @@ export const DEFAULT_WORK = 'echo job-log-line; tr a-z A-Z < "$PIPE_IN_SRC/data.
 
 export function slurmPipeline(workspace: string, opts: SlurmPipelineOptions = {}): string {
   const placed = opts.slurm !== false;
-  const login = opts.login ? ['address: 127.0.0.1', 'ssh_user: root', `ssh_port: ${opts.login.port}`, `ssh_key: ${opts.login.userKey}`, 'ssh_wait_seconds: 5'] : [];
+  const login = opts.login
+    ? ['address: 127.0.0.1', 'ssh_user: root', `ssh_port: ${opts.login.port}`, `ssh_key: ${opts.login.userKey}`, 'ssh_wait_seconds: 5']
+    : [];
   const hostLines = ['provider: slurm', `remote_dir: ${workspace}`, 'cpus: 1', ...login, ...(opts.hostParams ?? [])];
   return `name: ${opts.name ?? 'cluster'}
 ${opts.params ?? ''}

@@ -60,7 +60,10 @@ export async function makeTestContext<P>(params: P, options: TestContextOptions 
     logs,
     builds,
     async derived(name, key, build) {
-      const digest = createHash('sha256').update(JSON.stringify([name, key])).digest('hex').slice(0, 32);
+      const digest = createHash('sha256')
+        .update(JSON.stringify([name, key]))
+        .digest('hex')
+        .slice(0, 32);
       const dir = path.join(derivedRoot, `${name}-${digest}`);
       const existing = await readdir(derivedRoot);
       if (existing.includes(path.basename(dir))) return dir;

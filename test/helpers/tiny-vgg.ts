@@ -26,7 +26,6 @@ export interface TinyVggH5 {
   readonly layers: string[];
 }
 
-
 /** Glorot-uniform-like values, so activations stay in a sane range through the stack. */
 export function tinyVggWeights(o: TinyVggH5Options = {}): TinyVggH5 {
   const specs = vggLayerSpecs({ architecture: o.architecture ?? 'tiny-vgg', inputSize: [o.inputSize ?? 32, o.inputSize ?? 32], classes: o.classes ?? 1000 });
@@ -80,9 +79,7 @@ export async function writeTinyVggH5(file: string, o: TinyVggH5Options = {}): Pr
         continue;
       }
       const names =
-        style === 'keras1'
-          ? arrays.map((_, i) => `${layer}_${i === 0 ? 'W' : 'b'}_1:0`)
-          : arrays.map((_, i) => `${layer}/${i === 0 ? 'kernel' : 'bias'}:0`);
+        style === 'keras1' ? arrays.map((_, i) => `${layer}_${i === 0 ? 'W' : 'b'}_1:0`) : arrays.map((_, i) => `${layer}/${i === 0 ? 'kernel' : 'bias'}:0`);
       strAttr(g, 'weight_names', names);
       const parent = style === 'keras2' ? g.create_group(layer) : g;
       arrays.forEach((a, i) => {
@@ -129,7 +126,9 @@ export async function writeSyntheticSplit(dir: string, o: SyntheticSplitOptions)
     const bg = c === 0 ? { r: warm, g: int(40, 180), b: cool } : { r: cool, g: int(40, 180), b: warm };
     const rw = int(Math.floor(w / 6), Math.floor(w / 3));
     const rh = int(Math.floor(h / 6), Math.floor(h / 3));
-    const patch = await sharp({ create: { width: rw, height: rh, channels: 3, background: { r: int(0, 256), g: int(0, 256), b: int(0, 256) } } }).png().toBuffer();
+    const patch = await sharp({ create: { width: rw, height: rh, channels: 3, background: { r: int(0, 256), g: int(0, 256), b: int(0, 256) } } })
+      .png()
+      .toBuffer();
     return sharp({ create: { width: w, height: h, channels: 3, background: bg } })
       .composite([{ input: patch, left: int(0, w - rw), top: int(0, h - rh) }])
       .jpeg({ quality: 90 })

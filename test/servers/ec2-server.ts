@@ -83,7 +83,8 @@ function listParam(params: Record<string, string>, prefix: string): string[] {
 
 function filtersOf(params: Record<string, string>): { name: string; values: string[] }[] {
   const out: { name: string; values: string[] }[] = [];
-  for (let i = 1; params[`Filter.${i}.Name`] !== undefined; i++) out.push({ name: params[`Filter.${i}.Name`]!, values: listParam(params, `Filter.${i}.Value`) });
+  for (let i = 1; params[`Filter.${i}.Name`] !== undefined; i++)
+    out.push({ name: params[`Filter.${i}.Name`]!, values: listParam(params, `Filter.${i}.Value`) });
   return out;
 }
 
@@ -110,7 +111,11 @@ export class Ec2Server {
   url = '';
 
   constructor(readonly options: Ec2ServerOptions = {}) {
-    this.images.set('ami-0123456789abcdef0', { id: 'ami-0123456789abcdef0', name: 'Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20261128', rootDevice: '/dev/sda1' });
+    this.images.set('ami-0123456789abcdef0', {
+      id: 'ami-0123456789abcdef0',
+      name: 'Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20261128',
+      rootDevice: '/dev/sda1',
+    });
   }
 
   static async start(options: Ec2ServerOptions = {}): Promise<Ec2Server> {
@@ -201,11 +206,15 @@ export class Ec2Server {
       this.maybeFail(action);
       const xml = this.dispatch(action, params);
       res.writeHead(200, { 'content-type': 'text/xml;charset=UTF-8' });
-      res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="${NS}"><requestId>req-${this.requests.length}</requestId>${xml}</${action}Response>`);
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="${NS}"><requestId>req-${this.requests.length}</requestId>${xml}</${action}Response>`,
+      );
     } catch (e) {
       const err = e instanceof Ec2Error ? e : new Ec2Error('InternalError', (e as Error).message, 500);
       res.writeHead(err.status, { 'content-type': 'text/xml;charset=UTF-8' });
-      res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${esc(err.code)}</Code><Message>${esc(err.message)}</Message></Error></Errors><RequestID>req-${this.requests.length}</RequestID></Response>`);
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${esc(err.code)}</Code><Message>${esc(err.message)}</Message></Error></Errors><RequestID>req-${this.requests.length}</RequestID></Response>`,
+      );
     }
   }
 
@@ -285,7 +294,8 @@ export class Ec2Server {
       case 'CreateSecurityGroup': {
         const name = p.GroupName ?? '';
         const vpcId = p.VpcId ?? this.options.defaultVpcId ?? 'vpc-default';
-        if ([...this.groups.values()].some((g) => g.name === name && g.vpcId === vpcId)) throw new Ec2Error('InvalidGroup.Duplicate', `The security group '${name}' already exists`);
+        if ([...this.groups.values()].some((g) => g.name === name && g.vpcId === vpcId))
+          throw new Ec2Error('InvalidGroup.Duplicate', `The security group '${name}' already exists`);
         const id = this.nextId('sg-');
         this.groups.set(id, { id, name, vpcId, rules: [] });
         return `${el('return', true)}${el('groupId', id)}`;
@@ -295,8 +305,14 @@ export class Ec2Server {
         if (!g) throw new Ec2Error('InvalidGroup.NotFound', `The security group '${p.GroupId}' does not exist`);
         for (let i = 1; p[`IpPermissions.${i}.IpProtocol`] !== undefined; i++) {
           for (let r = 1; p[`IpPermissions.${i}.IpRanges.${r}.CidrIp`] !== undefined; r++) {
-            const rule = { protocol: p[`IpPermissions.${i}.IpProtocol`]!, from: Number(p[`IpPermissions.${i}.FromPort`]), to: Number(p[`IpPermissions.${i}.ToPort`]), cidr: p[`IpPermissions.${i}.IpRanges.${r}.CidrIp`]! };
-            if (g.rules.some((x) => x.protocol === rule.protocol && x.from === rule.from && x.to === rule.to && x.cidr === rule.cidr)) throw new Ec2Error('InvalidPermission.Duplicate', 'the specified rule already exists');
+            const rule = {
+              protocol: p[`IpPermissions.${i}.IpProtocol`]!,
+              from: Number(p[`IpPermissions.${i}.FromPort`]),
+              to: Number(p[`IpPermissions.${i}.ToPort`]),
+              cidr: p[`IpPermissions.${i}.IpRanges.${r}.CidrIp`]!,
+            };
+            if (g.rules.some((x) => x.protocol === rule.protocol && x.from === rule.from && x.to === rule.to && x.cidr === rule.cidr))
+              throw new Ec2Error('InvalidPermission.Duplicate', 'the specified rule already exists');
             g.rules.push(rule);
           }
         }
@@ -316,7 +332,8 @@ export class Ec2Server {
     const tags: Record<string, string> = {};
     for (let s = 1; p[`TagSpecification.${s}.ResourceType`] !== undefined; s++) {
       if (p[`TagSpecification.${s}.ResourceType`] !== 'instance') continue;
-      for (let t = 1; p[`TagSpecification.${s}.Tag.${t}.Key`] !== undefined; t++) tags[p[`TagSpecification.${s}.Tag.${t}.Key`]!] = p[`TagSpecification.${s}.Tag.${t}.Value`] ?? '';
+      for (let t = 1; p[`TagSpecification.${s}.Tag.${t}.Key`] !== undefined; t++)
+        tags[p[`TagSpecification.${s}.Tag.${t}.Key`]!] = p[`TagSpecification.${s}.Tag.${t}.Value`] ?? '';
     }
     const inst = this.addInstance({
       state: 'pending',
@@ -366,7 +383,12 @@ export class Ec2Server {
       });
     });
     // State moves as seen from outside: the answer shows the state before this describe advanced it.
-    const xml = matched.map((inst) => `<item>${el('reservationId', `r-${inst.id.slice(2)}`)}${el('ownerId', '123456789012')}<instancesSet>${this.instanceXml(inst)}</instancesSet></item>`).join('');
+    const xml = matched
+      .map(
+        (inst) =>
+          `<item>${el('reservationId', `r-${inst.id.slice(2)}`)}${el('ownerId', '123456789012')}<instancesSet>${this.instanceXml(inst)}</instancesSet></item>`,
+      )
+      .join('');
     for (const inst of matched) this.advance(inst);
     return `<reservationSet>${xml}</reservationSet>`;
   }
@@ -378,14 +400,21 @@ export class Ec2Server {
     return `<item>${el('instanceId', i.id)}${el('imageId', i.imageId)}<instanceState>${el('code', STATE_CODES[i.state] ?? 0)}${el('name', i.state)}</instanceState>${el('privateDnsName', `ip-${i.privateIp.replace(/\./g, '-')}.ec2.internal`)}${el('dnsName', i.publicDns ?? '')}${el('keyName', i.keyName)}${el('instanceType', i.type)}${el('launchTime', i.launchTime.toISOString())}<placement>${el('availabilityZone', i.az)}</placement>${el('privateIpAddress', i.privateIp)}${el('ipAddress', i.publicIp)}${i.spot ? el('instanceLifecycle', 'spot') : ''}${i.stateReason ? `<stateReason>${el('code', i.stateReason.code)}${el('message', i.stateReason.message)}</stateReason>` : ''}<cpuOptions>${el('coreCount', 2)}${el('threadsPerCore', 2)}</cpuOptions><tagSet>${tags}</tagSet></item>`;
   }
 
-  private changeState(p: Record<string, string>, next: (i: FakeInstance) => string | undefined, allowed: readonly string[] | undefined, stopping = false): string {
+  private changeState(
+    p: Record<string, string>,
+    next: (i: FakeInstance) => string | undefined,
+    allowed: readonly string[] | undefined,
+    stopping = false,
+  ): string {
     const ids = listParam(p, 'InstanceId');
     const items: string[] = [];
     for (const id of ids) {
       const inst = this.instances.get(id);
       if (!inst) throw new Ec2Error('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
-      if (allowed && !allowed.includes(inst.state)) throw new Ec2Error('IncorrectInstanceState', `The instance '${id}' is not in a state from which it can be ${stopping ? 'stopped' : 'started'}.`);
-      if (stopping && inst.spot) throw new Ec2Error('UnsupportedOperation', `You can't stop the Spot Instance '${id}' because it is associated with a one-time Spot Instance request.`);
+      if (allowed && !allowed.includes(inst.state))
+        throw new Ec2Error('IncorrectInstanceState', `The instance '${id}' is not in a state from which it can be ${stopping ? 'stopped' : 'started'}.`);
+      if (stopping && inst.spot)
+        throw new Ec2Error('UnsupportedOperation', `You can't stop the Spot Instance '${id}' because it is associated with a one-time Spot Instance request.`);
     }
     for (const id of ids) {
       const inst = this.instances.get(id)!;
@@ -395,7 +424,9 @@ export class Ec2Server {
         inst.state = to;
         inst.describes = 0;
       }
-      items.push(`<item>${el('instanceId', id)}<currentState>${el('code', STATE_CODES[inst.state] ?? 0)}${el('name', inst.state)}</currentState><previousState>${el('code', STATE_CODES[previous] ?? 0)}${el('name', previous)}</previousState></item>`);
+      items.push(
+        `<item>${el('instanceId', id)}<currentState>${el('code', STATE_CODES[inst.state] ?? 0)}${el('name', inst.state)}</currentState><previousState>${el('code', STATE_CODES[previous] ?? 0)}${el('name', previous)}</previousState></item>`,
+      );
     }
     // StartingInstances / StoppingInstances / TerminatingInstances are all `instancesSet` on the wire.
     return `<instancesSet>${items.join('')}</instancesSet>`;
@@ -409,12 +440,26 @@ export class Ec2Server {
     const matched = [...this.groups.values()].filter((g) => {
       if (names.length && !(names.includes(g.name) && g.vpcId === defaultVpc)) return false;
       if (ids.length && !ids.includes(g.id)) return false;
-      return filters.every((f) => (f.name === 'group-name' ? f.values.includes(g.name) : f.name === 'vpc-id' ? f.values.includes(g.vpcId) : f.name === 'group-id' ? f.values.includes(g.id) : true));
+      return filters.every((f) =>
+        f.name === 'group-name'
+          ? f.values.includes(g.name)
+          : f.name === 'vpc-id'
+            ? f.values.includes(g.vpcId)
+            : f.name === 'group-id'
+              ? f.values.includes(g.id)
+              : true,
+      );
     });
-    if (names.length && matched.length === 0) throw new Ec2Error('InvalidGroup.NotFound', `The security group '${names.join(',')}' does not exist in default VPC '${defaultVpc}'`);
+    if (names.length && matched.length === 0)
+      throw new Ec2Error('InvalidGroup.NotFound', `The security group '${names.join(',')}' does not exist in default VPC '${defaultVpc}'`);
     const xml = matched
       .map((g) => {
-        const perms = g.rules.map((r) => `<item>${el('ipProtocol', r.protocol)}${el('fromPort', r.from)}${el('toPort', r.to)}<ipRanges><item>${el('cidrIp', r.cidr)}</item></ipRanges></item>`).join('');
+        const perms = g.rules
+          .map(
+            (r) =>
+              `<item>${el('ipProtocol', r.protocol)}${el('fromPort', r.from)}${el('toPort', r.to)}<ipRanges><item>${el('cidrIp', r.cidr)}</item></ipRanges></item>`,
+          )
+          .join('');
         return `<item>${el('ownerId', '123456789012')}${el('groupId', g.id)}${el('groupName', g.name)}${el('groupDescription', 'pipe')}${el('vpcId', g.vpcId)}<ipPermissions>${perms}</ipPermissions></item>`;
       })
       .join('');

@@ -241,7 +241,8 @@ export async function startKaggleServer(options: KaggleServerOptions = {}): Prom
             });
           }
           if (comp.rulesAccepted === false) return fail(403, "You must accept this competition's rules before you'll be able to download files.");
-          if (route.endsWith('/DownloadDataFiles')) return redirect(res, entry, blobFor(`c/${slug}`, `${slug}.zip`, await zipFor(`c/${slug}`, comp.files)), `${slug}.zip`);
+          if (route.endsWith('/DownloadDataFiles'))
+            return redirect(res, entry, blobFor(`c/${slug}`, `${slug}.zip`, await zipFor(`c/${slug}`, comp.files)), `${slug}.zip`);
           const fileName = String(body.fileName ?? '');
           const data = comp.files[fileName];
           if (!data) return fail(404, `File '${fileName}' not found`);

@@ -108,7 +108,13 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       'StrictModes no',
       'UsePAM no',
       'Subsystem sftp internal-sftp',
-      ...(opts.env && Object.keys(opts.env).length ? [`SetEnv ${Object.entries(opts.env).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
+      ...(opts.env && Object.keys(opts.env).length
+        ? [
+            `SetEnv ${Object.entries(opts.env)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ')}`,
+          ]
+        : []),
       '',
     ].join('\n'),
   );

@@ -31,11 +31,7 @@ export interface ResolvedAmi {
   readonly parameter?: string;
 }
 
-export async function resolveAmi(
-  conn: AwsConnection,
-  choice: { readonly ami?: string; readonly amiType: string },
-  signal?: AbortSignal,
-): Promise<ResolvedAmi> {
+export async function resolveAmi(conn: AwsConnection, choice: { readonly ami?: string; readonly amiType: string }, signal?: AbortSignal): Promise<ResolvedAmi> {
   if (choice.ami) {
     if (!AMI_ID_RE.test(choice.ami)) throw new StageError(`"${choice.ami}" is not an AMI id`, 'AMI ids look like ami-0123456789abcdef0');
     return { imageId: choice.ami };
@@ -51,7 +47,8 @@ export async function resolveAmi(
   try {
     const res = await client.send(new GetParameterCommand({ Name: parameter }), signal ? { abortSignal: signal } : {});
     const value = res.Parameter?.Value?.trim();
-    if (!value || !AMI_ID_RE.test(value)) throw new StageError(`SSM parameter ${parameter} holds no AMI id (${JSON.stringify(value ?? '')})`, 'set `ami` explicitly');
+    if (!value || !AMI_ID_RE.test(value))
+      throw new StageError(`SSM parameter ${parameter} holds no AMI id (${JSON.stringify(value ?? '')})`, 'set `ami` explicitly');
     return { imageId: value, parameter };
   } catch (e) {
     throw describeAwsError(e, { action: 'GetParameter', region: conn.region, amiParameter: parameter, ...(endpoint ? { endpoint } : {}) });

@@ -145,7 +145,10 @@ export async function findInstances(client: EC2Client, filter: TagFilter, signal
   const out: HostInstance[] = [];
   let token: string | undefined;
   do {
-    const res = await client.send(new DescribeInstancesCommand({ Filters: filtersOf(filter), ...(token ? { NextToken: token } : {}) }), signal ? { abortSignal: signal } : {});
+    const res = await client.send(
+      new DescribeInstancesCommand({ Filters: filtersOf(filter), ...(token ? { NextToken: token } : {}) }),
+      signal ? { abortSignal: signal } : {},
+    );
     for (const r of res.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toHostInstance(i));
     token = res.NextToken;
   } while (token);
@@ -189,9 +192,7 @@ export function runInstancesInput(spec: LaunchSpec): RunInstancesCommandInput {
     // The max_hours guard's `shutdown -h` then terminates the instance instead of stopping it.
     InstanceInitiatedShutdownBehavior: 'terminate',
     MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
-    BlockDeviceMappings: [
-      { DeviceName: spec.rootDeviceName ?? '/dev/sda1', Ebs: { VolumeSize: spec.volumeGb, VolumeType: 'gp3', DeleteOnTermination: true } },
-    ],
+    BlockDeviceMappings: [{ DeviceName: spec.rootDeviceName ?? '/dev/sda1', Ebs: { VolumeSize: spec.volumeGb, VolumeType: 'gp3', DeleteOnTermination: true } }],
     ...(spec.spot
       ? { InstanceMarketOptions: { MarketType: 'spot', SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate' } } }
       : {}),
@@ -265,11 +266,16 @@ async function explainWaitFailure(client: EC2Client, id: string, wanted: string,
   if (now && now.state !== wanted) {
     const reason = now.stateReason ? `: ${now.stateReason}` : '';
     if (errorCode(e) === 'TimeoutError') {
-      return new StageError(`instance ${id} is still "${now.state}" after waiting for "${wanted}"`, `look at it: \`aws ec2 describe-instances --instance-ids ${id} --region ${region}\``);
+      return new StageError(
+        `instance ${id} is still "${now.state}" after waiting for "${wanted}"`,
+        `look at it: \`aws ec2 describe-instances --instance-ids ${id} --region ${region}\``,
+      );
     }
     return new StageError(
       `instance ${id} went to "${now.state}" instead of "${wanted}"${reason}`,
-      now.spot ? 'spot capacity may have been reclaimed: retry, use another type or zone, or `spot: false`' : `look at it: \`aws ec2 describe-instances --instance-ids ${id} --region ${region}\``,
+      now.spot
+        ? 'spot capacity may have been reclaimed: retry, use another type or zone, or `spot: false`'
+        : `look at it: \`aws ec2 describe-instances --instance-ids ${id} --region ${region}\``,
     );
   }
   return describeAwsError(e, { action: 'DescribeInstances', instanceId: id, region });
@@ -277,7 +283,10 @@ async function explainWaitFailure(client: EC2Client, id: string, wanted: string,
 
 export async function waitRunning(client: EC2Client, id: string, timing: WaitTiming, region: string, signal?: AbortSignal): Promise<HostInstance> {
   try {
-    await waitUntilInstanceRunning({ client, maxWaitTime: timing.maxWaitSeconds, minDelay: timing.minDelay, maxDelay: timing.maxDelay, ...(signal ? { abortSignal: signal } : {}) }, { InstanceIds: [id] });
+    await waitUntilInstanceRunning(
+      { client, maxWaitTime: timing.maxWaitSeconds, minDelay: timing.minDelay, maxDelay: timing.maxDelay, ...(signal ? { abortSignal: signal } : {}) },
+      { InstanceIds: [id] },
+    );
   } catch (e) {
     throw await explainWaitFailure(client, id, 'running', e, region);
   }
@@ -288,7 +297,10 @@ export async function waitRunning(client: EC2Client, id: string, timing: WaitTim
 
 export async function waitStopped(client: EC2Client, id: string, timing: WaitTiming, region: string, signal?: AbortSignal): Promise<void> {
   try {
-    await waitUntilInstanceStopped({ client, maxWaitTime: timing.maxWaitSeconds, minDelay: timing.minDelay, maxDelay: timing.maxDelay, ...(signal ? { abortSignal: signal } : {}) }, { InstanceIds: [id] });
+    await waitUntilInstanceStopped(
+      { client, maxWaitTime: timing.maxWaitSeconds, minDelay: timing.minDelay, maxDelay: timing.maxDelay, ...(signal ? { abortSignal: signal } : {}) },
+      { InstanceIds: [id] },
+    );
   } catch (e) {
     throw await explainWaitFailure(client, id, 'stopped', e, region);
   }
@@ -350,7 +362,10 @@ export async function ensureInstance(client: EC2Client, o: EnsureOptions): Promi
   const ranked = [...found].sort((a, b) => (PREFERENCE[a.state] ?? 9) - (PREFERENCE[b.state] ?? 9));
   const best = ranked[0];
   const extras = ranked.slice(1);
-  if (extras.length) o.log.warn(`${found.length} instances carry this stage's tags; using ${best?.id}, ignoring ${extras.map((e) => `${e.id} (${e.state})`).join(', ')} (\`pipe down\` stops them all)`);
+  if (extras.length)
+    o.log.warn(
+      `${found.length} instances carry this stage's tags; using ${best?.id}, ignoring ${extras.map((e) => `${e.id} (${e.state})`).join(', ')} (\`pipe down\` stops them all)`,
+    );
 
   if (!best) {
     const spec = await o.prepareLaunch();

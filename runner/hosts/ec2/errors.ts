@@ -66,13 +66,21 @@ export function redact(text: string): string {
     const value = process.env[name];
     if (value && value.length >= 4) out = out.split(value).join('[redacted]');
   }
-  return out
-    .replace(/\b(?:AKIA|ASIA|AIDA|AROA|ANPA|AGPA)[A-Z0-9]{12,}\b/g, '[redacted-key-id]')
-    .replace(/((?:aws_)?secret_?access_?key|secretAccessKey|sessionToken|session_token|x-amz-security-token|X-Amz-Signature|Signature|Credential)(["']?\s*[:=]\s*["']?)[^\s"',&]+/gi, '$1$2[redacted]')
-    .replace(/(Encoded authorization failure message:\s*)\S+/gi, '$1[omitted: decode with `aws sts decode-authorization-message`]')
-    // A bare 40-character mixed-case base64 run: the shape of a secret access key.
-    .replace(/(?<![A-Za-z0-9+/])(?=[A-Za-z0-9+/]{0,39}[A-Z])(?=[A-Za-z0-9+/]{0,39}[a-z])(?=[A-Za-z0-9+/]{0,39}[0-9])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])/g, '[redacted]')
-    .replace(/\b[A-Za-z0-9+/_-]{120,}={0,2}/g, '[redacted]');
+  return (
+    out
+      .replace(/\b(?:AKIA|ASIA|AIDA|AROA|ANPA|AGPA)[A-Z0-9]{12,}\b/g, '[redacted-key-id]')
+      .replace(
+        /((?:aws_)?secret_?access_?key|secretAccessKey|sessionToken|session_token|x-amz-security-token|X-Amz-Signature|Signature|Credential)(["']?\s*[:=]\s*["']?)[^\s"',&]+/gi,
+        '$1$2[redacted]',
+      )
+      .replace(/(Encoded authorization failure message:\s*)\S+/gi, '$1[omitted: decode with `aws sts decode-authorization-message`]')
+      // A bare 40-character mixed-case base64 run: the shape of a secret access key.
+      .replace(
+        /(?<![A-Za-z0-9+/])(?=[A-Za-z0-9+/]{0,39}[A-Z])(?=[A-Za-z0-9+/]{0,39}[a-z])(?=[A-Za-z0-9+/]{0,39}[0-9])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])/g,
+        '[redacted]',
+      )
+      .replace(/\b[A-Za-z0-9+/_-]{120,}={0,2}/g, '[redacted]')
+  );
 }
 
 /** The SDK's error code ("InsufficientInstanceCapacity"), or the Node error code ("ENOTFOUND"). */
@@ -126,7 +134,10 @@ export function describeAwsError(e: unknown, ctx: AwsErrorContext): StageError {
 
   if ((code === 'CredentialsProviderError' || code === 'TokenProviderError') && !/Could not load credentials from any providers/i.test(msg)) {
     // A profile was found but its credentials could not be produced (expired SSO session, bad process).
-    return new StageError(`AWS credentials could not be loaded: ${msg}`, 'refresh them (`aws sso login`, `aws configure`) or check AWS_PROFILE; `aws sts get-caller-identity` tests them');
+    return new StageError(
+      `AWS credentials could not be loaded: ${msg}`,
+      'refresh them (`aws sso login`, `aws configure`) or check AWS_PROFILE; `aws sts get-caller-identity` tests them',
+    );
   }
   if (code === 'CredentialsProviderError' || /Could not load credentials/i.test(msg)) {
     return new StageError(
@@ -147,7 +158,12 @@ export function describeAwsError(e: unknown, ctx: AwsErrorContext): StageError {
   }
   if (QUOTA.has(code)) {
     const family = ctx.instanceType?.[0]?.toUpperCase();
-    const quota = family === 'P' ? '"Running On-Demand P instances"' : family === 'G' ? '"Running On-Demand G and VT instances"' : 'the vCPU quota for this instance family';
+    const quota =
+      family === 'P'
+        ? '"Running On-Demand P instances"'
+        : family === 'G'
+          ? '"Running On-Demand G and VT instances"'
+          : 'the vCPU quota for this instance family';
     const which = ctx.spot ? 'the matching Spot Instance Requests quota' : quota;
     return new StageError(
       `your AWS account's quota does not allow ${type}${where(ctx)} (${code}: ${msg})`,
@@ -180,20 +196,30 @@ export function describeAwsError(e: unknown, ctx: AwsErrorContext): StageError {
     );
   }
   if (code === 'InvalidKeyPair.NotFound') {
-    return new StageError(`key pair not found${where(ctx)} (${msg})`, 'create or import it: `aws ec2 import-key-pair --key-name NAME --public-key-material fileb://~/.ssh/id_ed25519.pub`; key pairs are per region');
+    return new StageError(
+      `key pair not found${where(ctx)} (${msg})`,
+      'create or import it: `aws ec2 import-key-pair --key-name NAME --public-key-material fileb://~/.ssh/id_ed25519.pub`; key pairs are per region',
+    );
   }
   if (code === 'InvalidSubnetID.NotFound' || code === 'InvalidGroup.NotFound' || code === 'InvalidVpcID.NotFound') {
     return new StageError(`${msg} (${code})`, '`subnet` and `security_group` must exist in the chosen region');
   }
   if (code === 'InvalidParameterValue' || code === 'InvalidParameterCombination') {
-    if (/instance ?type/i.test(msg)) return new StageError(`EC2 does not accept instance type ${type}${where(ctx)} (${msg})`, `check the name (e.g. g4dn.xlarge) and that it exists in this region; alternatives: ${alternativesFor(ctx.instanceType)}`);
+    if (/instance ?type/i.test(msg))
+      return new StageError(
+        `EC2 does not accept instance type ${type}${where(ctx)} (${msg})`,
+        `check the name (e.g. g4dn.xlarge) and that it exists in this region; alternatives: ${alternativesFor(ctx.instanceType)}`,
+      );
     return new StageError(`EC2 ${ctx.action} rejected a parameter: ${msg}`, 'check the provision stage parameters');
   }
   if (code === 'RequestLimitExceeded' || code === 'Throttling' || code === 'ThrottlingException') {
     return new StageError(`EC2 is throttling requests (${code})`, 'wait a minute and re-run');
   }
   if (code === 'TimeoutError' && /Waiter/i.test(msg)) {
-    return new StageError(`instance ${ctx.instanceId ?? ''} did not reach "running" in time`, `look at it: \`aws ec2 describe-instances --instance-ids ${ctx.instanceId ?? 'ID'}${ctx.region ? ` --region ${ctx.region}` : ''}\``);
+    return new StageError(
+      `instance ${ctx.instanceId ?? ''} did not reach "running" in time`,
+      `look at it: \`aws ec2 describe-instances --instance-ids ${ctx.instanceId ?? 'ID'}${ctx.region ? ` --region ${ctx.region}` : ''}\``,
+    );
   }
   const net = networkCode(e);
   if (net === 'ENOTFOUND' || net === 'EAI_AGAIN') {
@@ -202,7 +228,10 @@ export function describeAwsError(e: unknown, ctx: AwsErrorContext): StageError {
       : new StageError(`cannot reach AWS${where(ctx)} (${net}): unknown region, or no network`, 'check `region` (e.g. us-east-1) and the network connection');
   }
   if (net === 'ECONNREFUSED' || net === 'ECONNRESET' || net === 'ETIMEDOUT' || net === 'EHOSTUNREACH') {
-    return new StageError(`cannot reach the AWS endpoint${ctx.endpoint ? ` ${ctx.endpoint}` : where(ctx)} (${net})`, 'check the network, a proxy, or `endpoint` / AWS_ENDPOINT_URL_EC2');
+    return new StageError(
+      `cannot reach the AWS endpoint${ctx.endpoint ? ` ${ctx.endpoint}` : where(ctx)} (${net})`,
+      'check the network, a proxy, or `endpoint` / AWS_ENDPOINT_URL_EC2',
+    );
   }
   return new StageError(`AWS ${ctx.action} failed: ${code === 'Error' ? '' : `${code}: `}${msg}`);
 }

@@ -45,7 +45,15 @@ export async function ensureSecurityGroup(client: EC2Client, spec: SecurityGroup
   let group: SecurityGroup | undefined;
   try {
     const res = vpcId
-      ? await client.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: [spec.name] }, { Name: 'vpc-id', Values: [vpcId] }] }), opts)
+      ? await client.send(
+          new DescribeSecurityGroupsCommand({
+            Filters: [
+              { Name: 'group-name', Values: [spec.name] },
+              { Name: 'vpc-id', Values: [vpcId] },
+            ],
+          }),
+          opts,
+        )
       : await client.send(new DescribeSecurityGroupsCommand({ GroupNames: [spec.name] }), opts); // GroupNames: the default VPC
     group = res.SecurityGroups?.[0];
   } catch (e) {
@@ -66,12 +74,14 @@ export async function ensureSecurityGroup(client: EC2Client, spec: SecurityGroup
       );
       groupId = created.GroupId;
     } catch (e) {
-      if (errorCode(e) === 'VPCIdNotSpecified') throw new StageError('this region has no default VPC', 'set `subnet` to a subnet (with public IPs) of the VPC to use');
+      if (errorCode(e) === 'VPCIdNotSpecified')
+        throw new StageError('this region has no default VPC', 'set `subnet` to a subnet (with public IPs) of the VPC to use');
       throw e;
     }
     if (!groupId) throw new StageError(`CreateSecurityGroup returned no id for ${spec.name}`);
     log.info(`created security group ${spec.name} (${groupId}): tcp/${spec.port} from ${cidr}`);
-    if (!spec.cidr) log.warn(`security group ${spec.name} allows SSH from anywhere (key login only); set \`ssh_cidr\` (e.g. your.ip.address/32) to restrict it`);
+    if (!spec.cidr)
+      log.warn(`security group ${spec.name} allows SSH from anywhere (key login only); set \`ssh_cidr\` (e.g. your.ip.address/32) to restrict it`);
     authorize = true;
   } else if (spec.cidr && group && !allows(group, spec.port, spec.cidr)) {
     log.info(`security group ${spec.name} (${groupId}): adding tcp/${spec.port} from ${spec.cidr}`);

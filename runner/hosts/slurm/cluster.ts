@@ -31,19 +31,40 @@ export async function probeCluster(t: SshTarget, where: string, signal?: AbortSi
   );
   if (r.exitCode === 255 && !t.local) throw new StageError(`cannot reach the Slurm login node ${where} over ssh: ${r.err.split('\n').pop() || 'exit 255'}`);
   if (r.exitCode === NO_SBATCH) {
-    throw new StageError(`sbatch is not on the PATH of ${t.local ? 'this machine' : `a non-interactive ssh session on ${where}`}`, t.local ? 'set `address` to the cluster\'s login node, or install the Slurm client (slurm-client)' : 'load Slurm in that user\'s ~/.bashrc (e.g. module load slurm), or pick the login node');
+    throw new StageError(
+      `sbatch is not on the PATH of ${t.local ? 'this machine' : `a non-interactive ssh session on ${where}`}`,
+      t.local
+        ? "set `address` to the cluster's login node, or install the Slurm client (slurm-client)"
+        : "load Slurm in that user's ~/.bashrc (e.g. module load slurm), or pick the login node",
+    );
   }
   const [config = '', sinfo = ''] = r.out.split(`${MARK}\n`);
   const cluster = /^ClusterName\s*=\s*(\S+)/m.exec(config)?.[1];
   if (!cluster) {
-    const why = (config + sinfo).trim().split('\n').find((l) => /error/i.test(l)) ?? (config.trim() || 'no answer');
-    throw new StageError(`the Slurm controller does not answer from ${where}: ${why}`, 'check `sinfo` there (is slurmctld up, munge running, SLURM_CONF right?)');
+    const why =
+      (config + sinfo)
+        .trim()
+        .split('\n')
+        .find((l) => /error/i.test(l)) ??
+      (config.trim() || 'no answer');
+    throw new StageError(
+      `the Slurm controller does not answer from ${where}: ${why}`,
+      'check `sinfo` there (is slurmctld up, munge running, SLURM_CONF right?)',
+    );
   }
   const partitions: Partition[] = [];
   for (const line of sinfo.split('\n')) {
     const [name, avail, nodes, cpus, mem, gres] = line.trim().split('|');
     if (!name || avail === undefined) continue;
-    partitions.push({ name: name.replace(/\*$/, ''), isDefault: name.endsWith('*'), up: avail === 'up', nodes: Number(nodes) || 0, cpus: cpus ?? '?', memoryMb: mem ?? '?', gres: gres && gres !== '(null)' ? gres : '' });
+    partitions.push({
+      name: name.replace(/\*$/, ''),
+      isDefault: name.endsWith('*'),
+      up: avail === 'up',
+      nodes: Number(nodes) || 0,
+      cpus: cpus ?? '?',
+      memoryMb: mem ?? '?',
+      gres: gres && gres !== '(null)' ? gres : '',
+    });
   }
   return { cluster, partitions };
 }

@@ -99,15 +99,28 @@ async function submit(o: SlurmJobOptions, logFile: string): Promise<string> {
     chdir: o.projectDir,
     script,
   });
-  const r = await captureText(o.target, `mkdir -p ${shq(o.jobDir)} && rm -f ${shq(logFile)} && printf '%s' ${shq(body)} > ${shq(script)} && ${sbatch}`, o.signal);
+  const r = await captureText(
+    o.target,
+    `mkdir -p ${shq(o.jobDir)} && rm -f ${shq(logFile)} && printf '%s' ${shq(body)} > ${shq(script)} && ${sbatch}`,
+    o.signal,
+  );
   if (o.signal.aborted) throw new StageError('interrupted');
   if (r.exitCode === 255 && !o.target.local) throw o.lost('submitting the Slurm job');
   const id = /^(\d+)/.exec(r.out.trim())?.[1];
   if (!r.ok || !id) {
     const why = r.err.split('\n').filter(Boolean).pop() ?? `exit ${r.exitCode}`;
-    throw new StageError(`sbatch refused the job on cluster ${o.cluster.cluster}: ${why.replace(/^sbatch: error: /, '')}`, 'check the provision stage\'s partition, gres, cpus, mem, time, account, qos and sbatch_args against `sinfo` and your account');
+    throw new StageError(
+      `sbatch refused the job on cluster ${o.cluster.cluster}: ${why.replace(/^sbatch: error: /, '')}`,
+      "check the provision stage's partition, gres, cpus, mem, time, account, qos and sbatch_args against `sinfo` and your account",
+    );
   }
-  const asked = [o.cluster.partition && `partition ${o.cluster.partition}`, o.cluster.gres && `gres ${o.cluster.gres}`, o.cluster.time && `time ${o.cluster.time}`].filter(Boolean).join(', ');
+  const asked = [
+    o.cluster.partition && `partition ${o.cluster.partition}`,
+    o.cluster.gres && `gres ${o.cluster.gres}`,
+    o.cluster.time && `time ${o.cluster.time}`,
+  ]
+    .filter(Boolean)
+    .join(', ');
   o.log.info(`submitted Slurm job ${id} to cluster ${o.cluster.cluster}${asked ? ` (${asked})` : ''}`);
   return id;
 }
@@ -125,7 +138,11 @@ async function follow(o: SlurmJobOptions, id: string, logFile: string): Promise<
   };
   for (;;) {
     if (o.signal.aborted) return cancel(o, id);
-    const r = await capture(o.target, `scontrol show job -o ${id} 2>&1; echo; echo ${LOG_MARK}; tail -c +${offset + 1} ${shq(logFile)} 2>/dev/null; true`, o.signal);
+    const r = await capture(
+      o.target,
+      `scontrol show job -o ${id} 2>&1; echo; echo ${LOG_MARK}; tail -c +${offset + 1} ${shq(logFile)} 2>/dev/null; true`,
+      o.signal,
+    );
     if (o.signal.aborted) return cancel(o, id);
     if (r.exitCode === 255 && !o.target.local) throw o.lost(`while Slurm job ${id} ran (it goes on; a re-run waits for it)`);
     const mark = r.stdout.indexOf(`\n${LOG_MARK}\n`);
@@ -137,7 +154,10 @@ async function follow(o: SlurmJobOptions, id: string, logFile: string): Promise<
       // Purged from the controller (MinJobAge) before we looked: its done.json says whether it finished.
       const done = await captureText(o.target, `test -f ${shq(path.posix.join(o.jobDir, 'done.json'))}`, o.signal);
       if (done.ok && last) return facts(o, { ...last, state: 'COMPLETED' });
-      throw new StageError(`Slurm job ${id} is no longer known to the controller (${stateText.trim().split('\n')[0] || 'no answer'}) and left no result`, 're-run to submit it again');
+      throw new StageError(
+        `Slurm job ${id} is no longer known to the controller (${stateText.trim().split('\n')[0] || 'no answer'}) and left no result`,
+        're-run to submit it again',
+      );
     }
     last = state;
     if (state.restarts > restarts) {
@@ -164,7 +184,9 @@ async function follow(o: SlurmJobOptions, id: string, logFile: string): Promise<
 
 async function cancel(o: SlurmJobOptions, id: string): Promise<never> {
   const r = await captureText(o.target, `scancel ${shq(id)}`);
-  o.log.warn(r.ok ? `cancelled Slurm job ${id} (scancel)` : `could not cancel Slurm job ${id}: ${r.err || `exit ${r.exitCode}`}; cancel it yourself: scancel ${id}`);
+  o.log.warn(
+    r.ok ? `cancelled Slurm job ${id} (scancel)` : `could not cancel Slurm job ${id}: ${r.err || `exit ${r.exitCode}`}; cancel it yourself: scancel ${id}`,
+  );
   throw new StageError('interrupted');
 }
 

@@ -33,7 +33,14 @@ export async function slurmClusters(specs: readonly ProvisionSpec[], pipelineDir
     const key = address ? sshKeyPath(typeof w['ssh_key'] === 'string' ? w['ssh_key'] : undefined, pipelineDir) : undefined;
     const id = address ? `${user}@${address}:${port}` : 'local';
     const entry = out.get(id) ?? {
-      target: { address: address ?? 'localhost', user, port, ...(key ? { key } : {}), knownHosts: path.join(cacheRoot, 'ssh', 'known_hosts'), ...(address ? {} : { local: true }) },
+      target: {
+        address: address ?? 'localhost',
+        user,
+        port,
+        ...(key ? { key } : {}),
+        knownHosts: path.join(cacheRoot, 'ssh', 'known_hosts'),
+        ...(address ? {} : { local: true }),
+      },
       where: address ? `${user}@${address}` : 'this machine',
       stages: [],
     };

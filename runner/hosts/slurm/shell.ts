@@ -16,7 +16,11 @@ export async function capture(t: SshTarget, command: string, signal?: AbortSigna
 }
 
 /** stdout as text, or a StageError-ready message from stderr. */
-export async function captureText(t: SshTarget, command: string, signal?: AbortSignal): Promise<{ ok: boolean; out: string; err: string; exitCode: number | undefined }> {
+export async function captureText(
+  t: SshTarget,
+  command: string,
+  signal?: AbortSignal,
+): Promise<{ ok: boolean; out: string; err: string; exitCode: number | undefined }> {
   const r = await capture(t, command, signal);
   return { ok: r.exitCode === 0, out: r.stdout.toString('utf8'), err: r.stderr.trim(), exitCode: r.exitCode };
 }

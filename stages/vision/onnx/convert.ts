@@ -19,7 +19,6 @@ export { UnsupportedLayerError };
 /** Bump when the graphs this file emits change for the same layers and weights (cache key). */
 export const CONVERTER_VERSION = 2;
 
-
 export interface ConvertResult {
   /** The serialised ModelProto: one input `input` [N, ...inputShape], one output `output`. */
   readonly bytes: Uint8Array;
@@ -32,7 +31,6 @@ export interface ConvertResult {
   /** The convolutions computed as Winograd F(2x2, 3x3) (see winogradPays). */
   readonly winograd: readonly string[];
 }
-
 
 type Config = Record<string, unknown>;
 
@@ -142,7 +140,6 @@ function padAttrs(layer: Layer, padding: unknown, x: Value, k: [number, number],
   return { pads: { ints: [ph[0], pw[0], ph[1], pw[1]] } };
 }
 
-
 class Converter {
   readonly g = new GraphBuilder();
   /** The layers converted as Winograd (ConvertResult.winograd). */
@@ -211,7 +208,17 @@ class Converter {
         if ((strides[0] > 1 || strides[1] > 1) && (dil[0] > 1 || dil[1] > 1)) throw unsupported('strides and dilation both > 1');
         const [ih, iw] = [x.shape[1] ?? null, x.shape[2] ?? null];
         const unit = strides.every((v) => v === 1) && dil.every((v) => v === 1);
-        if (this.useWinograd && !depthwise && kh === 3 && kw === 3 && unit && ih !== null && iw !== null && (c['padding'] === 'same' || c['padding'] === 'valid') && winogradPays(ci, ih, iw)) {
+        if (
+          this.useWinograd &&
+          !depthwise &&
+          kh === 3 &&
+          kw === 3 &&
+          unit &&
+          ih !== null &&
+          iw !== null &&
+          (c['padding'] === 'same' || c['padding'] === 'valid') &&
+          winogradPays(ci, ih, iw)
+        ) {
           return this.winogradConv(layer, x, k.data, [ih, iw, ci, co], c);
         }
         // HWIO -> OIHW (transpose [3,2,0,1]); depthwise [kh,kw,C,M] -> [C*M,1,kh,kw], channel c*M+m.
@@ -380,7 +387,7 @@ export function convertToOnnx(model: tf.LayersModel, cutLayer: string, opts: Con
   for (const layer of chain) x = conv.layer(layer, x);
   x = conv.toNhwc(x);
 
-  const dims = (s: Shape, names: string[]): Dim[] => s.map((d, i) => (i === 0 ? 'N' : d ?? names[i] ?? `d${i}`));
+  const dims = (s: Shape, names: string[]): Dim[] => s.map((d, i) => (i === 0 ? 'N' : (d ?? names[i] ?? `d${i}`)));
   const model_ = conv.g.build(
     `${model.name}_to_${cutLayer}`,
     { name: inputName, dims: dims(inShape, ['N', 'H', 'W', 'C']) },

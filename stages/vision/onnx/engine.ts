@@ -139,7 +139,11 @@ async function chooseSession(
       return { session: await cuda(), provider: 'cuda' };
     case 'auto': {
       if (!triesCuda(provider)) {
-        return { session: await cpu(), provider: 'cpu', providerNote: 'CUDA provider not installed (on a GPU host: ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js)' };
+        return {
+          session: await cpu(),
+          provider: 'cpu',
+          providerNote: 'CUDA provider not installed (on a GPU host: ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js)',
+        };
       }
       try {
         return { session: await cuda(), provider: 'cuda' };
@@ -189,7 +193,9 @@ export async function createOnnxEngine(model: tf.LayersModel, cutLayer: string, 
     onnxCache: graph.cache,
     ...(opened.providerNote ? { providerNote: opened.providerNote } : {}),
   };
-  log(`onnx: '${cutLayer}' on ${opened.provider} (${threads} threads, onnxruntime ${detail.ortVersion}, graph ${graph.cache === 'hit' ? 'from cache' : 'converted'})`);
+  log(
+    `onnx: '${cutLayer}' on ${opened.provider} (${threads} threads, onnxruntime ${detail.ortVersion}, graph ${graph.cache === 'hit' ? 'from cache' : 'converted'})`,
+  );
   let disposed = false;
   return {
     name: 'onnx',

@@ -10,11 +10,7 @@ type AttributeProto = onnxPkg.onnx.IAttributeProto;
 
 /** Attribute values as we use them: ints/floats/strings and lists of ints or floats. */
 export type AttrValue =
-  | { readonly i: number }
-  | { readonly f: number }
-  | { readonly s: string }
-  | { readonly ints: readonly number[] }
-  | { readonly floats: readonly number[] };
+  { readonly i: number } | { readonly f: number } | { readonly s: string } | { readonly ints: readonly number[] } | { readonly floats: readonly number[] };
 
 /** One ONNX dimension: a fixed size, or a symbolic one (`N` for the batch). */
 export type Dim = number | string;

@@ -76,27 +76,56 @@ export function addConv2D(b: TrainBuild, layer: tf.layers.Layer, v: Val, needsIn
   // Output channel-major [co, N*ho*wo]; relu there; NHWC for the next layer.
   const zc = g.node('Gemm', B ? [W, cols, B] : [W, cols], `${layer.name}/zc`, { transB: { i: 1 } });
   const ac = act === 'relu' ? g.node('Relu', [zc], `${layer.name}/ac`) : zc;
-  const out = g.node('Transpose', [g.node('Reshape', [ac, ints(`${layer.name}/cnhw`, [co, -1, ho, wo])], `${layer.name}/ac4`)], layer.name, { perm: { ints: [1, 2, 3, 0] } });
+  const out = g.node('Transpose', [g.node('Reshape', [ac, ints(`${layer.name}/cnhw`, [co, -1, ho, wo])], `${layer.name}/ac4`)], layer.name, {
+    perm: { ints: [1, 2, 3, 0] },
+  });
 
   b.backward((dy) => {
-    const dyc = g.node('Reshape', [g.node('Transpose', [dy], `${layer.name}/dyc4`, { perm: { ints: [3, 0, 1, 2] } }), ints(`${layer.name}/dycShape`, [co, -1])], `${layer.name}/dyc`);
+    const dyc = g.node(
+      'Reshape',
+      [g.node('Transpose', [dy], `${layer.name}/dyc4`, { perm: { ints: [3, 0, 1, 2] } }), ints(`${layer.name}/dycShape`, [co, -1])],
+      `${layer.name}/dyc`,
+    );
     const dzc = act === 'relu' ? g.node('Mul', [dyc, b.reluMask(ac)], `${layer.name}/dzc`) : dyc;
     b.setGrad(W, g.node('Gemm', [dzc, cols], `${layer.name}/dW`));
     if (B) b.setGrad(B, g.node('ReduceSum', [dzc, ints(`${layer.name}/ax1b`, [1])], `${layer.name}/dB`, { keepdims: { i: 1 } }));
     if (!needsInputGrad) return '';
     // dx is the 'full' correlation of dz with the flipped kernel:
     // dx[n, i, j, ci] = sum over (a, b, co) of dzpad[n, i + a, j + b, co] * W[co, k-1-(a*kw+b), ci].
-    const dzN = g.node('Transpose', [g.node('Reshape', [dzc, ints(`${layer.name}/dz4`, [co, -1, ho, wo])], `${layer.name}/dzc4`)], `${layer.name}/dzN`, { perm: { ints: [1, 2, 3, 0] } });
+    const dzN = g.node('Transpose', [g.node('Reshape', [dzc, ints(`${layer.name}/dz4`, [co, -1, ho, wo])], `${layer.name}/dzc4`)], `${layer.name}/dzN`, {
+      perm: { ints: [1, 2, 3, 0] },
+    });
     const dcols = im2col(b, `${layer.name}/dz`, dzN, [ho, wo, co], [kh, kw], [kh - 1 - pt, kh - 1 - pb, kw - 1 - pl, kw - 1 - pr]);
     // Wt[ci, t, co] = W[co, k-1-t, ci]: a 2D transpose to [k, ci, co], the tap reversal as a
     // Gather of whole [ci, co] planes, then [ci, k, co] (moves blocks of co floats). The Gather
     // also keeps ORT's transpose optimizer from merging the two Transposes into one that takes
     // its generic path, ~15x slower.
-    const wkc = g.node('Reshape', [g.node('Transpose', [W], `${layer.name}/WT`, { perm: { ints: [1, 0] } }), ints(`${layer.name}/wkc`, [k, ci, co])], `${layer.name}/Wkc`);
-    const wr = g.node('Gather', [wkc, ints(`${layer.name}/rev`, Array.from({ length: k }, (_, t) => k - 1 - t))], `${layer.name}/Wrev`, { axis: { i: 0 } });
-    const wt = g.node('Reshape', [g.node('Transpose', [wr], `${layer.name}/Wflip`, { perm: { ints: [1, 0, 2] } }), ints(`${layer.name}/wt`, [ci, k * co])], `${layer.name}/Wt`);
+    const wkc = g.node(
+      'Reshape',
+      [g.node('Transpose', [W], `${layer.name}/WT`, { perm: { ints: [1, 0] } }), ints(`${layer.name}/wkc`, [k, ci, co])],
+      `${layer.name}/Wkc`,
+    );
+    const wr = g.node(
+      'Gather',
+      [
+        wkc,
+        ints(
+          `${layer.name}/rev`,
+          Array.from({ length: k }, (_, t) => k - 1 - t),
+        ),
+      ],
+      `${layer.name}/Wrev`,
+      { axis: { i: 0 } },
+    );
+    const wt = g.node(
+      'Reshape',
+      [g.node('Transpose', [wr], `${layer.name}/Wflip`, { perm: { ints: [1, 0, 2] } }), ints(`${layer.name}/wt`, [ci, k * co])],
+      `${layer.name}/Wt`,
+    );
     const dxc = g.node('Gemm', [wt, dcols], `${layer.name}/dxc`, { transB: { i: 1 } });
-    return g.node('Transpose', [g.node('Reshape', [dxc, ints(`${layer.name}/dx4`, [ci, -1, h, w])], `${layer.name}/dxc4`)], `${layer.name}/dx`, { perm: { ints: [1, 2, 3, 0] } });
+    return g.node('Transpose', [g.node('Reshape', [dxc, ints(`${layer.name}/dx4`, [ci, -1, h, w])], `${layer.name}/dxc4`)], `${layer.name}/dx`, {
+      perm: { ints: [1, 2, 3, 0] },
+    });
   });
   return { name: out, layout: 'nhwc', shape: [ho, wo, co] };
 }
@@ -130,7 +159,14 @@ function addWinogradConv(b: TrainBuild, layer: tf.layers.Layer, v: Val, s: ConvS
     b.setGrad(W, winogradKernelGrad(g, `${name}/dW`, dz, conv, ci, co));
     if (B) {
       const rows = g.node('Reshape', [dz, ints(`${name}/dzRows`, [-1, co])], `${name}/dzr`);
-      b.setGrad(B, g.node('Reshape', [g.node('ReduceSum', [rows, ints(`${name}/ax0`, [0])], `${name}/dB1`, { keepdims: { i: 0 } }), ints(`${name}/dbshape`, [co, 1])], `${name}/dB`));
+      b.setGrad(
+        B,
+        g.node(
+          'Reshape',
+          [g.node('ReduceSum', [rows, ints(`${name}/ax0`, [0])], `${name}/dB1`, { keepdims: { i: 0 } }), ints(`${name}/dbshape`, [co, 1])],
+          `${name}/dB`,
+        ),
+      );
     }
     if (!needsInputGrad) return '';
     // dx: the 'full' correlation of dz with the flipped kernel, Winograd again.

@@ -159,7 +159,10 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
         const ho = Math.floor((h - pool[0]) / strides[0]) + 1;
         const wo = Math.floor((w - pool[1]) / strides[1]) + 1;
         const input = g.node('Transpose', [v.name], `${layer.name}/nchw`, { perm: { ints: [0, 3, 1, 2] } });
-        const [yN, idx] = g.nodeN('MaxPool', [input], [`${layer.name}/yN`, `${layer.name}/argmax`], { kernel_shape: { ints: pool }, strides: { ints: strides } }) as [string, string];
+        const [yN, idx] = g.nodeN('MaxPool', [input], [`${layer.name}/yN`, `${layer.name}/argmax`], {
+          kernel_shape: { ints: pool },
+          strides: { ints: strides },
+        }) as [string, string];
         const y = g.node('Transpose', [yN], layer.name, { perm: { ints: [0, 2, 3, 1] } });
         tape.push((dy) => {
           if (!needsInputGrad) return '';
@@ -172,7 +175,11 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
             // is MaxUnpool (a third the time of ScatterElements, and no zeros to fill first).
             dxN = g.node('MaxUnpool', [dyN, idx, shape], `${layer.name}/dxN`, { kernel_shape: { ints: pool }, strides: { ints: strides } });
           } else {
-            const zeros = g.node('Reshape', [g.node('ConstantOfShape', [shape], `${layer.name}/zeros`), ints(`${layer.name}/flat`, [-1])], `${layer.name}/zerosFlat`);
+            const zeros = g.node(
+              'Reshape',
+              [g.node('ConstantOfShape', [shape], `${layer.name}/zeros`), ints(`${layer.name}/flat`, [-1])],
+              `${layer.name}/zerosFlat`,
+            );
             const flatIdx = g.node('Reshape', [idx, ints(`${layer.name}/flat`, [-1])], `${layer.name}/idxFlat`);
             const flatDy = g.node('Reshape', [dyN, ints(`${layer.name}/flat`, [-1])], `${layer.name}/dyFlat`);
             const scattered = g.node('ScatterElements', [zeros, flatIdx, flatDy], `${layer.name}/dxFlat`, { axis: { i: 0 }, reduction: { s: 'add' } });
@@ -256,7 +263,11 @@ function build(head: tf.LayersModel, layers: readonly tf.layers.Layer[], inputSh
 
   const probs = g.node('Softmax', [logits], 'probs_value', { axis: { i: 1 } });
   if (!training) {
-    const model = g.buildGraph('predict', [{ name: x, dims: ['N', ...inputShape] }, ...params.map((p) => ({ name: p.name, dims: p.onnxShape }))], [{ value: probs, name: 'probs', dims: ['N', classes] }]);
+    const model = g.buildGraph(
+      'predict',
+      [{ name: x, dims: ['N', ...inputShape] }, ...params.map((p) => ({ name: p.name, dims: p.onnxShape }))],
+      [{ value: probs, name: 'probs', dims: ['N', classes] }],
+    );
     return { bytes: encodeModel(model), params, dropouts, macs, floats };
   }
   // (Opset 17: ReduceSum takes its axes as an input, ReduceMean still as an attribute.)

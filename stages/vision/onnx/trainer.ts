@@ -113,7 +113,11 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
       const mask = new Float32Array(n * d.perExample);
       const keep = 1 / (1 - d.rate);
       for (let j = 0; j < mask.length; j++) mask[j] = rand() >= d.rate ? keep : 0;
-      feeds[d.name] = new ort.Tensor('float32', mask, d.dims.map((v) => (v === 'N' ? n : Number(v))));
+      feeds[d.name] = new ort.Tensor(
+        'float32',
+        mask,
+        d.dims.map((v) => (v === 'N' ? n : Number(v))),
+      );
     }
     // Gradients land in buffers kept from step to step: fresh 100 MB+ arrays per step (fc1)
     // cost more in page faults than the products themselves.
@@ -201,7 +205,10 @@ export async function createOnnxTrainer(head: tf.LayersModel, opts: OnnxTrainerO
     state() {
       return [
         { name: 'steps', shape: [1], data: Int32Array.of(steps) },
-        ...params.flatMap((p, i) => [{ name: p.name, shape: p.onnxShape, data: weights[i]! }, ...slots[i]!.map((s, k) => ({ name: `${p.name}#${k}`, shape: p.onnxShape, data: s }))]),
+        ...params.flatMap((p, i) => [
+          { name: p.name, shape: p.onnxShape, data: weights[i]! },
+          ...slots[i]!.map((s, k) => ({ name: `${p.name}#${k}`, shape: p.onnxShape, data: s })),
+        ]),
       ];
     },
     restore(state) {

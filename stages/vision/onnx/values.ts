@@ -30,4 +30,3 @@ export function axisIn(layout: Layout, rank: number, axis: number): number {
   if (layout !== 'nchw') return a;
   return [0, 2, 3, 1][a] ?? a;
 }
-

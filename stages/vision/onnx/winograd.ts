@@ -64,13 +64,18 @@ export function winogradKernel(g: GraphBuilder, tag: string, W: string, ci: numb
  */
 function gatherTiles(g: GraphBuilder, tag: string, x: string, pixels: string, size: number, th: number, tw: number, hp: number, wp: number): string {
   const base: number[] = [];
-  for (let a = 0; a < size; a++) for (let bb = 0; bb < size; bb++) for (let i = 0; i < th; i++) for (let j = 0; j < tw; j++) base.push((2 * i + a) * wp + 2 * j + bb);
+  for (let a = 0; a < size; a++)
+    for (let bb = 0; bb < size; bb++) for (let i = 0; i < th; i++) for (let j = 0; j < tw; j++) base.push((2 * i + a) * wp + 2 * j + bb);
   const baseIdx = g.node('Reshape', [g.int64s(`${tag}/base`, base), g.int64s(`${tag}/baseShape`, [size * size, 1, th * tw])], `${tag}/baseIdx`);
   // Range wants scalars; Squeeze turns the 1-element tensors into them.
   const scalar = (v: string, name: string) => g.node('Squeeze', [v], `${tag}/${name}`);
   const n = scalar(g.node('Gather', [g.node('Shape', [x], `${tag}/xshape`), g.int64s(`${tag}/zero`, [0])], `${tag}/n1`), 'n');
   const range = g.node('Range', [scalar(g.int64s(`${tag}/r0`, [0]), 'start'), n, scalar(g.int64s(`${tag}/r1`, [1]), 'step')], `${tag}/range`);
-  const offsets = g.node('Reshape', [g.node('Mul', [range, g.int64s(`${tag}/img`, [hp * wp])], `${tag}/imgOff`), g.int64s(`${tag}/offShape`, [1, -1, 1])], `${tag}/off`);
+  const offsets = g.node(
+    'Reshape',
+    [g.node('Mul', [range, g.int64s(`${tag}/img`, [hp * wp])], `${tag}/imgOff`), g.int64s(`${tag}/offShape`, [1, -1, 1])],
+    `${tag}/off`,
+  );
   const idx = g.node('Add', [baseIdx, offsets], `${tag}/idx`);
   return g.node('Gather', [pixels, idx], `${tag}/tiles`, { axis: { i: 0 } });
 }
@@ -92,9 +97,17 @@ export function winogradKernelGrad(g: GraphBuilder, tag: string, dz: string, con
   // [4, co, NT]: the transform and the product then run in MLAS' fast orientations.
   const tilesT = g.node('Transpose', [tiles], `${tag}/dYt`, { perm: { ints: [0, 2, 1] } });
   // The adjoints of the forward's transforms: kron(m)^T = kron(m^T).
-  const dM = g.node('MatMul', [g.floats(`${tag}/AkT`, kron(transposed(AT)), [16, 4]), g.node('Reshape', [tilesT, g.int64s(`${tag}/d4`, [4, -1])], `${tag}/dY4`)], `${tag}/dM16`);
+  const dM = g.node(
+    'MatMul',
+    [g.floats(`${tag}/AkT`, kron(transposed(AT)), [16, 4]), g.node('Reshape', [tilesT, g.int64s(`${tag}/d4`, [4, -1])], `${tag}/dY4`)],
+    `${tag}/dM16`,
+  );
   const dU = g.node('MatMul', [g.node('Reshape', [dM, g.int64s(`${tag}/dmshape`, [16, co, -1])], `${tag}/dM`), V], `${tag}/dU`); // [16, co, ci]
-  const dTaps = g.node('MatMul', [g.floats(`${tag}/GkT`, kron(transposed(G)), [9, 16]), g.node('Reshape', [dU, g.int64s(`${tag}/du16`, [16, -1])], `${tag}/dU16`)], `${tag}/dW9`); // [9, co*ci]
+  const dTaps = g.node(
+    'MatMul',
+    [g.floats(`${tag}/GkT`, kron(transposed(G)), [9, 16]), g.node('Reshape', [dU, g.int64s(`${tag}/du16`, [16, -1])], `${tag}/dU16`)],
+    `${tag}/dW9`,
+  ); // [9, co*ci]
   const dW = g.node('Transpose', [g.node('Reshape', [dTaps, g.int64s(`${tag}/dw3`, [9, co, ci])], `${tag}/dW3`)], `${tag}/dWt`, { perm: { ints: [1, 0, 2] } });
   return g.node('Reshape', [dW, g.int64s(`${tag}/dwshape`, [co, 9 * ci])], `${tag}/dW`);
 }
@@ -115,7 +128,15 @@ export interface WinogradConv {
  * The valid 3x3 correlation of NHWC `x` ([N, h, w, c], padded by `pads` = [top, bottom, left,
  * right]) with the transformed kernel `U` [16, c, co]: NHWC [N, ho, wo, co].
  */
-export function winogradConv3x3(g: GraphBuilder, tag: string, x: string, [h, w, c]: readonly number[], pads: readonly number[], U: string, co: number): WinogradConv {
+export function winogradConv3x3(
+  g: GraphBuilder,
+  tag: string,
+  x: string,
+  [h, w, c]: readonly number[],
+  pads: readonly number[],
+  U: string,
+  co: number,
+): WinogradConv {
   const [pt, pb, pl, pr] = pads as [number, number, number, number];
   const ho = h! + pt + pb - 2;
   const wo = w! + pl + pr - 2;
@@ -130,7 +151,11 @@ export function winogradConv3x3(g: GraphBuilder, tag: string, x: string, [h, w, 
   // indices are [16, N, T] so the gather lands tile-element-major: [16, N*T, c].
   const patches = gatherTiles(g, tag, x, pixels, 4, th, tw, hp, wp);
   // V = B^T d B for every tile and channel: one [16, 16] product over the patch axis.
-  const v = g.node('MatMul', [g.floats(`${tag}/Bk`, kron(BT), [16, 16]), g.node('Reshape', [patches, g.int64s(`${tag}/p16`, [16, -1])], `${tag}/P`)], `${tag}/V16`);
+  const v = g.node(
+    'MatMul',
+    [g.floats(`${tag}/Bk`, kron(BT), [16, 16]), g.node('Reshape', [patches, g.int64s(`${tag}/p16`, [16, -1])], `${tag}/P`)],
+    `${tag}/V16`,
+  );
   const V = g.node('Reshape', [v, g.int64s(`${tag}/vshape`, [16, -1, c!])], `${tag}/V`);
   // The product: 16 [N*T, c] x [c, co] matrices.
   const M = g.node('MatMul', [V, U], `${tag}/M`);
