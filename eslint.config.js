@@ -83,7 +83,6 @@ export default tseslint.config(
     rules: {
       'no-control-regex': 'off',
       'no-regex-spaces': 'off',
-      '@typescript-eslint/no-unused-vars': ['warn', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true }],
     },
   },
 );

@@ -2,8 +2,7 @@
 // outside the output dir.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, readFile, rm, readdir, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { checkImage } from '../stages/vision/decode-check.js';

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile, cp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { StageError, type Artifact } from '../runner/types.js';
+import type { Artifact } from '../runner/types.js';
 import { evaluateStage, type EvaluateParams } from '../stages/evaluate.js';
 import { finetuneVgg16Stage, type FinetuneVgg16Params } from '../stages/finetune-vgg16.js';
 import { tinyFinetuneParams } from './helpers/tiny-finetune.js';

@@ -543,7 +543,6 @@ test(`fuzz: loadPipeline on mutated pipelines never throws, answers in bounded t
   }
 });
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 const HEADER = /^(p\.yaml(:\d+:\d+)?|--set .*|-p .*): /;
 const ALLOWED_LINE = [HEADER, /^ {3,}\d+ \| /, /^ {3,}\| /, /^ {2}note: /, /^ {5,}\d+ \| /, /^ {5,}\| /, /^\d+ problems? in \d+ files?$/];

@@ -2,7 +2,7 @@
 // `npx pipe` (which must still keep `npm ci` offline: onnxruntime-node's installer would fetch
 // CUDA files), and an AWS command must not print the AWS SDK's 8-line Node-version notice,
 // while other warnings still show.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';

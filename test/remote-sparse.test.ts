@@ -19,7 +19,7 @@ import { pulledInfo } from '../runner/remote/stub.js';
 import { evaluateStage, type EvaluateParams } from '../stages/evaluate.js';
 import { reportStage } from '../stages/report.js';
 import { startS3Server, S3_ACCESS_KEY_ID, type S3Server } from './servers/s3.js';
-import { commitFiles, s3ChildEnv, sha256 } from './helpers/remote-fixtures.js';
+import { commitFiles, s3ChildEnv } from './helpers/remote-fixtures.js';
 import { listAll, withTempDir } from './helpers/files.js';
 import { Rig, type RunResult } from './e2e/rig.js';
 
@@ -46,7 +46,6 @@ function remote(prefix = `sparse${++prefixN}`): RemoteCache {
   );
 }
 
-const sha = sha256;
 const s3Env = (prefix: string): Record<string, string> => s3ChildEnv(server, SECRET, prefix);
 const artifact = (cache: Cache, stage: string, files: Record<string, Buffer | string>): Promise<Artifact> =>
   commitFiles(cache, stage, files, { kind: 'dataset', uses: 'split' });
