@@ -19,6 +19,12 @@ const STAGE_WALL_DYNAMIC = {
   message: WALL_MESSAGE,
 };
 
+/** The wall, for type positions: `import('../runner/x.js').T`. */
+const STAGE_WALL_TYPE_IMPORT = {
+  selector: 'TSImportType[argument.literal.value=/runner.(?!types\\.js$|stage-api\\.js$)/]',
+  message: WALL_MESSAGE,
+};
+
 export default tseslint.config(
   // test/fixtures/lint/ breaks the rules on purpose (test/lint.test.ts lints it explicitly).
   { ignores: ['dist/**', 'node_modules/**', 'test-artifacts/**', '.pipe/**', 'bin/**', 'schema/**', 'test/fixtures/lint/**'] },
@@ -48,7 +54,7 @@ export default tseslint.config(
     files: ['stages/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', STAGE_WALL],
-      'no-restricted-syntax': ['error', STAGE_WALL_DYNAMIC],
+      'no-restricted-syntax': ['error', STAGE_WALL_DYNAMIC, STAGE_WALL_TYPE_IMPORT],
     },
   },
   {

@@ -21,5 +21,7 @@ export const hostClients = {
 /** The `pipe:cache` tag of a cache, and the cache root of a stage's work dir. */
 export { cacheIdOf, cacheRootOfWorkDir } from './hosts/cache-id.js';
 export { sshKeyPath } from './hosts/ssh-key.js';
+/** What a `provider: slurm` host records: the cluster and what each job asks of it. */
+export type { SlurmCluster } from './hosts/slurm/request.js';
 /** Where an input artifact came from: a stub of a remote artifact, or pulled from one. */
 export { isStub, pulledInfo, stubRemote, type PulledInfo } from './remote/stub.js';

@@ -8,7 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage, StageContext, StageResult } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
-import { cacheIdOf, cacheRootOfWorkDir, hostClients, sshKeyPath } from '../runner/stage-api.js';
+import { cacheIdOf, cacheRootOfWorkDir, hostClients, sshKeyPath, type SlurmCluster } from '../runner/stage-api.js';
 export { sshKeyPath };
 
 export interface ProvisionParams {
@@ -50,7 +50,7 @@ export interface ProvisionParams {
 export interface HostInfo {
   readonly provider: 'local' | 'ec2' | 'ssh' | 'slurm';
   /** `provider: slurm`: the cluster and what each job asks of it (runner/hosts/slurm/request.ts). */
-  readonly slurm?: import('../runner/hosts/slurm/request.js').SlurmCluster;
+  readonly slurm?: SlurmCluster;
   /** Where pipe keeps its files on the host (relative to the remote home). */
   readonly workspace?: string;
   /** An existing pipe installation on the host (else pipe is synced and installed there once). */

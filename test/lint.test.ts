@@ -21,6 +21,9 @@ test('lint: a stage importing runner/cache.ts (statically or with import()) is r
   const deep = await lint("export const load = () => import('../../runner/cache.js');\n", 'stages/vision/wall-fixture.ts');
   assert.equal(deep.length, 1, deep.join('\n'));
   assert.match(deep[0]!, /^no-restricted-syntax: /);
+  const typed = await lint("export type C = import('../runner/cache.js').Cache;\n", 'stages/wall-fixture.ts');
+  assert.equal(typed.length, 1, typed.join('\n'));
+  assert.match(typed[0]!, /^no-restricted-syntax: /);
   const ok = await lint(
     "import { StageError } from '../runner/types.js';\nimport { mapLimit } from '../runner/stage-api.js';\nexport const x = [StageError, mapLimit, () => import('../runner/stage-api.js')];\n",
     'stages/wall-fixture.ts',
@@ -35,4 +38,12 @@ test('lint: an import cycle between two files is refused', async () => {
   const results = await eslint.lintFiles([path.join(ROOT, 'test/fixtures/lint/cycle-a.ts')]);
   const rules = results.flatMap((r) => r.messages.map((m) => m.ruleId));
   assert.deepEqual(rules, ['import-x/no-cycle']);
+});
+
+test('lint: the runner imports no stage outside the CLI openers and generators', async () => {
+  const bad = await lint("import { registry } from '../stages/registry.js';\nexport const r = registry;\n", 'runner/wall-fixture.ts');
+  assert.equal(bad.length, 1, bad.join('\n'));
+  assert.match(bad[0]!, /^no-restricted-imports: .*The runner is handed its stages/);
+  const opener = await lint("import { registry } from '../stages/registry.js';\nexport const r = registry;\n", 'runner/open.ts');
+  assert.deepEqual(opener, []);
 });
