@@ -6,7 +6,7 @@
 // (sched_interval=1) and pipe reads a job's state once a second: a floor of about 1-2 s per job
 // that a real cluster's queue wait adds to. Repeats: PIPE_BENCH_SLURM_REPEATS (3).
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,12 +52,15 @@ ${(host ?? ['provider: local']).map((l) => `      ${l}`).join('\n')}
 /** The train stage's duration (ms) in the newest run record. */
 async function trainMs(dir: string): Promise<number> {
   const runs = path.join(dir, '.pipe/runs');
-  const newest = (await readdir(runs)).sort().pop()!;
+  // By time written: run ids of one second differ only in a random suffix, so their names do not sort by time.
+  const records = (await readdir(runs)).filter((f) => f.endsWith('.jsonl'));
+  const written = await Promise.all(records.map(async (f) => ({ f, t: (await stat(path.join(runs, f))).mtimeMs })));
+  const newest = written.sort((a, b) => a.t - b.t).pop()!.f;
   for (const line of (await readFile(path.join(runs, newest), 'utf8')).trim().split('\n')) {
     const e = JSON.parse(line) as Record<string, unknown>;
     if (e['type'] === 'stage-finish' && e['stage'] === 'train') return Number(e['durationMs']);
   }
-  throw new Error('train did not finish');
+  throw new Error(`train did not finish in ${path.join(runs, newest)}`);
 }
 
 export async function benchSlurm(): Promise<unknown> {
