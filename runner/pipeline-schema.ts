@@ -3,7 +3,6 @@
 // `with` is checked against that stage's own params schema through an if/then keyed by `uses`.
 // What a schema cannot say (references between stages, kinds, cycles) is `pipe validate`'s job.
 import type { JsonSchema, Stage } from './types.js';
-import { registry as defaultRegistry } from '../stages/registry.js';
 import { NAME_PATTERN, STAGE_ID_PATTERN } from './validate.js';
 import { SECRET_NAME } from './secrets.js';
 
@@ -77,7 +76,7 @@ function stageDefinition(stage: Stage<any>): JsonSchema {
   };
 }
 
-export function pipelineJsonSchema(registry: ReadonlyMap<string, Stage<any>> = defaultRegistry): object {
+export function pipelineJsonSchema(registry: ReadonlyMap<string, Stage<any>>): object {
   const stages = [...registry.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const definitions: Record<string, JsonSchema> = {
     paramRef: {
@@ -175,6 +174,6 @@ export function pipelineJsonSchema(registry: ReadonlyMap<string, Stage<any>> = d
 }
 
 /** The schema file's exact text: pretty, with a trailing newline. */
-export function pipelineSchemaText(registry?: ReadonlyMap<string, Stage<any>>): string {
+export function pipelineSchemaText(registry: ReadonlyMap<string, Stage<any>>): string {
   return `${JSON.stringify(pipelineJsonSchema(registry), null, 2)}\n`;
 }

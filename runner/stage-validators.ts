@@ -4,7 +4,6 @@
 import { createRequire } from 'node:module';
 import type { Ajv } from 'ajv';
 import type { Stage } from './types.js';
-import { registry as defaultRegistry } from '../stages/registry.js';
 import { makeAjv, schemaHash } from './validate-params.js';
 
 type Standalone = (ajv: Ajv, refsOrFunc?: Record<string, string>) => string;
@@ -14,7 +13,7 @@ function usesFormats(schema: unknown): boolean {
   return /"format":"/.test(JSON.stringify(schema));
 }
 
-export function stageValidatorsText(registry: ReadonlyMap<string, Stage<any>> = defaultRegistry): string {
+export function stageValidatorsText(registry: ReadonlyMap<string, Stage<any>>): string {
   const stages = [...registry.values()].filter((s) => !usesFormats(s.params)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const ajv = makeAjv({ code: { source: true, esm: false, lines: false } });
   const exportsMap: Record<string, string> = {};

@@ -8,17 +8,18 @@ import { fileURLToPath } from 'node:url';
 import { pipelineSchemaText } from './pipeline-schema.js';
 import { stageValidatorsText } from './stage-validators.js';
 import { PRECOMPILED_FILE } from './validate-params.js';
+import { registry } from '../stages/registry.js';
 
 /** The committed schema file (this module runs from dist/runner/). */
 export const SCHEMA_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../schema/pipeline.schema.json');
 export const VALIDATORS_FILE = PRECOMPILED_FILE;
 
 export function schemaText(): string {
-  return pipelineSchemaText();
+  return pipelineSchemaText(registry);
 }
 
 export function validatorsText(): string {
-  return stageValidatorsText();
+  return stageValidatorsText(registry);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
