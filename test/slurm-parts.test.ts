@@ -56,6 +56,15 @@ test('each state says what happened, with the job id', () => {
     'Slurm job 42 on node7 failed (FAILED, exit code 1:0, NonZeroExitCode)',
   );
   assert.equal(endedWhy({ ...s, state: 'COMPLETED' }, undefined), undefined);
+  // Requeued, and the second attempt's script never wrote its first line: Slurm failed it, not the stage.
+  assert.equal(
+    endedWhy({ ...s, state: 'FAILED', reason: 'NonZeroExitCode', exitCode: '1:0', restarts: 1 }, undefined, 0),
+    "Slurm job 42 on node7 failed before its script started (attempt 2, after 1 requeue; exit code 1:0): see slurmd's log on node7",
+  );
+  assert.equal(
+    endedWhy({ ...s, state: 'FAILED', reason: 'NonZeroExitCode', exitCode: '1:0', restarts: 1 }, undefined, 1),
+    'Slurm job 42 on node7 failed (FAILED, exit code 1:0, NonZeroExitCode)',
+  );
   assert.equal(pendingWhy('Resources'), 'waiting for free resources (Resources)');
   assert.equal(pendingWhy('AssocMaxJobsLimit'), 'pending (AssocMaxJobsLimit)');
   assert.ok(isFinal('TIMEOUT') && isFinal('PREEMPTED') && !isFinal('PENDING') && !isFinal('COMPLETING') && !isFinal('REQUEUED'));

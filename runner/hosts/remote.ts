@@ -221,6 +221,11 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
         command: `${host.env}exec ${execute}`,
         sendJob,
         onLine,
+        onAttempt: () => {
+          // A requeued job starts over: the error or result of its killed attempt is not its own.
+          failure = undefined;
+          result = undefined;
+        },
         failure: () => failure,
         log: o.log,
         signal: o.signal,

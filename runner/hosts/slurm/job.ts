@@ -27,6 +27,11 @@ export interface SlurmJobOptions {
   sendJob(): Promise<void>;
   /** Each line the job writes (JSON lines of `pipe exec`, or plain text from Slurm or the shell). */
   onLine(text: string): void;
+  /**
+   * An attempt of the job began (0 the first; 1 after its first requeue, ...): what the caller
+   * kept of an earlier attempt's lines (its error, its result) is not this attempt's.
+   */
+  onAttempt(attempt: number): void;
   /** The error `pipe exec` reported in the job's log, if any (a better message than FAILED). */
   failure(): string | undefined;
   readonly log: Logger;
@@ -50,6 +55,11 @@ export interface SlurmJobFacts {
 }
 
 const LOG_MARK = '__pipe_slurm_log__';
+/**
+ * The job script's first line in the log, with SLURM_RESTART_COUNT: the log is appended to across
+ * requeues (--open-mode=append), and this is where one attempt's lines end and the next begin.
+ */
+const ATTEMPT_MARK = '__pipe_slurm_attempt__';
 /** How often the job's state and log are read (one scontrol call per job per interval). */
 export const POLL_MS = 1000;
 
@@ -91,7 +101,14 @@ export async function runSlurmJob(o: SlurmJobOptions): Promise<SlurmJobFacts> {
 async function submit(o: SlurmJobOptions, logFile: string): Promise<string> {
   await o.sendJob();
   const script = path.posix.join(o.jobDir, 'job.sh');
-  const body = `#!/bin/bash\n# pipe: ${o.pipelineName}/${o.stageId} (key ${o.key})\ncd ${shq(o.projectDir)} || exit 1\n${o.command}\n`;
+  const body = [
+    '#!/bin/bash',
+    `# pipe: ${o.pipelineName}/${o.stageId} (key ${o.key})`,
+    `echo "${ATTEMPT_MARK} \${SLURM_RESTART_COUNT:-0}"`,
+    `cd ${shq(o.projectDir)} || exit 1`,
+    o.command,
+    '',
+  ].join('\n');
   const sbatch = sbatchCommand(o.cluster, {
     name: jobName(o.key),
     comment: jobComment({ pipeline: o.pipelineName, stage: o.stageId, cache: o.cacheId, key: o.key }),
@@ -130,11 +147,20 @@ async function follow(o: SlurmJobOptions, id: string, logFile: string): Promise<
   let said = '';
   let restarts = -1;
   let last: JobState | undefined;
+  /** The attempt whose lines the log has reached (-1: its script has not started yet). */
+  let attempt = -1;
+  let ranSaid = false;
   const stream = (bytes: Buffer, final: boolean): void => {
     const end = final ? bytes.length : bytes.lastIndexOf(0x0a) + 1;
     if (end <= 0) return;
     offset += end;
-    for (const line of bytes.subarray(0, end).toString('utf8').split('\n')) if (line) o.onLine(line);
+    for (const line of bytes.subarray(0, end).toString('utf8').split('\n')) {
+      const started = attemptOf(line);
+      if (started !== undefined) {
+        attempt = started;
+        o.onAttempt(started);
+      } else if (line) o.onLine(line);
+    }
   };
   for (;;) {
     if (o.signal.aborted) return cancel(o, id);
@@ -168,18 +194,29 @@ async function follow(o: SlurmJobOptions, id: string, logFile: string): Promise<
     if (now !== said) {
       said = now;
       if (state.state === 'PENDING') o.log.info(`Slurm job ${id} pending: ${pendingWhy(state.reason)}`);
-      else if (state.state === 'RUNNING') o.log.info(`Slurm job ${id} running on ${state.node ?? 'a node'}`);
-      else if (!final) o.log.debug(`Slurm job ${id}: ${state.state}`);
+      else if (state.state === 'RUNNING') {
+        o.log.info(`Slurm job ${id} running on ${state.node ?? 'a node'}`);
+        ranSaid = true;
+      } else if (!final) o.log.debug(`Slurm job ${id}: ${state.state}`);
     }
     if (final) {
-      const why = endedWhy(state, o.cluster.time === undefined ? undefined : String(o.cluster.time));
-      const failure = o.failure();
+      // A short job can start and end between two polls: where it ran is still worth saying.
+      if (!ranSaid && state.node && state.startTime) o.log.info(`Slurm job ${id} ran on ${state.node}`);
+      const why = endedWhy(state, o.cluster.time === undefined ? undefined : String(o.cluster.time), attempt);
+      // An earlier attempt's error is not this attempt's: only the attempt that ran last speaks.
+      const failure = attempt === state.restarts ? o.failure() : undefined;
       if (why && state.state === 'FAILED' && failure) throw new StageError(`${failure} (Slurm job ${id}${state.node ? ` on ${state.node}` : ''})`);
       if (why) throw new StageError(why);
       return facts(o, state);
     }
     await sleep(POLL_MS, o.signal);
   }
+}
+
+function attemptOf(line: string): number | undefined {
+  if (!line.startsWith(`${ATTEMPT_MARK} `)) return undefined;
+  const n = Number(line.slice(ATTEMPT_MARK.length + 1));
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
 }
 
 async function cancel(o: SlurmJobOptions, id: string): Promise<never> {

@@ -11,7 +11,15 @@ export interface Captured {
 
 export async function capture(t: SshTarget, command: string, signal?: AbortSignal): Promise<Captured> {
   const [file, args] = shellArgs(t, command);
-  const r = await execa(file, args, { reject: false, stdin: 'ignore', encoding: 'buffer', ...(signal ? { cancelSignal: signal } : {}) });
+  // The final newline kept: a log tail's last line is complete only with it, and without it the
+  // newest line of a running job would wait for the next one (or for the job's end) to be shown.
+  const r = await execa(file, args, {
+    reject: false,
+    stdin: 'ignore',
+    encoding: 'buffer',
+    stripFinalNewline: false,
+    ...(signal ? { cancelSignal: signal } : {}),
+  });
   return { exitCode: r.exitCode, stdout: Buffer.from(r.stdout ?? new Uint8Array()), stderr: Buffer.from(r.stderr ?? new Uint8Array()).toString('utf8') };
 }
 

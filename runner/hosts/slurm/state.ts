@@ -77,9 +77,16 @@ export function pendingWhy(reason: string): string {
   return `${plain[reason] ?? 'pending'} (${reason})`;
 }
 
-/** The stage's error for a job that ended without a result; undefined for COMPLETED. */
-export function endedWhy(s: JobState, time: string | undefined): string | undefined {
+/**
+ * The stage's error for a job that ended without a result; undefined for COMPLETED. `attempt` is
+ * the last attempt whose script wrote to the log (-1 none): a requeued job that failed before its
+ * new attempt's script began failed in Slurm, not in the stage (e.g. slurmd refusing a relaunch
+ * within the second its first attempt was killed: "Job credential revoked").
+ */
+export function endedWhy(s: JobState, time: string | undefined, attempt = s.restarts): string | undefined {
   const where = `Slurm job ${s.id}${s.node ? ` on ${s.node}` : ''}`;
+  if (s.state === 'FAILED' && attempt < s.restarts)
+    return `${where} failed before its script started (attempt ${s.restarts + 1}${s.restarts ? `, after ${s.restarts} requeue${s.restarts > 1 ? 's' : ''}` : ''}; exit code ${s.exitCode ?? '?'}): see slurmd's log on ${s.node ?? 'its node'}`;
   switch (s.state) {
     case 'COMPLETED':
       return undefined;
