@@ -168,11 +168,15 @@ export function buildProgram(): Command {
 
   program
     .command('gc')
-    .description('remove cache entries not referenced by the latest run of any pipeline or a kept sweep folder')
+    .description('remove cache entries not referenced by the latest run of any pipeline or a kept sweep folder, and the views and logs of older runs')
     .argument('[file]', 'a pipeline whose cache to clean (default: ./.pipe)')
     .option('--dry-run', 'list what would be removed')
+    .option('--keep-runs <n>', "how many of each pipeline's newest runs keep their report views and logs (records are always kept)", '10')
     .option('--cache-dir <dir>', 'cache location')
     .action(async (file: string | undefined, flags) => {
+      const keepRuns = Number(flags.keepRuns);
+      if (!Number.isInteger(keepRuns) || keepRuns < 0) throw new ExitError(EXIT.usage, `--keep-runs: '${flags.keepRuns}' is not a whole number ≥ 0`);
+      flags.keepRuns = keepRuns;
       const { gcCommand } = await import('./commands/gc.js');
       process.exitCode = await gcCommand(file, flags);
     });

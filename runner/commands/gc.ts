@@ -1,5 +1,6 @@
 // `pipe gc`: remove cache entries that no pipeline's latest run points at, the derived
-// sub-artifacts only they used, work dirs no run holds, and temp dirs of dead runs.
+// sub-artifacts only they used, work dirs no run holds, temp dirs of dead runs, and the views
+// and logs of each pipeline's older runs (runner/run-files-gc.ts).
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Cache } from '../cache.js';
@@ -7,8 +8,9 @@ import { assertDirectoryOrAbsent, cacheOrigin, cacheRoot, openPipeline } from '.
 import { Output } from '../output.js';
 import { EXIT, ExitError } from '../errors.js';
 import { defaultCacheRoot } from '../cache-home.js';
+import { KEEP_RUN_FILES, oldRunFolders, removeRunFolder } from '../run-files-gc.js';
 
-export async function gcCommand(file: string | undefined, flags: { dryRun?: boolean; cacheDir?: string }): Promise<number> {
+export async function gcCommand(file: string | undefined, flags: { dryRun?: boolean; cacheDir?: string; keepRuns?: number }): Promise<number> {
   let root: string;
   if (file) root = cacheRoot((await openPipeline(file, {})).pipeline, flags.cacheDir);
   else {
@@ -55,6 +57,11 @@ export async function gcCommand(file: string | undefined, flags: { dryRun?: bool
   for (const w of await cache.removeIdleWork(Boolean(flags.dryRun))) {
     removed++;
     out.line(`${flags.dryRun ? 'would remove' : 'removed'} work/${w}`);
+  }
+  for (const f of await oldRunFolders(root, cache.runsDir, cache.logsRoot, flags.keepRuns ?? KEEP_RUN_FILES)) {
+    removed++;
+    out.line(`${flags.dryRun ? 'would remove' : 'removed'} ${f.name}`);
+    if (!flags.dryRun) await removeRunFolder(f);
   }
   if (!flags.dryRun) await cache.sweepTemp();
   out.line(`${flags.dryRun ? 'would remove' : 'removed'} ${removed} entr${removed === 1 ? 'y' : 'ies'}, ${(freed / 1e6).toFixed(1)} MB; kept ${keep.size}`);
