@@ -19,6 +19,7 @@ import { selectBackend } from '../stages/vision/backend.js';
 import { saveModel } from '../stages/vision/model-io.js';
 import type { History } from '../stages/vision/train.js';
 import type { FrozenEngine } from '../stages/vision/frozen.js';
+import { darknetBlocks } from './helpers/darknet.js';
 import { artifactFromDir, makeTestContext, type TestContext, type TestContextOptions } from './helpers/stage-context.js';
 import { writeSyntheticSplit, writeTinyVggH5 } from './helpers/tiny-vgg.js';
 
@@ -371,23 +372,7 @@ function finetuneParams(over: Partial<FinetuneParams> & Pick<FinetuneParams, 'ba
 test('finetune: any tfjs layers backbone, cut at a named layer, new pooled head', async (t) => {
   // A darknet-shaped backbone: conv (no bias) + batch norm + leaky relu + max pool.
   const { tf } = await selectBackend('wasm');
-  const input = tf.input({ shape: [32, 32, 3], name: 'input_1' });
-  let x = input as ReturnType<typeof tf.input>;
-  for (const [i, f] of [8, 16].entries()) {
-    x = tf.layers
-      .conv2d({
-        name: `conv2d_${i + 1}`,
-        filters: f,
-        kernelSize: 3,
-        padding: 'same',
-        useBias: false,
-        kernelInitializer: tf.initializers.glorotUniform({ seed: i }),
-      })
-      .apply(x) as typeof x;
-    x = tf.layers.batchNormalization({ name: `batch_normalization_${i + 1}` }).apply(x) as typeof x;
-    x = tf.layers.leakyReLU({ name: `leaky_re_lu_${i + 1}`, alpha: 0.1 }).apply(x) as typeof x;
-    x = tf.layers.maxPooling2d({ name: `max_pooling2d_${i + 1}`, poolSize: 2, strides: 2 }).apply(x) as typeof x;
-  }
+  const { input, output: x } = darknetBlocks(tf);
   const top = tf.layers.conv2d({ name: 'conv2d_top', filters: 10, kernelSize: 1 }).apply(x) as typeof x;
   const out = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(top) as typeof x;
   const backbone = tf.model({ inputs: input, outputs: out });
