@@ -14,6 +14,7 @@ import { selectBackend } from '../stages/vision/backend.js';
 import { saveModel } from '../stages/vision/model-io.js';
 import { darknetBlocks } from './helpers/darknet.js';
 import { artifactFromDir, makeTestContext, type TestContext } from './helpers/stage-context.js';
+import { LEARNING_RUN } from './helpers/tiny-finetune.js';
 import { writeSyntheticSplit } from './helpers/tiny-vgg.js';
 
 let root: string;
@@ -36,16 +37,8 @@ function finetuneParams(over: Partial<FinetuneParams> & Pick<FinetuneParams, 'ba
     fit: 'fill',
     pooling: 'avg',
     dropout: 0.2,
-    use_sample: false,
-    epochs: 8,
-    batch_size: 8,
-    learning_rate: 0.01,
-    lr_schedule: 'constant',
-    optimizer: 'adam',
+    ...LEARNING_RUN,
     seed: 3,
-    validate_every_epoch: true,
-    backend: 'wasm',
-    engine: 'tfjs',
     ...over,
   };
 }

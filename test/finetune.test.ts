@@ -16,6 +16,7 @@ import { selectBackend } from '../stages/vision/backend.js';
 import type { History } from '../stages/vision/train.js';
 import type { FrozenEngine } from '../stages/vision/frozen.js';
 import { artifactFromDir, makeTestContext, type TestContext, type TestContextOptions } from './helpers/stage-context.js';
+import { LEARNING_RUN } from './helpers/tiny-finetune.js';
 import { writeSyntheticSplit, writeTinyVggH5 } from './helpers/tiny-vgg.js';
 
 let root: string;
@@ -56,16 +57,8 @@ function vggParams(over: Partial<FinetuneVgg16Params> = {}): FinetuneVgg16Params
     input_size: 32,
     trainable: 'predictions',
     fit: 'fill',
-    use_sample: false,
-    epochs: 8,
-    batch_size: 8,
-    learning_rate: 0.01,
-    lr_schedule: 'constant',
-    optimizer: 'adam',
+    ...LEARNING_RUN,
     seed: 1,
-    validate_every_epoch: true,
-    backend: 'wasm',
-    engine: 'tfjs',
     ...over,
   };
 }
