@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startSlurm, slurmUnavailable } from '../test/servers/slurm.js';
 import { startSshd, sshdUnavailable } from '../test/servers/sshd.js';
+import { slurmPipeline } from '../test/helpers/slurm-pipeline.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PIPE = path.join(REPO, 'bin/pipe.js');
@@ -30,23 +31,9 @@ function pipe(dir: string, args: string[], env: Record<string, string>): Promise
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr, ms: performance.now() - t0 })));
 }
 
+/** The Slurm tests' pipeline, its train stage placed by `host` (undefined: run here), without the stage after it. */
 function pipeline(host: string[] | undefined, work: string, params = ''): string {
-  return `name: bench
-${params}
-stages:
-  host:
-    uses: provision
-    with:
-${(host ?? ['provider: local']).map((l) => `      ${l}`).join('\n')}
-  data:
-    uses: command
-    with: { workdir: out, run: 'echo data > data.txt' }
-  train:
-    uses: command
-    inputs: { src: data${host ? ', host: host' : ''} }
-    ${host ? 'runs_on: host' : ''}
-    with: { workdir: out, run: ${JSON.stringify(work)} }
-`;
+  return slurmPipeline('', { name: 'bench', host: host ?? ['provider: local'], slurm: host !== undefined, work, params, after: false });
 }
 
 /** The train stage's duration (ms) in the newest run record. */

@@ -7,65 +7,14 @@ import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import type { StageContext, StageResult } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
-import type { BackendPref, Tf } from './vision/backend.js';
+import type { Tf } from './vision/backend.js';
 import type { FrozenEngine } from './vision/frozen.js';
 import type { Fit, PreprocessMode } from './vision/images.js';
-import type { EnginePref } from './vision/tfjs-engine.js';
-import type { DataSource, LrSchedule, OptimizerName } from './vision/train.js';
-import { OPTIMIZER_PARAM_SCHEMA } from './vision/optimizers.js';
+import type { DataSource } from './vision/train.js';
 import { lrFindRequest } from './lr-find-tool.js';
-import { KEEP_PARAM_SCHEMA, type KeepPolicy, type Monitor } from './vision/epoch-keeper.js';
-import type { AugmentParams, VariantPlan } from './vision/augment.js';
 import type { VariantRequest } from './vision/features.js';
-import type { UnfreezeParams } from './vision/unfreeze.js';
-
-/** Params every fine-tuning stage takes. */
-export interface TrainParams extends UnfreezeParams {
-  use_sample: boolean;
-  epochs: number;
-  batch_size: number;
-  learning_rate: number;
-  lr_schedule: LrSchedule;
-  optimizer: OptimizerName;
-  seed: number;
-  validate_every_epoch: boolean;
-  /** Schema defaults: best, val_loss, 0 (absent in params built by hand: the same). */
-  keep?: KeepPolicy;
-  monitor?: Monitor;
-  patience?: number;
-  backend: BackendPref;
-  engine: EnginePref;
-  /** Training-set augmentation (./vision/augment.ts); absent: none. */
-  augment?: Partial<AugmentParams>;
-}
-
-export const TRAIN_PARAM_SCHEMA: Record<string, Record<string, unknown>> = {
-  use_sample: { type: 'boolean', default: false, description: "Train on the split's `sample/` folders (a quick check) instead of the full train/valid sets." },
-  epochs: { type: 'integer', minimum: 1, default: 3, description: 'Passes over the training set.' },
-  batch_size: { type: 'integer', minimum: 1, default: 64, description: 'Images per training step.' },
-  learning_rate: { type: 'number', exclusiveMinimum: 0, default: 0.001, description: 'Step size of the optimizer.' },
-  lr_schedule: {
-    enum: ['constant', 'cosine'],
-    default: 'constant',
-    description:
-      '`constant`, or `cosine`: the step size falls from `learning_rate` to near 0 along a half cosine over all the steps of all epochs (annealing).',
-  },
-  optimizer: OPTIMIZER_PARAM_SCHEMA,
-  seed: { type: 'integer', default: 42, description: 'Seeds the new layers, the shuffles and dropout.' },
-  validate_every_epoch: { type: 'boolean', default: true, description: 'Validate after every epoch (else only after the last).' },
-  ...KEEP_PARAM_SCHEMA,
-  backend: {
-    enum: ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'],
-    default: 'auto',
-    description: 'TensorFlow.js backend for training: `auto` takes the first that loads of tfjs-node-gpu, tfjs-node, wasm, cpu. Not part of the cache key.',
-  },
-  engine: {
-    enum: ['auto', 'onnx', 'tfjs'],
-    default: 'auto',
-    description:
-      'What computes the frozen layers and trains the rest: ONNX Runtime on every core (`auto` uses it where it loads and has the layers) or tfjs on `backend`. Not part of the cache key.',
-  },
-};
+import type { TrainParams } from './finetune-params.js';
+import { imageSource } from './vision/image-source.js';
 
 /** The network to fine-tune, as a stage prepared it. */
 export interface PreparedModel {
@@ -368,39 +317,6 @@ function keptNote(h: { kept?: { policy: string; reason: string }; early_stop?: {
 /** `onnx (cpu, 2 threads)` or `tfjs (wasm)`: what the summary line says trained. */
 function trainedOn(d: Record<string, unknown>): string {
   return d['engine'] === 'onnx' ? `onnx (${String(d['provider'])}, ${String(d['threads'])} threads)` : `tfjs (${String(d['backend'])})`;
-}
-
-/** Training rows straight from images (nothing frozen: no feature cache). */
-function imageSource(
-  dir: string,
-  files: readonly string[],
-  labels: Int32Array,
-  pre: PreparedModel['preprocess'],
-  plan?: (row: number) => VariantPlan,
-): DataSource {
-  const [h, w] = pre.size;
-  const per = h * w * 3;
-  return {
-    count: files.length,
-    shape: [h, w, 3],
-    labels,
-    async rows(indices) {
-      const { decodeImage, preprocessInto } = await import('./vision/images.js');
-      const { decodeVariant } = await import('./vision/augment.js');
-      const out = new Float32Array(indices.length * per);
-      const limit = 4;
-      for (let s = 0; s < indices.length; s += limit) {
-        await Promise.all(
-          indices.slice(s, s + limit).map(async (r, j) => {
-            const file = path.join(dir, files[r]!);
-            const rgb = plan ? await decodeVariant(file, pre, plan(r)) : await decodeImage(file, { size: pre.size, fit: pre.fit });
-            preprocessInto(rgb, out, (s + j) * per, pre.mode);
-          }),
-        );
-      }
-      return out;
-    },
-  };
 }
 
 /** Hash of a local tfjs model (model.json + its weight files), for the cache key. */

@@ -8,7 +8,8 @@ import type { Stage } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
 import type { Fit, PreprocessMode } from './vision/images.js';
 import { lrFindTool } from './lr-find-tool.js';
-import { TRAIN_PARAM_SCHEMA, modelFilesHash, runFinetune, type TrainParams } from './finetune-flow.js';
+import { modelFilesHash, runFinetune } from './finetune-flow.js';
+import { TRAIN_PARAM_SCHEMA, type TrainParams } from './finetune-params.js';
 import { AUGMENT_PARAM_SCHEMA } from './vision/augment.js';
 import { UNFREEZE_PARAM_SCHEMA } from './vision/unfreeze.js';
 

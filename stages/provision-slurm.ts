@@ -5,7 +5,8 @@
 import path from 'node:path';
 import type { StageContext, StageResult } from '../runner/types.js';
 import { StageError } from '../runner/types.js';
-import type { HostInfo, ProvisionParams } from './provision.js';
+import type { HostInfo, ProvisionParams } from './provision-types.js';
+import { sshWaitTiming } from './provision-ssh.js';
 import { cacheRootOfWorkDir, hostClients, sshKeyPath } from '../runner/stage-api.js';
 
 /** Options pipe sets itself on every job: a user's sbatch_args may not change them. */
@@ -41,14 +42,7 @@ export async function provisionSlurm(ctx: StageContext<ProvisionParams>): Promis
   const sshKey = local ? undefined : sshKeyPath(p.ssh_key, ctx.pipelineDir);
   if (!local) {
     const { waitForSsh } = await hostClients.ssh();
-    const waitMs = p.ssh_wait_seconds * 1000;
-    const ssh = await waitForSsh({
-      host: p.address!,
-      port: p.ssh_port,
-      timeoutMs: waitMs,
-      intervalMs: Math.min(3000, Math.max(100, Math.floor(waitMs / 10))),
-      signal: ctx.signal,
-    });
+    const ssh = await waitForSsh({ host: p.address!, port: p.ssh_port, ...sshWaitTiming(p.ssh_wait_seconds), signal: ctx.signal });
     ctx.log.info(`SSH answers on the login node ${p.address}:${p.ssh_port} (${ssh.banner})`);
   }
   const where = local ? 'this machine' : `${p.ssh_user}@${p.address}`;

@@ -1,25 +1,22 @@
 // finetune-vgg16 and finetune on a tiny VGG-shaped net and a few dozen generated images (wasm
 // backend): weights served from a local HTTP server, the frozen-output cache reused across runs,
-// resume after an interrupted epoch. The real-photo transfer-learning check (darknet-tiny on
-// oxford-pets-730) runs when ../shared exists; see the last test.
+// resume after an interrupted epoch. `finetune` on other backbones: finetune-backbone.test.ts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { link, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { StageError, type Artifact } from '../runner/types.js';
 import { finetuneVgg16Stage, type FinetuneVgg16Params } from '../stages/finetune-vgg16.js';
-import { finetuneStage, type FinetuneParams } from '../stages/finetune.js';
 import { selectBackend } from '../stages/vision/backend.js';
-import { saveModel } from '../stages/vision/model-io.js';
 import type { History } from '../stages/vision/train.js';
 import type { FrozenEngine } from '../stages/vision/frozen.js';
 import { artifactFromDir, makeTestContext, type TestContext, type TestContextOptions } from './helpers/stage-context.js';
+import { LEARNING_RUN } from './helpers/tiny-finetune.js';
 import { writeSyntheticSplit, writeTinyVggH5 } from './helpers/tiny-vgg.js';
 
 let root: string;
@@ -60,16 +57,8 @@ function vggParams(over: Partial<FinetuneVgg16Params> = {}): FinetuneVgg16Params
     input_size: 32,
     trainable: 'predictions',
     fit: 'fill',
-    use_sample: false,
-    epochs: 8,
-    batch_size: 8,
-    learning_rate: 0.01,
-    lr_schedule: 'constant',
-    optimizer: 'adam',
+    ...LEARNING_RUN,
     seed: 1,
-    validate_every_epoch: true,
-    backend: 'wasm',
-    engine: 'tfjs',
     ...over,
   };
 }
@@ -344,126 +333,6 @@ test('frozen outputs: streamed to disk, and an interrupted computation resumes w
     for (const r of [a, b, onDisk]) await r.close();
     assert.equal(resumed.index.count, 64);
     await other.cleanup();
-  } finally {
-    await ctx.cleanup();
-  }
-});
-
-function finetuneParams(over: Partial<FinetuneParams> & Pick<FinetuneParams, 'backbone' | 'cut' | 'preprocess'>): FinetuneParams {
-  return {
-    fit: 'fill',
-    pooling: 'avg',
-    dropout: 0.2,
-    use_sample: false,
-    epochs: 8,
-    batch_size: 8,
-    learning_rate: 0.01,
-    lr_schedule: 'constant',
-    optimizer: 'adam',
-    seed: 3,
-    validate_every_epoch: true,
-    backend: 'wasm',
-    engine: 'tfjs',
-    ...over,
-  };
-}
-
-test('finetune: any tfjs layers backbone, cut at a named layer, new pooled head', async (t) => {
-  // A darknet-shaped backbone: conv (no bias) + batch norm + leaky relu + max pool.
-  const { tf } = await selectBackend('wasm');
-  const input = tf.input({ shape: [32, 32, 3], name: 'input_1' });
-  let x = input as ReturnType<typeof tf.input>;
-  for (const [i, f] of [8, 16].entries()) {
-    x = tf.layers
-      .conv2d({
-        name: `conv2d_${i + 1}`,
-        filters: f,
-        kernelSize: 3,
-        padding: 'same',
-        useBias: false,
-        kernelInitializer: tf.initializers.glorotUniform({ seed: i }),
-      })
-      .apply(x) as typeof x;
-    x = tf.layers.batchNormalization({ name: `batch_normalization_${i + 1}` }).apply(x) as typeof x;
-    x = tf.layers.leakyReLU({ name: `leaky_re_lu_${i + 1}`, alpha: 0.1 }).apply(x) as typeof x;
-    x = tf.layers.maxPooling2d({ name: `max_pooling2d_${i + 1}`, poolSize: 2, strides: 2 }).apply(x) as typeof x;
-  }
-  const top = tf.layers.conv2d({ name: 'conv2d_top', filters: 10, kernelSize: 1 }).apply(x) as typeof x;
-  const out = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(top) as typeof x;
-  const backbone = tf.model({ inputs: input, outputs: out });
-  const dir = path.join(root, 'backbone');
-  await saveModel(backbone, dir);
-  backbone.dispose();
-
-  const params = finetuneParams({ backbone: 'backbone/model.json', cut: 'max_pooling2d_2', preprocess: 'unit' });
-  const ctx = await makeTestContext(params, { inputs: { dataset }, pipelineDir: root });
-  try {
-    const result = (await finetuneStage.run(ctx)) ?? {};
-    t.diagnostic(`val_accuracy ${result.metrics!['val_accuracy']}, val_loss ${result.metrics!['val_loss']}`);
-    assert.ok(result.metrics!['val_accuracy']! >= 0.8, `val_accuracy ${result.metrics!['val_accuracy']}`);
-    const ft = await readJson<Record<string, unknown>>(ctx, 'finetune.json');
-    assert.equal(ft['cut'], 'max_pooling2d_2');
-    assert.deepEqual(ft['head'], { pooling: 'avg', dropout: 0.2 });
-    assert.deepEqual(await readJson(ctx, 'preprocess.json'), { mode: 'unit', size: [32, 32], fit: 'fill' });
-    const topology = JSON.stringify((await readJson<{ modelTopology: unknown }>(ctx, 'model.json')).modelTopology);
-    assert.match(topology, /finetune_predictions/);
-    assert.doesNotMatch(topology, /conv2d_top/); // the backbone's old top is gone
-    const key = await finetuneStage.keyExtra!(params, root);
-    assert.ok(JSON.stringify(key).length > 64);
-  } finally {
-    await ctx.cleanup();
-  }
-  const missing = await makeTestContext(finetuneParams({ backbone: 'backbone/model.json', cut: 'nope', preprocess: 'unit' }), {
-    inputs: { dataset },
-    pipelineDir: root,
-  });
-  await assert.rejects(finetuneStage.run(missing), /has no layer 'nope'/);
-  await missing.cleanup();
-});
-
-// Transfer learning on real photos: Tiny Darknet (ImageNet-trained) frozen up to its last
-// leaky ReLU (7x7x128), a new head (global average pooling, dropout, Dense(2)), oxford-pets-730
-// split 584/146. About 10 s on 2 cores with the ONNX engine (~50 s if it falls back to tfjs
-// wasm), so it runs whenever ../shared is there, and skips with a message otherwise.
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const SHARED = path.resolve(REPO, '../shared');
-const PETS = path.join(SHARED, 'datasets/oxford-pets-730');
-const DARKNET = path.join(SHARED, 'models/darknet-tiny/model.json');
-const realSkip = !existsSync(PETS) || !existsSync(DARKNET) ? `${path.relative(REPO, SHARED)}/datasets/oxford-pets-730 or models/darknet-tiny is absent` : false;
-
-test('finetune: darknet-tiny transfers to real cat/dog photos', { skip: realSkip, timeout: 600_000 }, async (t) => {
-  const dir = path.join(root, 'pets');
-  const files: Record<string, string[]> = { train: [], valid: [], 'sample/train': [], 'sample/valid': [], test: [] };
-  for (const cls of ['cat', 'dog']) {
-    const names = (await readdir(path.join(PETS, cls))).filter((n) => /\.jpe?g$/i.test(n)).sort();
-    // Every 5th image goes to valid: 584 train / 146 valid.
-    for (const [i, name] of names.entries()) {
-      const split = i % 5 === 2 ? 'valid' : 'train';
-      const rel = `${split}/${cls}/${name}`;
-      await mkdir(path.join(dir, split, cls), { recursive: true });
-      await link(path.join(PETS, cls, name), path.join(dir, rel)).catch(async () => writeFile(path.join(dir, rel), await readFile(path.join(PETS, cls, name))));
-      files[split]!.push(rel);
-    }
-  }
-  await writeFile(path.join(dir, 'split.json'), JSON.stringify({ version: 1, classes: ['cat', 'dog'], seed: 0, counts: {}, files, excluded: [] }));
-  const params = finetuneParams({
-    backbone: DARKNET,
-    cut: 'leaky_re_lu_15',
-    preprocess: 'unit',
-    engine: 'auto',
-    backend: 'auto',
-    epochs: 8,
-    batch_size: 32,
-    learning_rate: 0.003,
-  });
-  const ctx = await makeTestContext(params, { inputs: { dataset: artifactFromDir(dir, 'dataset', 'split') } });
-  try {
-    const result = (await finetuneStage.run(ctx)) ?? {};
-    const acc = result.metrics!['val_accuracy']!;
-    t.diagnostic(
-      `darknet-tiny on oxford-pets-730: ${files['train']!.length} train / ${files['valid']!.length} valid, val_accuracy ${acc.toFixed(4)}, val_loss ${result.metrics!['val_loss']!.toFixed(4)}, backend ${String(result.meta!['backend'])}, engine ${String(result.meta!['engine'])}, timings ${JSON.stringify(result.meta!['timings'])}`,
-    );
-    assert.ok(acc >= 0.85, `val_accuracy ${acc}`);
   } finally {
     await ctx.cleanup();
   }

@@ -15,6 +15,7 @@ import { selectBackend } from '../stages/vision/backend.js';
 import { loadModel, saveModel } from '../stages/vision/model-io.js';
 import { buildVgg } from '../stages/vision/vgg16.js';
 import { describeMultipliers, layerMultipliers, unfreezeCut } from '../stages/vision/unfreeze.js';
+import { darknetBlocks } from './helpers/darknet.js';
 import { artifactFromDir, makeTestContext } from './helpers/stage-context.js';
 import { tinyFinetuneParams } from './helpers/tiny-finetune.js';
 import { writeSyntheticSplit } from './helpers/tiny-vgg.js';
@@ -103,23 +104,7 @@ for (const engine of ['onnx', 'tfjs'] as const) {
 
 test('finetune unfreeze: a backbone layer ONNX cannot train falls back to tfjs naming it; the layers below stay unchanged', async () => {
   const { tf } = await selectBackend('cpu');
-  const input = tf.input({ shape: [32, 32, 3], name: 'input_1' });
-  let x = input as ReturnType<typeof tf.input>;
-  for (const [i, f] of [8, 16].entries()) {
-    x = tf.layers
-      .conv2d({
-        name: `conv2d_${i + 1}`,
-        filters: f,
-        kernelSize: 3,
-        padding: 'same',
-        useBias: false,
-        kernelInitializer: tf.initializers.glorotUniform({ seed: i }),
-      })
-      .apply(x) as typeof x;
-    x = tf.layers.batchNormalization({ name: `batch_normalization_${i + 1}` }).apply(x) as typeof x;
-    x = tf.layers.leakyReLU({ name: `leaky_re_lu_${i + 1}`, alpha: 0.1 }).apply(x) as typeof x;
-    x = tf.layers.maxPooling2d({ name: `max_pooling2d_${i + 1}`, poolSize: 2, strides: 2 }).apply(x) as typeof x;
-  }
+  const { input, output: x } = darknetBlocks(tf);
   const backbone = tf.model({ inputs: input, outputs: x });
   await saveModel(backbone, path.join(root, 'backbone'));
   const before = layerWeights(backbone);

@@ -102,6 +102,19 @@ async function withCtx(fn: (ctx: TestContext<unknown>) => Promise<void>): Promis
   }
 }
 
+/** fetchWeights as a stage calls it: the test context's log, progress and signal, the quick timings. */
+function fetchWith(ctx: TestContext<unknown>, o: { url: string; dest: string; md5?: string }): ReturnType<typeof fetchWeights> {
+  return fetchWeights({ ...o, log: ctx.log, progress: ctx.progress, signal: ctx.signal, ...quick });
+}
+
+/** Some log line matches `re` (else the failure shows the whole log). */
+function assertLogged(ctx: TestContext<unknown>, re: RegExp): void {
+  assert.ok(
+    ctx.logs.some((l) => re.test(l)),
+    ctx.logs.join('\n'),
+  );
+}
+
 function requestsFor(mode: string): typeof seen {
   return seen.filter((r) => r.path.startsWith(`/${mode}/`));
 }
@@ -142,15 +155,7 @@ test('the superblock check: a complete file passes; a cut-short one or not-HDF5 
 
 test('a connection dropped midway is resumed with Range, not restarted; the log names the cause', net, async () => {
   await withCtx(async (ctx) => {
-    const got = await fetchWeights({
-      url: `${base}/drop/w.h5`,
-      dest: path.join(ctx.workDir, 'w.h5'),
-      md5,
-      log: ctx.log,
-      progress: ctx.progress,
-      signal: ctx.signal,
-      ...quick,
-    });
+    const got = await fetchWith(ctx, { url: `${base}/drop/w.h5`, dest: path.join(ctx.workDir, 'w.h5'), md5 });
     assert.equal(got.digest, md5);
     assert.equal(got.resumes, 1);
     const gets = requestsFor('drop');
@@ -159,10 +164,7 @@ test('a connection dropped midway is resumed with Range, not restarted; the log 
     assert.match(gets[1]!.range ?? '', /^bytes=[1-9]\d*-$/);
     assert.equal(gets[1]!.status, 206);
     assert.ok(gets[1]!.headers['if-range'], 'the resume is guarded by If-Range');
-    assert.ok(
-      ctx.logs.some((l) => /w\.h5: the connection was lost .*retrying \(resuming at \d+ bytes\)/.test(l)),
-      ctx.logs.join('\n'),
-    );
+    assertLogged(ctx, /w\.h5: the connection was lost .*retrying \(resuming at \d+ bytes\)/);
     assert.ok(!ctx.logs.some((l) => /TypeError|terminated/.test(l)), ctx.logs.join('\n'));
     assert.deepEqual(await readFile(path.join(ctx.workDir, 'w.h5')), weights);
   });
@@ -171,57 +173,28 @@ test('a connection dropped midway is resumed with Range, not restarted; the log 
 test('a stalled server is abandoned after the stall timeout and the download resumes', net, async () => {
   await withCtx(async (ctx) => {
     const started = Date.now();
-    const got = await fetchWeights({
-      url: `${base}/stall/w.h5`,
-      dest: path.join(ctx.workDir, 'w.h5'),
-      md5,
-      log: ctx.log,
-      progress: ctx.progress,
-      signal: ctx.signal,
-      ...quick,
-    });
+    const got = await fetchWith(ctx, { url: `${base}/stall/w.h5`, dest: path.join(ctx.workDir, 'w.h5'), md5 });
     assert.equal(got.digest, md5);
     assert.ok(Date.now() - started < 10_000);
     const gets = requestsFor('stall');
     assert.equal(gets.length, 2);
     assert.match(gets[1]!.range ?? '', /^bytes=[1-9]\d*-$/);
-    assert.ok(
-      ctx.logs.some((l) => /w\.h5: no data for 0\.5 s; retrying/.test(l)),
-      ctx.logs.join('\n'),
-    );
+    assertLogged(ctx, /w\.h5: no data for 0\.5 s; retrying/);
   });
 });
 
 test('HTTP 503 is retried; a 404 and an md5 mismatch are one line each', net, async () => {
   await withCtx(async (ctx) => {
-    const got = await fetchWeights({
-      url: `${base}/flaky/w.h5`,
-      dest: path.join(ctx.workDir, 'w.h5'),
-      md5,
-      log: ctx.log,
-      progress: ctx.progress,
-      signal: ctx.signal,
-      ...quick,
-    });
+    const got = await fetchWith(ctx, { url: `${base}/flaky/w.h5`, dest: path.join(ctx.workDir, 'w.h5'), md5 });
     assert.equal(got.digest, md5);
-    assert.ok(
-      ctx.logs.some((l) => /HTTP 503 .*retrying/.test(l)),
-      ctx.logs.join('\n'),
-    );
+    assertLogged(ctx, /HTTP 503 .*retrying/);
     await assert.rejects(
-      fetchWeights({
-        url: `${base}/ok/missing.h5?sig=x`,
-        dest: path.join(ctx.workDir, 'm.h5'),
-        log: ctx.log,
-        progress: ctx.progress,
-        signal: ctx.signal,
-        ...quick,
-      }),
+      fetchWith(ctx, { url: `${base}/ok/missing.h5?sig=x`, dest: path.join(ctx.workDir, 'm.h5') }),
       (e: Error) => e instanceof StageError && e.message === `cannot download ${base}/ok/missing.h5: HTTP 404 Not Found from ${base}/ok/missing.h5`,
     );
     const dest = path.join(ctx.workDir, 'bad.h5');
     await assert.rejects(
-      fetchWeights({ url: `${base}/ok/w.h5`, dest, md5: '0'.repeat(32), log: ctx.log, progress: ctx.progress, signal: ctx.signal, ...quick }),
+      fetchWith(ctx, { url: `${base}/ok/w.h5`, dest, md5: '0'.repeat(32) }),
       (e: Error) =>
         e instanceof StageError &&
         e.message === `bad.h5: md5 mismatch: expected ${'0'.repeat(32)}, got ${md5} (${weights.length} bytes received; the file was deleted)`,
@@ -274,10 +247,7 @@ test('an interrupted download keeps its partial file in the work dir; the next r
     const gets = seen.slice(from);
     assert.equal(gets.length, 1);
     assert.equal(gets[0]!.range, 'bytes=1000-');
-    assert.ok(
-      ctx.logs.some((l) => /w\.h5: resuming at 1000 bytes/.test(l)),
-      ctx.logs.join('\n'),
-    );
+    assertLogged(ctx, /w\.h5: resuming at 1000 bytes/);
   });
 });
 
@@ -286,7 +256,7 @@ test('a cut-short file left under the final name by an older pipe is not taken a
     const dest = path.join(ctx.workDir, 'w.h5');
     await writeFile(dest, weights.subarray(0, 5000));
     const from = seen.length;
-    const got = await fetchWeights({ url: `${base}/ok/w.h5`, dest, log: ctx.log, progress: ctx.progress, signal: ctx.signal, ...quick });
+    const got = await fetchWith(ctx, { url: `${base}/ok/w.h5`, dest });
     assert.equal(got.requests, 1);
     assert.equal(seen.length, from + 1);
     assert.deepEqual(await readFile(dest), weights);

@@ -1,7 +1,7 @@
 // layout: random: which labelled images hold out for validation: a count, 0 or a fraction of
 // them, per class (stratify) or from the pool, or whole groups of them (group_pattern: groups.ts).
 import { StageError } from '../../runner/types.js';
-import type { SplitParams } from '../split.js';
+import type { SplitParams } from './params.js';
 import { apportion, byCodePoint, shuffle } from '../random.js';
 import type { Found } from './find.js';
 import { groupedSplit, type GroupedSplit } from './groups.js';

@@ -12,7 +12,7 @@ import { lockScript } from '../../runner/hosts/install-lock.js';
 import { killGroup, spawnPipe, waitGroupGone, type Spawned } from './faults.js';
 import { Rig } from './rig.js';
 import { pipeline } from '../helpers/remote-host-pipeline.js';
-import { startSshd, sshdUnavailable, type Sshd } from '../servers/sshd.js';
+import { startSshd, sshdUnavailable } from '../servers/sshd.js';
 
 const skip = sshdUnavailable();
 const WAITING = /train \| waiting for another pipe's install on 127\.0\.0\.1 to finish \(pipe pid \d+ on \S+ since \S+\)/;
@@ -30,13 +30,27 @@ async function firstMatching(runs: readonly Spawned[], re: RegExp, timeoutMs: nu
 }
 
 /**
- * Two projects placing stages on one host dir. Their data differ: the same stage key run by two
- * runs at once on one host dir would share its job folder there (not what this test is about).
+ * Two projects placing stages on one host dir (outside both: each run syncs its project there),
+ * both run at once; `check` judges the two runs (a's first). Their data differ: the same stage
+ * key run by two runs at once on one host dir would share its job folder there (not what this
+ * test is about).
  */
-async function writeProjects(sshd: Sshd, ws: string, a: Rig, b: Rig): Promise<void> {
-  for (const rig of [a, b]) await rig.write('notes.txt', 'project file\n');
-  await a.write('p.yaml', pipeline(sshd, ws));
-  await b.write('p.yaml', pipeline(sshd, ws).replace('echo hello world > data.txt', 'echo hello there > data.txt'));
+async function twoRunsOnOneHost(check: (runs: Spawned[], rigs: readonly [Rig, Rig]) => Promise<void>): Promise<void> {
+  const sshd = await startSshd();
+  const a = await Rig.create();
+  const b = await Rig.create();
+  try {
+    const ws = await mkdtemp(path.join(os.tmpdir(), 'pipe-shared-host-'));
+    after(() => rm(ws, { recursive: true, force: true }));
+    for (const rig of [a, b]) await rig.write('notes.txt', 'project file\n');
+    await a.write('p.yaml', pipeline(sshd, ws));
+    await b.write('p.yaml', pipeline(sshd, ws).replace('echo hello world > data.txt', 'echo hello there > data.txt'));
+    await check([spawnPipe(a.dir, ['run', 'p.yaml']), spawnPipe(b.dir, ['run', 'p.yaml'])], [a, b]);
+  } finally {
+    await sshd.close();
+    await a.cleanup();
+    await b.cleanup();
+  }
 }
 
 test('the install lock script waits for the holder and says whom it waits for', () => {
@@ -49,15 +63,7 @@ test('the install lock script waits for the holder and says whom it waits for', 
 });
 
 test('two runs installing pipe onto the same host at once: one installs, the other waits for it and reuses it', { skip, timeout: 600_000 }, async () => {
-  const sshd = await startSshd();
-  const a = await Rig.create();
-  const b = await Rig.create();
-  try {
-    // The host's dir, outside both projects (each run syncs its project there).
-    const ws = await mkdtemp(path.join(os.tmpdir(), 'pipe-shared-host-'));
-    after(() => rm(ws, { recursive: true, force: true }));
-    await writeProjects(sshd, ws, a, b);
-    const runs = [spawnPipe(a.dir, ['run', 'p.yaml']), spawnPipe(b.dir, ['run', 'p.yaml'])];
+  await twoRunsOnOneHost(async (runs, [a, b]) => {
     const [ra, rb] = await Promise.all(runs.map((r) => r.done));
     const both = `${ra!.stderr}\n----\n${rb!.stderr}`;
     assert.equal(ra!.code, 0, both);
@@ -66,23 +72,11 @@ test('two runs installing pipe onto the same host at once: one installs, the oth
     assert.equal([ra!, rb!].filter((r) => WAITING.test(r.stderr)).length, 1, `the other run waited:\n${both}`);
     assert.equal(await a.read('.pipe/latest/remote/shout/loud.txt'), 'HELLO WORLD\nPROJECT FILE\n');
     assert.equal(await b.read('.pipe/latest/remote/shout/loud.txt'), 'HELLO THERE\nPROJECT FILE\n');
-  } finally {
-    await sshd.close();
-    await a.cleanup();
-    await b.cleanup();
-  }
+  });
 });
 
 test('a run killed while it holds the host install lock frees it: the waiting run installs and finishes', { skip, timeout: 600_000 }, async () => {
-  const sshd = await startSshd();
-  const a = await Rig.create();
-  const b = await Rig.create();
-  try {
-    // The host's dir, outside both projects (each run syncs its project there).
-    const ws = await mkdtemp(path.join(os.tmpdir(), 'pipe-shared-host-'));
-    after(() => rm(ws, { recursive: true, force: true }));
-    await writeProjects(sshd, ws, a, b);
-    const runs = [spawnPipe(a.dir, ['run', 'p.yaml']), spawnPipe(b.dir, ['run', 'p.yaml'])];
+  await twoRunsOnOneHost(async (runs, [a, b]) => {
     const waiter = await firstMatching(runs, WAITING, 120_000);
     assert.ok(waiter !== undefined, `neither run waited:\n${runs.map((r) => r.stderr()).join('\n----\n')}`);
     const holder = runs[1 - waiter]!;
@@ -92,9 +86,5 @@ test('a run killed while it holds the host install lock frees it: the waiting ru
     const r = await runs[waiter]!.done;
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await [a, b][waiter]!.read('.pipe/latest/remote/shout/loud.txt'), ['HELLO WORLD\nPROJECT FILE\n', 'HELLO THERE\nPROJECT FILE\n'][waiter]);
-  } finally {
-    await sshd.close();
-    await a.cleanup();
-    await b.cleanup();
-  }
+  });
 });

@@ -1,6 +1,7 @@
 // The pipeline of the Slurm end-to-end tests: a `provision` stage for the test cluster (this
 // machine submits, or a login node over the loopback sshd), a local stage, a stage placed on
 // the cluster (a batch job) and a local one after it; with slurm: false the same run locally.
+// bench/slurm.ts times the same pipeline placed on the cluster, over ssh and here (`host`).
 import type { Sshd } from '../servers/sshd.js';
 
 export interface SlurmPipelineOptions {
@@ -15,6 +16,10 @@ export interface SlurmPipelineOptions {
   /** A `params:` block the stages may use. */
   readonly params?: string;
   readonly name?: string;
+  /** The provision stage's params in place of the Slurm cluster's (another placement: ssh, local). */
+  readonly host?: readonly string[];
+  /** false: no local stage after the placed one. */
+  readonly after?: boolean;
 }
 
 export const DEFAULT_WORK = 'echo job-log-line; tr a-z A-Z < "$PIPE_IN_SRC/data.txt" > out.txt; cat "$PIPE_PIPELINE_DIR/notes.txt" >> out.txt';
@@ -24,7 +29,12 @@ export function slurmPipeline(workspace: string, opts: SlurmPipelineOptions = {}
   const login = opts.login
     ? ['address: 127.0.0.1', 'ssh_user: root', `ssh_port: ${opts.login.port}`, `ssh_key: ${opts.login.userKey}`, 'ssh_wait_seconds: 5']
     : [];
-  const hostLines = ['provider: slurm', `remote_dir: ${workspace}`, 'cpus: 1', ...login, ...(opts.hostParams ?? [])];
+  const hostLines = opts.host ?? ['provider: slurm', `remote_dir: ${workspace}`, 'cpus: 1', ...login, ...(opts.hostParams ?? [])];
+  const after = `  after:
+    uses: command
+    inputs: { t: train }
+    with: { workdir: out, run: 'cat "$PIPE_IN_T/out.txt" > copy.txt' }
+`;
   return `name: ${opts.name ?? 'cluster'}
 ${opts.params ?? ''}
 stages:
@@ -40,9 +50,5 @@ ${hostLines.map((l) => `      ${l}`).join('\n')}
     inputs: { src: data${placed ? ', host: cluster' : ''} }
     ${placed ? 'runs_on: cluster' : ''}
     with: { workdir: out, run: ${JSON.stringify(opts.work ?? DEFAULT_WORK)} }
-  after:
-    uses: command
-    inputs: { t: train }
-    with: { workdir: out, run: 'cat "$PIPE_IN_T/out.txt" > copy.txt' }
-`;
+${opts.after === false ? '' : after}`;
 }

@@ -4,10 +4,10 @@
 // why not where it cannot start. Commands see the cluster through SLURM_CONF (env()).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, writeFile, mkdir, rm, readFile } from 'node:fs/promises';
-import net from 'node:net';
+import { mkdtemp, writeFile, mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, sleep, stopByPidFile } from './daemon.js';
 
 const DAEMONS = ['/usr/sbin/slurmctld', '/usr/sbin/slurmd', '/usr/sbin/munged'];
 const CLIENTS = ['sbatch', 'squeue', 'scontrol', 'scancel', 'sinfo', 'munge', 'unmunge'];
@@ -29,19 +29,6 @@ export function slurmUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (slurmd and munged are started as root here)';
   return undefined;
 }
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function mungeWorks(): boolean {
   const r = spawnSync('sh', ['-c', 'munge -n | unmunge'], { stdio: 'ignore' });
@@ -123,24 +110,7 @@ export async function startSlurm(opts: SlurmOptions = {}): Promise<Slurm> {
     env: () => env,
     cmd,
     async close() {
-      for (const pidFile of ['slurmd.pid', 'slurmctld.pid']) {
-        const pid = Number((await readFile(path.join(dir, pidFile), 'utf8').catch(() => '')).trim());
-        if (pid > 0) {
-          try {
-            process.kill(pid, 'SIGTERM');
-          } catch {
-            // already gone
-          }
-          for (let i = 0; i < 30; i++) {
-            try {
-              process.kill(pid, 0);
-              await sleep(100);
-            } catch {
-              break;
-            }
-          }
-        }
-      }
+      for (const pidFile of ['slurmd.pid', 'slurmctld.pid']) await stopByPidFile(path.join(dir, pidFile));
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -6,6 +6,7 @@ import { mkdtemp, writeFile, mkdir, rm, chmod } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './daemon.js';
 
 export const SSHD = '/usr/sbin/sshd';
 
@@ -26,17 +27,6 @@ export function sshdUnavailable(): string | undefined {
   }
   if (process.getuid?.() !== 0) return 'needs root (sshd with a private config runs as root here)';
   return undefined;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
 }
 
 async function waitForPort(port: number, ms: number): Promise<void> {

@@ -9,7 +9,7 @@
 // (no network here). A wrong `ami_type` fails with ParameterNotFound and a hint to list them.
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { StageError } from '../../types.js';
-import type { AwsConnection } from './ec2.js';
+import type { AwsConnection } from './connection.js';
 import { describeAwsError } from './errors.js';
 
 export const DEFAULT_AMI_TYPE = 'base-oss-nvidia-driver-gpu-ubuntu-22.04';

@@ -9,7 +9,8 @@ import type * as tf from '@tensorflow/tfjs';
 import type * as Ort from 'onnxruntime-node';
 import { checkRunArgs, type FrozenEngine } from '../frozen.js';
 import { noteDevice } from '../../../runner/stage-api.js';
-import { chainFingerprint, convertToOnnx, UnsupportedLayerError, type ConvertOptions } from './convert.js';
+import { convertToOnnx, UnsupportedLayerError } from './convert.js';
+import { chainFingerprint, type ConvertOptions } from './chain.js';
 
 export type OnnxProvider = 'cpu' | 'cuda' | 'auto';
 
