@@ -1,7 +1,10 @@
 // predict's throughput against the frozen pass it is built on: VGG16 (random weights, a 2-way
 // head on block5_pool) on N generated 500x375 photos at 224x224. The frozen pass is what
-// finetune runs (cachedFeatures: decode + preprocess + conv base); predict adds its decode
-// check, the head, predictions.csv and the picture page. Fresh caches for both: no reuse.
+// finetune runs (cachedFeatures: decode + preprocess + conv base); predict adds loading the
+// model artifact, the head, predictions.csv and the picture page (its frozen pass is its decode
+// check). Fresh caches for both: no reuse. Besides wall time, the process CPU time of each
+// (all threads): on a machine shared with other work the wall ratio swings with their load,
+// the CPU ratio much less.
 //   node dist/bench/predict.js [N=1000]      (VGG16 on 2 cores: about 10 img/s, so minutes)
 // `npm run bench` runs it too (`npm run bench -- predict` alone).
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -53,6 +56,7 @@ async function main(n: number): Promise<object> {
 
     // 1. The frozen pass, as finetune runs it.
     let engineName = '';
+    const fc0 = process.cpuUsage();
     const f0 = performance.now();
     const engine = await openFrozenEngine(choice.tf, model, 'block5_pool', {
       engine: 'auto',
@@ -82,6 +86,7 @@ async function main(n: number): Promise<object> {
       await engine.dispose();
     }
     const frozenS = (performance.now() - f0) / 1000;
+    const frozenCpu = cpuSeconds(fc0);
 
     // 2. The predict stage on the same photos, fresh caches.
     const artifact = (dir: string, kind: 'model' | 'files') => ({
@@ -121,25 +126,37 @@ async function main(n: number): Promise<object> {
       lineage: [],
       runId: 'bench',
     };
+    const pc0 = process.cpuUsage();
     const p0 = performance.now();
     const r = await predictStage.run(ctx);
     const predictS = (performance.now() - p0) / 1000;
+    const predictCpu = cpuSeconds(pc0);
+    const meta = r?.meta ?? {};
     return {
       images: n,
       size: '224x224',
       model: 'VGG16 conv base (random weights) + 2-way head, cut block5_pool',
       backend: choice.backend,
       engine: engineName,
-      predict_engine: (r?.meta ?? {})['engine'],
+      predict_engine: meta['engine'],
+      predict_decoded: meta['decoded'],
       cores: os.availableParallelism(),
       frozen_pass_img_per_s: round(n / frozenS, 2),
       predict_img_per_s: round(n / predictS, 2),
       predict_vs_frozen: round(frozenS / predictS, 3),
+      frozen_pass_cpu_s: round(frozenCpu, 2),
+      predict_cpu_s: round(predictCpu, 2),
+      predict_vs_frozen_cpu: round(frozenCpu / predictCpu, 3),
       loadavg: os.loadavg().map((x) => round(x, 2)),
     };
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+}
+
+function cpuSeconds(since: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1e6;
 }
 
 /** For `npm run bench` (bench/index.ts): 1,000 photos, or PIPE_BENCH_PREDICT_IMAGES. */

@@ -88,27 +88,38 @@ export const predictStage: Stage<PredictParams> = {
     const listed = await listImages(images.dir, from, exts);
     if (listed.length === 0) throw new StageError(`predict: no images under '${from || '.'}' of the input (extensions ${p.extensions.join(', ')})`);
 
-    const { decodeCheck } = await import('./split/io.js');
-    const bad = await decodeCheck(ctx, images.dir, listed);
-    const files = listed.filter((f) => !bad.has(f));
-    const excluded = [...bad].map(([file, reason]) => ({ file, reason })).sort((a, b) => byCodePoint(a.file, b.file));
-    if (files.length === 0)
-      throw new StageError(`predict: none of the ${listed.length} images under '${from || '.'}' decodes`, `e.g. ${excluded[0]!.file}: ${excluded[0]!.reason}`);
-
     const { readModelArtifact } = await import('./vision/model-artifact.js');
     const { stagePredictor } = await import('./vision/predictor.js');
     const artifact = await readModelArtifact(modelArt.dir);
     const classes = artifact.classes;
+    // With a frozen part, its pass is the decode check (each photo decoded once, cached ones not
+    // at all); a model trained whole checks every file first, as split does.
+    let bad = new Map<string, string>();
+    if (!artifact.finetune.cut) {
+      const { decodeCheck } = await import('./split/io.js');
+      bad = await decodeCheck(ctx, images.dir, listed);
+      if (bad.size === listed.length) noneDecodes(listed.length, from, bad);
+    }
     const { predictor, backend, dispose } = await stagePredictor(ctx, artifact, p);
     const t0 = performance.now();
+    let files: string[];
     let probs: Float32Array[];
     try {
       // The set is named after the folder: a dataset's `valid` or `test` shares evaluate's cache entries.
-      probs = await predictor.predict({ name: from || '.', dir: images.dir, contentHash: images.contentHash, files }, p.batch_size, p.tta ?? 'none');
+      const set = { name: from || '.', dir: images.dir, contentHash: images.contentHash };
+      if (artifact.finetune.cut) {
+        ({ files, probs, undecodable: bad } = await predictor.predictUnchecked({ ...set, files: listed }, p.batch_size, p.tta ?? 'none'));
+        warnLeftOut(ctx.log, bad);
+        if (files.length === 0) noneDecodes(listed.length, from, bad);
+      } else {
+        files = listed.filter((f) => !bad.has(f));
+        probs = await predictor.predict({ ...set, files }, p.batch_size, p.tta ?? 'none');
+      }
     } finally {
       await dispose();
     }
     const seconds = (performance.now() - t0) / 1000;
+    const excluded = [...bad].map(([file, reason]) => ({ file, reason })).sort((a, b) => byCodePoint(a.file, b.file));
 
     const { argmax } = await import('./vision/train.js');
     const { csvField, formatProb } = await import('./evaluate-metrics.js');
@@ -146,6 +157,8 @@ export const predictStage: Stage<PredictParams> = {
         cut: artifact.finetune.cut,
         count: rows.length,
         frozen_computed: predictor.frozenComputed,
+        // Images decoded by this run (TTA variants included): with a frozen part, only those whose frozen outputs were not cached.
+        decoded: artifact.finetune.cut ? predictor.frozenComputed : listed.length,
         corrupt: excluded.length,
         per_class: perClass,
         seconds,
@@ -155,3 +168,15 @@ export const predictStage: Stage<PredictParams> = {
     };
   },
 };
+
+function noneDecodes(count: number, from: string, bad: ReadonlyMap<string, string>): never {
+  const [file, reason] = [...bad].sort((a, b) => byCodePoint(a[0], b[0]))[0]!;
+  throw new StageError(`predict: none of the ${count} images under '${from || '.'}' decodes`, `e.g. ${file}: ${reason}`);
+}
+
+/** The files left out, as split's decode check says them (the first ten). */
+function warnLeftOut(log: { warn(m: string): void }, bad: ReadonlyMap<string, string>): void {
+  const sorted = [...bad].sort((a, b) => byCodePoint(a[0], b[0]));
+  for (const [file, reason] of sorted.slice(0, 10)) log.warn(`left out ${file}: ${reason}`);
+  if (sorted.length > 10) log.warn(`... and ${sorted.length - 10} more corrupt files (listed in predict.json)`);
+}

@@ -145,6 +145,8 @@ test('predict on a new folder: the photos the model has seen cost nothing, one n
   const ref = await predict(dataset, { from: 'valid' });
   try {
     assert.equal(ctx.meta['frozen_computed'], 1, 'only the new photo went through the frozen part');
+    assert.equal(ctx.meta['decoded'], 1, 'only the new photo was decoded');
+    assert.ok(!ctx.logs.some((l) => /decode check/.test(l)), 'no separate decode check');
     assert.ok(
       ctx.logs.some((l) => /frozen outputs: \.: 24 of 25 images already computed \(same photos in an earlier set\), 1 to compute/.test(l)),
       ctx.logs.join('\n'),
@@ -163,6 +165,51 @@ test('predict on a new folder: the photos the model has seen cost nothing, one n
     const again = await predict(artifactFromDir(dir, 'files', 'images'));
     try {
       assert.equal(again.meta['frozen_computed'], 0);
+    } finally {
+      await again.cleanup();
+    }
+  } finally {
+    await ctx.cleanup();
+    await ref.cleanup();
+  }
+});
+
+test('predict decodes each photo once (the frozen pass is the decode check): the same predictions.csv, and corrupt files left out with the reasons a lone check gives', async () => {
+  const clean = path.join(root, 'once-clean');
+  const dirty = path.join(root, 'once-dirty');
+  await mkdir(clean, { recursive: true });
+  await mkdir(dirty, { recursive: true });
+  for (const f of files['test']!) {
+    await copyFile(path.join(dataset.dir, f), path.join(clean, path.basename(f)));
+    await copyFile(path.join(dataset.dir, f), path.join(dirty, path.basename(f)));
+  }
+  const jpeg = await readFile(path.join(clean, '1.jpg'));
+  await writeFile(path.join(dirty, '0-truncated.jpg'), jpeg.subarray(0, Math.floor(jpeg.length / 2)));
+  await writeFile(path.join(dirty, 'not-a-jpeg.jpg'), 'not a jpeg');
+  await writeFile(path.join(dirty, 'same-bytes.jpg'), 'not a jpeg'); // the same bytes: left out too
+  await writeFile(path.join(dirty, 'empty.png'), '');
+  const { checkImage } = await import('../stages/vision/decode-check.js');
+  const ref = await predict(artifactFromDir(clean, 'files', 'images'));
+  const ctx = await predict(artifactFromDir(dirty, 'files', 'images'));
+  try {
+    assert.equal(await readFile(path.join(ctx.outDir, 'predictions.csv'), 'utf8'), await readFile(path.join(ref.outDir, 'predictions.csv'), 'utf8'));
+    const excluded = (JSON.parse(await readFile(path.join(ctx.outDir, 'predict.json'), 'utf8')) as { excluded: { file: string; reason: string }[] }).excluded;
+    const expected = [];
+    for (const file of ['0-truncated.jpg', 'empty.png', 'not-a-jpeg.jpg', 'same-bytes.jpg'])
+      expected.push({ file, reason: await checkImage(path.join(dirty, file)) });
+    assert.deepEqual(excluded, expected);
+    assert.equal(expected[1]!.reason, 'empty file');
+    // The six good photos' frozen outputs are cached (the first test predicted them): only the
+    // three distinct corrupt ones were decoded (the two equal ones are one), once each.
+    assert.equal(ctx.meta['decoded'], 3);
+    assert.ok(!ctx.logs.some((l) => /decode check/.test(l)), ctx.logs.join('\n'));
+    assert.ok(ctx.logs.includes(`warn: left out 0-truncated.jpg: ${expected[0]!.reason}`), ctx.logs.join('\n'));
+    // Again: everything from the cache, nothing decoded, the same files left out.
+    const again = await predict(artifactFromDir(dirty, 'files', 'images'));
+    try {
+      assert.equal(again.meta['decoded'], 0);
+      assert.equal(await readFile(path.join(again.outDir, 'predict.json'), 'utf8'), await readFile(path.join(ctx.outDir, 'predict.json'), 'utf8'));
+      assert.equal(await readFile(path.join(again.outDir, 'predictions.csv'), 'utf8'), await readFile(path.join(ref.outDir, 'predictions.csv'), 'utf8'));
     } finally {
       await again.cleanup();
     }

@@ -6,15 +6,16 @@
 // Epochs, re-runs with other head parameters, and evaluate all read the same entry; another set
 // with some of the same photos (predict on a new folder) copies their rows (feature-reuse.ts).
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, open, readFile, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import type { Progress } from '../../runner/types.js';
 import type { FrozenEngine } from './frozen.js';
-import { loadBatches, type Fit, type PreprocessMode } from './images.js';
+import type { Fit, PreprocessMode } from './images.js';
 import type { DerivedFn } from './tfjs-engine.js';
 import { readSplitFile, type DatasetSplit } from '../dataset-contract.js';
-import { featureFamily, imageHashes, knownRows, RowCopier, type RowSource } from './feature-reuse.js';
+import { featureFamily, imageHashes, knownRows } from './feature-reuse.js';
+import { assembleRows, computeRows } from './feature-compute.js';
 
 /** Bump when the feature file layout or its computation changes. */
 const FEATURES_VERSION = 1;
@@ -92,9 +93,11 @@ export interface FeatureIndex {
   readonly files: readonly string[];
   readonly engine: Readonly<Record<string, unknown>>;
   readonly seconds: number;
-  /** What a row depends on besides the image (feature-reuse.ts), and each row's image sha256. */
+  /** What a row depends on besides the image (feature-reuse.ts), and each row's image sha256 (null: undecodable). */
   readonly family?: string;
-  readonly sha256?: readonly string[];
+  readonly sha256?: readonly (string | null)[];
+  /** With `skipUndecodable`: the files that did not decode (file -> reason); their rows are meaningless. */
+  readonly undecodable?: Readonly<Record<string, string>>;
   /** How many rows the build computed (the others were copied from earlier sets). */
   readonly computed?: number;
   /** Augmented sets: rows per file; row `copy * files.length + i` is variant `copy` of file i. */
@@ -135,6 +138,13 @@ export interface FeatureRequest {
   readonly resumeDir?: string;
   /** Compute augmented variants of the files (copy-major rows) instead of the files. */
   readonly variants?: VariantRequest;
+  /**
+   * A file that does not decode is listed in the index's `undecodable` (with the reason a lone
+   * decode check gives) and gets a meaningless row, instead of failing the pass: the frozen
+   * pass is the decode check, so each photo is decoded once (predict on an unchecked folder).
+   * Not with `variants`.
+   */
+  readonly skipUndecodable?: boolean;
 }
 
 export function featureKey(
@@ -228,6 +238,9 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
             toCompute.length === r.files.length ? target : path.join(out, 'computed.f32'),
           )
         : undefined;
+    // Files with the bytes of one that did not decode did not decode either.
+    const badHash = new Map([...(fresh?.undecodable ?? [])].map(([f, reason]) => [hashes[r.files.indexOf(f)]!, reason]));
+    const undecodable = Object.fromEntries(r.files.flatMap((f, i) => (badHash.has(hashes[i]!) ? [[f, badHash.get(hashes[i]!)!]] : [])));
     const shape = fresh?.shape ?? known.shape ?? (await r.engine()).outputShape; // the last: an empty set
     if (fresh?.file !== target) await assembleRows(target, hashes, known.rows, slot, fresh?.file, shape.reduce((a, b) => a * b, 1) * 4);
     const seconds = (performance.now() - t0) / 1000;
@@ -240,165 +253,16 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
       engine: fresh?.engine ?? known.engine ?? {},
       seconds,
       family,
-      sha256: hashes,
+      sha256: hashes.map((h) => (badHash.has(h) ? null : h)), // never reused as a photo's row
       computed: toCompute.length,
+      ...(badHash.size > 0 ? { undecodable } : {}),
     };
     await writeFile(path.join(out, 'index.json'), JSON.stringify(index));
   });
   const index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as FeatureIndex;
+  if (index.undecodable && !r.skipUndecodable) throw new Error(`${dir}: the frozen outputs list undecodable images, which this set cannot have`);
   if (!built) r.log(`${label}: ${index.count} images from the cache`);
   return { dir, index, built, computed };
 }
 
-/**
- * The frozen outputs of `files` (dataset-relative) into `target`, through the engine; resumable.
- * With `r.variants`: `copies` rows per file, row `copy * files.length + i` variant `copy` of file i.
- */
-async function computeRows(
-  r: FeatureRequest,
-  files: readonly string[],
-  key: unknown,
-  target: string,
-): Promise<{ file: string; shape: readonly number[]; engine: Record<string, unknown> }> {
-  const t0 = performance.now();
-  const engine = await r.engine();
-  const rowBytes = engine.outputShape.reduce((a, b) => a * b, 1) * 4;
-  const variants = r.variants;
-  const n = files.length;
-  const rows = n * (variants?.copies ?? 1);
-  const label = variants ? `augmented outputs: ${r.split} (${variants.copies} per image)` : `frozen outputs: ${r.split}`;
-  // Named by what it holds: the key and the list computed (which depends on what was found).
-  const tag = createHash('sha256').update(JSON.stringify(key)).update(files.join('\n')).digest('hex').slice(0, 24);
-  const file = r.resumeDir ? path.join(r.resumeDir, `features-${tag}.f32`) : target;
-  let done = 0;
-  if (r.resumeDir) {
-    await mkdir(r.resumeDir, { recursive: true });
-    const size = await stat(file).then(
-      (st) => st.size,
-      () => 0,
-    );
-    done = Math.min(rows, Math.floor(size / rowBytes));
-    await writeFile(file, '', { flag: 'a' });
-    await truncate(file, done * rowBytes); // drop a half-written row
-    if (done > 0) r.log(`${label}: resuming after ${done} of ${rows} images`);
-  }
-  const bar = r.progress(label, rows, done);
-  const fh = await open(file, r.resumeDir ? 'a' : 'w');
-  const first = done;
-  try {
-    const from = done;
-    const abs = Array.from({ length: rows - done }, (_, k) => path.join(r.datasetDir, files[(from + k) % n]!));
-    for await (const batch of loadBatches(abs, {
-      ...(variants ? { decode: (file: string, k: number) => variants.decode(file, files[(from + k) % n]!, Math.floor((from + k) / n)) } : {}),
-      size: r.preprocess.size,
-      fit: r.preprocess.fit,
-      preprocess: r.preprocess.mode,
-      batchSize: r.batchSize,
-      concurrency: r.concurrency ?? 4,
-      signal: r.signal,
-      reuseBuffers: true, // each batch is run through the engine before the next is taken
-    })) {
-      const y = await engine.run(batch.data, batch.count);
-      await fh.write(new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
-      done += batch.count;
-      const secs = (performance.now() - t0) / 1000;
-      bar.update(done, `${((done - first) / secs).toFixed(1)} img/s`);
-    }
-  } finally {
-    await fh.close();
-  }
-  if (file !== target) {
-    await rename(file, target).catch(async (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EXDEV') throw e;
-      await copyFile(file, target);
-      await rm(file, { force: true });
-    });
-  }
-  bar.done(`${rows} images, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  return { file: target, shape: engine.outputShape, engine: { name: engine.name, ...engine.detail } };
-}
-
-/** The set's rows in file order into `target`: each from an earlier entry or from the computed file (then removed). */
-async function assembleRows(
-  target: string,
-  hashes: readonly string[],
-  known: ReadonlyMap<string, RowSource>,
-  slot: ReadonlyMap<string, number>,
-  computed: string | undefined,
-  rowBytes: number,
-): Promise<void> {
-  const copier = new RowCopier(rowBytes);
-  const out = await open(target, 'w');
-  const row = new Uint8Array(rowBytes);
-  try {
-    for (const h of hashes) {
-      const src = known.get(h) ?? { file: computed!, row: slot.get(h)! };
-      await copier.read(src, row);
-      await out.write(row);
-    }
-  } finally {
-    await out.close();
-    await copier.close();
-  }
-  if (computed) await rm(computed, { force: true });
-}
-
-/** Above this the rows are read from disk per batch instead of held in memory. */
-const IN_MEMORY_BYTES = 256 * 1024 * 1024;
-
-/** Random access to the rows of a feature file. */
-export class FeatureReader {
-  private constructor(
-    readonly index: FeatureIndex,
-    readonly rowFloats: number,
-    private readonly memory: Float32Array | null,
-    private readonly fh: FileHandle | null,
-  ) {}
-
-  static async open(set: FeatureSet, inMemoryBytes = IN_MEMORY_BYTES): Promise<FeatureReader> {
-    const file = path.join(set.dir, 'features.f32');
-    const rowFloats = set.index.shape.reduce((a, b) => a * b, 1);
-    const expected = set.index.count * rowFloats * 4;
-    const size = (await stat(file)).size;
-    if (size !== expected) throw new Error(`${file}: ${size} bytes, index.json says ${expected}`);
-    if (size <= inMemoryBytes) {
-      const buf = await readFile(file);
-      const floats = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-      return new FeatureReader(set.index, rowFloats, floats, null);
-    }
-    return new FeatureReader(set.index, rowFloats, null, await open(file, 'r'));
-  }
-
-  get count(): number {
-    return this.index.count;
-  }
-
-  /** The rows at `indices`, in that order, concatenated. */
-  async rows(indices: readonly number[]): Promise<Float32Array> {
-    const n = this.rowFloats;
-    const out = new Float32Array(indices.length * n);
-    if (this.memory) {
-      indices.forEach((r, i) => out.set(this.memory!.subarray(r * n, (r + 1) * n), i * n));
-      return out;
-    }
-    // Read runs of consecutive rows with one call each.
-    const order = indices.map((r, i) => [r, i] as const).sort((a, b) => a[0] - b[0]);
-    const bytes = new Uint8Array(out.buffer);
-    for (let k = 0; k < order.length;) {
-      let end = k + 1;
-      while (end < order.length && order[end]![0] === order[end - 1]![0] + 1) end++;
-      const first = order[k]![0];
-      const runRows = end - k;
-      const tmp = new Uint8Array(runRows * n * 4);
-      const { bytesRead } = await this.fh!.read(tmp, 0, tmp.byteLength, first * n * 4);
-      if (bytesRead !== tmp.byteLength) throw new Error('feature file truncated');
-      for (let j = 0; j < runRows; j++) bytes.set(tmp.subarray(j * n * 4, (j + 1) * n * 4), order[k + j]![1] * n * 4);
-      k = end;
-    }
-    return out;
-  }
-
-  async close(): Promise<void> {
-    await this.fh?.close();
-  }
-}
+export { FeatureReader } from './feature-reader.js';

@@ -64,8 +64,34 @@ export class Predictor {
     return averageTta(plain, await this.predictRows(set, batchSize, variants), variants.copies);
   }
 
-  /** The rows of `set`'s images, or of their `variants` (copy-major). */
-  private async predictRows(set: ImageSet, batchSize: number, variants?: VariantRequest): Promise<Float32Array[]> {
+  /**
+   * `predict` on files nobody has checked (a folder of new photos): the frozen pass is the decode
+   * check, so each photo is decoded once, and photos whose frozen outputs are cached are not
+   * decoded at all. The files that decode with their probabilities, and the others with the
+   * reason. Needs a frozen part (a model with a cut): without one, check the files first.
+   */
+  async predictUnchecked(
+    set: ImageSet,
+    batchSize: number,
+    tta: Tta = 'none',
+  ): Promise<{ files: string[]; probs: Float32Array[]; undecodable: Map<string, string> }> {
+    if (!this.o.artifact.finetune.cut) throw new Error('predictUnchecked needs a model with a frozen part');
+    const undecodable = new Map<string, string>();
+    const plain = await this.predictRows(set, batchSize, undefined, undecodable);
+    const files = set.files.filter((f) => !undecodable.has(f));
+    if (tta === 'none' || files.length === 0) return { files, probs: plain, undecodable };
+    const { ttaVariants, averageTta } = await import('./tta.js');
+    const trainedWith = this.o.artifact.finetune['augment'] as Parameters<typeof ttaVariants>[1];
+    const variants = ttaVariants(tta, trainedWith, this.o.artifact.preprocess)!;
+    const probs = averageTta(plain, await this.predictRows({ ...set, files }, batchSize, variants), variants.copies);
+    return { files, probs, undecodable };
+  }
+
+  /**
+   * The rows of `set`'s images, or of their `variants` (copy-major). With `undecodable` (frozen
+   * part only, no variants): files that do not decode are put there and have no row.
+   */
+  private async predictRows(set: ImageSet, batchSize: number, variants?: VariantRequest, undecodable?: Map<string, string>): Promise<Float32Array[]> {
     const out: Float32Array[] = [];
     if (set.files.length === 0) return out;
     const total = set.files.length * (variants?.copies ?? 1);
@@ -96,16 +122,20 @@ export class Predictor {
         log: this.o.log,
         signal: this.o.signal,
         resumeDir: path.join(this.o.workDir, 'features'),
+        ...(undecodable && !variants ? { skipUndecodable: true } : {}),
       };
       const features = await cachedFeatures(request).catch(asStageError);
       this.engineName = String(features.index.engine['name'] ?? this.engineName);
       this.frozenComputed += features.computed;
+      for (const [f, reason] of Object.entries(features.index.undecodable ?? {})) undecodable?.set(f, reason);
+      // The rows of the files that decoded (all of them, without undecodable ones).
+      const good = Array.from({ length: total }, (_, i) => i).filter((i) => !undecodable?.has(set.files[i % set.files.length]!));
       const reader = await FeatureReader.open(features);
       try {
-        const head = (this.runner ??= await this.openLast(headModel(tf, model, cut)));
-        for (let s = 0; s < total; s += batchSize) {
-          const idx = Array.from({ length: Math.min(batchSize, total - s) }, (_, i) => s + i);
-          rows(await head.run(await reader.rows(idx), idx.length), idx.length);
+        const head = good.length > 0 ? (this.runner ??= await this.openLast(headModel(tf, model, cut))) : undefined;
+        for (let s = 0; s < good.length; s += batchSize) {
+          const idx = good.slice(s, s + batchSize);
+          rows(await head!.run(await reader.rows(idx), idx.length), idx.length);
         }
       } finally {
         await reader.close();
