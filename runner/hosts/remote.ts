@@ -262,7 +262,7 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
  * that computed on the CPU of a host with a GPU carries the reason as a warning, which the run
  * summary shows.
  */
-function withDevice(result: StageResult, where: string, host: HostRuntime, log: Logger): StageResult {
+export function withDevice(result: StageResult, where: string, host: HostRuntime, log: Logger): StageResult {
   const device = typeof result.meta?.['device'] === 'string' ? (result.meta['device'] as string) : undefined;
   if (device) log.info(`computed on ${device}`);
   const onGpu = device !== undefined && /cuda|tensorflow-gpu/.test(device);

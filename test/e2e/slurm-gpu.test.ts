@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { Rig, REPO } from './rig.js';
 import { slurmPipeline, type SlurmPipelineOptions } from '../helpers/slurm-pipeline.js';
 import { startSlurm, slurmUnavailable, type Slurm } from '../servers/slurm.js';
 import { startSshd, sshdUnavailable } from '../servers/sshd.js';
+import { installKey } from '../../runner/hosts/install.js';
 
 const skip = slurmUnavailable() ?? (spawnSync('sh', ['-c', 'command -v nvidia-smi']).status === 0 ? 'this machine has an nvidia-smi of its own' : undefined);
 let slurm: Slurm;
@@ -122,11 +123,24 @@ describe('Slurm GPU', { concurrency: 2 }, () => {
       const ws = await mkdtemp(path.join(os.tmpdir(), 'pipe-slurm-ws-'));
       // ONNX Runtime's CUDA download goes to a closed port: offline, also where CI has internet.
       const offline = { GLOBAL_AGENT_HTTPS_PROXY: 'http://127.0.0.1:9' };
-      const gpuLogin = await startSshd({ env: { ...slurm.env(), ...offline, PIPE_TEST_GPU_BIN: fakeBin } });
       const cpuLogin = await startSshd({ env: { ...slurm.env(), ...offline } });
-      const gpuRig = await setup({ login: gpuLogin }, ws);
+      const gpuLogin = await startSshd({ env: { ...slurm.env(), ...offline, PIPE_TEST_GPU_BIN: fakeBin } });
       const cpuRig = await setup({ login: cpuLogin }, ws);
+      const gpuRig = await setup({ login: gpuLogin }, ws);
       try {
+        // The CPU install is made to look done already (this checkout's packages, linked, and its
+        // marker): one real npm ci per test is enough, and the GPU half below does it.
+        const modules = path.join(ws, 'tool', 'node_modules');
+        await mkdir(modules, { recursive: true });
+        for (const name of await readdir(path.join(REPO, 'node_modules'))) await symlink(path.join(REPO, 'node_modules', name), path.join(modules, name));
+        await writeFile(path.join(modules, `.pipe-installed-${await installKey()}-cpu`), '');
+        const c = await cpuRig.run(['run', 'p.yaml'], slurm.env());
+        assert.equal(c.code, 0, c.stderr);
+        assert.match(c.stderr, /cluster \| GPU probe of the default partition \(gres gpu:1\), Slurm job \d+: no GPU/);
+        assert.doesNotMatch(c.stderr, /installed pipe's dependencies/);
+        assert.equal(existsSync(path.join(ws, 'tool-cuda12')), false, 'no CUDA install for nodes without a GPU');
+        assert.equal(await cpuRig.read('.pipe/latest/cluster/after/copy.txt'), 'HELLO WORLD\nproject file\n');
+
         const r = await gpuRig.run(['run', 'p.yaml'], slurm.env());
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stderr, /cluster \| GPU probe of the default partition \(gres gpu:1\), Slurm job \d+: 1x Tesla T4 on node/);
@@ -138,13 +152,9 @@ describe('Slurm GPU', { concurrency: 2 }, () => {
           new RegExp(`! train ran on the CPU of ${PLACE} \\(1x Tesla T4\\): ONNX Runtime's CUDA provider could not be installed`),
         );
         assert.equal(await gpuRig.read('.pipe/latest/cluster/after/copy.txt'), 'HELLO WORLD\nproject file\n');
-
-        const c = await cpuRig.run(['run', 'p.yaml'], slurm.env());
-        assert.equal(c.code, 0, c.stderr);
-        assert.match(c.stderr, /cluster \| GPU probe of the default partition \(gres gpu:1\), Slurm job \d+: no GPU/);
-        assert.match(c.stderr, /train \| installed pipe's dependencies on 127\.0\.0\.1 \(CPU build\)/);
-        // One folder per variant on the shared filesystem: neither install rewrote the other.
+        // One folder per variant on the shared filesystem: the CUDA install left the CPU one alone.
         assert.deepEqual((await readdir(ws)).filter((d) => d.startsWith('tool')).sort(), ['tool', 'tool-cuda12']);
+        assert.ok(existsSync(path.join(modules, `.pipe-installed-${await installKey()}-cpu`)));
       } finally {
         await gpuLogin.close();
         await cpuLogin.close();
