@@ -81,16 +81,20 @@ export async function provisionSlurm(ctx: StageContext<ProvisionParams>): Promis
     ...(p.sbatch_args?.length ? { sbatchArgs: p.sbatch_args } : {}),
   };
   // The GPUs a job gets are a compute node's, not the login node's: a probe job asks one (cached).
+  // `gpu: cpu` installs for the CPU whatever the nodes have: nothing to ask then.
   const { computeGpu, describeComputeGpu } = await hostClients.slurmGpu();
-  const gpuProbe = await computeGpu({
-    target,
-    where,
-    cluster: facts.cluster,
-    request,
-    cacheDir: path.join(cacheRootOfWorkDir(ctx.workDir), 'slurm'),
-    log: ctx.log,
-    signal: ctx.signal,
-  });
+  const gpuProbe =
+    p.gpu === 'cpu'
+      ? undefined
+      : await computeGpu({
+          target,
+          where,
+          cluster: facts.cluster,
+          request,
+          cacheDir: path.join(cacheRootOfWorkDir(ctx.workDir), 'slurm'),
+          log: ctx.log,
+          signal: ctx.signal,
+        });
   const host: HostInfo = {
     provider: 'slurm',
     address: p.address ?? 'localhost',

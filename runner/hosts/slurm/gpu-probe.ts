@@ -68,6 +68,8 @@ export function probeCommand(r: SlurmRequest): string {
 export async function runProbeJob(t: SshTarget, cluster: string, r: SlurmRequest, signal?: AbortSignal): Promise<ComputeGpu> {
   const res = await captureText(t, probeCommand(r), signal);
   if (signal?.aborted) throw new StageError('interrupted');
+  if (res.exitCode === 255 && !t.local && !res.out)
+    throw new StageError(`cannot reach the Slurm login node ${t.address} over ssh for the GPU probe job: ${res.err.split('\n').pop() || 'exit 255'}`);
   const lines = res.out.split('\n');
   const get = (k: string): string | undefined =>
     lines
