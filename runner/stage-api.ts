@@ -16,6 +16,7 @@ export const hostClients = {
   ssh: () => import('./hosts/ec2/ssh-wait.js'),
   ec2: () => import('./hosts/ec2/client.js'),
   slurm: () => import('./hosts/slurm/cluster.js'),
+  slurmGpu: () => import('./hosts/slurm/gpu-probe.js'),
   install: () => import('./hosts/install.js'),
 };
 /** The `pipe:cache` tag of a cache, and the cache root of a stage's work dir. */

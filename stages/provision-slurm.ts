@@ -74,6 +74,21 @@ export async function provisionSlurm(ctx: StageContext<ProvisionParams>): Promis
     ...(p.qos ? { qos: p.qos } : {}),
     ...(p.sbatch_args?.length ? { sbatchArgs: p.sbatch_args } : {}),
   };
+  // The GPUs a job gets are a compute node's, not the login node's: a probe job asks one (cached).
+  // `gpu: cpu` installs for the CPU whatever the nodes have: nothing to ask then.
+  const { computeGpu, describeComputeGpu } = await hostClients.slurmGpu();
+  const gpuProbe =
+    p.gpu === 'cpu'
+      ? undefined
+      : await computeGpu({
+          target,
+          where,
+          cluster: facts.cluster,
+          request,
+          cacheDir: path.join(cacheRootOfWorkDir(ctx.workDir), 'slurm'),
+          log: ctx.log,
+          signal: ctx.signal,
+        });
   const host: HostInfo = {
     provider: 'slurm',
     address: p.address ?? 'localhost',
@@ -83,9 +98,9 @@ export async function provisionSlurm(ctx: StageContext<ProvisionParams>): Promis
     cpu: 'unknown',
     cores: p.cpus ?? 0,
     memoryGb: 0,
-    gpus: [],
+    gpus: gpuProbe?.gpus ?? [],
     backend: 'auto',
-    slurm: { cluster: facts.cluster, local, ...request },
+    slurm: { cluster: facts.cluster, local, ...request, ...(gpuProbe ? { gpuProbe } : {}) },
   };
   const asked = Object.entries(request)
     .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(' ') : String(v)}`)
@@ -93,8 +108,8 @@ export async function provisionSlurm(ctx: StageContext<ProvisionParams>): Promis
   return {
     host,
     result: {
-      summary: `slurm cluster ${facts.cluster} via ${where}${asked ? ` (${asked})` : ''}`,
-      meta: { provider: 'slurm', cluster: facts.cluster, ...(partition ? { partition: partition.name } : {}) },
+      summary: `slurm cluster ${facts.cluster} via ${where}${asked ? ` (${asked})` : ''}${gpuProbe ? `; job GPUs: ${describeComputeGpu(gpuProbe)}` : ''}`,
+      meta: { provider: 'slurm', cluster: facts.cluster, ...(partition ? { partition: partition.name } : {}), ...(gpuProbe ? { gpuProbe } : {}) },
     },
   };
 }

@@ -24,6 +24,8 @@ export interface HostProbe {
   /** Folders holding libcudart.so.12 and libcudnn.so.9, when found. */
   readonly cuda12?: string;
   readonly cudnn?: string;
+  /** The pipe at `pipe_path` has ONNX Runtime's CUDA provider (asked only with a pipe_path). */
+  readonly pipeCuda: boolean;
 }
 
 const ARCH: Record<string, string> = { x86_64: 'x64', amd64: 'x64', aarch64: 'arm64', arm64: 'arm64' };
@@ -33,17 +35,33 @@ export function nodeHome(root: string, version: string, arch: string): string {
   return `${root}/node/node-v${version}-linux-${arch}`;
 }
 
-export function probeScript(root: string, version: string): string {
+/**
+ * The GPU part of the probe: `gpu=<name>` per GPU `nvidia-smi -L` lists, and the folders of the
+ * CUDA 12 / cuDNN 9 libraries. Also run alone on a Slurm compute node (slurm/gpu-probe.ts), where
+ * the login node's answer would say nothing about the GPUs a job gets.
+ */
+export function gpuProbeLines(): string[] {
   const libDirs =
     '/usr/local/cuda-12*/lib64 /usr/local/cuda-12*/lib /usr/local/cuda-12*/targets/*/lib /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64';
+  return [
+    'command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | sed -n "s/^GPU [0-9]*: \\(.*\\) (UUID.*$/gpu=\\1/p; s/^GPU [0-9]*: \\([^(]*\\)$/gpu=\\1/p"',
+    `for d in ${libDirs}; do [ -e "$d/libcudart.so.12" ] && echo "cuda12=$d"; [ -e "$d/libcudnn.so.9" ] && echo "cudnn=$d"; done`,
+  ];
+}
+
+/** Where onnxruntime-node keeps the CUDA provider it downloads (linux x64 only), under a pipe installation. */
+export const ORT_CUDA_LIB = 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so';
+
+/** `pipePath`: an existing pipe installation, asked whether it has ONNX Runtime's CUDA provider. */
+export function probeScript(root: string, version: string, pipePath?: string): string {
   return [
     'echo "os=$(uname -s)"',
     'echo "arch=$(uname -m)"',
     'v=$(node -v 2>/dev/null) && echo "node=$v"',
     'npm --version >/dev/null 2>&1 && echo "npm=yes"',
     `for b in ${shq(`${root}/node/node-v${version}-linux-`)}*/bin; do "$b/node" -v >/dev/null 2>&1 && echo "bootstrapped=$b"; done`,
-    'command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | sed -n "s/^GPU [0-9]*: \\(.*\\) (UUID.*$/gpu=\\1/p; s/^GPU [0-9]*: \\([^(]*\\)$/gpu=\\1/p"',
-    `for d in ${libDirs}; do [ -e "$d/libcudart.so.12" ] && echo "cuda12=$d"; [ -e "$d/libcudnn.so.9" ] && echo "cudnn=$d"; done`,
+    ...gpuProbeLines(),
+    ...(pipePath ? [`[ -e ${shq(`${pipePath}/${ORT_CUDA_LIB}`)} ] && echo "pipe-cuda=yes"`] : []),
     'true',
   ].join('\n');
 }
@@ -64,6 +82,7 @@ export function parseProbe(lines: readonly string[]): HostProbe {
     gpus: get('gpu').filter(Boolean),
     ...(cuda12 ? { cuda12 } : {}),
     ...(cudnn ? { cudnn } : {}),
+    pipeCuda: get('pipe-cuda').length > 0,
   };
 }
 

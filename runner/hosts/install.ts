@@ -12,6 +12,7 @@ import { StageError, type Logger } from '../types.js';
 import { hashOf } from '../canonical.js';
 import { rsyncUp, shq, sshRun, type SshTarget } from './ssh.js';
 import { lockHostInstall } from './install-lock.js';
+import { ORT_CUDA_LIB } from './host-probe.js';
 
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -23,6 +24,8 @@ export interface InstallOptions {
   readonly where: string;
   /** pipe's directory on the host. */
   readonly root: string;
+  /** The install's folder under root ('tool' unless given: a Slurm cluster keeps one per variant). */
+  readonly toolName?: string;
   /** Prepended to PATH for npm (a Node that pipe bootstrapped there), if any. */
   readonly nodeBinDir?: string;
   readonly log: Logger;
@@ -40,8 +43,6 @@ export async function installKey(): Promise<string> {
 /** What the install put there: the CPU build, or ONNX Runtime's CUDA 12 provider too. */
 export type InstallVariant = 'cpu' | 'cuda12';
 
-/** Where onnxruntime-node keeps the CUDA provider it downloads (linux x64 only). */
-const ORT_CUDA_LIB = 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so';
 const CUDA_FAILED = 'node_modules/.pipe-cuda-failed';
 const TFJS_GPU_FAILED = 'node_modules/.pipe-tfjs-gpu-failed';
 
@@ -111,7 +112,7 @@ const inFlight = new Map<string, Promise<Installed>>();
 
 /** Sync pipe to the host and install it there (once per lockfile and variant). */
 export function installPipe(o: InstallOptions, variant: InstallVariant): Promise<Installed> {
-  const id = `${o.target.user}@${o.target.address}:${o.target.port}:${o.root}:${variant}`;
+  const id = `${o.target.user}@${o.target.address}:${o.target.port}:${o.root}:${o.toolName ?? 'tool'}:${variant}`;
   let p = inFlight.get(id);
   if (!p) {
     p = doInstall(o, variant);
@@ -132,7 +133,7 @@ async function doInstall(o: InstallOptions, variant: InstallVariant): Promise<In
 }
 
 async function syncAndInstall(o: InstallOptions, variant: InstallVariant): Promise<Installed> {
-  const toolDir = path.posix.join(o.root, 'tool');
+  const toolDir = path.posix.join(o.root, o.toolName ?? 'tool');
   o.log.debug(`syncing pipe to ${o.where}:${toolDir}`);
   // .npmrc is this checkout's npm setup, not the host's: the install passes what it needs itself.
   await o.sync('syncing pipe to the host', () =>

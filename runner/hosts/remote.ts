@@ -11,7 +11,8 @@ import { decodeLine, type Job } from './job.js';
 import { rsyncDown, rsyncUp, shq, sshRun, type SshTarget } from './ssh.js';
 import { hashOf } from '../canonical.js';
 import { sparseOf } from '../sparse.js';
-import { prepareHost, type GpuMode, type HostRuntime } from './prepare.js';
+import { prepareHost, type GpuMode, type HostRuntime, type JobNodes } from './prepare.js';
+import { asksGpu } from './slurm/gpu-probe.js';
 import { secretsLine } from '../secrets.js';
 import type { SlurmCluster } from './slurm/request.js';
 
@@ -111,6 +112,7 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
     ...(p.nodeVersion ? { nodeVersion: p.nodeVersion } : {}),
     ...(p.nodeDistUrl ? { nodeDistUrl: p.nodeDistUrl } : {}),
     ...(p.gpu ? { gpu: p.gpu } : {}),
+    ...(p.slurm ? { jobNodes: jobNodesOf(p.slurm) } : {}),
   });
 
   // The project (relative paths in params) and the inputs, each input once per content hash.
@@ -260,14 +262,37 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
  * that computed on the CPU of a host with a GPU carries the reason as a warning, which the run
  * summary shows.
  */
-function withDevice(result: StageResult, where: string, host: HostRuntime, log: Logger): StageResult {
+export function withDevice(result: StageResult, where: string, host: HostRuntime, log: Logger): StageResult {
   const device = typeof result.meta?.['device'] === 'string' ? (result.meta['device'] as string) : undefined;
   if (device) log.info(`computed on ${device}`);
   const onGpu = device !== undefined && /cuda|tensorflow-gpu/.test(device);
   const gpuList = host.gpus.length ? `${host.gpus.length}x ${[...new Set(host.gpus)].join(', ')}` : 'no GPU';
-  const warning = host.cpuReason && !onGpu ? `ran on the CPU of ${where} (${gpuList}): ${host.cpuReason}` : undefined;
+  const place = host.gpuWhere.replace(/^host /, '');
+  // A Slurm job that asked for a GPU and whose engines said they ran on the CPU, for a reason
+  // pipe could not foresee, is said too: the GPU was paid for in the queue.
+  const warning =
+    host.cpuReason && !onGpu
+      ? `ran on the CPU of ${place} (${gpuList}): ${host.cpuReason}`
+      : host.gpuAsked && device && !onGpu
+        ? `computed on ${device} on ${place} although its Slurm job asked for ${host.gpuAsked}`
+        : undefined;
+  if (warning && !host.cpuReason) log.warn(warning);
   const meta = { ...result.meta, host: { address: where, gpus: host.gpus }, ...(warning ? { warnings: [warning] } : {}) };
   return { ...result, meta };
+}
+
+/** What provision's probe job learned of the cluster's compute nodes, as prepare.ts takes it. */
+function jobNodesOf(c: SlurmCluster): JobNodes {
+  const g = c.gpuProbe;
+  const asked = g ? (asksGpu(c) ?? 'a GPU') : undefined;
+  return {
+    where: `${c.partition ? `partition ${c.partition}` : 'the default partition'} of Slurm cluster ${c.cluster}`,
+    gpus: g?.gpus ?? [],
+    ...(asked ? { asked } : {}),
+    ...(g?.cuda12 ? { cuda12: g.cuda12 } : {}),
+    ...(g?.cudnn ? { cudnn: g.cudnn } : {}),
+    ...(g?.failed ? { failed: g.failed } : {}),
+  };
 }
 
 function tryJson(text: string): StageResult | undefined {

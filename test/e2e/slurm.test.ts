@@ -102,6 +102,10 @@ describe('Slurm', { concurrency: 4 }, () => {
         assert.ok(id, r.stderr);
         assert.match(r.stderr, new RegExp(`train \\| Slurm job ${id} (running|ran) on ${slurm.node}`));
         assert.match(r.stderr, /train \| job-log-line/, 'the job log is streamed back');
+        // No GPU asked: no probe job, and nothing about GPUs recorded.
+        assert.doesNotMatch(r.stderr, /GPU probe|probe job/);
+        assert.doesNotMatch(slurm.cmd(['scontrol', 'show', 'job', '-o']), /JobName=pipe-gpu-probe/);
+        assert.equal(JSON.parse(await rig.read('.pipe/latest/cluster/cluster/host.json')).slurm.gpuProbe, undefined);
         assert.equal(await rig.read('.pipe/latest/cluster/after/copy.txt'), 'HELLO WORLD\nproject file\n');
 
         const meta = await metaOf(rig, 'train');

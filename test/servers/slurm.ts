@@ -48,6 +48,12 @@ async function ensureMunge(): Promise<void> {
 export interface SlurmOptions {
   /** Extra slurm.conf lines. */
   readonly extra?: readonly string[];
+  /**
+   * The node offers one `gpu` gres (a count, no device), and a job whose environment has
+   * PIPE_TEST_GPU_BIN finds that folder first on its PATH (a TaskProlog): a stand-in nvidia-smi
+   * there is seen by the jobs only, as a compute node's GPU is, never by the submit host.
+   */
+  readonly fakeGpu?: boolean;
 }
 
 export async function startSlurm(opts: SlurmOptions = {}): Promise<Slurm> {
@@ -56,6 +62,14 @@ export async function startSlurm(opts: SlurmOptions = {}): Promise<Slurm> {
   const node = os.hostname().split('.')[0]!;
   for (const d of ['state', 'spool']) await mkdir(path.join(dir, d), { recursive: true });
   const conf = path.join(dir, 'slurm.conf');
+  const gpuLines: string[] = [];
+  if (opts.fakeGpu) {
+    // slurmd reads gres.conf beside slurm.conf; a gpu gres needs a File (any device will do).
+    await writeFile(path.join(dir, 'gres.conf'), 'Name=gpu File=/dev/null\n');
+    const prolog = path.join(dir, 'task-prolog.sh');
+    await writeFile(prolog, '#!/bin/sh\n[ -n "$PIPE_TEST_GPU_BIN" ] && echo "export PATH=$PIPE_TEST_GPU_BIN:$PATH"\nexit 0\n', { mode: 0o755 });
+    gpuLines.push('GresTypes=gpu', `TaskProlog=${prolog}`);
+  }
   // More job slots than cores (config_overrides: slurmd takes the node's size from this file), so
   // tests whose jobs mostly wait can share the cluster.
   const cpus = Math.max(8, os.availableParallelism());
@@ -88,7 +102,8 @@ export async function startSlurm(opts: SlurmOptions = {}): Promise<Slurm> {
       'JobAcctGatherType=jobacct_gather/none',
       'SlurmdParameters=config_overrides',
       ...(opts.extra ?? []),
-      `NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=4000 State=UNKNOWN`,
+      ...gpuLines,
+      `NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=4000${opts.fakeGpu ? ' Gres=gpu:1' : ''} State=UNKNOWN`,
       `PartitionName=debug Nodes=${node} Default=YES MaxTime=INFINITE State=UP`,
       '',
     ].join('\n'),

@@ -3,6 +3,7 @@
 // A job carries pipe's key in its name and comment, so a later run (or `pipe hosts`/`pipe down`)
 // finds it in the queue without any local state.
 import { shq } from '../ssh.js';
+import type { ComputeGpu } from './gpu-probe.js';
 
 export interface SlurmRequest {
   readonly partition?: string;
@@ -22,6 +23,8 @@ export interface SlurmCluster extends SlurmRequest {
   readonly cluster: string;
   /** The submit host is this machine (sbatch on the PATH), not a login node over ssh. */
   readonly local: boolean;
+  /** When the request asks for a GPU: what a compute node of the partition offers (gpu-probe.ts). */
+  readonly gpuProbe?: ComputeGpu;
 }
 
 /** `pipe-<first 16 hex of the key>`: short enough for squeue's columns, unique enough per cache. */
