@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { round } from './bench-util.js';
 
 export type TorchMode = 'features' | 'block5' | 'head';
 
@@ -24,11 +25,11 @@ export function torchReferenceScript(): string {
   return path.join(dir, 'bench', 'torch_reference.py');
 }
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
   return new Promise((resolve) => {
     execFile(python(), args, { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       const code = err ? ((err as NodeJS.ErrnoException & { code?: unknown }).code === 'ENOENT' ? null : typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      resolve({ code, stdout: String(stdout), stderr: String(stderr), timedOut: Boolean(err?.killed) });
     });
   });
 }
@@ -56,12 +57,13 @@ export function torchAvailable(): Promise<TorchResult> {
 }
 
 /** Runs one mode of torch_reference.py; its JSON, or why not. */
-export async function runTorchReference(mode: TorchMode, args: Record<string, number | string> = {}, timeoutMs = 300_000): Promise<TorchResult> {
+export async function runTorchReference(mode: TorchMode, args: Record<string, number | string> = {}, timeoutMs = 900_000): Promise<TorchResult> {
   const avail = await torchAvailable();
   if (!avail.ok) return avail;
   const argv = [torchReferenceScript(), mode, ...Object.entries(args).flatMap(([k, v]) => [`--${k}`, String(v)])];
   const r = await run(argv, timeoutMs);
-  if (r.code !== 0) return { ok: false, reason: `torch_reference.py ${mode} failed: ${r.stderr.trim().split('\n').pop() ?? r.code}` };
+  if (r.timedOut) return { ok: false, reason: `torch_reference.py ${mode} did not finish in ${round(timeoutMs / 1000, 1)} s (a busy machine?)` };
+  if (r.code !== 0) return { ok: false, reason: `torch_reference.py ${mode} failed: ${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}` };
   try {
     return { ok: true, result: JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as Record<string, unknown> };
   } catch {

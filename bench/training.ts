@@ -2,7 +2,7 @@
 // on cached block4_pool outputs on the ONNX trainer, tfjs wasm and PyTorch; VGG16's dense layers
 // on ONNX; a Dense(2) head over cached 4,096-float features (ONNX, tfjs lean loop, model.fit,
 // PyTorch). The block5 comparison alone, small enough for a busy machine:
-//   node dist/bench/training.js [--batches 8,32] [--no-vgg-top] [--no-tfjs]
+//   node dist/bench/training.js [--batches 8,32] [--no-dense2] [--no-vgg-top] [--no-tfjs]
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -52,11 +52,12 @@ interface Block5Work {
   /** Over the trained layers, as `lr_mult` in a pipeline. */
   readonly lrMult: readonly number[];
   readonly threads: number;
+  /** Timed rounds (the best counts): 2, or 1 where a step takes half a minute on a busy machine. */
+  readonly rounds: number;
 }
 
-/** ~96 images a round (at least 2 steps), 2 warm-up steps, best of 2 rounds: the same on both engines. */
+/** ~96 images a round (at least 2 steps) after 2 warm-up steps: the same on both engines. */
 const WARMUP_STEPS = 2;
-const ROUNDS = 2;
 const stepsFor = (batch: number) => Math.max(2, Math.round(96 / batch));
 
 /** img/s of the ONNX trainer (what `engine: auto` trains with) on one workload. */
@@ -73,7 +74,7 @@ async function onnxBlock5(w: Block5Work): Promise<Json> {
     for (let i = 0; i < WARMUP_STEPS; i++) await trainer.step(x, labels, b, i);
     const steps = stepsFor(b);
     let best = Infinity;
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < w.rounds; round++) {
       const t0 = performance.now();
       for (let i = 0; i < steps; i++) await trainer.step(x, labels, b, i);
       best = Math.min(best, (performance.now() - t0) / 1000);
@@ -88,7 +89,7 @@ async function onnxBlock5(w: Block5Work): Promise<Json> {
       parameters: trainer.detail['parameters'],
       warmup_steps: WARMUP_STEPS,
       steps,
-      rounds: ROUNDS,
+      rounds: w.rounds,
       threads: w.threads,
     };
   } finally {
@@ -103,7 +104,7 @@ async function torchBlock5(w: Block5Work, perLayer: readonly number[]): Promise<
     batch: w.batch,
     steps: stepsFor(w.batch),
     warmup: WARMUP_STEPS,
-    rounds: ROUNDS,
+    rounds: w.rounds,
     threads: w.threads,
     top: w.top,
     optimizer: w.optimizer,
@@ -172,12 +173,15 @@ async function tfjsBlock5(b: number, steps: number): Promise<Json> {
  * at each of `block5Batches`, and block5 + fc1 + fc2 + Dense(2) with Adam at batch 32 (what
  * finetune-vgg16's `unfreeze: block5_conv1` trains), both with lr_mult [0.01, 0.1, 1].
  */
-export async function benchBlock5(o: EngineBenchOptions, log: (m: string) => void, vggTop = true): Promise<Json> {
+export async function benchBlock5(o: EngineBenchOptions, log: (m: string) => void, tops: readonly Block5Top[] = ['dense2', 'vgg']): Promise<Json> {
   const lrMult = [0.01, 0.1, 1];
   const dense2: Json[] = [];
-  for (const batch of o.block5Batches)
-    dense2.push(await compareBlock5({ top: 'dense2', batch, optimizer: 'sgd', learningRate: 1e-3, lrMult, threads: o.threads }, o.torch, log));
-  const vgg = vggTop ? await compareBlock5({ top: 'vgg', batch: 32, optimizer: 'adam', learningRate: 1e-4, lrMult, threads: o.threads }, o.torch, log) : null;
+  if (tops.includes('dense2'))
+    for (const batch of o.block5Batches)
+      dense2.push(await compareBlock5({ top: 'dense2', batch, optimizer: 'sgd', learningRate: 1e-3, lrMult, threads: o.threads, rounds: 2 }, o.torch, log));
+  const vgg = tops.includes('vgg')
+    ? await compareBlock5({ top: 'vgg', batch: 32, optimizer: 'adam', learningRate: 1e-4, lrMult, threads: o.threads, rounds: 1 }, o.torch, log)
+    : null;
   let tfjsWasm: Json = { skipped: 'disabled' };
   if (o.block5Steps > 0) {
     log('block5 training: tfjs wasm');
@@ -329,7 +333,8 @@ if (invokedDirectly) {
   };
   const load0 = os.loadavg();
   const t0 = performance.now();
-  const block5 = await benchBlock5(o, (m) => process.stderr.write(`[bench] ${m}\n`), !args.includes('--no-vgg-top'));
+  const tops = (['dense2', 'vgg'] as const).filter((t) => !args.includes(t === 'vgg' ? '--no-vgg-top' : '--no-dense2'));
+  const block5 = await benchBlock5(o, (m) => process.stderr.write(`[bench] ${m}\n`), tops);
   const machine = {
     cpus: os.availableParallelism(),
     model: os.cpus()[0]?.model ?? 'unknown',

@@ -51,3 +51,18 @@ test('a python without torch: skipped, naming the import error and the Debian pa
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a PyTorch run that outlasts its limit is skipped as too slow, not as an empty failure', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pipe-torch-'));
+  try {
+    const fake = path.join(dir, 'python3');
+    // Imports fine (`-c ...`), then the reference run itself hangs.
+    await writeFile(fake, `#!/bin/sh\nif [ "$1" = "-c" ]; then echo 1.13; exit 0; fi\nexec sleep 30\n`);
+    await chmod(fake, 0o755);
+    const r = await withPython(fake, () => runTorchReference('block5', { batch: 8 }, 400));
+    assert.equal(r.ok, false);
+    assert.match(!r.ok ? r.reason : '', /block5 did not finish in 0.4 s/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
