@@ -161,7 +161,7 @@ function projection(inf: Json, head: Json, block5Bench: Json): Json {
   const onnxImgS = Number((inf['onnx'] as Json)['img_per_s']);
   // What the stage trains with by default (engine: auto -> onnx); block5 at the largest batch measured.
   const headS = LESSON_IMAGES.train / Number((head['onnx'] as Json)['samples_per_s']);
-  const onnxB5 = block5Bench['onnx'] as Json[];
+  const onnxB5 = (block5Bench['block5_dense2_sgd'] as Json[]).map((r) => r['onnx'] as Json);
   const block5ImgS = Number(onnxB5[onnxB5.length - 1]!['img_per_s']);
   const all = LESSON_IMAGES.train + LESSON_IMAGES.valid + LESSON_IMAGES.test;
   const features = all / onnxImgS; // fc1/fc2 add 0.24 GFLOP/img (<1%): left out

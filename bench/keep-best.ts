@@ -4,9 +4,12 @@
 // the last epoch (keep: last), the best by val_loss / val_accuracy (keep: best), and where
 // patience N would have stopped and what it would have kept.
 //
-//   node dist/bench/keep-best.js pipelines/demo.yaml --seeds 42,1,2,3,4,5 [--stage finetune] [--set path=value ...]
+//   node dist/bench/keep-best.js pipelines/demo.yaml --seeds 42,1,2,3,4,5 [--stage finetune] [--set path=value ...] [--cache-dir DIR]
+// --cache-dir keeps one cache for every seed (and is left in place): with the split's seed pinned
+// (--set stages.split.with.seed=42) the seeds share the frozen outputs and augmented variants,
+// and only training runs per seed.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,12 +49,16 @@ export function policies(epochs: readonly EpochRecord[]): Pick<SeedResult, 'val_
   return { val_accuracy: acc, kept_epoch: at };
 }
 
+/** The newest file called `name` under `dir` (in a shared cache: the one the last run wrote). */
 async function findFile(dir: string, name: string, under: string): Promise<string | null> {
+  let newest: { file: string; at: number } | null = null;
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
     const full = path.join(e.parentPath, e.name);
-    if (e.isFile() && e.name === name && full.includes(`${path.sep}${under}${path.sep}`)) return full;
+    if (!e.isFile() || e.name !== name || !full.includes(`${path.sep}${under}${path.sep}`)) continue;
+    const at = (await stat(full)).mtimeMs;
+    if (!newest || at > newest.at) newest = { file: full, at };
   }
-  return null;
+  return newest?.file ?? null;
 }
 
 async function main(): Promise<void> {
@@ -65,9 +72,10 @@ async function main(): Promise<void> {
   const seeds = (opt('seeds') ?? '1,2,3,4,5').split(',').map(Number);
   const stage = opt('stage') ?? 'finetune';
   const sets = args.flatMap((a, i) => (a === '--set' ? ['--set', args[i + 1]!] : []));
+  const sharedCache = opt('cache-dir');
   const results: SeedResult[] = [];
   for (const seed of seeds) {
-    const cache = await mkdtemp(path.join(os.tmpdir(), 'pipe-keep-bench-'));
+    const cache = sharedCache ?? (await mkdtemp(path.join(os.tmpdir(), 'pipe-keep-bench-')));
     try {
       const t0 = performance.now();
       await run(process.execPath, [PIPE, 'run', file, '--until', stage, '-p', `seed=${seed}`, '--cache-dir', cache, ...sets], { maxBuffer: 64 * 2 ** 20 });
@@ -77,7 +85,7 @@ async function main(): Promise<void> {
       results.push({ seed, epochs: history.epochs.length, ...policies(history.epochs) });
       process.stderr.write(`seed ${seed}: ${JSON.stringify(results[results.length - 1])} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
     } finally {
-      await rm(cache, { recursive: true, force: true });
+      if (!sharedCache) await rm(cache, { recursive: true, force: true });
     }
   }
   const names = Object.keys(results[0]!.val_accuracy);
