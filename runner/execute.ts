@@ -7,7 +7,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Artifact, LineageEntry, Stage, StageResult } from './types.js';
+import type { Artifact, LineageEntry, StageResult } from './types.js';
 import { StageError } from './types.js';
 import type { Pipeline } from './pipeline.js';
 import type { Graph } from './graph.js';
@@ -17,9 +17,7 @@ import { sparseOf } from './sparse.js';
 import { declaredReads, partialReadHint, sparseHolds } from './partial-inputs.js';
 import type { EventBus } from './events.js';
 import type { Output } from './output.js';
-import type { KeyMaterial } from './fingerprint.js';
-import { localState, resolveKey, type Resolved } from './resolve.js';
-import { explainRun } from './plan.js';
+import { resolveStage, type ResolvedStage } from './resolve.js';
 import type { RemoteResolver } from './remote/index.js';
 import { isStub } from './remote/stub.js';
 import { deviceFacts, locally } from './device.js';
@@ -106,38 +104,26 @@ export async function execute(pipeline: Pipeline, graph: Graph, cache: Cache, bu
       }
     }
     // A stage's key reads the local files it names: one gone since the run began (or
-    // unreadable) fails that stage with the reason, like any other stage failure.
-    let resolved: Resolved;
+    // unreadable) fails that stage with the reason, like any other stage failure. A stage that
+    // is not selected only needs its content hash: with --pull, a stub from the remote will do
+    // (compute pulls its files when a stage that runs reads them). A stage that is never cached
+    // (provision) re-checks the real world even when only its dependents were selected.
+    const selected = options.selected.has(id);
+    const mayStub = !selected && stage.cache !== 'never';
+    let r: ResolvedStage;
     try {
-      resolved = await resolveKey(pipeline, id, artifactOf, options.runId);
+      r = await resolveStage(pipeline, cache, id, artifactOf, { runId: options.runId, ...(mayStub && options.remote ? { stubFrom: options.remote } : {}) });
     } catch (e) {
       bus.emit({ type: 'stage-failed', stage: id, error: describeError(e), durationMs: 0 });
       return { status: 'failed', error: describeError(e) };
     }
-    const { inputs, material, key } = resolved;
-    const selected = options.selected.has(id);
-
-    const local = await localState(cache, key);
-    if (local.state === 'cached' && !(selected && options.force)) return cached(id, local.artifact);
+    if (r.state === 'cached' && !(selected && options.force)) return cached(id, r.artifact);
     // A sparse entry (a partial pull) is never a hit for its own stage, but an upstream stage
     // that does not run needs only its content hash: the stages that read it check that it
     // holds their files (or complete it from the remote).
-    if (local.state === 'partial' && !selected && stage.cache !== 'never') return cached(id, local.artifact);
-    // A stage that is never cached (provision) re-checks the real world even when only its
-    // dependents were selected: they need where to run.
-    if (!selected && stage.cache !== 'never' && options.remote) {
-      // --pull: only its content hash is needed, unless a stage that runs reads its files
-      // (compute pulls them then): a stub from the remote's meta.json.
-      try {
-        const stub = await options.remote.peek(key);
-        if (stub) return await cached(id, stub);
-      } catch (e) {
-        bus.emit({ type: 'stage-failed', stage: id, error: describeError(e), durationMs: 0 });
-        return { status: 'failed', error: describeError(e) };
-      }
-    }
-    if (!selected && stage.cache !== 'never') {
-      const reason = `not selected and not in the cache for its current inputs (${await explainRun(cache, pipeline.name, id, material, stage.keyExclude)}); run it too or drop --only`;
+    if ((r.state === 'partial' || r.state === 'stub') && mayStub) return cached(id, r.artifact);
+    if (mayStub) {
+      const reason = `not selected and not in the cache for its current inputs (${r.reason}); run it too or drop --only`;
       bus.emit({ type: 'stage-failed', stage: id, error: reason, durationMs: 0 });
       return { status: 'failed', error: reason };
     }
@@ -149,7 +135,7 @@ export async function execute(pipeline: Pipeline, graph: Graph, cache: Cache, bu
 
     const release = await slots.acquire();
     try {
-      return await compute(id, stage, key, material, inputs);
+      return await compute(r);
     } finally {
       release();
     }
@@ -224,8 +210,8 @@ export async function execute(pipeline: Pipeline, graph: Graph, cache: Cache, bu
     return local;
   };
 
-  const compute = async (id: string, stage: Stage<any>, key: string, material: KeyMaterial, inputs: Record<string, Artifact>): Promise<StageOutcome> => {
-    const spec = pipeline.stages.get(id)!;
+  const compute = async (r: ResolvedStage): Promise<StageOutcome> => {
+    const { id, stage, spec, key, material, inputs } = r;
     let release: () => Promise<void>;
     try {
       release = await cache.lockKey(key, options.signal);
@@ -258,11 +244,7 @@ export async function execute(pipeline: Pipeline, graph: Graph, cache: Cache, bu
         if (isStub(a) || sparseOf(a)) inputs[port] = await localInput(id, port, a, spec.inputs[port] ?? a.meta.stage, declaredReads(stage, spec.with, port));
       }
       const damage = cache.damageOf(key);
-      const reason = options.force
-        ? 'forced'
-        : damage
-          ? `cache entry damaged (${damage})`
-          : await explainRun(cache, pipeline.name, id, material, stage.keyExclude);
+      const reason = options.force ? 'forced' : damage ? `cache entry damaged (${damage})` : r.reason;
       const previousKey = await cache.latestKey(pipeline.name, id);
       const previous = previousKey ? await cache.lookup(previousKey) : undefined;
       bus.emit({ type: 'stage-start', stage: id, key, reason });
