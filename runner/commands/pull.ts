@@ -17,6 +17,7 @@ import { useStatCache, saveStatCache } from '../hash-files.js';
 import type { Artifact, Stage } from '../types.js';
 import type { StoredMeta } from '../cache.js';
 import type { StageSpec } from '../pipeline.js';
+import { sweepTemp } from '../cache-gc.js';
 
 export interface PullFlags extends PipelineOptions {
   stage?: string[];
@@ -40,7 +41,7 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
   await initCache(cache, cacheOrigin(pipeline, flags.cacheDir));
-  await cache.sweepTemp();
+  await sweepTemp(cache);
   useStatCache(path.join(cache.root, 'stat-cache.json'));
   const resolver = new RemoteResolver(remote, cache, output, controller.signal);
   const results: { stage: string; status: Status; detail: string }[] = [];
