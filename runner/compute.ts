@@ -17,6 +17,7 @@ import { deviceFacts, locally } from './device.js';
 import { describeError, type StageOutcome } from './outcome.js';
 import { checkSecrets, secretsForHost, secretsMeta } from './secrets.js';
 import type { RunContext } from './run-context.js';
+import type { HostFile } from './hosts/host-file.js';
 
 /** A stage whose artifact is there (local, partial or a stub): its outcome, announced. */
 export async function cached(run: RunContext, id: string, artifact: Artifact): Promise<StageOutcome> {
@@ -256,9 +257,9 @@ export async function compute(run: RunContext, r: ResolvedStage): Promise<StageO
 }
 
 /** Where a stage with `runs_on` goes: a remote host's placement, or undefined for this machine. */
-async function placementOf(host: StageOutcome | undefined): Promise<import('./hosts/remote.js').HostPlacement | undefined> {
+async function placementOf(host: StageOutcome | undefined): Promise<HostFile | undefined> {
   if (!host || (host.status !== 'cached' && host.status !== 'ran')) return undefined;
-  const { readPlacement, isRemote } = await import('./hosts/remote.js');
+  const { readPlacement, isRemote } = await import('./hosts/host-file.js');
   const placement = await readPlacement(host.artifact.dir);
   return isRemote(placement) ? placement : undefined;
 }
