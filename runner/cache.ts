@@ -13,28 +13,23 @@
 import { mkdir, readFile, rename, rm, writeFile, symlink, readlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Artifact, ArtifactKind, ArtifactMeta, ManifestEntry } from './types.js';
+import type { Artifact, ManifestEntry } from './types.js';
 import { buildManifest, contentHashOf, fsyncPath, fsyncTree, listFiles, verifyAgainstManifest, type VerifyProblem } from './manifest.js';
 import { hashOf } from './canonical.js';
 import { makeReadOnly, READ_ONLY, safeReaddir } from './fs-util.js';
-import { parseMeta, shapeOf, structuralDamage, type EntryShape } from './entry-check.js';
+import { parseMeta, shapeOf, structuralDamage } from './entry-check.js';
 import { lockFile, tryLockFile, type Release } from './key-lock.js';
 import { markSparse, readSparse, replaceSparse, sparseOf, type SparseInfo } from './sparse.js';
+import type { EntryStore, MetaDraft, StoredMeta } from './cache-meta.js';
 
-export interface StoredMeta extends ArtifactMeta {
-  readonly kind: ArtifactKind;
-  /** The entry's layout as sealed here, for the structural check on every hit (entry-check.ts). */
-  readonly shape?: EntryShape;
-}
-
-export type MetaDraft = Omit<StoredMeta, 'contentHash'>;
+export type { MetaDraft, StoredMeta } from './cache-meta.js';
 
 let tmpCounter = 0;
 
 /** The file that marks a derived folder complete: its name, key and manifest (derived-check.ts). */
 export const DERIVED_COMPLETE = '.complete';
 
-export class Cache {
+export class Cache implements EntryStore {
   readonly cacheDir: string;
   readonly tmpRoot: string;
   readonly workRoot: string;

@@ -8,6 +8,7 @@ import type { Pipeline } from '../pipeline.js';
 import type { PipelineOptions } from '../open.js';
 import { ExitError, EXIT } from '../errors.js';
 import { provisionerTypes, provisioningSpecs, type ProvisionSpec } from '../hosts/provisioners.js';
+import type { HostRow } from '../hosts/host-row.js';
 
 export interface HostsFlags extends PipelineOptions {
   region?: string;
@@ -17,19 +18,7 @@ export interface HostsFlags extends PipelineOptions {
   json?: boolean;
 }
 
-export interface HostRow {
-  readonly id: string;
-  readonly pipeline: string;
-  readonly stage: string;
-  readonly state: string;
-  readonly type: string;
-  readonly region: string;
-  readonly spot: boolean;
-  /** Milliseconds since the last start, for pending/running instances. */
-  readonly uptimeMs?: number;
-  readonly address: string;
-  readonly launchTime?: string;
-}
+export type { HostRow } from '../hosts/host-row.js';
 
 export type Write = (text: string) => void;
 const stdout: Write = (t) => void process.stdout.write(t);

@@ -2,7 +2,7 @@
 // stages submit to (as the file says and as its runs had them), and the jobs queued or running
 // there whose comment names this pipeline and cache (runner/hosts/slurm/request.ts).
 import path from 'node:path';
-import type { HostRow } from '../../commands/hosts.js';
+import type { HostRow } from '../host-row.js';
 import { shq, type SshTarget } from '../ssh.js';
 import { captureText } from './shell.js';
 import { parseComment } from './request.js';
