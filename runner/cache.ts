@@ -8,33 +8,28 @@
 //   locks/                                          one lock per key being computed
 // A commit is: stage writes tmp/<id>/data, the runner writes the manifest and meta, fsyncs,
 // and renames tmp/<id> to cache/<key>. A crash at any instant leaves nothing or a whole entry.
-// Locks: key-lock.ts; sparse entries (partial pulls, never a cache hit): sparse.ts.
+// Locks: key-lock.ts; sparse entries (partial pulls, never a cache hit): sparse.ts; what gc and
+// a run's start remove (unreferenced entries, idle work, dead temp dirs): cache-gc.ts.
 import { mkdir, readFile, rename, rm, writeFile, symlink, readlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Artifact, ArtifactKind, ArtifactMeta, ManifestEntry } from './types.js';
+import type { Artifact, ManifestEntry } from './types.js';
 import { buildManifest, contentHashOf, fsyncPath, fsyncTree, listFiles, verifyAgainstManifest, type VerifyProblem } from './manifest.js';
 import { hashOf } from './canonical.js';
 import { makeReadOnly, READ_ONLY, safeReaddir } from './fs-util.js';
-import { parseMeta, shapeOf, structuralDamage, type EntryShape } from './entry-check.js';
+import { parseMeta, shapeOf, structuralDamage } from './entry-check.js';
 import { lockFile, tryLockFile, type Release } from './key-lock.js';
-import { isAlive, killProcessesIn } from './processes.js';
 import { markSparse, readSparse, replaceSparse, sparseOf, type SparseInfo } from './sparse.js';
+import type { EntryStore, MetaDraft, StoredMeta } from './cache-meta.js';
 
-export interface StoredMeta extends ArtifactMeta {
-  readonly kind: ArtifactKind;
-  /** The entry's layout as sealed here, for the structural check on every hit (entry-check.ts). */
-  readonly shape?: EntryShape;
-}
-
-export type MetaDraft = Omit<StoredMeta, 'contentHash'>;
+export type { MetaDraft, StoredMeta } from './cache-meta.js';
 
 let tmpCounter = 0;
 
 /** The file that marks a derived folder complete: its name, key and manifest (derived-check.ts). */
 export const DERIVED_COMPLETE = '.complete';
 
-export class Cache {
+export class Cache implements EntryStore {
   readonly cacheDir: string;
   readonly tmpRoot: string;
   readonly workRoot: string;
@@ -228,26 +223,6 @@ export class Cache {
     return tryLockFile(path.join(this.locksRoot, `${key}.lock`));
   }
 
-  /**
-   * gc: removes the work dirs (a stage's checkpoints, a pull's staging) of keys that no live
-   * run holds, each under that key's lock. Returns the names removed (or that would be).
-   */
-  async removeIdleWork(dryRun = false): Promise<string[]> {
-    const removed: string[] = [];
-    for (const name of await safeReaddir(this.workRoot)) {
-      const key = name.replace(/^pull-/, '');
-      const release = await this.tryLockKey(key);
-      if (!release) continue; // in use by a run
-      try {
-        if (!dryRun) await rm(path.join(this.workRoot, name), { recursive: true, force: true });
-        removed.push(name);
-      } finally {
-        await release();
-      }
-    }
-    return removed;
-  }
-
   workDirFor(key: string): string {
     return path.join(this.workRoot, key);
   }
@@ -276,26 +251,6 @@ export class Cache {
   /** The key latest/<pipeline>/<stage> points at, if any. */
   async latestKey(pipeline: string, stage: string): Promise<string | undefined> {
     return this.linkedKey(path.join(this.latestRoot, pipeline, stage));
-  }
-
-  /**
-   * Every key referenced from latest/ of any pipeline, and from sweeps/<sweep>/<combination>/
-   * (a sweep's results stay until that folder is deleted).
-   */
-  async referencedKeys(): Promise<Set<string>> {
-    const keys = new Set<string>();
-    const linksIn = async (dir: string) => {
-      // `<stage>.<pid>.tmp` links are left by a run killed while swapping a link: not references.
-      for (const s of (await safeReaddir(dir)).filter((n) => !n.endsWith('.tmp'))) {
-        const k = await this.linkedKey(path.join(dir, s));
-        if (k) keys.add(k);
-      }
-    };
-    for (const p of await safeReaddir(this.latestRoot)) await linksIn(path.join(this.latestRoot, p));
-    for (const sweep of await safeReaddir(this.sweepsRoot)) {
-      for (const combo of await safeReaddir(path.join(this.sweepsRoot, sweep))) await linksIn(path.join(this.sweepsRoot, sweep, combo));
-    }
-    return keys;
   }
 
   async listKeys(): Promise<string[]> {
@@ -372,42 +327,6 @@ export class Cache {
     }
   }
 
-  /** Remove temp dirs left by processes that no longer exist (crashed or killed runs). */
-  async sweepTemp(): Promise<number> {
-    let removed = 0;
-    for (const name of await safeReaddir(this.tmpRoot)) {
-      const pid = Number(name.split('-')[0]);
-      if (pid === process.pid) continue;
-      if (Number.isInteger(pid) && isAlive(pid)) continue;
-      const dir = path.join(this.tmpRoot, name);
-      // After a kill -9 of a run its stage processes live on, still writing into this dir.
-      await killProcessesIn(dir);
-      try {
-        await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
-        removed++;
-      } catch {
-        // Still busy: a temp dir is never read as a result; the next run tries again.
-      }
-    }
-    return removed;
-  }
-
-  /**
-   * gc's removal: under the key's lock (a run computing it holds that lock from before its
-   * commit until latest/ points at it), and only if no latest/ link points at it by then.
-   * Returns whether it removed the entry.
-   */
-  async removeUnreferenced(key: string): Promise<boolean> {
-    const release = await this.lockKey(key);
-    try {
-      if ((await this.referencedKeys()).has(key)) return false;
-      await this.removeEntry(key);
-      return true;
-    } finally {
-      await release();
-    }
-  }
-
   async removeEntry(key: string): Promise<void> {
     // Rename first so a concurrent reader never sees a half-deleted entry as valid.
     const doomed = path.join(this.tmpRoot, `${process.pid}-gc-${key}`);
@@ -415,17 +334,5 @@ export class Cache {
     this.whole.delete(key);
     this.damaged.delete(key);
     await rm(doomed, { recursive: true, force: true });
-  }
-
-  /** Bytes an entry holds here (of a sparse entry: its present files). */
-  async sizeOf(key: string): Promise<number> {
-    const sparse = await readSparse(this.entryDir(key));
-    if (sparse) return sparse.presentBytes;
-    try {
-      const manifest = await this.readManifest(key);
-      return manifest.reduce((n, m) => n + m.size, 0);
-    } catch {
-      return 0;
-    }
   }
 }

@@ -1,7 +1,7 @@
 // Comparing runs of the history (which params differ, which metrics head the table) and the
 // display helpers the runs/diff/sweep commands and the report share.
 import { canonicalJson } from './canonical.js';
-import type { RunSummary } from './history.js';
+import type { RunSummary } from './history-types.js';
 
 /** Param paths whose values are not the same in every run (absent counts as a value), in stable order. */
 export function differingParams(runs: readonly RunSummary[]): string[] {

@@ -146,6 +146,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     params,
     stages,
     stageImpls: new Map([...stages.values()].map((s) => [s.id, registry.get(s.uses)!])),
+    stageTypes: registry,
     ...(cache ? { cache } : {}),
     source,
     positionOf: (p) => positionIn(positions, p),

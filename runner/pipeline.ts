@@ -66,6 +66,11 @@ export interface Pipeline {
    * with (the built-in stages for the CLI; any others in a test or an embedding program).
    */
   readonly stageImpls: ReadonlyMap<string, Stage<any>>;
+  /**
+   * Every stage type the pipeline could name (the registry it was loaded with): what earlier runs
+   * recorded is judged by it, e.g. a host-provisioning stage since removed from the file.
+   */
+  readonly stageTypes?: ReadonlyMap<string, Stage<any>>;
   readonly cache?: { readonly remote?: string; readonly dir?: string };
   /** The YAML source text, for printing the offending line under a diagnostic. */
   readonly source: string;

@@ -7,7 +7,7 @@
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Artifact, ManifestEntry } from './types.js';
-import type { Cache, StoredMeta } from './cache.js';
+import type { EntryStore, StoredMeta } from './cache-meta.js';
 import { fsyncPath, fsyncTree } from './manifest.js';
 import { makeReadOnly, READ_ONLY, writeAtomic } from './fs-util.js';
 import { shapeOf } from './entry-check.js';
@@ -48,7 +48,7 @@ export function sparseOf(a: Artifact): SparseInfo | undefined {
  * the new entry replaces it.
  */
 export async function replaceSparse(
-  cache: Cache,
+  cache: EntryStore,
   existing: Artifact,
   sparse: SparseInfo,
   tmpDir: string,
@@ -76,7 +76,7 @@ export async function replaceSparse(
  * (unless it is damaged).
  */
 export async function commitSparse(
-  cache: Cache,
+  cache: EntryStore,
   tmpDir: string,
   meta: StoredMeta,
   manifest: readonly ManifestEntry[],
@@ -101,7 +101,7 @@ export async function commitSparse(
  * entry is then complete. `meta` replaces meta.json (before that).
  */
 export async function extendSparse(
-  cache: Cache,
+  cache: EntryStore,
   key: string,
   fromDir: string,
   paths: readonly string[],

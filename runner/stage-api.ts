@@ -24,5 +24,7 @@ export { cacheIdOf, cacheRootOfWorkDir } from './hosts/cache-id.js';
 export { sshKeyPath } from './hosts/ssh-key.js';
 /** What a `provider: slurm` host records: the cluster and what each job asks of it. */
 export type { SlurmCluster } from './hosts/slurm/request.js';
+/** host.json, the one record of a host artifact: its type, its name, its reader. */
+export { HOST_FILE, readHostFile, type HostFile } from './hosts/host-file.js';
 /** Where an input artifact came from: a stub of a remote artifact, or pulled from one. */
 export { isStub, pulledInfo, stubRemote, type PulledInfo } from './remote/stub.js';

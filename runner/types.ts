@@ -173,6 +173,12 @@ export interface Stage<P = Record<string, unknown>> {
   /** 'never': run every time (provision re-checks the real world). Default 'content'. */
   readonly cache?: 'content' | 'never';
   /**
+   * This stage makes the hosts `runs_on` stages run on (its artifact is a host, host.json):
+   * `pipe hosts` and `pipe down` look for the instances and jobs it made, from its params
+   * (`provider`, `region`, `endpoint`, `address`) as the file and earlier runs had them.
+   */
+  readonly provisionsHosts?: boolean;
+  /**
    * Param names whose values are placement or secrets, not data: left out of the cache key.
    * (e.g. fetch-kaggle's endpoint: a mirror serves the same bytes.)
    */

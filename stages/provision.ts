@@ -24,6 +24,7 @@ const str = (description: string, extra: Record<string, unknown> = {}): Record<s
 export const provisionStage: Stage<ProvisionParams> = {
   name: 'provision',
   version: 1,
+  provisionsHosts: true,
   description:
     'Where stages with `runs_on` run: this machine (`provider: local`), an AWS EC2 GPU instance (`provider: ec2`), a machine over ssh, or a Slurm cluster (each stage a batch job). ' +
     'An EC2 instance is found by tags and reused, started or launched, with a `max_hours` shutdown guard. Writes host.json. Runs every time.',

@@ -9,6 +9,7 @@ import { keyOf, keyMaterial } from '../runner/fingerprint.js';
 import { canonicalJson } from '../runner/canonical.js';
 import { commandStage } from '../stages/command.js';
 import type { StageSpec } from '../runner/pipeline.js';
+import { referencedKeys, removeIdleWork, removeUnreferenced, sweepTemp } from '../runner/cache-gc.js';
 
 async function tempCache(): Promise<Cache> {
   const c = new Cache(await mkdtemp(path.join(os.tmpdir(), 'pipe-cache-')));
@@ -107,7 +108,7 @@ test('sweepTemp removes temp dirs of dead processes only', async () => {
   try {
     await mkdir(path.join(cache.tmpRoot, '999999999-1-x'), { recursive: true });
     const mine = await cache.makeTemp('mine');
-    assert.equal(await cache.sweepTemp(), 1);
+    assert.equal(await sweepTemp(cache), 1);
     assert.deepEqual(await readdir(cache.tmpRoot), [path.basename(mine)]);
   } finally {
     await rm(cache.root, { recursive: true, force: true });
@@ -122,7 +123,7 @@ test('latest links and referenced keys', async () => {
     await cache.commit(t, draft(KEY_A));
     await cache.setLatest('p', 's', KEY_A);
     assert.equal(await cache.latestKey('p', 's'), KEY_A);
-    assert.deepEqual([...(await cache.referencedKeys())], [KEY_A]);
+    assert.deepEqual([...(await referencedKeys(cache))], [KEY_A]);
     await appendFile(path.join(cache.latestRoot, 'p', 's', 'a.txt'), '');
   } finally {
     await rm(cache.root, { recursive: true, force: true });
@@ -141,7 +142,7 @@ test('gc never removes an entry a run committed meanwhile: it waits for the key 
     // A run holds A's lock from before its commit until latest/ points at it.
     const release = await cache.lockKey(KEY_A);
     let settled = false;
-    const removing = cache.removeUnreferenced(KEY_A).finally(() => (settled = true));
+    const removing = removeUnreferenced(cache, KEY_A).finally(() => (settled = true));
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(settled, false, 'gc waits for the lock');
     await cache.setLatest('p', 's', KEY_A);
@@ -149,7 +150,7 @@ test('gc never removes an entry a run committed meanwhile: it waits for the key 
     assert.equal(await removing, false);
     assert.ok(await cache.lookup(KEY_A), 'the entry the run linked is still there');
     // Nothing points at B: it goes.
-    assert.equal(await cache.removeUnreferenced(KEY_B), true);
+    assert.equal(await removeUnreferenced(cache, KEY_B), true);
     assert.equal(await cache.lookup(KEY_B), undefined);
   } finally {
     await rm(cache.root, { recursive: true, force: true });
@@ -165,12 +166,12 @@ test('gc removes the work dirs (checkpoints, pull staging) of keys no run holds,
       await writeFile(path.join(cache.workRoot, name, 'sub', 'state.json'), '{}');
     }
     const release = await cache.lockKey(KEY_C); // a pull of C is running
-    assert.deepEqual(await cache.removeIdleWork(true), [KEY_A], 'dry run');
+    assert.deepEqual(await removeIdleWork(cache, true), [KEY_A], 'dry run');
     assert.deepEqual((await readdir(cache.workRoot)).sort(), [KEY_A, `pull-${KEY_C}`]);
-    assert.deepEqual(await cache.removeIdleWork(), [KEY_A]);
+    assert.deepEqual(await removeIdleWork(cache), [KEY_A]);
     assert.deepEqual(await readdir(cache.workRoot), [`pull-${KEY_C}`]);
     await release();
-    assert.deepEqual(await cache.removeIdleWork(), [`pull-${KEY_C}`]);
+    assert.deepEqual(await removeIdleWork(cache), [`pull-${KEY_C}`]);
     assert.deepEqual(await readdir(cache.workRoot), []);
     assert.deepEqual(await readdir(cache.locksRoot), [], 'gc released the locks it took');
   } finally {

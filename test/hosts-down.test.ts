@@ -9,6 +9,8 @@ import { hostsCommand, formatUptime } from '../runner/commands/hosts.js';
 import { downHosts, downTargets, downCommand } from '../runner/commands/down.js';
 import { ExitError } from '../runner/errors.js';
 import type { StageSpec } from '../runner/pipeline.js';
+import type { Stage } from '../runner/types.js';
+import { provisionStage } from '../stages/provision.js';
 import { cacheIdOf } from '../runner/hosts/cache-id.js';
 import { Ec2Server, useFakeAwsEnv, FAKE_SECRET, FAKE_ACCESS_KEY } from './servers/ec2-server.js';
 
@@ -47,12 +49,16 @@ function spec(id: string, w: Record<string, unknown>): StageSpec {
   return { id, uses: 'provision', with: w, inputs: {}, needs: [] };
 }
 
-function pipelineLike(): { name: string; stages: Map<string, StageSpec> } {
+function pipelineLike(): { name: string; stages: Map<string, StageSpec>; stageImpls: Map<string, Stage<any>> } {
   return {
     name: 'dogscats',
     stages: new Map([
       ['gpu', spec('gpu', { provider: 'ec2', endpoint: server.url })],
       ['here', spec('here', { provider: 'local' })],
+    ]),
+    stageImpls: new Map([
+      ['gpu', provisionStage as Stage<any>],
+      ['here', provisionStage as Stage<any>],
     ]),
   };
 }

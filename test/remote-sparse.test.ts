@@ -22,6 +22,7 @@ import { startS3Server, S3_ACCESS_KEY_ID, type S3Server } from './servers/s3.js'
 import { commitFiles, s3ChildEnv } from './helpers/remote-fixtures.js';
 import { listAll, withTempDir } from './helpers/files.js';
 import { Rig, type RunResult } from './e2e/rig.js';
+import { sizeOf } from '../runner/cache-gc.js';
 
 const SECRET = 'sparse-SECRET-never-printed-71c0e2';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -121,7 +122,7 @@ test('a partial pull commits a sparse entry; more reads extend it in place; all 
     const v = await b.verifyEntry(art.key);
     assert.deepEqual(v.problems, []);
     assert.equal(v.sparse?.present.length, 7);
-    assert.equal(await b.sizeOf(art.key), 25 + 6 * 200);
+    assert.equal(await sizeOf(b, art.key), 25 + 6 * 200);
 
     // The same reads again: nothing to do. More reads: only the new files, copied locally when
     // the entry already holds their content (sample/valid/dog/0.jpg).

@@ -11,6 +11,7 @@ import type { PipelineOptions } from '../open.js';
 import type { HostInstance, StateChange } from '../hosts/ec2/ec2.js';
 import { EXIT, ExitError } from '../errors.js';
 import { failure, pipelineLocations, recordedProvisionSpecs, type Write } from './hosts.js';
+import { provisionerTypes } from '../hosts/provisioners.js';
 
 export interface DownFlags extends PipelineOptions {
   terminate?: boolean;
@@ -32,7 +33,7 @@ export interface DownTarget {
 const stdout: Write = (t) => void process.stdout.write(t);
 
 export async function downTargets(
-  pipeline: Pick<Pipeline, 'name' | 'stages'>,
+  pipeline: Pick<Pipeline, 'name' | 'stages' | 'stageImpls'>,
   cacheRoot: string,
   flags: Pick<DownFlags, 'region' | 'endpoint'> = {},
 ): Promise<DownTarget[]> {
@@ -133,11 +134,17 @@ export async function downCommand(file: string, flags: DownFlags, write: Write =
 }
 
 /** scancel this pipeline's queued and running Slurm jobs (of this cache); undefined: it has no Slurm cluster. */
-async function cancelSlurmJobs(pipeline: Pick<Pipeline, 'name' | 'dir' | 'stages'>, cacheRoot: string, write: Write): Promise<number | undefined> {
+async function cancelSlurmJobs(
+  pipeline: Pick<Pipeline, 'name' | 'dir' | 'stages' | 'stageImpls'>,
+  cacheRoot: string,
+  write: Write,
+): Promise<number | undefined> {
   const { pipelineJobs, cancelJobs } = await import('../hosts/slurm/queue.js');
-  const found = await pipelineJobs(pipeline, cacheRoot, await recordedProvisionSpecs(pipeline.name, cacheRoot)).catch((e: Error) => {
-    throw new ExitError(EXIT.failed, `pipe: ${e.message}`);
-  });
+  const found = await pipelineJobs(pipeline, cacheRoot, await recordedProvisionSpecs(pipeline.name, cacheRoot, provisionerTypes(pipeline))).catch(
+    (e: Error) => {
+      throw new ExitError(EXIT.failed, `pipe: ${e.message}`);
+    },
+  );
   if (found.clusters.length === 0) return undefined;
   let code: number = EXIT.ok;
   let cancelled = 0;

@@ -9,6 +9,7 @@ import { Output } from '../output.js';
 import { EXIT, ExitError } from '../errors.js';
 import { defaultCacheRoot } from '../cache-home.js';
 import { KEEP_RUN_FILES, oldRunFolders, removeRunFolder } from '../run-files-gc.js';
+import { referencedKeys, removeIdleWork, removeUnreferenced, sizeOf, sweepTemp } from '../cache-gc.js';
 
 export async function gcCommand(file: string | undefined, flags: { dryRun?: boolean; cacheDir?: string; keepRuns?: number }): Promise<number> {
   let root: string;
@@ -25,16 +26,16 @@ export async function gcCommand(file: string | undefined, flags: { dryRun?: bool
   const cache = new Cache(root);
   const keys = await cache.listKeys();
   if (keys.length === 0 && !(await readdir(root).catch(() => undefined))) throw new ExitError(EXIT.usage, `no pipe cache at ${root}`);
-  const keep = await cache.referencedKeys();
+  const keep = await referencedKeys(cache);
   const out = new Output({ stream: process.stdout, live: false });
   let freed = 0;
   let removed = 0;
   for (const k of keys) {
     if (keep.has(k)) continue;
-    const size = await cache.sizeOf(k);
+    const size = await sizeOf(cache, k);
     // A run may have committed k since `keep` was read: removeUnreferenced waits for its lock
     // and looks at latest/ again.
-    if (!flags.dryRun && !(await cache.removeUnreferenced(k))) {
+    if (!flags.dryRun && !(await removeUnreferenced(cache, k))) {
       keep.add(k);
       continue;
     }
@@ -54,7 +55,7 @@ export async function gcCommand(file: string | undefined, flags: { dryRun?: bool
     if (!flags.dryRun) await rm(path.join(cache.derivedRoot, d), { recursive: true, force: true });
   }
   // Work dirs (checkpoints of interrupted stages, staging of interrupted pulls) of keys no run holds.
-  for (const w of await cache.removeIdleWork(Boolean(flags.dryRun))) {
+  for (const w of await removeIdleWork(cache, Boolean(flags.dryRun))) {
     removed++;
     out.line(`${flags.dryRun ? 'would remove' : 'removed'} work/${w}`);
   }
@@ -63,7 +64,7 @@ export async function gcCommand(file: string | undefined, flags: { dryRun?: bool
     out.line(`${flags.dryRun ? 'would remove' : 'removed'} ${f.name}`);
     if (!flags.dryRun) await removeRunFolder(f);
   }
-  if (!flags.dryRun) await cache.sweepTemp();
+  if (!flags.dryRun) await sweepTemp(cache);
   out.line(`${flags.dryRun ? 'would remove' : 'removed'} ${removed} entr${removed === 1 ? 'y' : 'ies'}, ${(freed / 1e6).toFixed(1)} MB; kept ${keep.size}`);
   return EXIT.ok;
 }

@@ -4,9 +4,11 @@
 // region of the AWS chain (or --region). With FILE, also the pipeline's Slurm jobs queued or
 // running on the clusters its `provider: slurm` stages submit to (runner/hosts/slurm/queue.ts).
 import type { HostInstance, TagFilter } from '../hosts/ec2/ec2.js';
-import type { Pipeline, StageSpec } from '../pipeline.js';
+import type { Pipeline } from '../pipeline.js';
 import type { PipelineOptions } from '../open.js';
 import { ExitError, EXIT } from '../errors.js';
+import { provisionerTypes, provisioningSpecs, type ProvisionSpec } from '../hosts/provisioners.js';
+import type { HostRow } from '../hosts/host-row.js';
 
 export interface HostsFlags extends PipelineOptions {
   region?: string;
@@ -16,19 +18,7 @@ export interface HostsFlags extends PipelineOptions {
   json?: boolean;
 }
 
-export interface HostRow {
-  readonly id: string;
-  readonly pipeline: string;
-  readonly stage: string;
-  readonly state: string;
-  readonly type: string;
-  readonly region: string;
-  readonly spot: boolean;
-  /** Milliseconds since the last start, for pending/running instances. */
-  readonly uptimeMs?: number;
-  readonly address: string;
-  readonly launchTime?: string;
-}
+export type { HostRow } from '../hosts/host-row.js';
 
 export type Write = (text: string) => void;
 const stdout: Write = (t) => void process.stdout.write(t);
@@ -41,16 +31,14 @@ export interface HostQuery {
   readonly cache?: string;
 }
 
-type ProvisionSpec = Pick<StageSpec, 'id' | 'uses' | 'with'>;
-
-/** Where a pipeline's ec2 provision stages live: distinct (region, endpoint) pairs; a region may be left to the AWS chain. */
+/** Where the ec2 ones of these host-provisioning stages live: distinct (region, endpoint) pairs; a region may be left to the AWS chain. */
 export function provisionLocations(
-  pipeline: { readonly stages: ReadonlyMap<string, ProvisionSpec> },
+  specs: readonly ProvisionSpec[],
   override: { region?: string; endpoint?: string } = {},
 ): { region?: string; endpoint?: string; stages: string[] }[] {
   const out = new Map<string, { region?: string; endpoint?: string; stages: string[] }>();
-  for (const spec of pipeline.stages.values()) {
-    if (spec.uses !== 'provision' || spec.with.provider !== 'ec2') continue;
+  for (const spec of specs) {
+    if (spec.with.provider !== 'ec2') continue;
     const region = override.region ?? (typeof spec.with.region === 'string' ? spec.with.region : undefined);
     const endpoint = override.endpoint ?? (typeof spec.with.endpoint === 'string' ? spec.with.endpoint : undefined);
     const k = `${region ?? ''}\0${endpoint ?? ''}`;
@@ -62,32 +50,33 @@ export function provisionLocations(
 }
 
 /**
- * The provision stages as runs of this pipeline from this cache had them, from their run
- * records: what the file says, or `--set stages.host.with.provider=ec2` (or a sweep) said at
- * run time. So `pipe down FILE` finds the instance a run started though the file says local.
+ * The host-provisioning stages (of the types in `types`) as runs of this pipeline from this
+ * cache had them, from their run records: what the file says, or
+ * `--set stages.host.with.provider=ec2` (or a sweep) said at run time. So `pipe down FILE`
+ * finds the instance a run started though the file says local.
  */
-export async function recordedProvisionSpecs(pipelineName: string, cacheRoot: string): Promise<ProvisionSpec[]> {
+export async function recordedProvisionSpecs(pipelineName: string, cacheRoot: string, types: ReadonlySet<string>): Promise<ProvisionSpec[]> {
   const { readRecords } = await import('../history.js');
   const out: ProvisionSpec[] = [];
   for (const record of await readRecords(cacheRoot)) {
     const start = record.events.find((e) => e['type'] === 'run-start');
     if (!start || start['pipeline'] !== pipelineName || typeof start['stages'] !== 'object' || start['stages'] === null) continue;
     for (const [id, stage] of Object.entries(start['stages'] as Record<string, { uses?: unknown; with?: unknown }>)) {
-      if (stage?.uses === 'provision' && typeof stage.with === 'object' && stage.with !== null)
-        out.push({ id, uses: 'provision', with: stage.with as Record<string, unknown> });
+      if (typeof stage?.uses === 'string' && types.has(stage.uses) && typeof stage.with === 'object' && stage.with !== null)
+        out.push({ id, uses: stage.uses, with: stage.with as Record<string, unknown> });
     }
   }
   return out;
 }
 
-/** Where to look for a pipeline's instances: its provision stages now and as its runs had them. */
+/** Where to look for a pipeline's instances: its host-provisioning stages now and as its runs had them. */
 export async function pipelineLocations(
-  pipeline: Pick<Pipeline, 'name' | 'stages'>,
+  pipeline: Pick<Pipeline, 'name' | 'stages' | 'stageImpls'>,
   cacheRoot: string,
   override: { region?: string; endpoint?: string } = {},
 ): Promise<{ region?: string; endpoint?: string; stages: string[] }[]> {
-  const specs = [...pipeline.stages.values(), ...(await recordedProvisionSpecs(pipeline.name, cacheRoot))];
-  return provisionLocations({ stages: new Map(specs.map((s, i) => [String(i), s])) }, override);
+  const specs = [...provisioningSpecs(pipeline), ...(await recordedProvisionSpecs(pipeline.name, cacheRoot, provisionerTypes(pipeline)))];
+  return provisionLocations(specs, override);
 }
 
 /** Instances matching each query, with the errors mapped to one clear line (ExitError 1). */
@@ -190,7 +179,11 @@ export async function hostsCommand(file: string | undefined, flags: HostsFlags, 
     });
     const slurm = await import('../hosts/slurm/queue.js');
     const found = await slurm
-      .pipelineJobs(pipeline, cacheRoot(pipeline, flags.cacheDir), await recordedProvisionSpecs(pipeline.name, cacheRoot(pipeline, flags.cacheDir)))
+      .pipelineJobs(
+        pipeline,
+        cacheRoot(pipeline, flags.cacheDir),
+        await recordedProvisionSpecs(pipeline.name, cacheRoot(pipeline, flags.cacheDir), provisionerTypes(pipeline)),
+      )
       .catch((e: Error) => {
         throw new ExitError(EXIT.failed, `pipe: ${e.message}`);
       });

@@ -12,12 +12,12 @@ import { Output } from '../output.js';
 import { ExitError, EXIT } from '../errors.js';
 import { checkStageNames, neededStages } from './run.js';
 import type { KeyMaterial } from '../fingerprint.js';
-import { localState, resolveKey } from '../resolve.js';
-import { canonicalJson } from '../canonical.js';
+import { diffKeys, resolveStage } from '../resolve.js';
 import { useStatCache, saveStatCache } from '../hash-files.js';
 import type { Artifact, Stage } from '../types.js';
 import type { StoredMeta } from '../cache.js';
 import type { StageSpec } from '../pipeline.js';
+import { sweepTemp } from '../cache-gc.js';
 
 export interface PullFlags extends PipelineOptions {
   stage?: string[];
@@ -41,7 +41,7 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
   await initCache(cache, cacheOrigin(pipeline, flags.cacheDir));
-  await cache.sweepTemp();
+  await sweepTemp(cache);
   useStatCache(path.join(cache.root, 'stat-cache.json'));
   const resolver = new RemoteResolver(remote, cache, output, controller.signal);
   const results: { stage: string; status: Status; detail: string }[] = [];
@@ -101,26 +101,27 @@ export async function pullCommand(file: string, flags: PullFlags): Promise<numbe
         if (wanted.has(id)) report(id, 'blocked', `needs ${unavailable.join(', ')}, which is neither local nor on the remote`);
         continue;
       }
-      const { key, material } = await resolveKey(pipeline, id, (up) => artifacts.get(up));
-      const here = await localState(cache, key);
-      if (here.state === 'cached') {
-        const local = here.artifact;
-        artifacts.set(id, local);
+      // A stage that is not wanted only feeds its dependents' keys: a partial pull here (a
+      // sparse entry) or the remote's meta (a stub; with --latest, the last push's) will do.
+      const fallback = flags.latest ? index?.stages[id]?.key : undefined;
+      const r = await resolveStage(
+        pipeline,
+        cache,
+        id,
+        (up) => artifacts.get(up),
+        wanted.has(id) ? {} : { stubFrom: resolver, ...(fallback ? { stubFallback: [fallback] } : {}) },
+      );
+      const { key, material } = r;
+      if (r.state === 'cached') {
+        artifacts.set(id, r.artifact);
         if (wanted.has(id)) {
           await cache.setLatest(pipeline.name, id, key);
-          report(id, pulledNow.has(key) ? 'pulled' : 'local', describe(local));
+          report(id, pulledNow.has(key) ? 'pulled' : 'local', describe(r.artifact));
         }
         continue;
       }
       if (!wanted.has(id)) {
-        // A partial pull here (a sparse entry) gives the content hash as well as the remote's meta.
-        if (here.state === 'partial') {
-          artifacts.set(id, here.artifact);
-          continue;
-        }
-        const fallback = flags.latest ? index?.stages[id]?.key : undefined;
-        const stub = (await resolver.peek(key)) ?? (fallback ? await resolver.peek(fallback) : undefined);
-        if (stub) artifacts.set(id, stub);
+        if (r.state === 'partial' || r.state === 'stub') artifacts.set(id, r.artifact);
         continue;
       }
       const pulled = await pull(id, key);
@@ -187,9 +188,4 @@ export function explainMismatch(meta: StoredMeta & { extra?: string }, material:
   if (inputs.length > 0) return `input ${inputs.join(', ')} (upstream content differs)`;
   if ((meta.extra ?? undefined) !== (material.extra ?? undefined)) return 'dependency files differ';
   return 'unknown (different pipe version?)';
-}
-
-function diffKeys(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).sort();
 }

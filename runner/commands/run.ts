@@ -19,6 +19,7 @@ import { SWEEP_CHILD_ENV } from '../sweep.js';
 import { literalSecretWarnings, secretNames } from '../secrets.js';
 import { refuseUnsetSecrets, withSecretNotes } from '../secrets-plan.js';
 import { diagnosticLine } from '../diagnostics.js';
+import { sweepTemp } from '../cache-gc.js';
 
 export interface RunFlags extends PipelineOptions {
   only?: string[];
@@ -110,7 +111,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   if (!flags.pull) await refuseUnsetSecrets(pipeline, graph, cache, needed, new Set(flags.force ? selected : []));
 
   await initCache(cache, cacheOrigin(pipeline, flags.cacheDir));
-  await cache.sweepTemp();
+  await sweepTemp(cache);
   useStatCache(path.join(cache.root, 'stat-cache.json'));
   const runId = newRunId();
   const bus = new EventBus();

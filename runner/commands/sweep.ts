@@ -18,6 +18,7 @@ import { unknownParam } from '../overrides.js';
 import { combinationLabel, linkCombinations, restoreLatest, snapshotLatest } from '../sweep-links.js';
 import { runsTable } from './runs.js';
 import type { RunFlags } from './run.js';
+import { provisioningSpecs } from '../hosts/provisioners.js';
 
 export interface SweepFlags extends RunFlags {
   sweep?: string[];
@@ -77,7 +78,7 @@ export async function sweepCommand(file: string, flags: SweepFlags): Promise<num
   const { cache, pipeline } = opened!;
   // On a Slurm cluster the scheduler queues the jobs: all combinations are submitted at once
   // unless --sweep-parallel caps them (each waiting child run is a light local process).
-  const onSlurm = [...pipeline.stages.values()].some((s) => s.uses === 'provision' && s.with['provider'] === 'slurm');
+  const onSlurm = provisioningSpecs(pipeline).some((s) => s.with['provider'] === 'slurm');
   if (onSlurm && flags.sweepParallel === undefined) parallel = combos.length;
   const root = cache.root;
   const runsDir = cache.runsDir;

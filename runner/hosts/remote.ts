@@ -2,7 +2,7 @@
 // machine). The runner keeps owning the cache: it syncs the project and the input artifacts
 // (by content hash, so nothing is sent twice), runs `pipe exec` there, streams its log back,
 // and brings the output into a local temp dir that it commits like any artifact.
-import { mkdtemp, writeFile, rm, readFile } from 'node:fs/promises';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Artifact, Logger, Progress, StageResult } from '../types.js';
@@ -11,46 +11,14 @@ import { decodeLine, type Job } from './job.js';
 import { rsyncDown, rsyncUp, shq, sshRun, type SshTarget } from './ssh.js';
 import { hashOf } from '../canonical.js';
 import { sparseOf } from '../sparse.js';
-import { prepareHost, type GpuMode, type HostRuntime, type JobNodes } from './prepare.js';
+import { prepareHost, type HostRuntime, type JobNodes } from './prepare.js';
 import { asksGpu } from './slurm/gpu-probe.js';
 import { secretsLine } from '../secrets.js';
+import type { HostFile } from './host-file.js';
 import type { SlurmCluster } from './slurm/request.js';
 
-/** What the runner needs from a host artifact's host.json (written by `provision`). */
-export interface HostPlacement {
-  readonly provider: string;
-  readonly address: string;
-  readonly sshUser?: string;
-  readonly sshPort?: number;
-  readonly sshKey?: string;
-  readonly instanceId?: string;
-  /** Where pipe keeps its files on the host (relative to the remote home). */
-  readonly workspace?: string;
-  /** An existing pipe installation on the host; else pipe is synced and installed there once. */
-  readonly pipePath?: string;
-  /** The Node pipe installs on a host without one (version, and a mirror of nodejs.org/dist). */
-  readonly nodeVersion?: string;
-  readonly nodeDistUrl?: string;
-  /** 'required': a stage that would compute on the CPU of this host fails instead of warning. */
-  readonly gpu?: GpuMode;
-  /** `provider: slurm`: the cluster and what each job asks of it; the stage runs as a batch job. */
-  readonly slurm?: SlurmCluster;
-}
-
-export async function readPlacement(hostArtifactDir: string): Promise<HostPlacement | undefined> {
-  try {
-    return JSON.parse(await readFile(path.join(hostArtifactDir, 'host.json'), 'utf8')) as HostPlacement;
-  } catch {
-    return undefined;
-  }
-}
-
-export function isRemote(p: HostPlacement | undefined): p is HostPlacement {
-  return p !== undefined && p.provider !== 'local';
-}
-
 export interface RemoteRunOptions {
-  readonly placement: HostPlacement;
+  readonly placement: HostFile;
   readonly knownHosts: string;
   readonly pipelineName: string;
   readonly pipelineDir: string;

@@ -12,7 +12,6 @@ import { sparseOf } from '../sparse.js';
 import type { ManifestEntry, Progress } from '../types.js';
 import { MULTIPART_THRESHOLD, RemoteError, type ObjectStore } from './remote-error.js';
 import type { PulledMeta } from './stub.js';
-import type { RemoteCache } from './remote-cache.js';
 import { blobPath, both, checkKey, entryPath, forEachLimit, HEAD_LIMIT, PARALLEL, PARALLEL_LARGE, sha256 } from './util.js';
 
 export interface PushStats {
@@ -35,8 +34,15 @@ export interface PushOptions {
   readonly signal?: AbortSignal;
 }
 
+/** What a push needs of the remote cache (remote-cache.ts's RemoteCache is one): its store, and an entry's meta. */
+export interface PushTarget {
+  readonly store: ObjectStore;
+  ready(): Promise<void>;
+  meta(key: string, signal?: AbortSignal): Promise<StoredMeta | undefined>;
+}
+
 /** Upload the given committed artifacts, skipping entries and blobs the remote already has. */
-export async function pushEntries(remote: RemoteCache, cache: Cache, keys: readonly string[], options: PushOptions = {}): Promise<PushStats> {
+export async function pushEntries(remote: PushTarget, cache: Cache, keys: readonly string[], options: PushOptions = {}): Promise<PushStats> {
   const started = Date.now();
   const { signal } = options;
   await remote.ready();

@@ -2,10 +2,11 @@
 // stages submit to (as the file says and as its runs had them), and the jobs queued or running
 // there whose comment names this pipeline and cache (runner/hosts/slurm/request.ts).
 import path from 'node:path';
-import type { HostRow } from '../../commands/hosts.js';
+import type { HostRow } from '../host-row.js';
 import { shq, type SshTarget } from '../ssh.js';
 import { captureText } from './shell.js';
 import { parseComment } from './request.js';
+import { provisioningSpecs, type ProvisionSpec, type StagesOf } from '../provisioners.js';
 
 export interface ClusterTarget {
   readonly target: SshTarget;
@@ -14,18 +15,12 @@ export interface ClusterTarget {
   readonly stages: readonly string[];
 }
 
-interface ProvisionSpec {
-  readonly id: string;
-  readonly uses: string;
-  readonly with: Record<string, unknown>;
-}
-
-/** Distinct submit hosts of the `provider: slurm` provision stages. */
+/** Distinct submit hosts of the `provider: slurm` ones of these host-provisioning stages. */
 export async function slurmClusters(specs: readonly ProvisionSpec[], pipelineDir: string, cacheRoot: string): Promise<ClusterTarget[]> {
   const { sshKeyPath } = await import('../ssh-key.js');
   const out = new Map<string, { target: SshTarget; where: string; stages: string[] }>();
   for (const spec of specs) {
-    if (spec.uses !== 'provision' || spec.with['provider'] !== 'slurm') continue;
+    if (spec.with['provider'] !== 'slurm') continue;
     const w = spec.with;
     const address = typeof w['address'] === 'string' ? w['address'] : undefined;
     const user = typeof w['ssh_user'] === 'string' ? w['ssh_user'] : 'ubuntu';
@@ -103,13 +98,13 @@ export function elapsedMs(text: string): number | undefined {
 
 /** The clusters of a pipeline (its file and its recorded runs) and their jobs of this cache. */
 export async function pipelineJobs(
-  pipeline: { readonly name: string; readonly dir: string; readonly stages: ReadonlyMap<string, ProvisionSpec> },
+  pipeline: StagesOf & { readonly name: string; readonly dir: string },
   cacheRoot: string,
   /** The provision stages earlier runs recorded (a provider given with --set is not in the file). */
   recorded: readonly ProvisionSpec[],
 ): Promise<{ clusters: ClusterTarget[]; jobs: { cluster: ClusterTarget; jobs: QueuedJob[] }[] }> {
   const { cacheIdOf } = await import('../cache-id.js');
-  const clusters = await slurmClusters([...pipeline.stages.values(), ...recorded], pipeline.dir, cacheRoot);
+  const clusters = await slurmClusters([...provisioningSpecs(pipeline), ...recorded], pipeline.dir, cacheRoot);
   const cacheId = cacheIdOf(cacheRoot);
   const jobs = [];
   for (const c of clusters) jobs.push({ cluster: c, jobs: await queuedJobs(c, pipeline.name, cacheId) });
