@@ -6,7 +6,7 @@ import { copyFile, mkdir, open, readFile, rename, rm, stat, truncate, writeFile 
 import path from 'node:path';
 import { decodeImage, ImageDecodeError, loadBatches } from './images.js';
 import { RowCopier, type RowSource } from './feature-reuse.js';
-import type { FeatureRequest } from './features.js';
+import type { FeatureRequest } from './feature-types.js';
 
 /**
  * The frozen outputs of `files` (dataset-relative) into `target`, through the engine; resumable.

@@ -2,7 +2,7 @@
 // from disk per batch when large. finetune's epochs, evaluate and predict read rows through it.
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { FeatureIndex, FeatureSet } from './features.js';
+import type { FeatureIndex, FeatureSet } from './feature-types.js';
 
 /** Above this the rows are read from disk per batch instead of held in memory. */
 const IN_MEMORY_BYTES = 256 * 1024 * 1024;

@@ -9,13 +9,10 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
-import type { Progress } from '../../runner/types.js';
-import type { FrozenEngine } from './frozen.js';
-import type { Fit, PreprocessMode } from './images.js';
-import type { DerivedFn } from './tfjs-engine.js';
 import { readSplitFile, type DatasetSplit } from '../dataset-contract.js';
 import { featureFamily, imageHashes, knownRows } from './feature-reuse.js';
 import { assembleRows, computeRows } from './feature-compute.js';
+import type { FeatureIndex, FeatureRequest, FeatureSet } from './feature-types.js';
 
 /** Bump when the feature file layout or its computation changes. */
 const FEATURES_VERSION = 1;
@@ -37,13 +34,6 @@ export function labelOf(rel: string, classes: readonly string[]): number {
 
 export function splitFiles(split: SplitJson, name: string): readonly string[] {
   return (split.files as Readonly<Record<string, readonly string[] | undefined>>)[name] ?? [];
-}
-
-export interface PreprocessSpec {
-  readonly mode: PreprocessMode;
-  /** [height, width] */
-  readonly size: readonly [number, number];
-  readonly fit: Fit;
 }
 
 function numericsConfig(config: Record<string, unknown>): Record<string, unknown> {
@@ -84,69 +74,6 @@ export function frozenFingerprint(model: TF.LayersModel, cutLayer: string): stri
   return hash.digest('hex');
 }
 
-export interface FeatureIndex {
-  readonly version: number;
-  readonly count: number;
-  /** Per image, without the batch dimension. */
-  readonly shape: readonly number[];
-  readonly dtype: 'float32';
-  readonly files: readonly string[];
-  readonly engine: Readonly<Record<string, unknown>>;
-  readonly seconds: number;
-  /** What a row depends on besides the image (feature-reuse.ts), and each row's image sha256 (null: undecodable). */
-  readonly family?: string;
-  readonly sha256?: readonly (string | null)[];
-  /** With `skipUndecodable`: the files that did not decode (file -> reason); their rows are meaningless. */
-  readonly undecodable?: Readonly<Record<string, string>>;
-  /** How many rows the build computed (the others were copied from earlier sets). */
-  readonly computed?: number;
-  /** Augmented sets: rows per file; row `copy * files.length + i` is variant `copy` of file i. */
-  readonly copies?: number;
-}
-
-/** Augmented variants of every file instead of the files themselves (./augment.ts). */
-export interface VariantRequest {
-  /** What decides the variants' pixels: part of the cache key. */
-  readonly key: unknown;
-  readonly copies: number;
-  /** Variant `copy` of the image at absolute path `file` (`rel` in the dataset), HWC RGB uint8 at the input size. */
-  decode(file: string, rel: string, copy: number): Promise<Uint8Array>;
-}
-
-export interface FeatureRequest {
-  readonly derived: DerivedFn;
-  /** What the outputs depend on besides the images (see featureKey). */
-  readonly frozen: string;
-  readonly cut: string;
-  readonly architecture: string;
-  /** The dataset artifact's content hash. */
-  readonly datasetHash: string;
-  readonly datasetDir: string;
-  /** Name of the split in split.json ('train', 'valid', 'sample/train', 'test'...). */
-  readonly split: string;
-  /** Dataset-relative files, in row order. */
-  readonly files: readonly string[];
-  readonly preprocess: PreprocessSpec;
-  /** Opened only when the outputs must be computed; the caller disposes it. */
-  readonly engine: () => Promise<FrozenEngine>;
-  readonly batchSize: number;
-  readonly concurrency?: number;
-  readonly progress: (label: string, total?: number, resumed?: number) => Progress;
-  readonly log: (message: string) => void;
-  readonly signal: AbortSignal;
-  /** Keep partial outputs here (ctx.workDir) so an interrupted computation resumes. */
-  readonly resumeDir?: string;
-  /** Compute augmented variants of the files (copy-major rows) instead of the files. */
-  readonly variants?: VariantRequest;
-  /**
-   * A file that does not decode is listed in the index's `undecodable` (with the reason a lone
-   * decode check gives) and gets a meaningless row, instead of failing the pass: the frozen
-   * pass is the decode check, so each photo is decoded once (predict on an unchecked folder).
-   * Not with `variants`.
-   */
-  readonly skipUndecodable?: boolean;
-}
-
 export function featureKey(
   r: Pick<FeatureRequest, 'frozen' | 'cut' | 'architecture' | 'datasetHash' | 'split' | 'files' | 'preprocess' | 'variants'>,
 ): unknown {
@@ -162,15 +89,6 @@ export function featureKey(
     preprocess: { mode: r.preprocess.mode, size: [...r.preprocess.size], fit: r.preprocess.fit },
     ...(r.variants ? { variants: r.variants.key } : {}),
   };
-}
-
-export interface FeatureSet {
-  readonly dir: string;
-  readonly index: FeatureIndex;
-  /** Whether this call built the entry (false: reused). */
-  readonly built: boolean;
-  /** Images this call ran through the frozen part (0 when every row was cached or copied). */
-  readonly computed: number;
 }
 
 /**
@@ -266,3 +184,4 @@ export async function cachedFeatures(r: FeatureRequest): Promise<FeatureSet> {
 }
 
 export { FeatureReader } from './feature-reader.js';
+export type { FeatureIndex, FeatureRequest, FeatureSet, PreprocessSpec, VariantRequest } from './feature-types.js';

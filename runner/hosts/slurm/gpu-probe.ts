@@ -13,26 +13,14 @@ import { writeAtomic } from '../../fs-util.js';
 import { gpuProbeLines, parseProbe } from '../host-probe.js';
 import { shq, type SshTarget } from '../ssh.js';
 import { captureText } from './shell.js';
-import type { SlurmRequest } from './request.js';
+import type { ComputeGpu, SlurmRequest } from './request.js';
 
 /** How long the probe job may wait for a node before pipe gives up on it (srun --immediate). */
 export const PROBE_WAIT_S = 120;
 export const PROBE_JOB_NAME = 'pipe-gpu-probe';
 
 /** What a compute node of the partition offers a job that asks for a GPU. */
-export interface ComputeGpu {
-  /** GPU names from `nvidia-smi -L` on the node (as many as the job was given). */
-  readonly gpus: readonly string[];
-  /** Folders of libcudart.so.12 and libcudnn.so.9 there, when found. */
-  readonly cuda12?: string;
-  readonly cudnn?: string;
-  /** The node the probe ran on, and its job id. */
-  readonly node?: string;
-  readonly jobId?: string;
-  readonly probedAt: string;
-  /** The probe job could not run (what Slurm said): nothing is known of the nodes' GPUs. */
-  readonly failed?: string;
-}
+export type { ComputeGpu } from './request.js';
 
 /** sbatch_args that choose which nodes a job gets (the probe must land on the same kind). */
 const PLACEMENT_ARGS = /^(--constraint|-C|--gpus|--gpus-per-node|--gpus-per-task|-G|--gres|--reservation|--nodelist|-w|--exclude|-x|--clusters|-M)(=|$)/;

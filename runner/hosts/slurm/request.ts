@@ -3,7 +3,6 @@
 // A job carries pipe's key in its name and comment, so a later run (or `pipe hosts`/`pipe down`)
 // finds it in the queue without any local state.
 import { shq } from '../ssh.js';
-import type { ComputeGpu } from './gpu-probe.js';
 
 export interface SlurmRequest {
   readonly partition?: string;
@@ -70,4 +69,19 @@ export function sbatchCommand(r: SlurmRequest, o: { name: string; comment: strin
     ...(r.sbatchArgs ?? []),
   ];
   return ['sbatch', ...args, o.script].map(shq).join(' ');
+}
+
+/** What provision's probe job (gpu-probe.ts) learned of the GPU a compute node gives a job. */
+export interface ComputeGpu {
+  /** GPU names from `nvidia-smi -L` on the node (as many as the job was given). */
+  readonly gpus: readonly string[];
+  /** Folders of libcudart.so.12 and libcudnn.so.9 there, when found. */
+  readonly cuda12?: string;
+  readonly cudnn?: string;
+  /** The node the probe ran on, and its job id. */
+  readonly node?: string;
+  readonly jobId?: string;
+  readonly probedAt: string;
+  /** The probe job could not run (what Slurm said): nothing is known of the nodes' GPUs. */
+  readonly failed?: string;
 }
