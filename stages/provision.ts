@@ -5,19 +5,15 @@
 // host artifact is placement, not data: the runner leaves host inputs out of downstream keys.
 // The AWS SDK is imported only when provider is ec2, so the registry stays light.
 // Each provider lives in its own module (provision-local/-ssh/-ec2/-slurm.ts), loaded when used.
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stage } from '../runner/types.js';
-import { sshKeyPath } from '../runner/stage-api.js';
-import type { HostInfo, ProvisionParams } from './provision-types.js';
+import { HOST_FILE, sshKeyPath } from '../runner/stage-api.js';
+import type { ProvisionParams } from './provision-types.js';
 export type { HostInfo, ProvisionParams } from './provision-types.js';
 export { sshKeyPath };
-
-export const HOST_FILE = 'host.json';
-
-export async function readHostInfo(artifactDir: string): Promise<HostInfo> {
-  return JSON.parse(await readFile(path.join(artifactDir, HOST_FILE), 'utf8')) as HostInfo;
-}
+/** host.json's name and its reader are the runner's: one type for the writer and the readers. */
+export { HOST_FILE, readHostFile as readHostInfo } from '../runner/stage-api.js';
 
 const str = (description: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ type: 'string', minLength: 1, description, ...extra });
 
