@@ -214,7 +214,9 @@ export function buildProgram(): Command {
     .argument('<job>', 'job.json')
     .action(async (job: string) => {
       const { execCommand } = await import('./commands/exec.js');
-      process.exitCode = await execCommand(job);
+      // The CLI entry hands the built-in stages in, as it does to every pipeline it opens.
+      const { registry } = await import('../stages/registry.js');
+      process.exitCode = await execCommand(job, registry);
     });
 
   return program;

@@ -3,9 +3,8 @@
 // caching and commits; this side only fills the job's outDir, then marks it done.
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Progress, StageResult } from '../types.js';
+import type { Progress, Stage, StageResult } from '../types.js';
 import { StageError } from '../types.js';
-import { getStage } from '../../stages/registry.js';
 import { Cache } from '../cache.js';
 import { encodeLine, type Job, type JobLine } from '../hosts/job.js';
 import { describeError } from '../outcome.js';
@@ -19,9 +18,10 @@ const say = (line: JobLine): void => {
 
 export const DONE_FILE = 'done.json';
 
-export async function execCommand(jobFile: string): Promise<number> {
+/** `stages`: the stage types this pipe has (the CLI hands in the built-in ones). */
+export async function execCommand(jobFile: string, stages: ReadonlyMap<string, Stage<any>>): Promise<number> {
   const job = JSON.parse(await readFile(jobFile, 'utf8')) as Job;
-  const stage = getStage(job.uses);
+  const stage = stages.get(job.uses);
   if (!stage) {
     say({ t: 'error', message: `this host's pipe has no stage '${job.uses}' (update pipe on the host)`, expected: true });
     return EXIT.failed;
