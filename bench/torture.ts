@@ -241,29 +241,26 @@ async function fuzz(args: Args): Promise<{ ok: boolean; summary: string }> {
     .filter((l) => /^# fuzz/.test(l))
     .map((l) => l.slice(2));
   for (const c of counts) console.log(`  ${c}`);
-  if (r.code !== 0)
-    console.log(
-      r.out
-        .split('\n')
-        .filter((l) => /not ok|error/.test(l))
-        .slice(0, 20)
-        .join('\n'),
-    );
+  if (r.code !== 0) printFailures(r.out);
   return { ok: r.code === 0, summary: counts.join('; ') };
+}
+
+/** The first lines of a failed test run that say what failed. */
+function printFailures(out: string): void {
+  console.log(
+    out
+      .split('\n')
+      .filter((l) => /not ok|error/.test(l))
+      .slice(0, 20)
+      .join('\n'),
+  );
 }
 
 async function diskFull(): Promise<{ ok: boolean; summary: string }> {
   const r = await nodeTest('test/e2e/disk-full.test.js', {});
   const pass = /# pass (\d+)/.exec(r.out)?.[1] ?? '?';
   const skipped = /# skipped (\d+)/.exec(r.out)?.[1] ?? '?';
-  if (r.code !== 0)
-    console.log(
-      r.out
-        .split('\n')
-        .filter((l) => /not ok|error/.test(l))
-        .slice(0, 20)
-        .join('\n'),
-    );
+  if (r.code !== 0) printFailures(r.out);
   return { ok: r.code === 0, summary: `${pass} passed, ${skipped} skipped` };
 }
 
@@ -274,14 +271,7 @@ async function remoteDrops(rounds: number): Promise<{ ok: boolean; summary: stri
     const r = await nodeTest('test/e2e/remote-host.test.js', {});
     if (/# skipped [1-9]/.test(r.out)) return { ok: true, summary: 'skipped: no sshd here' };
     if (r.code === 0) passed++;
-    else
-      console.log(
-        r.out
-          .split('\n')
-          .filter((l) => /not ok|error/.test(l))
-          .slice(0, 20)
-          .join('\n'),
-      );
+    else printFailures(r.out);
   }
   return { ok: passed === rounds, summary: `${passed}/${rounds} rounds of remote runs with the host killed mid-stage` };
 }
