@@ -24,7 +24,8 @@ export interface FinetuneParams extends TrainParams {
 
 export const finetuneStage: Stage<FinetuneParams> = {
   name: 'finetune',
-  version: 1,
+  // 2: the new head starts at zero (its trained models differ from version 1's).
+  version: 2,
   description:
     'Fine-tunes any TensorFlow.js layers model: layers up to and including `cut` are frozen (their outputs computed once per image and cached), ' +
     'then a new head (global average pooling for a spatial output or flatten, dropout, a softmax over the classes) trains on them. Same outputs as `finetune-vgg16`.',
@@ -89,12 +90,17 @@ export const finetuneStage: Stage<FinetuneParams> = {
         x = tf.layers.flatten({ name: 'finetune_flatten' }).apply(x) as TF.SymbolicTensor;
       }
       if (p.dropout > 0) x = tf.layers.dropout({ rate: p.dropout, seed: p.seed, name: 'finetune_dropout' }).apply(x) as TF.SymbolicTensor;
+      // The new head starts at zero, as a logistic regression does. It is the only layer after
+      // the pooled features, so there is no symmetry to break, and a random (Glorot) start on a
+      // backbone's unnormalised features gives large random logits that the run then spends its
+      // epochs undoing: on pets the default seed ended at 0.85 validation accuracy and other
+      // seeds at 0.94-0.98, against 0.99-1.00 for every seed from zero.
       const y = tf.layers
         .dense({
           units: classes.length,
           activation: 'softmax',
           name: 'finetune_predictions',
-          kernelInitializer: tf.initializers.glorotUniform({ seed: p.seed }),
+          kernelInitializer: 'zeros',
         })
         .apply(x) as TF.SymbolicTensor;
       const model = tf.model({ inputs: backbone.inputs, outputs: y, name: `${backbone.name}_finetuned` });
