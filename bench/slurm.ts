@@ -1,7 +1,8 @@
 // Stages as Slurm jobs on the one-node test cluster (test/servers/slurm.ts) of this machine:
 // the overhead of a trivial stage (submit to result: the stage's own duration in the run record)
-// as a Slurm job, against the same stage over ssh (the loopback sshd, pipe already on the host)
-// and locally; then a sweep of 8 trivial combinations as jobs at --sweep-parallel 1, 2 and 4
+// as a Slurm job (submitted here, and through a login node over the loopback sshd), against the
+// same stage over ssh (pipe already on the host) and locally, with the ssh connections each run
+// opened (the sshd's `Accepted publickey` lines); then a sweep of 8 trivial combinations as jobs at --sweep-parallel 1, 2 and 4
 // (wall time of `pipe run --sweep`). The cluster's scheduler runs every second
 // (sched_interval=1) and pipe reads a job's state once a second: a floor of about 1-2 s per job
 // that a real cluster's queue wait adds to. Repeats: PIPE_BENCH_SLURM_REPEATS (3).
@@ -65,6 +66,7 @@ export async function benchSlurm(): Promise<unknown> {
       local: undefined,
       ssh: ['provider: ssh', `remote_dir: ${ws}/ssh`, ...ssh],
       slurm: ['provider: slurm', `remote_dir: ${ws}/slurm`, 'cpus: 1'],
+      slurm_via_login_node: ['provider: slurm', `remote_dir: ${ws}/slurm-login`, 'cpus: 1', ...ssh],
     };
     const trivial: Record<string, unknown> = {};
     for (const [name, host] of Object.entries(placements)) {
@@ -73,13 +75,16 @@ export async function benchSlurm(): Promise<unknown> {
       if (warm.code !== 0) throw new Error(`${name}: ${warm.stderr.slice(-500)}`);
       const stage: number[] = [];
       const wall: number[] = [];
+      const accepted = sshd.accepted();
       for (let i = 0; i < repeats; i++) {
         const r = await pipe(dir, ['run', 'p.yaml', '--only', 'train', '--force'], env);
         if (r.code !== 0) throw new Error(`${name}: ${r.stderr.slice(-500)}`);
         stage.push(await trainMs(dir));
         wall.push(r.ms);
       }
-      trivial[name] = { stage_s: round(median(stage) / 1000), run_wall_s: round(median(wall) / 1000), runs: repeats };
+      // ssh connections the loopback sshd accepted per forced run (0 where nothing goes over ssh).
+      const connections = round((sshd.accepted() - accepted) / repeats, 1);
+      trivial[name] = { stage_s: round(median(stage) / 1000), run_wall_s: round(median(wall) / 1000), ssh_connections_per_run: connections, runs: repeats };
     }
 
     const sweep: Record<string, unknown> = {};

@@ -10,6 +10,7 @@ import { StageError } from '../types.js';
 import { decodeLine, type Job } from './job.js';
 import { rsyncDown, rsyncUp, shq, sshRun, type SshTarget } from './ssh.js';
 import { hashOf } from '../canonical.js';
+import { cacheIdOf, originIdOf } from './cache-id.js';
 import { sparseOf } from '../sparse.js';
 import { prepareHost, type HostRuntime, type JobNodes } from './prepare.js';
 import { asksGpu } from './slurm/gpu-probe.js';
@@ -83,10 +84,14 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
     ...(p.slurm ? { jobNodes: jobNodesOf(p.slurm) } : {}),
   });
 
-  // The project (relative paths in params) and the inputs, each input once per content hash.
-  const projectDir = path.posix.join(root, 'projects', o.pipelineName);
-  // A Slurm sweep's runs sync the same project and inputs at once: one at a time per directory.
-  const lock = (dir: string): { lock?: string } => (p.slurm ? { lock: `/tmp/pipe-sync-${hashOf(dir).slice(0, 16)}.lock` } : {});
+  // The project (relative paths in params) and the inputs, each input once per content hash. The
+  // project's folder is this checkout's own (its path on this machine): another clone of the
+  // pipeline, same name but other files, syncs into its own folder, and a stage never reads them.
+  const projectDir = path.posix.join(root, 'projects', `${o.pipelineName}-${originIdOf(o.pipelineDir)}`);
+  // Runs at once (a sweep, two runs of one checkout) sync into the same folders: one rsync at a
+  // time per folder, or one's --delete removes the other's temp files. The runs of one checkout
+  // send the same files, so a sync under a running stage rewrites nothing it reads.
+  const lock = (dir: string): { lock: string } => ({ lock: `/tmp/pipe-sync-${hashOf(dir).slice(0, 16)}.lock` });
   await sync('syncing the project', () =>
     rsyncUp(target, o.pipelineDir, projectDir, { signal: o.signal, delete: true, exclude: ['.pipe', 'node_modules', '.git'], ...lock(projectDir) }),
   );
@@ -105,8 +110,15 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
     remoteInputs[port] = { ...a, dir };
   }
 
-  // The job; a job already done there (a re-run after a lost connection) is only fetched.
-  const jobDir = path.posix.join(root, 'jobs', o.key);
+  // The job, in a folder of this cache's own (key and cache origin): two runs of one key from two
+  // caches (two clones, two people on one account) never write one job.json or out/, nor remove
+  // the folder under the other. Runs of one cache never compute one key at once (the cache's key
+  // lock), and a re-run after a lost connection comes from the same cache: it finds the job done
+  // there (done.json) and only fetches it. (A lock on the host instead would hold the second run
+  // through the first's whole job, which on Slurm has no ssh session to hold it, and then leave it
+  // nothing to fetch once the first removed the folder.)
+  const cacheRoot = path.dirname(path.dirname(o.knownHosts)); // <cache root>/ssh/known_hosts
+  const jobDir = path.posix.join(root, 'jobs', `${o.key}-${originIdOf(cacheRoot)}`);
   const job: Job = {
     uses: o.uses,
     stageId: o.stageId,
@@ -184,8 +196,7 @@ export async function runOnHost(o: RemoteRunOptions): Promise<StageResult> {
         key: o.key,
         pipelineName: o.pipelineName,
         stageId: o.stageId,
-        // The cache root is two levels above its known_hosts file (<root>/ssh/known_hosts).
-        cacheId: (await import('./cache-id.js')).cacheIdOf(path.dirname(path.dirname(o.knownHosts))),
+        cacheId: cacheIdOf(cacheRoot),
         jobDir,
         projectDir,
         command: `${host.env}exec ${execute}`,

@@ -1,7 +1,9 @@
 // ssh and rsync to a stage's host, through execa. Host keys are pinned in a known_hosts file of
-// the cache (accept-new: a new instance's key is learned once, a changed one is refused).
+// the cache (accept-new: a new instance's key is learned once, a changed one is refused). The
+// calls to one host share one connection (ssh-share.ts).
 import { execa, type ResultPromise } from 'execa';
 import path from 'node:path';
+import { shareOptions } from './ssh-share.js';
 
 export interface SshTarget {
   readonly address: string;
@@ -17,6 +19,7 @@ export interface SshTarget {
 
 export function sshOptions(t: SshTarget): string[] {
   return [
+    ...shareOptions(t),
     '-p',
     String(t.port),
     ...(t.key ? ['-i', t.key, '-o', 'IdentitiesOnly=yes'] : []),
@@ -99,8 +102,9 @@ function rsyncShellCommand(t: SshTarget): string {
 
 /**
  * rsync a local directory's contents into a remote directory (created as needed). `lock`: a file
- * on the host that serializes syncs into the same directory (runs of a sweep at once: one
- * rsync --delete would remove the other's temp files).
+ * on the host that serializes syncs into the same directory (two runs at once: one rsync --delete
+ * would remove the other's temp files, or files it is about to read). A host without flock
+ * (util-linux; macOS has none) syncs unlocked, as before locks existed.
  */
 export async function rsyncUp(
   t: SshTarget,
@@ -108,20 +112,26 @@ export async function rsyncUp(
   remoteDir: string,
   opts: { signal?: AbortSignal; exclude?: string[]; delete?: boolean; lock?: string } = {},
 ): Promise<void> {
-  const locked = opts.lock ? ['flock', '-w', '600', opts.lock] : [];
-  const rsyncPath = locked.length && !t.local ? [`--rsync-path=${[...locked, 'rsync'].map(shq).join(' ')}`] : [];
   const args = [
     '-a',
     '--partial',
     '--mkpath',
-    ...rsyncPath,
+    ...(opts.lock && !t.local ? [`--rsync-path=${lockedRsync(opts.lock)}`] : []),
     ...(opts.delete ? ['--delete'] : []),
     ...(opts.exclude ?? []).flatMap((e) => ['--exclude', e]),
     ...rsyncShell(t),
     `${path.resolve(localDir)}/`,
     `${remotePath(t, remoteDir)}/`,
   ];
-  await runRsync(t.local && locked.length ? [...locked.slice(1), 'rsync', ...args] : args, opts.signal, t.local && locked.length ? 'flock' : 'rsync');
+  // Here (a local Slurm submit host): this machine's rsync under flock.
+  if (t.local && opts.lock) await runRsync(['-w', '600', opts.lock, 'rsync', ...args], opts.signal, 'flock');
+  else await runRsync(args, opts.signal);
+}
+
+/** The host's side of rsync under `flock` on `lock` when the host has flock, else plain rsync (shell text). */
+function lockedRsync(lock: string): string {
+  const script = `[ -x "$(command -v flock)" ] && exec flock -w 600 ${shq(lock)} "$@"; exec "$@"`;
+  return `sh -c ${shq(script)} pipe-sync rsync`;
 }
 
 export async function rsyncDown(t: SshTarget, remoteDir: string, localDir: string, opts: { signal?: AbortSignal } = {}): Promise<void> {

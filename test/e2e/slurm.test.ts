@@ -4,7 +4,7 @@
 // over the real loopback sshd.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, realpath, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -302,6 +302,45 @@ describe('Slurm', { concurrency: 4 }, () => {
         assert.equal(most, 2, `two jobs at once, never more: ${JSON.stringify(spans)}`);
       } finally {
         await rig.cleanup();
+      }
+    },
+  );
+
+  test(
+    'two clones of one pipeline run the same stage as Slurm jobs in one workspace at once: each has its own job, project files and output',
+    { skip },
+    async () => {
+      const a = await setup();
+      const b = await Rig.create();
+      try {
+        // Each job waits until both have started, then reads its clone's notes.txt and writes its
+        // output: one job folder or project folder for both would show in either.
+        const workspace = await workspaceOf(a);
+        const go = path.join(workspace, 'go');
+        const work = `echo started; while [ ! -f ${go} ]; do sleep 0.2; done; tr a-z A-Z < "$PIPE_IN_SRC/data.txt" > out.txt; cat "$PIPE_PIPELINE_DIR/notes.txt" >> out.txt`;
+        for (const [rig, notes] of [
+          [a, 'clone a'],
+          [b, 'clone b'],
+        ] as const) {
+          await rig.write('notes.txt', `${notes}\n`);
+          await rig.write('p.yaml', slurmPipeline(workspace, { work }));
+        }
+        const first = a.spawn(['run', 'p.yaml'], slurm.env());
+        const firstDone = collect(first);
+        await waitFor(first, /train \| started/);
+        const second = b.spawn(['run', 'p.yaml'], slurm.env());
+        const secondDone = collect(second);
+        await waitFor(second, /train \| started/);
+        await writeFile(go, '');
+        const [ra, rb] = await Promise.all([firstDone, secondDone]);
+        assert.equal(ra.code, 0, ra.stderr);
+        assert.equal(rb.code, 0, rb.stderr);
+        assert.equal(await a.read('.pipe/latest/cluster/after/copy.txt'), 'HELLO WORLD\nclone a\n');
+        assert.equal(await b.read('.pipe/latest/cluster/after/copy.txt'), 'HELLO WORLD\nclone b\n');
+        assert.deepEqual(await readdir(path.join(workspace, 'jobs')), []);
+      } finally {
+        await a.cleanup();
+        await b.cleanup();
       }
     },
   );

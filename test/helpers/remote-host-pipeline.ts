@@ -10,6 +10,8 @@ interface PipelineOptions {
   readonly pipePath?: string;
   /** More `provision` params (YAML lines, indented under `with:`). */
   readonly hostParams?: readonly string[];
+  /** The placed train stage's shell command, in place of the default one. */
+  readonly work?: string;
 }
 
 export function pipeline(sshd: Sshd, workspace: string, opts: PipelineOptions = {}): string {
@@ -21,9 +23,11 @@ export function pipeline(sshd: Sshd, workspace: string, opts: PipelineOptions = 
     sshKey: sshd.userKey,
     workspace,
   };
-  const work = opts.slow
-    ? 'echo started; sleep 20; echo never > out.txt'
-    : 'echo remote-log-line; tr a-z A-Z < "$PIPE_IN_SRC/data.txt" > out.txt; cat "$PIPE_PIPELINE_DIR/notes.txt" >> out.txt';
+  const work =
+    opts.work ??
+    (opts.slow
+      ? 'echo started; sleep 20; echo never > out.txt'
+      : 'echo remote-log-line; tr a-z A-Z < "$PIPE_IN_SRC/data.txt" > out.txt; cat "$PIPE_PIPELINE_DIR/notes.txt" >> out.txt');
   return `name: remote
 stages:
   gpu:

@@ -15,6 +15,8 @@ export interface Sshd {
   readonly userKey: string;
   readonly dir: string;
   readonly pid: number;
+  /** How many ssh connections the server has accepted so far (its log's `Accepted publickey` lines). */
+  accepted(): number;
   /** Kill the server and every session under it (a dropped connection). */
   killAll(): void;
   close(): Promise<void>;
@@ -72,6 +74,8 @@ export interface SshdOptions {
   readonly extraBin?: string;
   /** Environment of every session (sshd_config SetEnv). */
   readonly env?: Readonly<Record<string, string>>;
+  /** More sshd_config lines (`MaxSessions 1`). */
+  readonly config?: readonly string[];
 }
 
 export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
@@ -105,6 +109,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
               .join(' ')}`,
           ]
         : []),
+      ...(opts.config ?? []),
       '',
     ].join('\n'),
   );
@@ -136,6 +141,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     userKey,
     dir,
     pid,
+    accepted: () => stderr.match(/^Accepted publickey /gm)?.length ?? 0,
     killAll,
     async close() {
       killAll();

@@ -77,14 +77,16 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
 
 /**
  * A job of this key and cache still queued or running (a re-run after a lost connection), if
- * any. Another cache's job of the same key writes into its own workspace: never this run's.
+ * any. Another cache's job of the same key runs from its own job folder (remote.ts), whose
+ * script path (squeue's %o) is not this run's `script`: never waited for, even where the two
+ * caches have one path (and so one cache id) on two machines.
  */
-export async function findQueuedJob(t: SshTarget, key: string, cacheId: string, signal?: AbortSignal): Promise<string | undefined> {
-  const r = await captureText(t, `squeue --me -h --name=${shq(jobName(key))} -o '%i|%T|%k'`, signal);
+export async function findQueuedJob(t: SshTarget, key: string, cacheId: string, script: string, signal?: AbortSignal): Promise<string | undefined> {
+  const r = await captureText(t, `squeue --me -h --name=${shq(jobName(key))} -o '%i|%T|%k|%o'`, signal);
   for (const line of r.out.split('\n')) {
-    const [id, state, comment] = line.trim().split('|');
+    const [id, state, comment, ...command] = line.trim().split('|');
     const tag = parseComment(comment ?? '');
-    if (id && state && !isFinal(state) && tag?.key === key && tag.cache === cacheId) return id;
+    if (id && state && !isFinal(state) && tag?.key === key && tag.cache === cacheId && command.join('|') === script) return id;
   }
   return undefined;
 }
@@ -92,15 +94,17 @@ export async function findQueuedJob(t: SshTarget, key: string, cacheId: string, 
 /** Submit (or find) the stage's job and follow it to its end. Throws StageError unless it completed. */
 export async function runSlurmJob(o: SlurmJobOptions): Promise<SlurmJobFacts> {
   const logFile = path.posix.join(o.jobDir, 'job.log');
-  let id = await findQueuedJob(o.target, o.key, o.cacheId, o.signal);
+  let id = await findQueuedJob(o.target, o.key, o.cacheId, scriptOf(o.jobDir), o.signal);
   if (id) o.log.info(`Slurm job ${id} of an earlier run is still queued or running for this key: waiting for it`);
   else id = await submit(o, logFile);
   return follow(o, id, logFile);
 }
 
+const scriptOf = (jobDir: string): string => path.posix.join(jobDir, 'job.sh');
+
 async function submit(o: SlurmJobOptions, logFile: string): Promise<string> {
   await o.sendJob();
-  const script = path.posix.join(o.jobDir, 'job.sh');
+  const script = scriptOf(o.jobDir);
   const body = [
     '#!/bin/bash',
     `# pipe: ${o.pipelineName}/${o.stageId} (key ${o.key})`,
