@@ -6,8 +6,9 @@
 // it: no retraining). Everything runs through the real bin/pipe.js; the JSON goes to stdout.
 //
 //   node dist/bench/heldout.js [--draws 1,2,3] [--seeds 1,2,3] [--photos DIR] [--work DIR]
-//        [--cache-dir DIR] [--heldout 150] [--tta flip] [--set path=value ...]
-// --draws seeds the held-out breed draws (fixed in advance, all reported); --seeds the training.
+//        [--cache-dir DIR] [--heldout 150] [--tta flip] [--pipeline pets.yaml] [--set path=value ...]
+// --draws seeds the held-out breed draws (fixed in advance, all reported); --seeds the training;
+// --pipeline measures another file shaped as pets.yaml (stages photos, split, finetune).
 // --cache-dir keeps one cache for every draw and seed (and is left in place), so frozen outputs
 // and augmented variants are computed once per photo.
 import { execFile } from 'node:child_process';
@@ -26,6 +27,7 @@ import { round } from './bench-util.js';
 const run = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PIPE = path.join(ROOT, 'bin/pipe.js');
+/** The pipeline measured (`--pipeline`): its photos, split, finetune stage. */
 const PETS = path.join(ROOT, 'pipelines/pets.yaml');
 /** The breed in `Abyssinian_12.jpg`, as pets.yaml groups its split. */
 export const BREED = '^(.+)_\\d+\\.jpg$';
@@ -78,10 +80,11 @@ async function place(photos: readonly Photo[], from: string, to: string): Promis
 }
 
 /**
- * pets.yaml with its photos replaced by `inner`, the split's seed pinned, and the held-out
- * breeds evaluated as a second labelled folder (no retraining): `heldout` (and `heldout_tta`).
+ * pets.yaml (its text, and its folder `dir` for the backbone's relative path) with its photos
+ * replaced by `inner`, the split's seed pinned, and the held-out breeds evaluated as a second
+ * labelled folder (no retraining): `heldout` (and `heldout_tta`).
  */
-export function heldoutPipeline(pets: string, name: string, innerDir: string, heldoutDir: string, splitSeed: number, tta?: string): string {
+export function heldoutPipeline(pets: string, dir: string, name: string, innerDir: string, heldoutDir: string, splitSeed: number, tta?: string): string {
   const doc = parse(pets) as {
     name: string;
     params?: Record<string, unknown>;
@@ -91,7 +94,7 @@ export function heldoutPipeline(pets: string, name: string, innerDir: string, he
   s.photos!.with = { ...s.photos!.with, path: innerDir };
   s.split!.with = { ...s.split!.with, seed: splitSeed };
   const backbone = s.finetune!.with!.backbone as string;
-  s.finetune!.with = { ...s.finetune!.with, backbone: path.resolve(path.dirname(PETS), backbone) };
+  s.finetune!.with = { ...s.finetune!.with, backbone: path.resolve(dir, backbone) };
   const stages: typeof s = {
     photos: s.photos!,
     split: s.split!,
@@ -186,7 +189,8 @@ async function main(): Promise<void> {
   const cache = path.resolve(opt('cache-dir') ?? path.join(work, 'cache'));
   const tag = (opt('tag') ?? '').replace(/[^a-z0-9-]/gi, '');
   const photos = await listPhotos(photosDir);
-  const pets = await readFile(PETS, 'utf8');
+  const base = path.resolve(opt('pipeline') ?? PETS);
+  const pets = await readFile(base, 'utf8');
   const results = [];
   for (const drawSeed of draws) {
     const draw = drawHeldout(photos, drawSeed, target);
@@ -196,7 +200,7 @@ async function main(): Promise<void> {
     await place(draw.heldout, photosDir, path.join(dir, 'heldout', 'valid'));
     const name = `pets-heldout-${drawSeed}${tag ? `-${tag}` : ''}`;
     const file = path.join(dir, 'pipeline.yaml');
-    await writeFile(file, heldoutPipeline(pets, name, path.join(dir, 'inner'), path.join(dir, 'heldout'), splitSeed, tta));
+    await writeFile(file, heldoutPipeline(pets, path.dirname(base), name, path.join(dir, 'inner'), path.join(dir, 'heldout'), splitSeed, tta));
     const count = (l: readonly Photo[], c: string) => l.filter((p) => p.cls === c).length;
     const about = {
       draw: drawSeed,

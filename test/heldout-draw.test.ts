@@ -77,8 +77,9 @@ test('the held-out draw is seeded: the same seed the same breeds, other seeds ot
 });
 
 test('the written pipeline is pets.yaml on the inner photos, plus an evaluation of its model on the held-out folder', async () => {
-  const pets = await readFile(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../pipelines/pets.yaml'), 'utf8');
-  const doc = parse(heldoutPipeline(pets, 'pets-heldout-1', '/w/inner', '/w/heldout', 42, 'flip')) as {
+  const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../pipelines');
+  const pets = await readFile(path.join(dir, 'pets.yaml'), 'utf8');
+  const doc = parse(heldoutPipeline(pets, dir, 'pets-heldout-1', '/w/inner', '/w/heldout', 42, 'flip')) as {
     params: Record<string, unknown>;
     stages: Record<string, { uses: string; inputs?: Record<string, string>; with?: Record<string, unknown> }>;
   };
@@ -86,7 +87,7 @@ test('the written pipeline is pets.yaml on the inner photos, plus an evaluation 
   assert.deepEqual(doc.params, (parse(pets) as { params: unknown }).params);
   assert.equal(doc.stages.photos!.with!.path, '/w/inner');
   assert.deepEqual(doc.stages.split!.with, { ...shipped.split!.with, seed: 42 });
-  assert.ok(path.isAbsolute(doc.stages.finetune!.with!.backbone as string));
+  assert.equal(doc.stages.finetune!.with!.backbone, path.resolve(dir, shipped.finetune!.with!.backbone as string));
   assert.deepEqual({ ...doc.stages.finetune!.with, backbone: shipped.finetune!.with!.backbone }, shipped.finetune!.with);
   assert.equal(doc.stages.heldout_photos!.with!.path, '/w/heldout');
   assert.equal(doc.stages.heldout_split!.with!.layout, 'folders');
