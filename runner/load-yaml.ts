@@ -1,7 +1,7 @@
 // YAML text -> plain value + the source position of every node, by JSON path
 // ("stages.split.with.valid", lists as "needs[0]"). Syntax errors, duplicate keys, unresolved
 // aliases, alias bombs and numbers JSON cannot hold become located diagnostics, never throws.
-import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { Diagnostic, SourcePos } from './pipeline.js';
 import { show } from './diagnostics.js';
 
@@ -52,6 +52,29 @@ function firstLine(message: string): string {
   return message.split('\n')[0]!.replace(/\s+at line \d+, column \d+:?$/, '');
 }
 
+/**
+ * The alias nodes that have an anchor before them, found in one pass. `Alias.resolve` walks the
+ * document from its start for each alias it is asked about: a file of a few thousand aliases
+ * (or a few dozen beside deep nesting) took seconds. The pass is the same pre-order walk, so an
+ * alias counts as resolvable exactly where `resolve` would find its anchor.
+ */
+function resolvableAliases(doc: Document.Parsed): ReadonlySet<unknown> | null {
+  const anchors = new Set<string>();
+  const found = new Set<unknown>();
+  try {
+    visit(doc, {
+      Node: (_key, node) => {
+        if (isAlias(node)) {
+          if (anchors.has(node.source)) found.add(node);
+        } else if (node.anchor) anchors.add(node.anchor);
+      },
+    });
+  } catch {
+    return null; // too deep for the stack
+  }
+  return found;
+}
+
 export function parseYaml(source: string, file: string): ParsedYaml {
   const lines = new LineCounter();
   const at = (offset: number | undefined): SourcePos | undefined => {
@@ -84,6 +107,7 @@ export function parseYaml(source: string, file: string): ParsedYaml {
   if (errors.length > 0) return { value: undefined, positions, errors, fatal: true };
 
   let fatal = false;
+  let resolvable: ReadonlySet<unknown> | null | undefined;
   const set = (p: string, key: SourcePos | undefined, value: SourcePos | undefined): void => {
     if (positions.has(p)) return; // a duplicate key: keep the first
     positions.set(p, { ...(key ? { key } : {}), ...(value ? { value } : {}) });
@@ -101,7 +125,11 @@ export function parseYaml(source: string, file: string): ParsedYaml {
       return;
     }
     if (isAlias(node)) {
-      if (!node.resolve(doc)) {
+      if (resolvable === undefined) resolvable = resolvableAliases(doc);
+      if (resolvable === null) {
+        if (!fatal) errors.push({ file, path: '', message: 'nested too deeply to read', pos: { line: 1, col: 1 } });
+        fatal = true;
+      } else if (!resolvable.has(node)) {
         errors.push({
           file,
           path: p,
