@@ -4,29 +4,17 @@
 // outright or a host's limit on sessions per connection does not break.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Rig, REPO, collect } from './rig.js';
+import { Rig, REPO, runTwoClonesAtOnce } from './rig.js';
 import { pipeline } from '../helpers/remote-host-pipeline.js';
 import { startSshd, sshdUnavailable, type Sshd } from '../servers/sshd.js';
 import { destination, rsyncUp, sshOptions, sshRun, type SshTarget } from '../../runner/hosts/ssh.js';
 import { controlDir } from '../../runner/hosts/ssh-share.js';
 
 const skip = sshdUnavailable();
-
-/** Resolves with the first match of `re` in the child's stderr. */
-function waitFor(child: ChildProcess, re: RegExp): Promise<void> {
-  let seen = '';
-  return new Promise((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      seen += d.toString();
-      if (re.test(seen)) resolve();
-    });
-    child.on('close', () => reject(new Error(`exited before ${re}: ${seen}`)));
-  });
-}
 
 const keyOf = async (r: Rig, stage: string): Promise<string> => path.basename(path.dirname(await readlink(r.path(`.pipe/latest/remote/${stage}`))));
 
@@ -43,23 +31,7 @@ test(
       // reads its project's notes.txt (the other clone's sync of the same project name meanwhile
       // would show there) and writes its output (the other's job starting in the same folder
       // would have emptied it).
-      const go = path.join(workspace, 'go');
-      const work = `echo started; while [ ! -f ${go} ]; do sleep 0.2; done; tr a-z A-Z < "$PIPE_IN_SRC/data.txt" > out.txt; cat "$PIPE_PIPELINE_DIR/notes.txt" >> out.txt`;
-      for (const [rig, notes] of [
-        [a, 'clone a'],
-        [b, 'clone b'],
-      ] as const) {
-        await rig.write('notes.txt', `${notes}\n`);
-        await rig.write('p.yaml', pipeline(sshd, workspace, { pipePath: REPO, work }));
-      }
-      const first = a.spawn(['run', 'p.yaml']);
-      const firstDone = collect(first);
-      await waitFor(first, /train \| started/);
-      const second = b.spawn(['run', 'p.yaml']);
-      const secondDone = collect(second);
-      await waitFor(second, /train \| started/);
-      await writeFile(go, '');
-      const [ra, rb] = await Promise.all([firstDone, secondDone]);
+      const [ra, rb] = await runTwoClonesAtOnce([a, b], path.join(workspace, 'go'), (work) => pipeline(sshd, workspace, { pipePath: REPO, work }));
       assert.equal(ra.code, 0, ra.stderr);
       assert.equal(rb.code, 0, rb.stderr);
       assert.equal(await keyOf(a, 'train'), await keyOf(b, 'train'), 'one stage key: the same job for the host');

@@ -89,3 +89,45 @@ export function collect(child: ChildProcess): Promise<RunResult> {
 export function fakeStage(name: string, text: string, extra = ''): string {
   return `echo run >> "$COUNTERS/${name}"; ${extra} printf %s "${text}" > out.txt`;
 }
+
+/** Resolves with the first match of `re` in the child's stderr; rejects if it exits first. */
+export function waitForStderr(child: ChildProcess, re: RegExp): Promise<RegExpMatchArray> {
+  let seen = '';
+  return new Promise((resolve, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      seen += d.toString();
+      const m = re.exec(seen);
+      if (m) resolve(m);
+    });
+    child.on('close', () => reject(new Error(`exited before ${re}: ${seen}`)));
+  });
+}
+
+/**
+ * Two clones of one pipeline (notes.txt says `clone a` / `clone b`) running their stage `train`
+ * at once: its command prints `started`, waits until both have, then writes out.txt from its
+ * input and its clone's notes.txt. One job or project folder shared between the two would show
+ * in either output. `pipelineFor` writes the clone's p.yaml around that command.
+ */
+export async function runTwoClonesAtOnce(
+  clones: readonly [Rig, Rig],
+  go: string,
+  pipelineFor: (work: string) => string,
+  env: Record<string, string> = {},
+): Promise<[RunResult, RunResult]> {
+  const work = `echo started; while [ ! -f ${go} ]; do sleep 0.2; done; tr a-z A-Z < "$PIPE_IN_SRC/data.txt" > out.txt; cat "$PIPE_PIPELINE_DIR/notes.txt" >> out.txt`;
+  const runs: Promise<RunResult>[] = [];
+  for (const [rig, notes] of [
+    [clones[0], 'clone a'],
+    [clones[1], 'clone b'],
+  ] as const) {
+    await rig.write('notes.txt', `${notes}\n`);
+    await rig.write('p.yaml', pipelineFor(work));
+    const child = rig.spawn(['run', 'p.yaml'], env);
+    runs.push(collect(child));
+    await waitForStderr(child, /train \| started/);
+  }
+  await writeFile(go, '');
+  const [first, second] = await Promise.all(runs);
+  return [first!, second!];
+}

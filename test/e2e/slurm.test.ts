@@ -4,11 +4,10 @@
 // over the real loopback sshd.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, realpath, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import { Rig, REPO, collect } from './rig.js';
+import { Rig, REPO, collect, runTwoClonesAtOnce, waitForStderr as waitFor } from './rig.js';
 import { slurmPipeline, type SlurmPipelineOptions } from '../helpers/slurm-pipeline.js';
 import { startSlurm, slurmUnavailable, type Slurm } from '../servers/slurm.js';
 import { startSshd, sshdUnavailable } from '../servers/sshd.js';
@@ -44,19 +43,6 @@ async function workspaceOf(rig: Rig): Promise<string> {
 }
 
 const run = (rig: Rig, args: string[]) => rig.run(args, slurm.env());
-
-/** Resolves with the first match of `re` in the child's stderr. */
-function waitFor(child: ChildProcess, re: RegExp): Promise<RegExpMatchArray> {
-  let seen = '';
-  return new Promise((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      seen += d.toString();
-      const m = re.exec(seen);
-      if (m) resolve(m);
-    });
-    child.on('close', () => reject(new Error(`exited before ${re}: ${seen}`)));
-  });
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -316,23 +302,7 @@ describe('Slurm', { concurrency: 4 }, () => {
         // Each job waits until both have started, then reads its clone's notes.txt and writes its
         // output: one job folder or project folder for both would show in either.
         const workspace = await workspaceOf(a);
-        const go = path.join(workspace, 'go');
-        const work = `echo started; while [ ! -f ${go} ]; do sleep 0.2; done; tr a-z A-Z < "$PIPE_IN_SRC/data.txt" > out.txt; cat "$PIPE_PIPELINE_DIR/notes.txt" >> out.txt`;
-        for (const [rig, notes] of [
-          [a, 'clone a'],
-          [b, 'clone b'],
-        ] as const) {
-          await rig.write('notes.txt', `${notes}\n`);
-          await rig.write('p.yaml', slurmPipeline(workspace, { work }));
-        }
-        const first = a.spawn(['run', 'p.yaml'], slurm.env());
-        const firstDone = collect(first);
-        await waitFor(first, /train \| started/);
-        const second = b.spawn(['run', 'p.yaml'], slurm.env());
-        const secondDone = collect(second);
-        await waitFor(second, /train \| started/);
-        await writeFile(go, '');
-        const [ra, rb] = await Promise.all([firstDone, secondDone]);
+        const [ra, rb] = await runTwoClonesAtOnce([a, b], path.join(workspace, 'go'), (work) => slurmPipeline(workspace, { work }), slurm.env());
         assert.equal(ra.code, 0, ra.stderr);
         assert.equal(rb.code, 0, rb.stderr);
         assert.equal(await a.read('.pipe/latest/cluster/after/copy.txt'), 'HELLO WORLD\nclone a\n');
