@@ -59,10 +59,14 @@ export class Rig {
     return collect(this.spawn(args, env));
   }
 
+  /**
+   * The run records, oldest first by their run-start time: run ids name the second only, so two
+   * runs in one second would sort by their random suffix.
+   */
   async runRecords(): Promise<Record<string, unknown>[][]> {
     const dir = this.path('.pipe/runs');
     const files = (await readdir(dir)).filter((f) => f.endsWith('.jsonl')).sort(); // runs/<id>/: a run's report views
-    return Promise.all(
+    const records = await Promise.all(
       files.map(async (f) =>
         (await readFile(path.join(dir, f), 'utf8'))
           .trim()
@@ -70,6 +74,8 @@ export class Rig {
           .map((l) => JSON.parse(l) as Record<string, unknown>),
       ),
     );
+    const started = (r: Record<string, unknown>[]): string => String(r.find((e) => e['type'] === 'run-start')?.['time'] ?? '');
+    return records.sort((a, b) => (started(a) < started(b) ? -1 : started(a) > started(b) ? 1 : 0));
   }
 
   async cleanup(): Promise<void> {
